@@ -1,0 +1,51 @@
+# shelfsense — the two commands: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+export ORT_DISABLE_TELEMETRY := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: demo test lint typecheck unit bench venv system-deps clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip wheel setuptools
+
+# torch first, from the pinned CPU build, then everything else constrained to it.
+$(STAMP): $(PY) pyproject.toml constraints.txt
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -c constraints.txt -e '.[edge,cloud,dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Mosquitto is a real part of the tests; install it with apt when missing.
+system-deps:
+	@command -v mosquitto >/dev/null 2>&1 || ls /usr/sbin/mosquitto >/dev/null 2>&1 || \
+	  { echo "installing mosquitto with apt"; \
+	    (apt-get update -qq && apt-get install -y -qq mosquitto) >/dev/null || \
+	    (sudo apt-get update -qq && sudo apt-get install -y -qq mosquitto) >/dev/null; }
+
+demo: $(STAMP)
+	$(VENV)/bin/shelfsense demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy shelfsense models firmware_bridge edge cloud provisioning
+
+unit: $(STAMP) system-deps
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+test: lint typecheck unit
+
+# Heavy benchmarks: their own command, never part of `make test`.
+bench: $(STAMP)
+	$(PY) -m tests.bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

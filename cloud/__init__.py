@@ -1,0 +1,1 @@
+"""The cloud service: ingest from units, the store, the backend API, labels, training, fleet."""

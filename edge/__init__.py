@@ -1,0 +1,1 @@
+"""The agent on the Pi: sensing, signals, windows, local decisions, buffer, sync, OTA."""

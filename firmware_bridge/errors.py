@@ -1,0 +1,5 @@
+"""Errors of the weight hardware boundary."""
+
+
+class BridgeError(Exception):
+    """Base of every error raised by firmware_bridge."""

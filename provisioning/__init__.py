@@ -1,0 +1,1 @@
+"""Getting a unit into service: enrollment, identity, calibration wizard, systemd install."""

@@ -1,0 +1,3 @@
+from shelfsense.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,53 @@
+"""``shelfsense``: the command line of every part.
+
+Each part owns its subcommands in a ``cli`` module with a
+``register(subparsers)`` function. Those modules import only the standard library
+at top level, so ``shelfsense edge …`` on a Pi never imports the cloud's training
+stack; heavy imports happen inside the handler that needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from shelfsense import __version__
+
+# Explicit registry: a part whose cli module fails to import is an error, not a skip.
+PARTS: tuple[str, ...] = (
+    "shelfsense.demo",
+    "firmware_bridge.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, one subparser tree per part."""
+    parser = argparse.ArgumentParser(
+        prog="shelfsense", description="Shelf sensing at the edge: units, cloud and fleet."
+    )
+    parser.add_argument("--version", action="version", version=f"shelfsense {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in PARTS:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:  # the CLI reports every failure as one line
+        if args.verbose:
+            raise
+        print(f"shelfsense: error: {err}", file=sys.stderr)
+        return 2
