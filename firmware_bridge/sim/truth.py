@@ -37,3 +37,21 @@ class TruthChange:
     units: int
     kind: str
     shopper: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Episode:
+    """One visit of one person to the bay, with everything they did there.
+
+    ``actor`` is ``shopper`` or ``staff``; ``intent`` is the shelf-interest label of a
+    shopper's episode (``pass_by``, ``glance``, ``browse``, ``touch``, ``take``) or
+    ``restock`` for staff. ``slot`` is the slot they attended to, if any.
+    """
+
+    person: int
+    actor: str
+    t_enter: float
+    t_leave: float
+    intent: str
+    slot: int | None
+    changes: tuple[TruthChange, ...] = ()
