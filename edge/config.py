@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge.errors import ConfigError
+from edge.signals.config import SignalsConfig
 
 ENV_PREFIX = "SHELFSENSE__"
 
@@ -96,6 +97,7 @@ class Config(Section):
     unit: UnitConfig = Field(default_factory=UnitConfig)  # type: ignore[arg-type]
     slots: list[SlotConfig] = Field(default_factory=list, description="Product slots on the bay.")
     loadcells: LoadCellConfig = Field(default_factory=LoadCellConfig)  # type: ignore[arg-type]
+    signals: SignalsConfig = Field(default_factory=SignalsConfig)
 
     @model_validator(mode="after")
     def _unique_slots(self) -> Config:

@@ -28,6 +28,9 @@ class TruthChange:
     ``grams`` and ``units`` are signed (negative: left the shelf); ``kind`` is the
     stock label (``removal``, ``return``, ``misplaced``, ``restock``, ``sensor_fault``).
     ``t_start``/``t_end`` bound the handling; the weight is steady after ``t_end``.
+    ``units`` counts units of ``sku`` (the SKU that moved: for ``misplaced`` it is not
+    the slot's own SKU). A unit lifted and put back within one handling is no change;
+    a unit carried away and brought back later is a ``removal`` then a ``return``.
     """
 
     slot: int
@@ -37,6 +40,7 @@ class TruthChange:
     units: int
     kind: str
     shopper: int | None = None
+    sku: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,3 +59,39 @@ class Episode:
     intent: str
     slot: int | None
     changes: tuple[TruthChange, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Handling:
+    """A hand on one slot: the weight is unsettled from ``t_start`` to ``t_end``.
+
+    ``steps`` are the load changes inside the handling as ``(t, grams)`` pairs
+    (a lift is negative, a placement positive); they sum to the net change, which is
+    zero for a unit lifted and put straight back. ``press_grams`` is how hard the
+    hand leans on the shelf meanwhile. Loads are net of the tray, in grams.
+    """
+
+    slot: int
+    person: int
+    t_start: float
+    t_end: float
+    grams_before: float
+    steps: tuple[tuple[float, float], ...]
+    press_grams: float
+
+    @property
+    def grams_after(self) -> float:
+        """Load on the slot once the hand has left."""
+        return self.grams_before + sum(g for _, g in self.steps)
+
+
+@dataclass(frozen=True, slots=True)
+class SensorFault:
+    """A fault of one channel: ``stuck`` value, ``offset_jump`` (at ``t_start``) or ``disconnect``."""
+
+    channel: int
+    slot: int
+    kind: str
+    t_start: float
+    t_end: float
+    grams: float = 0.0

@@ -54,10 +54,7 @@ def test_the_blocker_blocks_torch() -> None:
 def test_every_edge_side_module_imports_without_torch() -> None:
     mods = edge_side_modules()
     assert "edge.config" in mods and "models.types" in mods
-    code = "import importlib\nfor m in %r:\n    importlib.import_module(m)\nprint('ok', len(%r))" % (
-        mods,
-        mods,
-    )
+    code = f"import importlib\nfor m in {mods!r}:\n    importlib.import_module(m)\nprint('ok')"
     res = run_blocked(code)
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("ok")

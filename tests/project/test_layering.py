@@ -35,7 +35,9 @@ def imported_modules(path: Path) -> set[str]:
 
 def source_files(package: str) -> list[Path]:
     return sorted(
-        p for p in (ROOT / package).rglob("*.py") if "firmware" not in p.relative_to(ROOT).parts[1:2]
+        p
+        for p in (ROOT / package).rglob("*.py")
+        if "firmware" not in p.relative_to(ROOT).parts[1:2]
     )
 
 
