@@ -44,8 +44,9 @@ unit: $(STAMP) system-deps
 test: lint typecheck unit
 
 # Heavy benchmarks: their own command, never part of `make test`.
-bench: $(STAMP)
-	$(PY) -m tests.bench
+# `make bench BENCH="weight decode"` runs some; `make bench QUICK=1` runs small sizes.
+bench: $(STAMP) system-deps
+	$(PY) -m tests.bench $(if $(QUICK),--quick) $(BENCH)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
