@@ -20,6 +20,7 @@ from shelfsense import __version__
 PARTS: tuple[str, ...] = (
     "shelfsense.demo",
     "firmware_bridge.cli",
+    "cloud.cli",
 )
 
 

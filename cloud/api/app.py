@@ -1,0 +1,91 @@
+"""Build the FastAPI app: :func:`create_app` from settings, :func:`app_from_env` for uvicorn workers.
+
+The app opens (and migrates) its store when built, keeps its collaborators in
+``app.state.services`` and closes the store on shutdown. With ``mqtt=True`` and
+a broker in the settings it also runs one MQTT ingest worker for its lifetime.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from cloud.api import errors
+from cloud.api.routes import devices, events, health, ingest, interest, keys, labels, stock, stores
+from cloud.api.services import Services
+from cloud.settings import CloudSettings, build_settings
+from cloud.store import Store, open_store
+
+CONFIG_ENV = "SHELFSENSE_CLOUD_CONFIG"
+
+DESCRIPTION = """\
+The shelfsense cloud: units post their events here; the e-commerce backend reads
+stock, interest and the event feed; operators run the fleet.
+
+Every call but `/v1/health` needs an API key (`Authorization: Bearer ssk_…` or
+`X-API-Key`). Errors are JSON `{code, message, field}` with a stable `code`.
+"""
+
+
+def create_app(
+    settings: CloudSettings, *, store: Store | None = None, mqtt: bool = False
+) -> FastAPI:
+    """The app for ``settings`` (its store opened and migrated unless one is given)."""
+    opened = store or open_store(settings.database_url, pool_size=settings.db_pool_size)
+    services = Services.build(settings, opened)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        worker = None
+        if mqtt and settings.mqtt_host:
+            from cloud.mqtt_ingest import IngestWorker
+
+            worker = IngestWorker.from_settings(settings, opened)
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+            if store is None:
+                opened.dispose()
+
+    app = FastAPI(
+        title="shelfsense cloud",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+    )
+    app.state.services = services
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        return ingest.add_wire_schemas(default_openapi())
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    errors.install(app)
+    for router in (
+        health.router,
+        ingest.router,
+        stock.router,
+        interest.router,
+        events.router,
+        labels.sales_router,
+        labels.corrections_router,
+        labels.export_router,
+        stores.router,
+        devices.router,
+        keys.router,
+    ):
+        app.include_router(router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The app from the environment (``SHELFSENSE_CLOUD_*``, file in ``SHELFSENSE_CLOUD_CONFIG``)."""
+    return create_app(build_settings(os.environ.get(CONFIG_ENV) or None))

@@ -1,0 +1,73 @@
+"""Dependencies of the routes, as ``Annotated`` aliases: services, a read connection, the caller's key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Connection
+
+from cloud.api.services import Services
+from cloud.errors import AuthenticationError, ForbiddenError, RateLimitedError
+from cloud.keys import ApiKey, Role
+
+bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer ssk_…`")
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-Key: ssk_…`")
+
+
+def get_services(request: Request) -> Services:
+    """The app's services."""
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_conn(services: ServicesDep) -> Iterator[Connection]:
+    """A read connection for one request (writes open their own transaction)."""
+    with services.store.engine.connect() as conn:
+        yield conn
+
+
+ConnDep = Annotated[Connection, Depends(get_conn)]
+
+
+def current_key(
+    services: ServicesDep,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+    header_key: Annotated[str | None, Security(api_key_header)],
+) -> ApiKey:
+    """The caller's live key, charged one request of its rate limit (401 / 429)."""
+    token = creds.credentials if creds is not None else header_key
+    if not token:
+        raise AuthenticationError(
+            "send an API key: Authorization: Bearer <key> or X-API-Key", code="missing_key"
+        )
+    key = services.keys.lookup(services.store, token)
+    wait = services.buckets.take(key.key_id)
+    if wait > 0:
+        raise RateLimitedError(f"rate limit of key {key.key_id} reached", retry_after=wait)
+    return key
+
+
+def require(*roles: Role) -> Callable[[ApiKey], ApiKey]:
+    """A dependency that lets only keys of ``roles`` through (403 otherwise)."""
+    allowed = ", ".join(r.value for r in roles)
+
+    def check(key: Annotated[ApiKey, Depends(current_key)]) -> ApiKey:
+        if key.role not in roles:
+            raise ForbiddenError(
+                f"a {key.role.value} key cannot do this; needs {allowed}", code="role_forbidden"
+            )
+        return key
+
+    return check
+
+
+UnitKey = Annotated[ApiKey, Depends(require(Role.UNIT))]
+UnitOrOperatorKey = Annotated[ApiKey, Depends(require(Role.UNIT, Role.OPERATOR))]
+ReaderKey = Annotated[ApiKey, Depends(require(Role.BACKEND, Role.OPERATOR))]
+OperatorKey = Annotated[ApiKey, Depends(require(Role.OPERATOR))]

@@ -1,0 +1,80 @@
+"""ETag / If-None-Match for read routes: a poll that finds nothing new costs a 304 and no body.
+
+:func:`etag_response` tags a computed answer by its content. :class:`VersionedCache`
+goes further for answers derived from a table with a change counter (stock):
+the ETag is the counter plus the query, so a poll is answered (304, or the
+cached body) without reading the table at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from fastapi import Request, Response
+from pydantic import BaseModel
+
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified since the ETag in If-None-Match"}
+}
+
+
+def etag_response(request: Request, model: BaseModel) -> Response:
+    """``model`` as JSON with a strong ETag, or 304 when the caller already has it."""
+    body = model.model_dump_json().encode()
+    tag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+    headers = {"ETag": tag, "Cache-Control": "no-cache"}
+    inm = request.headers.get("if-none-match")
+    if inm is not None:
+        offered = {t.strip().removeprefix("W/") for t in inm.split(",")}
+        if tag in offered or "*" in offered:
+            return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
+
+
+def _matches(request: Request, tag: str) -> bool:
+    inm = request.headers.get("if-none-match")
+    if inm is None:
+        return False
+    offered = {t.strip().removeprefix("W/") for t in inm.split(",")}
+    return tag in offered or "*" in offered
+
+
+class VersionedCache:
+    """Answers keyed by query, valid while a change counter stays where it was."""
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self.max_entries = max_entries
+        self._entries: dict[Hashable, tuple[int, bytes]] = {}
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def respond(
+        self,
+        request: Request,
+        version: int,
+        key: Hashable,
+        compute: Callable[[], BaseModel],
+    ) -> Response:
+        """304, the cached body, or ``compute()`` serialised and cached, with a version ETag."""
+        digest = hashlib.blake2b(repr(key).encode(), digest_size=8).hexdigest()
+        tag = f'"v{version}-{digest}"'
+        headers = {"ETag": tag, "Cache-Control": "no-cache"}
+        if _matches(request, tag):
+            return Response(status_code=304, headers=headers)
+        with self._lock:
+            hit = self._entries.get(key)
+        if hit is not None and hit[0] == version:
+            self.hits += 1
+            body = hit[1]
+        else:
+            self.misses += 1
+            body = compute().model_dump_json().encode()
+            with self._lock:
+                if len(self._entries) >= self.max_entries:
+                    self._entries.clear()
+                self._entries[key] = (version, body)
+        return Response(body, media_type="application/json", headers=headers)

@@ -1,0 +1,73 @@
+"""``/v1/devices``: units, their ingest progress and their desired state."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from cloud import fleet
+from cloud.api.deps import ConnDep, OperatorKey, ServicesDep, UnitOrOperatorKey
+from cloud.api.errors import AUTH_ERRORS, responses
+from cloud.errors import ForbiddenError
+from cloud.keys import Role
+from cloud.schemas import (
+    ID_PATTERN,
+    DesiredState,
+    DesiredStatePublic,
+    DeviceCreate,
+    DevicePublic,
+    DevicesPublic,
+)
+from models.wire import DEVICE_ID_PATTERN
+
+router = APIRouter(
+    prefix="/v1/devices", tags=["devices"], responses={**AUTH_ERRORS, **responses(404, 409)}
+)
+
+DeviceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
+
+
+@router.post("", response_model=DevicePublic, status_code=201)
+def create_device(body: DeviceCreate, _key: OperatorKey, services: ServicesDep) -> DevicePublic:
+    """Register a unit on a registered bay."""
+    with services.store.writer.begin() as conn:
+        return fleet.add_device(conn, body)
+
+
+@router.get("", response_model=DevicesPublic)
+def read_devices(
+    _key: OperatorKey,
+    conn: ConnDep,
+    store: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+) -> DevicesPublic:
+    """Every unit with its highest contiguous stored seq and when it was last heard."""
+    data = fleet.list_devices(conn, store)
+    return DevicesPublic(data=data, count=len(data))
+
+
+@router.get("/{device_id}", response_model=DevicePublic)
+def read_device(device_id: DeviceId, _key: OperatorKey, conn: ConnDep) -> DevicePublic:
+    """One unit."""
+    return fleet.get_device(conn, device_id)
+
+
+@router.get("/{device_id}/desired", response_model=DesiredStatePublic)
+def read_desired(device_id: DeviceId, key: UnitOrOperatorKey, conn: ConnDep) -> DesiredStatePublic:
+    """What the unit should run. A unit key reads only its own."""
+    if key.role is Role.UNIT and key.device_id != device_id:
+        raise ForbiddenError(
+            f"this key belongs to device {key.device_id!r}",
+            field="device_id",
+            code="device_mismatch",
+        )
+    return fleet.get_desired(conn, device_id)
+
+
+@router.put("/{device_id}/desired", response_model=DesiredStatePublic)
+def write_desired(
+    device_id: DeviceId, body: DesiredState, _key: OperatorKey, services: ServicesDep
+) -> DesiredStatePublic:
+    """Set what the unit should run (model version, config overrides)."""
+    with services.store.writer.begin() as conn:
+        return fleet.set_desired(conn, device_id, body)

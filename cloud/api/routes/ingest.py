@@ -1,0 +1,176 @@
+"""``POST /v1/ingest/events``: a unit's batch, gzip allowed, bounded, stored whole or not at all.
+
+The body is read under ``max_body_bytes`` and, with ``Content-Encoding: gzip``,
+decoded under ``max_decoded_bytes`` (413 past either), then parsed straight from
+bytes as :class:`models.wire.EventBatch` (the schema is added to the OpenAPI
+components by :func:`add_wire_schemas`). The answer lists what is now durably
+stored.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from pydantic import ValidationError
+
+from cloud.api.deps import ServicesDep, UnitKey
+from cloud.api.errors import responses
+from cloud.checks import check_batch
+from cloud.errors import BadRequestError, PayloadTooLargeError, UnsupportedEncodingError
+from cloud.ingest import store_events
+from models.wire import BatchAck, EventBatch
+
+EXAMPLE_BATCH = {
+    "device_id": "unit-0007",
+    "events": [
+        {
+            "device_id": "unit-0007",
+            "seq": 1042,
+            "wall_time": "2026-11-22T14:03:11.250000Z",
+            "mono_time": 86412.5,
+            "store": "store-12",
+            "bay": "bay-3",
+            "slot": 2,
+            "sku": "SKU-000123",
+            "kind": "stock",
+            "label": "removal",
+            "confidence": 0.94,
+            "units": -1,
+            "grams": -409.2,
+            "stock_units": 11,
+            "decided_by": "model",
+            "model_version": 7,
+        }
+    ],
+}
+
+
+def gunzip_bounded(data: bytes, limit: int) -> bytes:
+    """Decode gzip ``data``; :class:`PayloadTooLargeError` past ``limit`` bytes decoded."""
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = d.decompress(data, limit + 1)
+    except zlib.error as err:
+        raise BadRequestError(f"the body is not valid gzip: {err}", code="malformed_gzip") from err
+    if len(out) > limit or d.unconsumed_tail:
+        raise PayloadTooLargeError(f"the decoded body is larger than {limit} bytes")
+    if not d.eof:
+        raise BadRequestError("the gzip body is truncated", code="malformed_gzip")
+    return out
+
+
+class _BoundedRequest(Request):
+    """A request whose body is read under the size bounds and gzip-decoded."""
+
+    @property
+    def raw_body(self) -> bytes:
+        """The decoded body (read by :class:`BoundedBodyRoute` before the handler runs)."""
+        body: bytes = self._body
+        return body
+
+    async def body(self) -> bytes:
+        if not hasattr(self, "_body"):
+            settings = self.app.state.services.settings
+            limit = settings.max_body_bytes
+            declared = self.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                raise PayloadTooLargeError(f"the body is larger than {limit} bytes")
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in self.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLargeError(f"the body is larger than {limit} bytes")
+                chunks.append(chunk)
+            raw = b"".join(chunks)
+            encoding = self.headers.get("content-encoding", "identity").strip().lower()
+            if encoding == "gzip":
+                raw = gunzip_bounded(raw, settings.max_decoded_bytes)
+            elif encoding not in ("", "identity"):
+                raise UnsupportedEncodingError(
+                    f"Content-Encoding {encoding!r} is not supported; use gzip or none"
+                )
+            self._body = raw
+        return self._body
+
+
+class BoundedBodyRoute(APIRoute):
+    """A route whose body is size-bounded and may be gzip-encoded."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        original = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            bounded = _BoundedRequest(request.scope, request.receive)
+            await bounded.body()  # size and encoding errors reach the error handlers as they are
+            return await original(bounded)
+
+        return handler
+
+
+def parsed_batch(request: Request) -> EventBatch:
+    """The body as an :class:`EventBatch`, parsed straight from JSON bytes (one pass, in Rust).
+
+    Errors come out as FastAPI's own validation errors, so they are reported
+    like those of any other route.
+    """
+    raw = request.raw_body if isinstance(request, _BoundedRequest) else b""
+    try:
+        return EventBatch.model_validate_json(raw)
+    except ValidationError as err:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in err.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
+
+
+BatchDep = Annotated[EventBatch, Depends(parsed_batch)]
+BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {"$ref": "#/components/schemas/EventBatch"},
+            "examples": {"one removal": {"value": EXAMPLE_BATCH}},
+        }
+    },
+}
+router = APIRouter(prefix="/v1/ingest", tags=["ingest"], route_class=BoundedBodyRoute)
+
+
+@router.post(
+    "/events",
+    response_model=BatchAck,
+    responses=responses(400, 401, 403, 413, 415, 422, 429, 503),
+    openapi_extra={"requestBody": BODY},
+)
+def post_events(key: UnitKey, batch: BatchDep, services: ServicesDep) -> BatchAck:
+    """Store a batch of the calling unit's events, oldest first; every seq is stored once.
+
+    Send it as JSON, gzip-encoded (``Content-Encoding: gzip``) or not. The
+    whole batch is refused (nothing stored) if one event is out of the time
+    bounds or from another device. ``stored`` + ``duplicates`` are durably
+    stored now; a unit may drop exactly those from its outbox.
+    """
+    now = datetime.now(UTC)
+    check_batch(batch, now=now, bounds=services.bounds, key_device=key.device_id)
+    result = store_events(services.store, batch.events, now=now)
+    d = batch.device_id
+    return BatchAck(
+        device_id=d,
+        stored=list(result.stored.get(d, [])),
+        duplicates=list(result.duplicates.get(d, [])),
+        highest_contiguous=result.highest_contiguous[d],
+    )
+
+
+def add_wire_schemas(schema: dict[str, Any]) -> dict[str, Any]:
+    """Put :class:`EventBatch` and what it refers to into the OpenAPI components."""
+    comps = schema.setdefault("components", {}).setdefault("schemas", {})
+    js = EventBatch.model_json_schema(ref_template="#/components/schemas/{model}")
+    comps.update(js.pop("$defs", {}))
+    comps["EventBatch"] = js
+    return schema

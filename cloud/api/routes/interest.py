@@ -1,0 +1,39 @@
+"""``/v1/interest``: shelf-interest per SKU per hour, with ETags."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from cloud.api.deps import ConnDep, ReaderKey
+from cloud.api.errors import AUTH_ERRORS
+from cloud.api.etag import NOT_MODIFIED, etag_response
+from cloud.checks import aware
+from cloud.reads import interest
+from cloud.schemas import Instant, InterestPublic
+
+router = APIRouter(
+    prefix="/v1/interest", tags=["interest"], responses={**AUTH_ERRORS, **NOT_MODIFIED}
+)
+
+
+@router.get("", response_model=InterestPublic)
+def get_interest(
+    request: Request,
+    _key: ReaderKey,
+    conn: ConnDep,
+    store: Annotated[str | None, Query(max_length=64, examples=["store-12"])] = None,
+    sku: Annotated[str | None, Query(max_length=64, examples=["SKU-000123"])] = None,
+    since: Annotated[Instant | None, Query(description="Default: 24 h before until.")] = None,
+    until: Annotated[Instant | None, Query(description="Default: now.")] = None,
+) -> Response:
+    """Per store, SKU and hour: episodes by class, dwell mean and max, touch-to-take conversion.
+
+    At most 31 days per request.
+    """
+    end = aware(until) if until is not None else datetime.now(UTC)
+    start = aware(since) if since is not None else end - timedelta(hours=24)
+    data = interest(conn, store=store, sku=sku, since=start, until=end)
+    return etag_response(request, InterestPublic(data=data, count=len(data)))

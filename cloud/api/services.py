@@ -1,0 +1,108 @@
+"""What every request needs, built once per app: store, settings, cursor codec, limits, key cache."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from cloud.api.etag import VersionedCache
+from cloud.checks import TimeBounds
+from cloud.cursor import CursorCodec
+from cloud.keys import ApiKey, authenticate, token_sha256
+from cloud.labels import SaleWindow
+from cloud.ratelimit import TokenBuckets
+from cloud.settings import CloudSettings
+from cloud.store import Store
+from cloud.store.tables import server_secrets
+
+
+def server_secret(store: Store, name: str) -> bytes:
+    """A random secret kept in the store, made on first use, shared by every replica."""
+    with store.writer.begin() as conn:
+        ins = (postgresql.insert if store.dialect == "postgresql" else sqlite.insert)(
+            server_secrets
+        )
+        conn.execute(
+            ins.values(name=name, value=secrets.token_hex(32)).on_conflict_do_nothing(
+                index_elements=["name"]
+            )
+        )
+        value = conn.execute(
+            select(server_secrets.c.value).where(server_secrets.c.name == name)
+        ).scalar_one()
+    return bytes.fromhex(value)
+
+
+@dataclass
+class KeyCache:
+    """Keys looked up recently, by token hash, trusted for ``ttl`` seconds."""
+
+    ttl: float
+    _entries: dict[str, tuple[ApiKey, float]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def lookup(self, store: Store, token: str) -> ApiKey:
+        """The live key of ``token`` (from cache or the store)."""
+        digest = token_sha256(token)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._entries.get(digest)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        with store.engine.connect() as conn:
+            key = authenticate(conn, token)
+        if self.ttl > 0:
+            with self._lock:
+                if len(self._entries) > 10_000:
+                    self._entries.clear()
+                self._entries[digest] = (key, now + self.ttl)
+        return key
+
+    def forget(self, key_id: str) -> None:
+        """Drop a key from the cache (after revoking it)."""
+        with self._lock:
+            for digest in [d for d, (k, _) in self._entries.items() if k.key_id == key_id]:
+                del self._entries[digest]
+
+
+@dataclass
+class Services:
+    """The per-app collaborators handed to routes through dependencies."""
+
+    settings: CloudSettings
+    store: Store
+    codec: CursorCodec
+    buckets: TokenBuckets
+    keys: KeyCache
+    bounds: TimeBounds
+    window: SaleWindow
+    stock_cache: VersionedCache
+
+    @classmethod
+    def build(cls, settings: CloudSettings, store: Store) -> Services:
+        """Everything from settings and an opened store."""
+        from datetime import timedelta
+
+        secret = (
+            settings.cursor_secret.get_secret_value().encode()
+            if settings.cursor_secret is not None
+            else server_secret(store, "cursor")
+        )
+        return cls(
+            settings=settings,
+            store=store,
+            codec=CursorCodec(secret),
+            buckets=TokenBuckets(settings.rate_per_s, settings.rate_burst),
+            keys=KeyCache(settings.key_cache_s),
+            bounds=TimeBounds.of(settings.max_future_s, settings.max_past_days),
+            window=SaleWindow(
+                timedelta(seconds=settings.sale_window_before_s),
+                timedelta(seconds=settings.sale_window_after_s),
+            ),
+            stock_cache=VersionedCache(),
+        )

@@ -1,0 +1,376 @@
+"""``shelfsense cloud …`` and ``shelfsense fleet …``: run the service, manage the fleet and keys.
+
+Only the standard library is imported here; each handler imports what it
+needs. Fleet commands work on the database directly (the operator runs them
+where the service runs); the same is possible over HTTP with an operator key.
+Other parts add ``fleet`` subcommands through :func:`fleet_subcommands`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+SubParsers = Any  # argparse._SubParsersAction is private
+
+
+def _db_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, default=None, help="cloud settings file (TOML)")
+    p.add_argument("--database-url", default=None, help="SQLAlchemy URL (overrides settings)")
+
+
+def register(sub: SubParsers) -> None:
+    """Add the ``cloud`` and ``fleet`` command groups."""
+    cloud = sub.add_parser("cloud", help="the cloud service")
+    cloud_sub = cloud.add_subparsers(dest="cloud_command", metavar="CLOUDCOMMAND", required=True)
+
+    p = cloud_sub.add_parser("serve", help="run the HTTP API (and optionally MQTT ingest)")
+    _db_args(p)
+    p.add_argument("--host", default=None)
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    p.add_argument("--mqtt", action="store_true", help="also run an MQTT ingest worker")
+    p.set_defaults(func=cmd_serve)
+
+    p = cloud_sub.add_parser("migrate", help="bring the database schema to the newest version")
+    _db_args(p)
+    p.set_defaults(func=cmd_migrate)
+
+    p = cloud_sub.add_parser("mqtt-ingest", help="run one MQTT ingest worker (shared subscription)")
+    _db_args(p)
+    p.set_defaults(func=cmd_mqtt_ingest)
+
+    p = cloud_sub.add_parser("export-labels", help="write the training JSONL export")
+    _db_args(p)
+    p.add_argument("out", type=Path)
+    p.add_argument("--all", action="store_true", help="unlabelled events too")
+    p.set_defaults(func=cmd_export)
+
+    from cloud import train_cli
+
+    train_cli.register(cloud_sub)
+
+    fleet = sub.add_parser("fleet", help="stores, units, keys")
+    fleet_sub = fleet.add_subparsers(dest="fleet_command", metavar="FLEETCOMMAND", required=True)
+    fleet.set_defaults(_subcommands=fleet_sub)
+    _register_keys(fleet_sub)
+    _register_fleet(fleet_sub)
+
+
+def fleet_subcommands(sub: SubParsers) -> SubParsers:
+    """The subparsers of ``fleet``, so other parts can add ``fleet <name>`` commands."""
+    parser: argparse.ArgumentParser = sub.choices["fleet"]
+    return parser.get_default("_subcommands")
+
+
+def _register_keys(fleet_sub: SubParsers) -> None:
+    keys = fleet_sub.add_parser("keys", help="API keys")
+    ks = keys.add_subparsers(dest="keys_command", metavar="KEYSCOMMAND", required=True)
+    p = ks.add_parser("create", help="make a key and print its token (shown once)")
+    _db_args(p)
+    p.add_argument("--role", choices=["unit", "backend", "operator"], required=True)
+    p.add_argument("--device", default=None, help="device id (unit keys)")
+    p.add_argument("--name", default="")
+    p.set_defaults(func=cmd_keys_create)
+    p = ks.add_parser("list", help="list keys")
+    _db_args(p)
+    p.add_argument("--all", action="store_true", help="revoked keys too")
+    p.set_defaults(func=cmd_keys_list)
+    p = ks.add_parser("revoke", help="revoke a key")
+    _db_args(p)
+    p.add_argument("key_id")
+    p.set_defaults(func=cmd_keys_revoke)
+
+
+def _register_fleet(fleet_sub: SubParsers) -> None:
+    stores = fleet_sub.add_parser("stores", help="stores, bays and slots")
+    ss = stores.add_subparsers(dest="stores_command", metavar="STORESCOMMAND", required=True)
+    p = ss.add_parser("add", help="register a store")
+    _db_args(p)
+    p.add_argument("store_id")
+    p.add_argument("--name", default="")
+    p.set_defaults(func=cmd_store_add)
+    p = ss.add_parser("list", help="list stores")
+    _db_args(p)
+    p.set_defaults(func=cmd_store_list)
+    p = ss.add_parser("add-bay", help="register a bay of a store")
+    _db_args(p)
+    p.add_argument("store_id")
+    p.add_argument("bay_id")
+    p.set_defaults(func=cmd_bay_add)
+    p = ss.add_parser("add-slot", help="register a slot: SKU and unit weight")
+    _db_args(p)
+    p.add_argument("store_id")
+    p.add_argument("bay_id")
+    p.add_argument("slot", type=int)
+    p.add_argument("--sku", required=True)
+    p.add_argument("--unit-grams", type=float, required=True)
+    p.set_defaults(func=cmd_slot_add)
+
+    devices = fleet_sub.add_parser("devices", help="units")
+    ds = devices.add_subparsers(dest="devices_command", metavar="DEVICESCOMMAND", required=True)
+    p = ds.add_parser("add", help="register a unit on a bay (and make its key)")
+    _db_args(p)
+    p.add_argument("device_id")
+    p.add_argument("--store", required=True)
+    p.add_argument("--bay", required=True)
+    p.add_argument("--name", default="")
+    p.add_argument("--key", action="store_true", help="also make a unit key and print it")
+    p.set_defaults(func=cmd_device_add)
+    p = ds.add_parser("list", help="list units with their ingest progress")
+    _db_args(p)
+    p.set_defaults(func=cmd_device_list)
+    p = ds.add_parser("broker-files", help="write the Mosquitto password and ACL files")
+    _db_args(p)
+    p.add_argument("--password-file", type=Path, required=True)
+    p.add_argument("--acl-file", type=Path, required=True)
+    p.add_argument("--service-user", default=None, help="broker user of the ingest workers")
+    p.add_argument(
+        "--service-password-env",
+        default="SHELFSENSE_BROKER_SERVICE_PASSWORD",
+        help="environment variable holding the service user's password",
+    )
+    p.set_defaults(func=cmd_broker_files)
+
+
+# handlers ----------------------------------------------------------------------------------
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from cloud.settings import build_settings
+
+    overrides: dict[str, Any] = {}
+    if getattr(args, "database_url", None):
+        overrides["database_url"] = args.database_url
+    return build_settings(args.config, **overrides)
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from cloud.store import open_store
+
+    return open_store(_settings(args).database_url, pool_size=2)
+
+
+def _print(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run uvicorn on the app (migrating first)."""
+    import uvicorn
+
+    from cloud.api.app import CONFIG_ENV, create_app
+    from cloud.store.engine import make_engine, migrate
+
+    settings = _settings(args)
+    if args.host:
+        settings = settings.model_copy(update={"host": args.host})
+    if args.port is not None:
+        settings = settings.model_copy(update={"port": args.port})
+    engine = make_engine(settings.database_url, pool_size=1)
+    migrate(engine)
+    engine.dispose()
+    if args.workers > 1:
+        if args.config:
+            os.environ[CONFIG_ENV] = str(args.config)
+        if args.database_url:
+            os.environ["SHELFSENSE_CLOUD_DATABASE_URL"] = args.database_url
+        uvicorn.run(
+            "cloud.api.app:app_from_env",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=args.workers,
+            log_level="warning",
+        )
+        return 0
+    app = create_app(settings, mqtt=args.mqtt)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Migrate the schema to head."""
+    from cloud.store.engine import make_engine, migrate
+
+    engine = make_engine(_settings(args).database_url, pool_size=1)
+    migrate(engine)
+    engine.dispose()
+    print("schema at head")
+    return 0
+
+
+def cmd_mqtt_ingest(args: argparse.Namespace) -> int:
+    """Run one MQTT ingest worker until interrupted."""
+    import signal
+    import threading
+
+    from cloud.mqtt_ingest import IngestWorker
+    from cloud.store import open_store
+
+    settings = _settings(args)
+    store = open_store(settings.database_url, pool_size=2)
+    worker = IngestWorker.from_settings(settings, store)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    worker.start()
+    with contextlib.suppress(KeyboardInterrupt):
+        done.wait()
+    worker.stop()
+    store.dispose()
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write the JSONL export of events and labels."""
+    from datetime import timedelta
+
+    from cloud.labels import SaleWindow, write_export
+
+    settings = _settings(args)
+    store = _store(args)
+    window = SaleWindow(
+        timedelta(seconds=settings.sale_window_before_s),
+        timedelta(seconds=settings.sale_window_after_s),
+    )
+    n = write_export(store, args.out, window=window, labeled_only=not args.all)
+    print(f"{n} lines written to {args.out}")
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    """Make a key; prints its token once."""
+    from cloud import fleet
+    from cloud.keys import Role, create_key
+
+    store = _store(args)
+    with store.writer.begin() as conn:
+        if args.device is not None:
+            fleet.get_device(conn, args.device)
+        made = create_key(conn, role=Role(args.role), name=args.name, device_id=args.device)
+    _print(
+        {
+            "key_id": made.key.key_id,
+            "role": args.role,
+            "device_id": args.device,
+            "token": made.token,
+        }
+    )
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    """List keys."""
+    from dataclasses import asdict
+
+    from cloud.keys import list_keys
+
+    with _store(args).engine.connect() as conn:
+        _print([asdict(k) for k in list_keys(conn, include_revoked=args.all)])
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    """Revoke a key."""
+    from cloud.keys import revoke_key
+
+    with _store(args).writer.begin() as conn:
+        key = revoke_key(conn, args.key_id)
+    print(f"revoked {key.key_id} at {key.revoked_at}")
+    return 0
+
+
+def cmd_store_add(args: argparse.Namespace) -> int:
+    """Register a store."""
+    from cloud import fleet
+    from cloud.schemas import StoreCreate
+
+    with _store(args).writer.begin() as conn:
+        _print(
+            fleet.add_store(conn, StoreCreate(store_id=args.store_id, name=args.name)).model_dump()
+        )
+    return 0
+
+
+def cmd_store_list(args: argparse.Namespace) -> int:
+    """List stores."""
+    from cloud import fleet
+
+    with _store(args).engine.connect() as conn:
+        _print([s.model_dump() for s in fleet.list_stores(conn)])
+    return 0
+
+
+def cmd_bay_add(args: argparse.Namespace) -> int:
+    """Register a bay."""
+    from cloud import fleet
+    from cloud.schemas import BayCreate
+
+    with _store(args).writer.begin() as conn:
+        _print(
+            fleet.add_bay(conn, args.store_id, BayCreate(bay_id=args.bay_id, name="")).model_dump()
+        )
+    return 0
+
+
+def cmd_slot_add(args: argparse.Namespace) -> int:
+    """Register a slot."""
+    from cloud import fleet
+    from cloud.schemas import SlotCreate
+
+    body = SlotCreate(slot=args.slot, sku=args.sku, unit_grams=args.unit_grams)
+    with _store(args).writer.begin() as conn:
+        _print(fleet.add_slot(conn, args.store_id, args.bay_id, body).model_dump())
+    return 0
+
+
+def cmd_device_add(args: argparse.Namespace) -> int:
+    """Register a unit, optionally with a key."""
+    from cloud import fleet
+    from cloud.keys import Role, create_key
+    from cloud.schemas import DeviceCreate
+
+    body = DeviceCreate(
+        device_id=args.device_id, store_id=args.store, bay_id=args.bay, name=args.name
+    )
+    with _store(args).writer.begin() as conn:
+        out: dict[str, Any] = fleet.add_device(conn, body).model_dump()
+        if args.key:
+            made = create_key(conn, role=Role.UNIT, name=args.name, device_id=args.device_id)
+            out["key_id"], out["token"] = made.key.key_id, made.token
+    _print(out)
+    return 0
+
+
+def cmd_device_list(args: argparse.Namespace) -> int:
+    """List units."""
+    from cloud import fleet
+
+    with _store(args).engine.connect() as conn:
+        _print([d.model_dump() for d in fleet.list_devices(conn)])
+    return 0
+
+
+def cmd_broker_files(args: argparse.Namespace) -> int:
+    """Write the Mosquitto password and ACL files."""
+    from cloud.broker_files import write_broker_files
+
+    password = os.environ.get(args.service_password_env) if args.service_user else None
+    if args.service_user and not password:
+        print(f"set {args.service_password_env} to the service user's password", file=sys.stderr)
+        return 2
+    with _store(args).engine.connect() as conn:
+        units = write_broker_files(
+            conn,
+            password_file=args.password_file,
+            acl_file=args.acl_file,
+            service_user=args.service_user,
+            service_password=password,
+        )
+    print(f"{len(units)} units written to {args.password_file} and {args.acl_file}")
+    return 0

@@ -1,0 +1,325 @@
+"""Ingest: store checked events from units once, whole batch or nothing.
+
+Workflow: :mod:`cloud.checks` (pure: device ids, time bounds) refuses a batch
+with a reason and the field at fault; :func:`store_events` then writes it in one
+transaction: the events (insert-or-ignore on ``(device_id, seq)``), the current
+stock of every slot a stock or level event confirmed, and each device's highest
+contiguous seq. Only after the commit does a caller ack anything to a unit.
+
+Feed ids must become visible in order, so writers are serialised: SQLite by
+``BEGIN IMMEDIATE``, PostgreSQL by a transaction-scoped advisory lock.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+
+from cloud.store import Store
+from cloud.store.tables import current_stock, device_progress, events, utc_naive
+from models.wire import ShelfEvent
+
+FEED_LOCK_KEY = 0x5E1F5E45  # pg_advisory_xact_lock key serialising ingest writers
+STOCK_KINDS = frozenset({"stock", "level"})
+
+
+@dataclass
+class IngestResult:
+    """What one transaction stored, per device."""
+
+    stored: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    duplicates: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    highest_contiguous: dict[str, int] = field(default_factory=dict)
+
+
+def event_row(ev: ShelfEvent, received_at: datetime) -> dict[str, Any]:
+    """The ``events`` row of a wire event (column name to value)."""
+    return dict(zip(EVENT_COLUMNS, _row_values(ev, received_at), strict=True))
+
+
+def _row_values(ev: ShelfEvent, received_at: Any) -> tuple[Any, ...]:
+    return (
+        ev.device_id,
+        ev.seq,
+        utc_naive(ev.wall_time),
+        ev.mono_time,
+        received_at,
+        ev.store,
+        ev.bay,
+        ev.slot,
+        ev.sku,
+        ev.kind,
+        ev.label,
+        ev.confidence,
+        ev.units,
+        ev.grams,
+        ev.stock_units,
+        ev.dwell_s,
+        ev.episode,
+        ev.model_version,
+        ev.decided_by,
+        ev.historical,
+        ev.features,
+    )
+
+
+EVENT_COLUMNS = (
+    "device_id", "seq", "wall_time", "mono_time", "received_at", "store_id", "bay_id", "slot",
+    "sku", "kind", "label", "confidence", "units", "grams", "stock_units", "dwell_s", "episode",
+    "model_version", "decided_by", "historical", "features",
+)  # fmt: skip
+SQLITE_TIME_SEP = " "  # SQLAlchemy stores DateTime in SQLite as 'YYYY-MM-DD HH:MM:SS.ffffff'
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def driver_time(value: datetime, dialect: str) -> Any:
+    """A UTC time as the DB-API driver should get it (SQLite: SQLAlchemy's text format)."""
+    naive = utc_naive(value)
+    return naive.isoformat(SQLITE_TIME_SEP, "microseconds") if dialect == "sqlite" else naive
+
+
+def driver_params(
+    evs: Sequence[ShelfEvent], dialect: str, received_at: datetime
+) -> list[tuple[Any, ...]]:
+    """Wire events as DB-API parameter tuples in :data:`EVENT_COLUMNS` order."""
+    sqlite_ = dialect == "sqlite"
+    received = driver_time(received_at, dialect)
+    out = []
+    for ev in evs:
+        wall = utc_naive(ev.wall_time)
+        out.append(
+            (
+                ev.device_id,
+                ev.seq,
+                wall.isoformat(SQLITE_TIME_SEP, "microseconds") if sqlite_ else wall,
+                ev.mono_time,
+                received,
+                ev.store,
+                ev.bay,
+                ev.slot,
+                ev.sku,
+                ev.kind,
+                ev.label,
+                ev.confidence,
+                ev.units,
+                ev.grams,
+                ev.stock_units,
+                ev.dwell_s,
+                ev.episode,
+                ev.model_version,
+                ev.decided_by,
+                ev.historical,
+                _dumps(ev.features) if ev.features else "{}",
+            )
+        )
+    return out
+
+
+def _dialect_insert(dialect: str) -> Any:
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+class _Sql:
+    """The statements of the ingest transaction, built once per dialect."""
+
+    def __init__(self, dialect: str) -> None:
+        mark = "?" if dialect == "sqlite" else "%s"
+        self.insert_events = (
+            f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
+            f"VALUES ({', '.join([mark] * len(EVENT_COLUMNS))}) "
+            "ON CONFLICT (device_id, seq) DO NOTHING"
+        )
+        self.existing = (
+            f"SELECT seq FROM events WHERE device_id = {mark} AND seq BETWEEN {mark} AND {mark}"
+        )
+        self.progress = f"SELECT highest_contiguous FROM device_progress WHERE device_id = {mark}"
+        self.after = (
+            f"SELECT seq FROM events WHERE device_id = {mark} AND seq > {mark} "
+            f"ORDER BY seq LIMIT {WALK_CHUNK}"
+        )
+        self.bump_stock = "UPDATE change_counters SET value = value + 1 WHERE name = 'stock'"
+        ins = _dialect_insert(dialect)(current_stock)
+        ex = ins.excluded
+        self.upsert_stock = ins.on_conflict_do_update(
+            index_elements=["store_id", "bay_id", "slot"],
+            set_={
+                "sku": func.coalesce(ex.sku, current_stock.c.sku),
+                "stock_units": ex.stock_units,
+                "confirmed_at": ex.confirmed_at,
+                "device_id": ex.device_id,
+                "seq": ex.seq,
+            },
+            where=ex.confirmed_at >= current_stock.c.confirmed_at,
+        )
+        pins = _dialect_insert(dialect)(device_progress)
+        self.upsert_progress = pins.on_conflict_do_update(
+            index_elements=["device_id"],
+            set_={
+                "highest_contiguous": pins.excluded.highest_contiguous,
+                "last_seen_at": pins.excluded.last_seen_at,
+            },
+        )
+
+
+WALK_CHUNK = 1000
+
+
+@functools.cache
+def _sql(dialect: str) -> _Sql:
+    return _Sql(dialect)
+
+
+def _existing_seqs(conn: Connection, device_id: str, seqs: list[int]) -> set[int]:
+    got = conn.exec_driver_sql(_sql(conn.dialect.name).existing, (device_id, seqs[0], seqs[-1]))
+    wanted = set(seqs)
+    return {int(s) for (s,) in got if s in wanted}
+
+
+def _update_stock(conn: Connection, evs: Iterable[ShelfEvent]) -> None:
+    latest: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for ev in evs:
+        if ev.kind not in STOCK_KINDS or ev.stock_units is None or ev.slot is None:
+            continue
+        k = (ev.store, ev.bay, ev.slot)
+        wall = utc_naive(ev.wall_time)
+        cur = latest.get(k)
+        if cur is None or (wall, ev.seq) >= (cur["confirmed_at"], cur["seq"]):
+            latest[k] = {
+                "store_id": ev.store,
+                "bay_id": ev.bay,
+                "slot": ev.slot,
+                "sku": ev.sku,
+                "stock_units": ev.stock_units,
+                "confirmed_at": wall,
+                "device_id": ev.device_id,
+                "seq": ev.seq,
+            }
+    if latest:
+        sql = _sql(conn.dialect.name)
+        conn.execute(sql.upsert_stock, list(latest.values()))
+        conn.exec_driver_sql(sql.bump_stock)
+
+
+def _advance(conn: Connection, device_id: str, known: set[int], now: datetime) -> int:
+    """Raise and return the device's highest contiguous stored seq.
+
+    ``known`` are seqs certainly stored now (the batch's); past them the walk
+    goes on over seqs stored earlier out of order.
+    """
+    sql = _sql(conn.dialect.name)
+    hc = conn.exec_driver_sql(sql.progress, (device_id,)).scalar()
+    top = 0 if hc is None else int(hc)
+    if top + 1 in known:
+        while top + 1 in known:
+            top += 1
+        while True:
+            advanced = 0
+            for (s,) in conn.exec_driver_sql(sql.after, (device_id, top)).all():
+                if s != top + 1:
+                    break
+                top, advanced = int(s), advanced + 1
+            if advanced < WALK_CHUNK:
+                break
+    conn.execute(
+        sql.upsert_progress,
+        {"device_id": device_id, "highest_contiguous": top, "last_seen_at": now},
+    )
+    return top
+
+
+def store_events(
+    store: Store, evs: Sequence[ShelfEvent], *, now: datetime | None = None
+) -> IngestResult:
+    """Store checked events in one transaction; duplicates of stored seqs are skipped.
+
+    Returns, per device, the seqs newly stored, those already there and the
+    highest contiguous seq after the commit.
+    """
+    received = utc_naive(now or datetime.now(UTC))
+    result = IngestResult()
+    by_device: dict[str, dict[int, ShelfEvent]] = defaultdict(dict)
+    for ev in evs:
+        by_device[ev.device_id].setdefault(ev.seq, ev)
+    with store.writing() as conn:
+        dialect = conn.dialect.name
+        if dialect == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FEED_LOCK_KEY})
+        fresh: list[ShelfEvent] = []
+        for device_id, seqmap in by_device.items():
+            seqs = sorted(seqmap)
+            existing = _existing_seqs(conn, device_id, seqs)
+            for s in seqs:
+                if s in existing:
+                    result.duplicates[device_id].append(s)
+                else:
+                    result.stored[device_id].append(s)
+                    fresh.append(seqmap[s])
+        if fresh:
+            conn.exec_driver_sql(
+                _sql(dialect).insert_events, driver_params(fresh, dialect, received)
+            )
+            _update_stock(conn, fresh)
+        for device_id, seqmap in by_device.items():
+            result.highest_contiguous[device_id] = _advance(conn, device_id, set(seqmap), received)
+    return result
+
+
+def stock_version(conn: Connection) -> int:
+    """The ``stock`` change counter: grows with every ingest that touched current stock."""
+    got = conn.exec_driver_sql("SELECT value FROM change_counters WHERE name = 'stock'").scalar()
+    return int(got or 0)
+
+
+def highest_contiguous(store: Store, device_id: str) -> int:
+    """The device's highest contiguous stored seq (0 when nothing is stored)."""
+    with store.engine.connect() as conn:
+        hc = conn.execute(
+            select(device_progress.c.highest_contiguous).where(
+                device_progress.c.device_id == device_id
+            )
+        ).scalar_one_or_none()
+    return 0 if hc is None else int(hc)
+
+
+def rebuild_current_stock(store: Store) -> int:
+    """Recompute ``current_stock`` from every stored stock and level event; returns slots.
+
+    Ingest keeps the table current; this is for a store filled by other means
+    (a restore, a bulk load) and for checking the incremental path.
+    """
+    e = events.c
+    ranked = (
+        select(
+            e.store_id,
+            e.bay_id,
+            e.slot,
+            e.sku,
+            e.stock_units,
+            e.wall_time.label("confirmed_at"),
+            e.device_id,
+            e.seq,
+            func.row_number()
+            .over(
+                partition_by=(e.store_id, e.bay_id, e.slot),
+                order_by=(e.wall_time.desc(), e.seq.desc()),
+            )
+            .label("rn"),
+        )
+        .where(e.kind.in_(sorted(STOCK_KINDS)), e.stock_units.is_not(None), e.slot.is_not(None))
+        .subquery()
+    )
+    cols = ["store_id", "bay_id", "slot", "sku", "stock_units", "confirmed_at", "device_id", "seq"]
+    latest = select(*[ranked.c[c] for c in cols]).where(ranked.c.rn == 1)
+    with store.writer.begin() as conn:
+        conn.execute(current_stock.delete())
+        conn.execute(current_stock.insert().from_select(cols, latest))
+        conn.exec_driver_sql(_sql(conn.dialect.name).bump_stock)
+        return int(conn.execute(select(func.count()).select_from(current_stock)).scalar_one())

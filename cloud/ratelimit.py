@@ -1,0 +1,47 @@
+"""Per-key token buckets: a sustained rate and a burst, refused with a retry time.
+
+Pure bookkeeping over a clock passed in, so tests drive it without sleeping;
+each API process keeps its own buckets (replicas each allow the rate).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    stamp: float
+
+
+class TokenBuckets:
+    """One token bucket per key id; ``rate`` 0 turns limiting off."""
+
+    def __init__(
+        self, rate: float, burst: int, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._buckets: dict[str, _Bucket] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str, cost: float = 1.0) -> float:
+        """Spend ``cost`` tokens of ``key``: 0.0 when allowed, else seconds to wait."""
+        if self.rate <= 0:
+            return 0.0
+        now = self._clock()
+        with self._lock:
+            b = self._buckets.get(key)
+            if b is None:
+                b = self._buckets[key] = _Bucket(float(self.burst), now)
+            b.tokens = min(float(self.burst), b.tokens + (now - b.stamp) * self.rate)
+            b.stamp = now
+            if b.tokens >= cost:
+                b.tokens -= cost
+                return 0.0
+            return (cost - b.tokens) / self.rate

@@ -1,0 +1,337 @@
+"""The shapes the cloud API reads and writes, one family per entity.
+
+As in the FastAPI full-stack template: ``XCreate`` is what a caller posts,
+``XPublic`` what it gets back, ``XsPublic`` a list with ``data`` and ``count``.
+Every model refuses unknown fields. Times are UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from models.wire import DEVICE_ID_PATTERN, FeatureValue
+
+ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+RoleName = Literal["unit", "backend", "operator"]
+
+
+def _sane_instant(value: datetime) -> datetime:
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if not 2000 <= aware.astimezone(UTC).year <= 2200:
+        raise ValueError("time must be between the years 2000 and 2200")
+    return aware
+
+
+Instant = Annotated[datetime, AfterValidator(_sane_instant)]
+"""A time given by a caller: naive means UTC, and it must be within 2000-2200."""
+
+
+class ApiModel(BaseModel):
+    """Base of API schemas: unknown fields and non-finite numbers are refused."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class ErrorPublic(ApiModel):
+    """Every error: a stable machine code, a message for people, the field at fault."""
+
+    code: str = Field(..., examples=["event_from_future"])
+    message: str = Field(..., examples=["event seq 12 is stamped 2031-01-01T00:00:00+00:00 …"])
+    field: str | None = Field(None, examples=["events.3.wall_time"])
+    details: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class HealthPublic(ApiModel):
+    """Liveness and database reachability."""
+
+    status: Literal["ok", "degraded"]
+    database: Literal["ok", "unreachable"]
+    dialect: str
+
+
+# fleet -----------------------------------------------------------------------------------
+
+
+class StoreCreate(ApiModel):
+    """A store to register."""
+
+    store_id: str = Field(..., pattern=ID_PATTERN, examples=["store-12"])
+    name: str = Field("", max_length=200, examples=["Main Street"])
+
+
+class StorePublic(StoreCreate):
+    """A registered store."""
+
+    created_at: datetime
+
+
+class StoresPublic(ApiModel):
+    """A list of stores."""
+
+    data: list[StorePublic]
+    count: int
+
+
+class BayCreate(ApiModel):
+    """A bay (one unit's shelf section) of a store."""
+
+    bay_id: str = Field(..., pattern=ID_PATTERN, examples=["bay-3"])
+    name: str = Field("", max_length=200)
+
+
+class BayPublic(BayCreate):
+    """A registered bay."""
+
+    store_id: str
+    created_at: datetime
+
+
+class BaysPublic(ApiModel):
+    """A list of bays."""
+
+    data: list[BayPublic]
+    count: int
+
+
+class SlotCreate(ApiModel):
+    """A product slot of a bay: which SKU sits on it and what one unit weighs."""
+
+    slot: int = Field(..., ge=0, le=63, examples=[2])
+    sku: str = Field(..., min_length=1, max_length=64, examples=["SKU-000123"])
+    unit_grams: float = Field(..., gt=0, le=100_000, examples=[410.0])
+
+
+class SlotPublic(SlotCreate):
+    """A registered slot."""
+
+    store_id: str
+    bay_id: str
+    created_at: datetime
+
+
+class SlotsPublic(ApiModel):
+    """A list of slots."""
+
+    data: list[SlotPublic]
+    count: int
+
+
+class DeviceCreate(ApiModel):
+    """A unit to register, on one bay of one store."""
+
+    device_id: str = Field(..., pattern=DEVICE_ID_PATTERN, examples=["unit-0007"])
+    store_id: str = Field(..., pattern=ID_PATTERN, examples=["store-12"])
+    bay_id: str = Field(..., pattern=ID_PATTERN, examples=["bay-3"])
+    name: str = Field("", max_length=200)
+
+
+class DevicePublic(DeviceCreate):
+    """A registered unit and what the cloud has stored of it."""
+
+    created_at: datetime
+    highest_contiguous: int = Field(0, description="All seqs 1..N of this unit are stored.")
+    last_seen_at: datetime | None = None
+
+
+class DevicesPublic(ApiModel):
+    """A list of units."""
+
+    data: list[DevicePublic]
+    count: int
+
+
+class DesiredState(ApiModel):
+    """What a unit should run: the model version and config overrides."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, protected_namespaces=())
+
+    model_version: int | None = Field(None, ge=0, le=2**31 - 1, examples=[7])
+    config: dict[str, FeatureValue] = Field(default_factory=dict, max_length=64)
+
+
+class DesiredStatePublic(DesiredState):
+    """A unit's desired state as stored."""
+
+    device_id: str
+    updated_at: datetime | None = None
+
+
+# keys ------------------------------------------------------------------------------------
+
+
+class KeyCreate(ApiModel):
+    """A key to make. Unit keys name their device."""
+
+    role: RoleName
+    name: str = Field("", max_length=200, examples=["backend-prod"])
+    device_id: str | None = Field(None, pattern=DEVICE_ID_PATTERN)
+
+
+class KeyPublic(ApiModel):
+    """A key as listed (never its secret)."""
+
+    key_id: str
+    role: RoleName
+    name: str
+    device_id: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class KeyCreated(KeyPublic):
+    """A key just made, with its token: shown this once only."""
+
+    token: str
+
+
+class KeysPublic(ApiModel):
+    """A list of keys."""
+
+    data: list[KeyPublic]
+    count: int
+
+
+# reads -----------------------------------------------------------------------------------
+
+
+class StockSlotPublic(ApiModel):
+    """Units on one slot now, and when a unit last confirmed that figure."""
+
+    store_id: str
+    bay_id: str
+    slot: int
+    sku: str | None
+    stock_units: int
+    confirmed_at: datetime
+    device_id: str
+    seq: int
+
+
+class StockPublic(ApiModel):
+    """Stock per slot."""
+
+    data: list[StockSlotPublic]
+    count: int
+
+
+class StockSkuPublic(ApiModel):
+    """Units of one SKU in one store, summed over its slots.
+
+    ``oldest_confirmed_at`` is when the stalest of those slots was last confirmed:
+    the total is no fresher than that.
+    """
+
+    store_id: str
+    sku: str
+    stock_units: int
+    slots: int
+    oldest_confirmed_at: datetime
+    newest_confirmed_at: datetime
+
+
+class StockSkusPublic(ApiModel):
+    """Stock per store and SKU."""
+
+    data: list[StockSkuPublic]
+    count: int
+
+
+class InterestHourPublic(ApiModel):
+    """Shelf-interest of one SKU in one store during one hour."""
+
+    store_id: str
+    sku: str
+    hour: datetime
+    episodes: int
+    counts: dict[str, int] = Field(..., examples=[{"pass_by": 40, "glance": 12, "take": 3}])
+    dwell_mean_s: float | None
+    dwell_max_s: float | None
+    touch_to_take: float | None = Field(
+        ..., description="take / (touch + take): of the episodes that handled it, the share taken."
+    )
+
+
+class InterestPublic(ApiModel):
+    """Interest per SKU per hour."""
+
+    data: list[InterestHourPublic]
+    count: int
+
+
+class EventPublic(ApiModel):
+    """A stored event, in feed order (``id`` grows with arrival)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, protected_namespaces=())
+
+    id: int
+    device_id: str
+    seq: int
+    wall_time: datetime
+    received_at: datetime
+    store_id: str
+    bay_id: str
+    slot: int | None
+    sku: str | None
+    kind: str
+    label: str
+    confidence: float
+    units: int | None
+    grams: float | None
+    stock_units: int | None
+    dwell_s: float | None
+    episode: int | None
+    model_version: int | None
+    decided_by: str
+    historical: bool
+
+
+class FeedPage(ApiModel):
+    """A page of the event feed; pass ``next_cursor`` back to continue."""
+
+    data: list[EventPublic]
+    count: int
+    next_cursor: str = Field(..., description="Opaque; resume after the last event of this page.")
+
+
+# labels ----------------------------------------------------------------------------------
+
+
+class SaleCreate(ApiModel):
+    """A POS sale reported by the backend."""
+
+    store_id: str = Field(..., pattern=ID_PATTERN, examples=["store-12"])
+    sku: str = Field(..., min_length=1, max_length=64, examples=["SKU-000123"])
+    quantity: int = Field(..., ge=1, le=10_000, examples=[2])
+    sold_at: Instant = Field(..., description="When the till rang it up (UTC).")
+
+
+class SalePublic(SaleCreate):
+    """A stored sale and how many of its units matched removal events."""
+
+    id: int
+    matched_units: int
+    matched_event_ids: list[int]
+
+
+class CorrectionCreate(ApiModel):
+    """Staff say what one event really was."""
+
+    device_id: str = Field(..., pattern=DEVICE_ID_PATTERN)
+    seq: int = Field(..., ge=1, le=2**62)
+    label: str = Field(..., min_length=1, max_length=32, examples=["return"])
+    note: str = Field("", max_length=2000)
+
+
+class CorrectionPublic(ApiModel):
+    """A stored correction."""
+
+    event_id: int
+    device_id: str
+    seq: int
+    label: str
+    previous_label: str
+    source: Literal["staff"]
+    note: str

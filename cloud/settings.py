@@ -1,0 +1,106 @@
+"""Settings of the cloud service, from defaults, a TOML file, the environment and overrides.
+
+Built by :func:`build_settings`, never at import time, so tests and the CLI pass
+what they need without touching the process environment. Priority, highest
+first: keyword overrides, ``SHELFSENSE_CLOUD_*`` environment variables, the TOML
+file, defaults.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "SHELFSENSE_CLOUD_"
+
+
+class CloudSettings(BaseSettings):
+    """Every knob of ``shelfsense cloud serve`` and the MQTT ingest worker."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
+
+    database_url: str = Field(
+        "sqlite:///shelfsense-cloud.db",
+        description="SQLAlchemy URL: a SQLite file (WAL) or postgresql+psycopg://…",
+    )
+    db_pool_size: int = Field(20, ge=1, le=200, description="Connections kept per process.")
+    cursor_secret: SecretStr | None = Field(
+        None,
+        description="HMAC key of feed cursors; when unset one is made once and kept in the database.",
+    )
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest ingest body as sent (gzip or not)."
+    )
+    max_decoded_bytes: int = Field(
+        8_388_608, ge=1024, description="Largest ingest body after gzip decoding."
+    )
+    max_future_s: float = Field(
+        300.0, ge=0, description="Events stamped further ahead than this are refused."
+    )
+    max_past_days: float = Field(
+        90.0, gt=0, description="Events older than this many days are refused."
+    )
+    rate_per_s: float = Field(
+        50.0, ge=0, description="Sustained requests per second per key; 0 turns limits off."
+    )
+    rate_burst: int = Field(200, ge=1, description="Requests a key may make at once.")
+    key_cache_s: float = Field(
+        5.0,
+        ge=0,
+        le=300,
+        description="How long a process trusts a looked-up key (revocation delay).",
+    )
+    page_default: int = Field(100, ge=1, le=1000, description="Feed page size when not given.")
+    sale_window_before_s: float = Field(
+        7200.0, ge=0, description="A sale matches removals up to this long before it."
+    )
+    sale_window_after_s: float = Field(
+        600.0, ge=0, description="A sale matches removals up to this long after it."
+    )
+    host: str = Field("127.0.0.1", description="Address `cloud serve` listens on.")
+    port: int = Field(8080, ge=0, le=65535, description="Port `cloud serve` listens on.")
+    mqtt_host: str | None = Field(None, description="Broker of the MQTT ingest worker.")
+    mqtt_port: int = Field(1883, ge=1, le=65535)
+    mqtt_username: str | None = Field(None, description="Broker user of the ingest worker.")
+    mqtt_password: SecretStr | None = None
+    mqtt_batch_max: int = Field(500, ge=1, le=5000, description="Events stored per transaction.")
+    mqtt_batch_wait_s: float = Field(
+        0.05, ge=0, le=5, description="How long the worker gathers messages before storing."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Overrides, then env, then the TOML file named in ``model_config`` (if any)."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if settings_cls.model_config.get("toml_file"):
+            sources.append(TomlConfigSettingsSource(settings_cls))
+        return tuple(sources)
+
+
+def build_settings(config_file: Path | str | None = None, **overrides: Any) -> CloudSettings:
+    """Settings from ``config_file`` (TOML), the environment and ``overrides``."""
+    if config_file is None:
+        return CloudSettings(**overrides)
+    path = Path(config_file)
+    if not path.is_file():
+        raise FileNotFoundError(f"cloud settings file not found: {path}")
+
+    class _FromFile(CloudSettings):
+        model_config = SettingsConfigDict(toml_file=path)
+
+    return _FromFile(**overrides)

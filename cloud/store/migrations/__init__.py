@@ -1,0 +1,1 @@
+"""Alembic migrations of the cloud store, run by :func:`cloud.store.engine.migrate`."""

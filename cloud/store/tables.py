@@ -1,0 +1,203 @@
+"""The tables of the cloud store (SQLAlchemy Core), mirrored by the Alembic migrations.
+
+Times are UTC, stored naive (``DateTime`` without zone) so SQLite and PostgreSQL
+compare them the same way; :class:`UtcDateTime` puts the zone back on read.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData()
+
+
+def utc_naive(value: datetime) -> datetime:
+    """``value`` in UTC without tzinfo (naive values are taken as UTC already)."""
+    if value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A UTC instant: stored naive, read back with ``tzinfo=UTC``."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else utc_naive(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # raw SQL on SQLite
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Id = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrement needs INTEGER
+
+stores = Table(
+    "stores",
+    metadata,
+    Column("store_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False, default=""),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+bays = Table(
+    "bays",
+    metadata,
+    Column("store_id", String(64), ForeignKey("stores.store_id"), primary_key=True),
+    Column("bay_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False, default=""),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+slots = Table(
+    "slots",
+    metadata,
+    Column("store_id", String(64), primary_key=True),
+    Column("bay_id", String(64), primary_key=True),
+    Column("slot", Integer, primary_key=True),
+    Column("sku", String(64), nullable=False),
+    Column("unit_grams", Float, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("store_id", String(64), ForeignKey("stores.store_id"), nullable=False),
+    Column("bay_id", String(64), nullable=False),
+    Column("name", String(200), nullable=False, default=""),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("desired_model_version", Integer, nullable=True),
+    Column("desired_config", JSON, nullable=False, default=dict),
+    Column("desired_updated_at", UtcDateTime, nullable=True),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False, default=""),
+    Column("role", String(16), nullable=False),
+    Column("device_id", String(64), nullable=True),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("mqtt_hash", String(200), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("device_id", String(64), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("wall_time", UtcDateTime, nullable=False),
+    Column("mono_time", Float, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("store_id", String(64), nullable=False),
+    Column("bay_id", String(64), nullable=False),
+    Column("slot", Integer, nullable=True),
+    Column("sku", String(64), nullable=True),
+    Column("kind", String(16), nullable=False),
+    Column("label", String(32), nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("units", Integer, nullable=True),
+    Column("grams", Float, nullable=True),
+    Column("stock_units", Integer, nullable=True),
+    Column("dwell_s", Float, nullable=True),
+    Column("episode", BigInteger, nullable=True),
+    Column("model_version", Integer, nullable=True),
+    Column("decided_by", String(16), nullable=False),
+    Column("historical", Boolean, nullable=False),
+    Column("features", JSON, nullable=False),
+    UniqueConstraint("device_id", "seq", name="uq_events_device_seq"),
+    Index("ix_events_store_id_id", "store_id", "id"),
+    Index("ix_events_sku_id", "sku", "id"),
+    Index("ix_events_kind_store_sku_time", "kind", "store_id", "sku", "wall_time"),
+)
+
+device_progress = Table(
+    "device_progress",
+    metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("highest_contiguous", BigInteger, nullable=False),
+    Column("last_seen_at", UtcDateTime, nullable=False),
+)
+
+current_stock = Table(
+    "current_stock",
+    metadata,
+    Column("store_id", String(64), primary_key=True),
+    Column("bay_id", String(64), primary_key=True),
+    Column("slot", Integer, primary_key=True),
+    Column("sku", String(64), nullable=True),
+    Column("stock_units", Integer, nullable=False),
+    Column("confirmed_at", UtcDateTime, nullable=False),
+    Column("device_id", String(64), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Index("ix_current_stock_sku", "sku"),
+)
+
+sales = Table(
+    "sales",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("store_id", String(64), nullable=False),
+    Column("sku", String(64), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("sold_at", UtcDateTime, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("matched_units", Integer, nullable=False, default=0),
+    Index("ix_sales_store_sku_time", "store_id", "sku", "sold_at"),
+)
+
+labels = Table(
+    "labels",
+    metadata,
+    Column("event_id", Id, ForeignKey("events.id"), primary_key=True),
+    Column("label", String(32), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("sale_id", Id, ForeignKey("sales.id"), nullable=True),
+    Column("note", Text, nullable=False, default=""),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(200), nullable=False),
+)
+
+change_counters = Table(
+    "change_counters",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)

@@ -1,0 +1,147 @@
+"""Running the real app under uvicorn on a loopback port, and making events and keys for tests."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import uvicorn
+
+from cloud.api import create_app
+from cloud.keys import Role, create_key
+from cloud.schemas import BayCreate, DeviceCreate, StoreCreate
+from cloud.settings import CloudSettings
+from cloud.store import Store
+from tests.support.mosquitto import free_port
+
+
+@dataclass
+class Live:
+    """A running app: its base URL, settings and store."""
+
+    url: str
+    settings: CloudSettings
+    store: Store
+    server: uvicorn.Server
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        """An HTTP client, with ``token`` as bearer key if given."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+@contextmanager
+def serve(settings: CloudSettings, *, mqtt: bool = False) -> Iterator[Live]:
+    """The app for ``settings`` under uvicorn in a thread on a free loopback port."""
+    from cloud.store import open_store
+
+    store = open_store(settings.database_url, pool_size=settings.db_pool_size)
+    app = create_app(settings, store=store, mqtt=mqtt)
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield Live(f"http://127.0.0.1:{port}", settings, store, server)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        store.dispose()
+
+
+def make_key(store: Store, role: Role, device_id: str | None = None) -> str:
+    """A fresh token of ``role``."""
+    with store.writer.begin() as conn:
+        return create_key(conn, role=role, name=f"test-{role.value}", device_id=device_id).token
+
+
+def register_unit(
+    store: Store, device_id: str, store_id: str = "store-1", bay: str = "bay-1"
+) -> str:
+    """Register a store, bay and unit (as needed) and return a unit key for it."""
+    from cloud import fleet
+    from cloud.errors import ConflictError
+
+    with store.writer.begin() as conn:
+        for step in (
+            lambda: fleet.add_store(conn, StoreCreate(store_id=store_id, name="")),
+            lambda: fleet.add_bay(conn, store_id, BayCreate(bay_id=bay, name="")),
+        ):
+            with suppress(ConflictError):
+                step()
+        fleet.add_device(
+            conn, DeviceCreate(device_id=device_id, store_id=store_id, bay_id=bay, name="")
+        )
+    return make_key(store, Role.UNIT, device_id)
+
+
+def event(
+    device_id: str,
+    seq: int,
+    *,
+    t: datetime | None = None,
+    kind: str = "stock",
+    label: str = "removal",
+    store: str = "store-1",
+    bay: str = "bay-1",
+    slot: int | None = 0,
+    sku: str | None = "SKU-1",
+    stock_units: int | None = None,
+    units: int | None = -1,
+    dwell_s: float | None = None,
+) -> dict[str, Any]:
+    """A wire event as JSON-ready dict."""
+    when = t or datetime.now(UTC) - timedelta(seconds=60)
+    return {
+        "device_id": device_id,
+        "seq": seq,
+        "wall_time": when.isoformat(),
+        "mono_time": float(seq),
+        "store": store,
+        "bay": bay,
+        "slot": slot,
+        "sku": sku,
+        "kind": kind,
+        "label": label,
+        "confidence": 0.9,
+        "units": units,
+        "stock_units": stock_units,
+        "dwell_s": dwell_s,
+    }
+
+
+def batch(device_id: str, seqs: range | list[int], **kw: Any) -> dict[str, Any]:
+    """An EventBatch of ``seqs``."""
+    return {"device_id": device_id, "events": [event(device_id, s, **kw) for s in seqs]}
+
+
+def gz(doc: Any) -> bytes:
+    """``doc`` as gzip JSON."""
+    return gzip.compress(json.dumps(doc).encode())
+
+
+def count_events(store: Store, device_id: str | None = None) -> int:
+    """Events stored (of one device if given)."""
+    from sqlalchemy import func, select
+
+    from cloud.store.tables import events
+
+    stmt = select(func.count()).select_from(events)
+    if device_id is not None:
+        stmt = stmt.where(events.c.device_id == device_id)
+    with store.engine.connect() as conn:
+        return int(conn.execute(stmt).scalar_one())

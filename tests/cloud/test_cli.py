@@ -1,0 +1,91 @@
+"""``shelfsense fleet …`` and ``shelfsense cloud …`` on a real SQLite file, through the CLI entry."""
+
+from __future__ import annotations
+
+import json
+
+from shelfsense.cli import build_parser, main
+
+
+def run(capsys, *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    return code, capsys.readouterr().out
+
+
+def test_fleet_keys_and_devices_round_trip(tmp_path, capsys) -> None:
+    db = ["--database-url", f"sqlite:///{tmp_path / 'c.db'}"]
+    assert run(capsys, "fleet", "stores", "add", "store-1", "--name", "One", *db)[0] == 0
+    assert run(capsys, "fleet", "stores", "add-bay", "store-1", "bay-1", *db)[0] == 0
+    code, out = run(
+        capsys,
+        "fleet",
+        "stores",
+        "add-slot",
+        "store-1",
+        "bay-1",
+        "2",
+        "--sku",
+        "SKU-9",
+        "--unit-grams",
+        "410",
+        *db,
+    )
+    assert code == 0 and json.loads(out)["sku"] == "SKU-9"
+    code, out = run(
+        capsys,
+        "fleet",
+        "devices",
+        "add",
+        "unit-1",
+        "--store",
+        "store-1",
+        "--bay",
+        "bay-1",
+        "--key",
+        *db,
+    )
+    made = json.loads(out)
+    assert code == 0 and made["token"].startswith("ssk_")
+    assert (
+        run(
+            capsys, "fleet", "devices", "add", "unit-2", "--store", "store-1", "--bay", "nope", *db
+        )[0]
+        == 2
+    )
+    code, out = run(capsys, "fleet", "keys", "create", "--role", "backend", "--name", "shop", *db)
+    backend = json.loads(out)
+    code, out = run(capsys, "fleet", "keys", "list", *db)
+    listed = json.loads(out)
+    assert {k["key_id"] for k in listed} == {made["key_id"], backend["key_id"]}
+    assert "token" not in out and backend["token"] not in out
+    assert run(capsys, "fleet", "keys", "revoke", backend["key_id"], *db)[0] == 0
+    assert len(json.loads(run(capsys, "fleet", "keys", "list", *db)[1])) == 1
+    assert len(json.loads(run(capsys, "fleet", "keys", "list", "--all", *db)[1])) == 2
+    assert (
+        run(capsys, "fleet", "keys", "create", "--role", "unit", *db)[0] == 2
+    )  # unit needs --device
+    code, out = run(capsys, "fleet", "devices", "list", *db)
+    assert [d["device_id"] for d in json.loads(out)] == ["unit-1"]
+    pw, acl = tmp_path / "passwd", tmp_path / "acl"
+    code, _ = run(
+        capsys,
+        "fleet",
+        "devices",
+        "broker-files",
+        "--password-file",
+        str(pw),
+        "--acl-file",
+        str(acl),
+        *db,
+    )
+    assert code == 0 and pw.read_text().startswith("unit-1:$7$")
+    out_file = tmp_path / "labels.jsonl"
+    assert run(capsys, "cloud", "export-labels", str(out_file), *db)[0] == 0
+    assert out_file.read_text() == ""
+
+
+def test_cloud_group_has_serve_migrate_and_train() -> None:
+    parser = build_parser()
+    cloud = parser._subparsers._group_actions[0].choices["cloud"]  # type: ignore[union-attr]
+    names = set(cloud._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    assert {"serve", "migrate", "mqtt-ingest", "export-labels"} <= names

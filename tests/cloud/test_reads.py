@@ -1,0 +1,179 @@
+"""What the backend reads, over HTTP: stock with confirmation times, interest, the feed, ETags."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from cloud.keys import Role
+from tests.cloud.support import Live, event, make_key, register_unit
+
+URL = "/v1/ingest/events"
+T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+
+
+def post(c, device, evs) -> None:
+    r = c.post(URL, json={"device_id": device, "events": evs})
+    assert r.status_code == 200, r.text
+
+
+def test_stock_is_the_latest_confirmed_figure_per_slot(live: Live) -> None:
+    u = live.client(register_unit(live.store, "unit-1"))
+    be = live.client(make_key(live.store, Role.BACKEND))
+    post(
+        u,
+        "unit-1",
+        [
+            event("unit-1", 1, t=T0, slot=0, sku="A", stock_units=10),
+            event("unit-1", 2, t=T0 + timedelta(minutes=5), slot=0, sku="A", stock_units=9),
+            event("unit-1", 3, t=T0, slot=1, sku="A", kind="level", label="ok", stock_units=4),
+            event("unit-1", 4, t=T0, slot=2, sku="B", stock_units=None),  # no figure: no row
+        ],
+    )
+    # a late (historical) event older than what is known must not roll the figure back
+    post(
+        u,
+        "unit-1",
+        [event("unit-1", 5, t=T0 + timedelta(minutes=1), slot=0, sku="A", stock_units=20)],
+    )
+    slots = be.get("/v1/stock", params={"store": "store-1"}).json()
+    assert [(s["slot"], s["stock_units"], s["seq"]) for s in slots["data"]] == [
+        (0, 9, 2),
+        (1, 4, 3),
+    ]
+    assert datetime.fromisoformat(slots["data"][0]["confirmed_at"]) == T0 + timedelta(minutes=5)
+    skus = be.get("/v1/stock/skus").json()["data"]
+    assert [(s["sku"], s["stock_units"], s["slots"]) for s in skus] == [("A", 13, 2)]
+    assert datetime.fromisoformat(skus[0]["oldest_confirmed_at"]) == T0
+    assert be.get("/v1/stock", params={"sku": "B"}).json()["count"] == 0
+
+
+def test_interest_per_sku_per_hour(live: Live) -> None:
+    u = live.client(register_unit(live.store, "unit-1"))
+    be = live.client(make_key(live.store, Role.BACKEND))
+    labels = ["pass_by", "glance", "touch", "touch", "take", "browse"]
+    evs = [
+        event(
+            "unit-1",
+            i + 1,
+            t=T0 + timedelta(minutes=i),
+            kind="interest",
+            label=lab,
+            sku="A",
+            slot=None,
+            units=None,
+            dwell_s=float(i + 1),
+        )
+        for i, lab in enumerate(labels)
+    ]
+    evs.append(
+        event(
+            "unit-1",
+            7,
+            t=T0 + timedelta(hours=1, minutes=2),
+            kind="interest",
+            label="take",
+            sku="A",
+            slot=None,
+            units=None,
+            dwell_s=10.0,
+        )
+    )
+    evs.append(event("unit-1", 8, t=T0, sku="A"))  # a stock event: not interest
+    post(u, "unit-1", evs)
+    got = be.get(
+        "/v1/interest", params={"sku": "A", "since": (T0 - timedelta(hours=1)).isoformat()}
+    ).json()
+    assert got["count"] == 2
+    first, second = got["data"]
+    assert datetime.fromisoformat(first["hour"]) == T0
+    assert first["counts"] == {"pass_by": 1, "glance": 1, "touch": 2, "take": 1, "browse": 1}
+    assert first["episodes"] == 6
+    assert first["dwell_mean_s"] == 3.5 and first["dwell_max_s"] == 6.0
+    assert first["touch_to_take"] == 1 / 3
+    assert second["counts"] == {"take": 1} and second["touch_to_take"] == 1.0
+    r = be.get(
+        "/v1/interest",
+        params={"since": T0.isoformat(), "until": (T0 - timedelta(hours=1)).isoformat()},
+    )
+    assert (r.status_code, r.json()["code"]) == (400, "bad_range")
+
+
+def test_feed_pages_with_filters_and_refuses_tampered_cursors(live: Live) -> None:
+    u = live.client(register_unit(live.store, "unit-1"))
+    be = live.client(make_key(live.store, Role.BACKEND))
+    post(
+        u,
+        "unit-1",
+        [event("unit-1", i, t=T0 + timedelta(seconds=i), sku=f"S{i % 3}") for i in range(1, 31)],
+    )
+    seen, cursor = [], None
+    while True:
+        params = {"sku": "S1", "limit": 4, **({"cursor": cursor} if cursor else {})}
+        page = be.get("/v1/events", params=params).json()
+        seen += [e["seq"] for e in page["data"]]
+        cursor = page["next_cursor"]
+        if page["count"] < 4:
+            break
+    assert seen == [i for i in range(1, 31) if i % 3 == 1]
+    # nothing new: the same cursor comes back, and the ETag makes the poll a 304
+    r = be.get("/v1/events", params={"sku": "S1", "limit": 4, "cursor": cursor})
+    assert r.json()["next_cursor"] == cursor and r.json()["count"] == 0
+    r2 = be.get(
+        "/v1/events",
+        params={"sku": "S1", "limit": 4, "cursor": cursor},
+        headers={"If-None-Match": r.headers["etag"]},
+    )
+    assert r2.status_code == 304 and r2.content == b""
+    post(u, "unit-1", [event("unit-1", 31, sku="S1")])
+    r3 = be.get(
+        "/v1/events",
+        params={"sku": "S1", "limit": 4, "cursor": cursor},
+        headers={"If-None-Match": r.headers["etag"]},
+    )
+    assert r3.status_code == 200 and [e["seq"] for e in r3.json()["data"]] == [31]
+    # since and type filters
+    page = be.get(
+        "/v1/events", params={"since": (T0 + timedelta(seconds=25)).isoformat(), "type": "stock"}
+    ).json()
+    assert [e["seq"] for e in page["data"]] == [25, 26, 27, 28, 29, 30, 31]
+    assert be.get("/v1/events", params={"type": "interest"}).json()["count"] == 0
+    # tampering, foreign filters, garbage
+    body, mac = cursor.split(".")
+    for bad in (
+        body + "." + mac[::-1],
+        body[:-1] + ("A" if body[-1] != "A" else "B") + "." + mac,
+        "x",
+        "a.b.c",
+    ):
+        r = be.get("/v1/events", params={"sku": "S1", "cursor": bad})
+        assert r.status_code == 400 and r.json()["field"] == "cursor", bad
+    r = be.get("/v1/events", params={"sku": "S2", "cursor": cursor})
+    assert (r.status_code, r.json()["code"]) == (400, "cursor_filter_mismatch")
+    assert be.get("/v1/health").status_code == 200
+
+
+def test_stock_polls_are_304_until_stock_changes(live: Live) -> None:
+    u = live.client(register_unit(live.store, "unit-1"))
+    be = live.client(make_key(live.store, Role.BACKEND))
+    post(u, "unit-1", [event("unit-1", 1, t=T0, slot=0, sku="A", stock_units=5)])
+    first = be.get("/v1/stock")
+    tag = first.headers["etag"]
+    assert be.get("/v1/stock", headers={"If-None-Match": tag}).status_code == 304
+    other = be.get("/v1/stock", params={"store": "store-1"})
+    assert other.headers["etag"] != tag  # another query, another tag
+    # interest events do not touch stock: the poll stays a 304
+    post(u, "unit-1", [event("unit-1", 2, kind="interest", label="glance", slot=None)])
+    assert be.get("/v1/stock", headers={"If-None-Match": tag}).status_code == 304
+    post(
+        u,
+        "unit-1",
+        [event("unit-1", 3, t=T0 + timedelta(minutes=1), slot=0, sku="A", stock_units=4)],
+    )
+    r = be.get("/v1/stock", headers={"If-None-Match": tag})
+    assert r.status_code == 200 and r.json()["data"][0]["stock_units"] == 4
+    assert r.headers["etag"] != tag
+    skus = be.get("/v1/stock/skus")
+    assert skus.json()["data"][0]["stock_units"] == 4
+    assert (
+        be.get("/v1/stock/skus", headers={"If-None-Match": skus.headers["etag"]}).status_code == 304
+    )
