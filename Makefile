@@ -16,7 +16,7 @@ $(PY):
 # torch first, from the pinned CPU build, then everything else constrained to it.
 $(STAMP): $(PY) pyproject.toml constraints.txt
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -c constraints.txt -e '.[edge,cloud,dev]'
+	$(PIP) install --quiet -c constraints.txt -e '.[edge,cloud,opencv,dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from edge.camera.config import CameraConfig
 from edge.errors import ConfigError
 from edge.signals.config import SignalsConfig
 
@@ -98,6 +99,7 @@ class Config(Section):
     slots: list[SlotConfig] = Field(default_factory=list, description="Product slots on the bay.")
     loadcells: LoadCellConfig = Field(default_factory=LoadCellConfig)  # type: ignore[arg-type]
     signals: SignalsConfig = Field(default_factory=SignalsConfig)
+    camera: CameraConfig = Field(default_factory=CameraConfig)
 
     @model_validator(mode="after")
     def _unique_slots(self) -> Config:
