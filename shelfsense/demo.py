@@ -1,19 +1,24 @@
 """``shelfsense demo``: the loop on the simulator, with the truth beside what was found.
 
-A seeded store twin plays shoppers and staff at one bay; its load cells are read
+A seeded store twin plays shoppers and staff at one bay. Its load cells are read
 through the real edge signal path (calibrated from a simulated known weight, never
-from the simulator's true scales), and every weight change found is printed next to
-the change the twin really made, then scored.
+from the simulator's true scales) and every weight change found is printed next to
+the change the twin really made; its camera frames go through the presence detector
+and the episodes found are shown on the same timeline as the weight changes.
 """
 
 from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from firmware_bridge.sim.truth import TruthChange
-from models.types import WeightChange
+from models.types import Presence, WeightChange
+
+if TYPE_CHECKING:
+    from firmware_bridge.sim.scenario import Scenario
+    from firmware_bridge.sim.twin import SimRun
 
 MATCH_S = 3.0  # a detection belongs to a truth change that ended within this many seconds
 
@@ -58,13 +63,10 @@ def _fmt_time(t: float) -> str:
     return f"{int(m):02d}:{s:05.2f}"
 
 
-def _weight_section(scenario_name: str, seed: int, minutes: float, rows: int) -> None:
+def _weight_section(run: SimRun, scenario: Scenario, rows: int) -> list[WeightChange]:
     from edge.signals.replay import detect_changes
-    from firmware_bridge.sim.scenario import load_scenario
-    from firmware_bridge.sim.twin import StoreTwin
 
-    scenario = load_scenario(scenario_name)
-    run = StoreTwin(scenario, seed).simulate(minutes * 60.0)
+    seed, minutes = run.seed, run.duration_s / 60.0
     found = detect_changes(run, scenario)
     pairs = pair_changes(run.changes, found)
     print(f"== Weight: scenario {scenario.name!r}, seed {seed}, {minutes:g} simulated minutes")
@@ -92,9 +94,72 @@ def _weight_section(scenario_name: str, seed: int, minutes: float, rows: int) ->
         f"   stock changes of the slots' own SKUs: {len(own)}, found {len(hits)}, "
         f"exact unit count {len(exact)}; detections with no truth change: {len(extra)}"
     )
+    return found
+
+
+def _presence_section(
+    run: SimRun, scenario: Scenario, found: list[WeightChange], rows: int
+) -> None:
+    from edge.camera.config import CameraConfig
+    from edge.camera.presence import PresenceDetector
+    from edge.camera.sim import SimulatedSource
+
+    cfg = CameraConfig(default_slots=len(scenario.slots))
+    source = SimulatedSource.from_config(cfg, visits=run.visits)
+    source.duration_s = run.duration_s
+    detector = PresenceDetector.from_config(cfg)
+    episodes: list[Presence] = []
+    source.open()
+    while (frame := source.read()) is not None:
+        episodes.extend(detector.process(frame))
+    episodes.extend(detector.flush(run.duration_s))
+    source.close()
+    at_bay = sorted((p for p in episodes if p.zone == "bay"), key=lambda p: p.t_enter)
+    truth = sorted((v for v in run.visits if v.zone == "bay"), key=lambda v: v.t_enter)
+    stretches: list[list[float]] = []  # overlapping people are one occupied stretch
+    for v in truth:
+        if stretches and v.t_enter <= stretches[-1][1]:
+            stretches[-1][1] = max(stretches[-1][1], v.t_leave)
+        else:
+            stretches.append([v.t_enter, v.t_leave])
+    print()
+    print(
+        f"== Camera: {source.frames_total} simulated frames at {cfg.width}x{cfg.height}, "
+        f"{cfg.fps:g} fps (shadows, flicker, noise); no frame is kept"
+    )
+    print(
+        f"   people at the bay: {len(truth)} visits in truth, {len(stretches)} occupied "
+        f"stretches once overlapping people merge; {len(at_bay)} presence episodes found "
+        f"(and {len(episodes) - len(at_bay)} reaches into slot zones)"
+    )
+    print()
+    print(f"{'time':>9}  {'what':<9}  detail")
+    timeline: list[tuple[float, str, str]] = [
+        (
+            p.t_enter,
+            "presence",
+            f"dwell {p.dwell:5.1f} s, peak motion {p.peak_motion:.2f}, "
+            f"{p.entries} entr{'y' if p.entries == 1 else 'ies'}",
+        )
+        for p in at_bay
+    ]
+    timeline += [
+        (c.t_start, "weight", f"slot {c.slot}: {c.units:+d} u ({c.grams:+.0f} g)") for c in found
+    ]
+    timeline.sort()
+    for t, what, detail in timeline[:rows]:
+        print(f"{_fmt_time(t):>9}  {what:<9}  {detail}")
+    if len(timeline) > rows:
+        print(f"   … {len(timeline) - rows} more")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo."""
-    _weight_section(args.scenario, args.seed, args.minutes, args.rows)
+    from firmware_bridge.sim.scenario import load_scenario
+    from firmware_bridge.sim.twin import StoreTwin
+
+    scenario = load_scenario(args.scenario)
+    sim_run = StoreTwin(scenario, args.seed).simulate(args.minutes * 60.0)
+    found = _weight_section(sim_run, scenario, args.rows)
+    _presence_section(sim_run, scenario, found, args.rows)
     return 0

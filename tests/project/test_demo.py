@@ -1,0 +1,40 @@
+"""``shelfsense demo`` runs the real loop on the simulator and reports what it found."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from firmware_bridge.sim.truth import TruthChange
+from models.types import WeightChange
+from shelfsense.cli import main
+from shelfsense.demo import pair_changes
+
+
+def test_pairing_is_one_to_one_by_slot_and_time() -> None:
+    truth = [
+        TruthChange(slot=1, t_start=10, t_end=12, grams=-300, units=-1, kind="removal"),
+        TruthChange(slot=2, t_start=10, t_end=12, grams=-600, units=-2, kind="removal"),
+    ]
+    found = [
+        WeightChange(slot=1, grams=-299, units=-1, t_start=10, t_settled=13, confidence=0.9),
+        WeightChange(slot=1, grams=-300, units=-1, t_start=50, t_settled=52, confidence=0.9),
+    ]
+    pairs = pair_changes(truth, found)
+    assert [(p.truth is not None, p.found is not None) for p in pairs] == [
+        (True, True),
+        (True, False),
+        (False, True),
+    ]
+
+
+def test_demo_runs_weight_and_camera(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--minutes", "3", "--seed", "3", "--rows", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "== Weight" in out and "== Camera" in out
+    m = re.search(r"own SKUs: (\d+), found (\d+), exact unit count (\d+)", out)
+    assert m is not None
+    assert int(m.group(2)) == int(m.group(1)) == int(m.group(3))
+    assert re.search(r"\d+ presence episodes found", out)
+    assert "presence" in out and "weight" in out
