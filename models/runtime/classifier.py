@@ -1,0 +1,204 @@
+"""Windows in, decisions out: a verified bundle behind an inference backend.
+
+:class:`ModelRuntime` verifies a bundle (``models.bundle``), opens the backend the
+config names, warms it up and replays the bundle's golden batches at the batch size
+each was made with (dynamic int8 computes activation scales per batch, so a golden
+output only holds for its own batch). Only when all of that passes does the new model
+replace the old one; on any failure :meth:`ModelRuntime.load` raises
+:class:`~models.errors.BundleError` and the runtime keeps the model it had.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from models.bundle import Bundle, load_public_key, verify_bundle
+from models.errors import BackendError, BundleError
+from models.runtime.base import FloatArray, InferenceBackend
+from models.runtime.config import ModelConfig
+from models.tokens import Encoded, pad_batch
+from models.window import EventWindow
+
+log = logging.getLogger(__name__)
+DEFAULT_GOLDEN_ATOL = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The model's decisions for one window: interest of the episode, stock of each change."""
+
+    interest: str
+    interest_confidence: float
+    stock: tuple[tuple[str, float], ...] = ()
+
+
+def softmax(x: FloatArray) -> FloatArray:
+    """Softmax over the last axis."""
+    z = x - x.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def run_encoded(
+    backend: InferenceBackend, batch: Sequence[Encoded], length: int | None = None
+) -> tuple[FloatArray, list[FloatArray]]:
+    """Probabilities for one batch: interest ``(B, n)`` and per-window stock ``(changes, m)``."""
+    ids, mask = pad_batch(batch, length)
+    interest, stock = backend.run(np.asarray(ids, np.int64), np.asarray(mask, np.int64))
+    pi = softmax(interest)
+    ps = softmax(stock)
+    per = [ps[b, list(e.change_positions)] for b, e in enumerate(batch)]
+    return pi, per
+
+
+def check_golden(
+    backend: InferenceBackend, golden: Sequence[Mapping[str, Any]], atol: float
+) -> None:
+    """Replay golden batches; raises ``BundleError`` on a mismatch beyond ``atol``.
+
+    Probabilities must agree within ``atol``; the argmax must agree wherever the
+    golden top-two margin is wider than ``2 * atol`` (a near tie may flip across CPUs).
+    """
+    for n, g in enumerate(golden, 1):
+        batch = [
+            Encoded(tuple(i for i, m in zip(ids, mask, strict=True) if m), tuple(pos))
+            for ids, mask, pos in zip(
+                g["input_ids"], g["attention_mask"], g["change_positions"], strict=True
+            )
+        ]
+        length = len(g["input_ids"][0])
+        pi, ps = run_encoded(backend, batch, length)
+        want_i = np.asarray(g["interest_probs"], np.float32)
+        _compare(f"golden batch {n} interest", pi, want_i, atol)
+        for b, want in enumerate(g["stock_probs"]):
+            if want:
+                _compare(f"golden batch {n} stock", ps[b], np.asarray(want, np.float32), atol)
+
+
+def _compare(what: str, got: FloatArray, want: FloatArray, atol: float) -> None:
+    if got.shape != want.shape:
+        raise BundleError(f"{what}: output shape {got.shape}, golden {want.shape}")
+    diff = float(np.abs(got - want).max()) if got.size else 0.0
+    if diff > atol:
+        raise BundleError(f"{what}: outputs differ from golden by {diff:.4f} > {atol}")
+    top2 = np.sort(want, axis=-1)[..., -2:]
+    clear = (top2[..., 1] - top2[..., 0]) > 2 * atol
+    if np.any((got.argmax(-1) != want.argmax(-1)) & clear):
+        raise BundleError(f"{what}: decisions differ from golden")
+
+
+class ModelRuntime:
+    """The model a unit decides with; swaps bundles only after they verify and reproduce."""
+
+    def __init__(
+        self,
+        *,
+        trusted_keys: Sequence[Ed25519PublicKey],
+        backend: str = "onnx",
+        threads: int = 1,
+        agent_version: str = "0.1.0",
+        backends: Mapping[str, type[InferenceBackend]] | None = None,
+    ) -> None:
+        from models.runtime import BACKENDS
+
+        self._backends = dict(BACKENDS if backends is None else backends)
+        if backend not in self._backends:
+            raise BackendError(f"unknown backend {backend!r}; known: {', '.join(self._backends)}")
+        self.trusted_keys = list(trusted_keys)
+        self.backend_name = backend
+        self.threads = threads
+        self.agent_version = agent_version
+        self._bundle: Bundle | None = None
+        self._backend: InferenceBackend | None = None
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, *, agent_version: str = "0.1.0") -> ModelRuntime:
+        """A runtime with the backend, threads and trusted key of a unit's ``[model]`` section.
+
+        Nothing is loaded yet: call :meth:`load` with ``cfg.bundle_dir``.
+        """
+        keys = []
+        if cfg.trusted_key is not None:
+            try:
+                keys.append(load_public_key(Path(cfg.trusted_key).read_bytes()))
+            except OSError as err:
+                raise BundleError(f"trusted key {cfg.trusted_key}: {err.strerror}") from None
+        return cls(
+            trusted_keys=keys, backend=cfg.backend, threads=cfg.threads, agent_version=agent_version
+        )
+
+    @property
+    def bundle(self) -> Bundle | None:
+        """The bundle in use (``None`` before the first successful load)."""
+        return self._bundle
+
+    @property
+    def version(self) -> int | None:
+        """Version of the model in use."""
+        return None if self._bundle is None else self._bundle.version
+
+    def load(self, path: Path) -> Bundle:
+        """Verify, open, warm up and golden-test the bundle at ``path``, then switch to it."""
+        bundle = verify_bundle(
+            path, trusted_keys=self.trusted_keys, agent_version=self.agent_version
+        )
+        cls = self._backends[self.backend_name]
+        if not bundle.has(cls.model_file):
+            raise BundleError(f"{path}: bundle has no {cls.model_file} for backend {cls.name}")
+        try:
+            backend = cls(bundle.file(cls.model_file), threads=self.threads)
+            warm = bundle.tokenizer.encode(
+                EventWindow(
+                    bay="warm-up", episode=0, t_start=0.0, t_end=0.0, hour=12, presence=None
+                )
+            )
+            run_encoded(backend, [warm])
+            atol = float(bundle.manifest.get("golden_atol", DEFAULT_GOLDEN_ATOL))
+            check_golden(backend, bundle.golden(), atol)
+        except BackendError as err:
+            raise BundleError(f"{path}: {err}") from None
+        except (KeyError, TypeError, ValueError) as err:
+            if isinstance(err, BundleError):
+                raise BundleError(f"{path}: {err}") from None
+            raise BundleError(f"{path}: golden outputs unusable: {err}") from None
+        self._bundle, self._backend = bundle, backend
+        log.info("model version %s loaded from %s (%s)", bundle.version, path, cls.name)
+        return bundle
+
+    def encode(self, window: EventWindow) -> list[Encoded]:
+        """A window as one or more encodings (windows with many changes are split)."""
+        if self._bundle is None:
+            raise BackendError("no model loaded")
+        tok = self._bundle.tokenizer
+        return [tok.encode(w) for w in tok.split(window)]
+
+    def classify(self, windows: Sequence[EventWindow], *, batch_size: int = 1) -> list[Decision]:
+        """Decide every window; ``batch_size`` windows (or parts of them) per backend call."""
+        if self._bundle is None or self._backend is None:
+            raise BackendError("no model loaded")
+        labels = self._bundle.labels
+        parts: list[tuple[int, Encoded]] = []
+        for i, w in enumerate(windows):
+            parts.extend((i, e) for e in self.encode(w))
+        interest: dict[int, FloatArray] = {}
+        stock: dict[int, list[FloatArray]] = {i: [] for i in range(len(windows))}
+        for start in range(0, len(parts), batch_size):
+            chunk = parts[start : start + batch_size]
+            pi, ps = run_encoded(self._backend, [e for _, e in chunk])
+            for (i, _), p_i, p_s in zip(chunk, pi, ps, strict=True):
+                interest.setdefault(i, p_i)
+                stock[i].extend(p_s)
+        out = []
+        for i in range(len(windows)):
+            p = interest[i]
+            k = int(p.argmax())
+            changes = tuple((labels["stock"][int(s.argmax())], float(s.max())) for s in stock[i])
+            out.append(Decision(labels["interest"][k], float(p[k]), changes))
+        return out

@@ -1,0 +1,124 @@
+"""Labelled windows as tensors: encoding, padding and masked-token batches.
+
+:func:`encode_records` tokenizes once; :class:`WindowSet` serves the encodings to a
+``torch`` DataLoader or the HF Trainer; :class:`PadCollator` pads a batch and places
+the stock labels at each change's ``[CHG]`` position; :class:`MaskCollator` makes
+masked-token pretraining batches (15 % of value tokens; 80/10/10 mask/random/keep).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from models.dataset import LabeledWindow
+from models.labels import IGNORE_INDEX, INTEREST_LABELS, STOCK_LABELS
+from models.tokens import CLS, MASK, PAD, SEP, ShelfTokenizer
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One encoded window with label ids (``IGNORE_INDEX`` where unlabelled)."""
+
+    ids: tuple[int, ...]
+    change_positions: tuple[int, ...]
+    interest: int
+    stock: tuple[int, ...]
+
+
+def split_records(records: Sequence[LabeledWindow], tok: ShelfTokenizer) -> list[LabeledWindow]:
+    """Records whose windows fit one sequence (longer ones split; interest stays on the first)."""
+    out = []
+    for r in records:
+        parts = tok.split(r.window)
+        if len(parts) == 1:
+            out.append(r)
+            continue
+        labels = r.stock_labels
+        start = 0
+        for k, w in enumerate(parts):
+            n = len(w.changes)
+            out.append(LabeledWindow(w, r.interest if k == 0 else None, labels[start : start + n]))
+            start += n
+    return out
+
+
+def encode_records(records: Sequence[LabeledWindow], tok: ShelfTokenizer) -> list[Item]:
+    """Tokenize labelled windows; each must fit one sequence (see :func:`split_records`)."""
+    items = []
+    for r in records:
+        e = tok.encode(r.window)
+        stock = tuple(
+            STOCK_LABELS.index(s) if s is not None else IGNORE_INDEX for s in r.stock_labels
+        )
+        interest = INTEREST_LABELS.index(r.interest) if r.interest is not None else IGNORE_INDEX
+        items.append(Item(e.ids, e.change_positions, interest, stock))
+    return items
+
+
+class WindowSet(Dataset[dict[str, Any]]):
+    """Encoded windows as the dicts the collators take."""
+
+    def __init__(self, items: Sequence[Item]) -> None:
+        self.items = list(items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        it = self.items[i]
+        return {
+            "ids": it.ids,
+            "change_positions": it.change_positions,
+            "interest": it.interest,
+            "stock": it.stock,
+        }
+
+
+class PadCollator:
+    """Pads a batch to its longest window and builds the label tensors."""
+
+    def __call__(self, batch: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        n = max(len(b["ids"]) for b in batch)
+        ids = torch.full((len(batch), n), PAD, dtype=torch.long)
+        mask = torch.zeros((len(batch), n), dtype=torch.long)
+        stock = torch.full((len(batch), n), IGNORE_INDEX, dtype=torch.long)
+        for i, b in enumerate(batch):
+            k = len(b["ids"])
+            ids[i, :k] = torch.tensor(b["ids"], dtype=torch.long)
+            mask[i, :k] = 1
+            for pos, lab in zip(b["change_positions"], b["stock"], strict=True):
+                stock[i, pos] = lab
+        interest = torch.tensor([b["interest"] for b in batch], dtype=torch.long)
+        return {
+            "input_ids": ids,
+            "attention_mask": mask,
+            "interest_labels": interest,
+            "stock_labels": stock,
+        }
+
+
+class MaskCollator:
+    """Masked-token batches for pretraining (``labels`` is ``IGNORE_INDEX`` except at masks)."""
+
+    def __init__(self, vocab_size: int, *, prob: float = 0.15, seed: int = 0) -> None:
+        self.vocab_size = vocab_size
+        self.prob = prob
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def __call__(self, batch: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        padded = PadCollator()(batch)
+        ids = padded["input_ids"].clone()
+        special = (ids == PAD) | (ids == CLS) | (ids == SEP)
+        pick = (torch.rand(ids.shape, generator=self.gen) < self.prob) & ~special
+        labels = torch.where(pick, ids, torch.full_like(ids, IGNORE_INDEX))
+        roll = torch.rand(ids.shape, generator=self.gen)
+        ids[pick & (roll < 0.8)] = MASK
+        rand = torch.randint(5, self.vocab_size, ids.shape, generator=self.gen)
+        swap = pick & (roll >= 0.8) & (roll < 0.9)
+        ids[swap] = rand[swap]
+        return {"input_ids": ids, "attention_mask": padded["attention_mask"], "labels": labels}

@@ -1,0 +1,317 @@
+"""Model benchmark: held-out accuracy of every contender, latency, bundle size, memory.
+
+1. **Data** from the real pipeline (``edge.dataset``: simulator -> signals -> camera ->
+   windows, truth only as labels). Training: scenarios ``busy`` (seeds 1-3), ``noisy``
+   and ``faulty`` (seed 1), one simulated hour each. Held out: scenario ``heldout`` —
+   other SKUs and unit weights, channel wiring, noise and traffic — seeds 101-104, one
+   hour each. ``--quick``: ``busy`` seeds 1-2 and ``heldout`` seed 101, 9 and 18 minutes.
+   Runs are generated two at a time and cached as JSONL (``--cache``).
+2. **Training** through :func:`models.train.pipeline.train_bundle`: teacher ``small``
+   (4 x 256) and student ``student`` (2 x 128) (``--quick``: ``tiny`` / ``student-tiny``),
+   distilled with soft targets, hard labels and TinyBERT hidden-state and attention
+   transfer; then the same teacher distilled again without transfer, for comparison.
+   Macro-F1 per head on the held-out store for teacher, student fp32, student int8 and
+   the fitted rule baseline; the gates.
+3. **Latency** at batch 1, one thread, the same held-out windows: the int8 student on
+   onnxruntime (the unit's code path), the fp32 student on onnxruntime, the trained
+   teacher in PyTorch and a BERT-base-shaped teacher (12 x 768, random init, from
+   config) in PyTorch. Medians per window and ratios against the int8 student.
+4. **Footprint**: bundle bytes; peak RSS of a fresh process (torch blocked) that loads
+   the bundle and classifies 10,000 windows (``--quick``: 2,000).
+
+Run: ``.venv/bin/python -m tests.bench.bench_model [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class BenchResult:
+    """Every figure of one run."""
+
+    data: dict[str, Any] = field(default_factory=dict)
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    transfer: dict[str, dict[str, float]] = field(default_factory=dict)
+    gates: list[tuple[str, bool, str]] = field(default_factory=list)
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    speedup: dict[str, float] = field(default_factory=dict)
+    bundle_bytes: int = 0
+    peak_rss_mb: float = 0.0
+    classified: int = 0
+    sizes: dict[str, str] = field(default_factory=dict)
+
+
+def _one_run(args: tuple[str, int, float, str]) -> str:
+    scenario, seed, hours, path = args
+    from edge.dataset import simulate_dataset
+    from models.dataset import write_jsonl
+
+    records, _ = simulate_dataset(scenario, seed, hours * 3600.0)
+    write_jsonl(Path(path), records)
+    return path
+
+
+def dataset(runs: list[tuple[str, int, float]], cache: Path) -> list[Any]:
+    """Windows of the given runs, generated (two at a time) unless cached."""
+    from models.dataset import read_jsonl
+
+    cache.mkdir(parents=True, exist_ok=True)
+    paths = [cache / f"{sc}-{seed}-{hours:g}h.jsonl" for sc, seed, hours in runs]
+    todo = [
+        (sc, seed, hours, str(p))
+        for (sc, seed, hours), p in zip(runs, paths, strict=True)
+        if not p.exists()
+    ]
+    if todo:
+        with ProcessPoolExecutor(max_workers=2) as pool:
+            list(pool.map(_one_run, todo))
+    out: list[Any] = []
+    for p in paths:
+        out += read_jsonl(p)
+    return out
+
+
+def _median_ms(fn: Any, items: list[Any]) -> float:
+    times = []
+    for it in items:
+        t = time.perf_counter()
+        fn(it)
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def latency(
+    teacher: Any, bundle: Path, fp32: Path | None, items: list[Any], n_base: int
+) -> dict[str, float]:
+    """Median ms per window at batch 1 on one thread, for each contender."""
+    import torch
+
+    from models.runtime.classifier import run_encoded
+    from models.runtime.onnx import OnnxBackend
+    from models.tokens import Encoded, ShelfTokenizer
+    from models.train.model import ShelfBert, bert_config
+
+    torch.set_num_threads(1)
+    encs = [Encoded(it.ids, it.change_positions) for it in items]
+    int8 = OnnxBackend(bundle / "model.onnx", threads=1)
+    out = {}
+    for be in (int8,):
+        run_encoded(be, encs[:1])
+    out["student int8 (onnxruntime)"] = _median_ms(lambda e: run_encoded(int8, [e]), encs)
+    if fp32 is not None:
+        f32 = OnnxBackend(fp32, threads=1)
+        out["student fp32 (onnxruntime)"] = _median_ms(lambda e: run_encoded(f32, [e]), encs)
+
+    def torch_fn(model: Any) -> Any:
+        def run(e: Encoded) -> None:
+            ids = torch.tensor([e.ids])
+            with torch.no_grad():
+                model(input_ids=ids, attention_mask=torch.ones_like(ids))
+
+        return run
+
+    teacher = teacher.eval()
+    out["trained teacher (PyTorch)"] = _median_ms(torch_fn(teacher), encs)
+    tok = ShelfTokenizer.default()
+    base = ShelfBert(bert_config("base", vocab_size=tok.vocab_size, max_len=tok.max_len)).eval()
+    torch_fn(base)(encs[0])
+    out["BERT-base teacher (PyTorch, 12x768)"] = _median_ms(torch_fn(base), encs[:n_base])
+    return out
+
+
+RSS_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    sys.modules["torch"] = None
+    sys.modules["transformers"] = None
+    from models.bundle import load_public_key
+    from models.dataset import read_jsonl
+    from models.runtime import ModelRuntime
+    bundle, key, data, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    windows = [r.window for r in read_jsonl(data)]
+    rt = ModelRuntime(trusted_keys=[load_public_key(open(key, "rb").read())], threads=1)
+    rt.load(bundle)
+    done = 0
+    while done < n:
+        chunk = windows[: min(len(windows), n - done)]
+        rt.classify(chunk, batch_size=1)
+        done += len(chunk)
+    # VmHWM belongs to this process image (ru_maxrss would carry the forking parent's peak)
+    hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
+    print(json.dumps({"peak_rss_kb": int(hwm.split()[1]), "classified": done}))
+    """
+)
+
+
+def peak_rss(bundle: Path, key: Path, data: Path, n: int) -> tuple[float, int]:
+    """Peak RSS (MB) of a fresh process that loads ``bundle`` and classifies ``n`` windows."""
+    res = subprocess.run(
+        [sys.executable, "-c", RSS_SCRIPT, str(bundle), str(key), str(data), str(n)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=1200,
+        check=False,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "ORT_DISABLE_TELEMETRY": "1"},
+    )
+    if res.returncode != 0:
+        raise RuntimeError(res.stderr)
+    d = json.loads(res.stdout.strip().splitlines()[-1])
+    return d["peak_rss_kb"] / 1024, d["classified"]
+
+
+def run(quick: bool, cache: Path, out_dir: Path) -> BenchResult:
+    """The whole benchmark."""
+    from models.bundle import generate_key, public_key_pem
+    from models.dataset import write_jsonl
+    from models.tokens import ShelfTokenizer
+    from models.train.data import encode_records, split_records
+    from models.train.fit import DistillArgs
+    from models.train.pipeline import TrainConfig, train_bundle
+
+    if quick:
+        train_runs = [("busy", 1, 0.15), ("busy", 2, 0.15)]
+        held_runs = [("heldout", 101, 0.3)]
+    else:
+        train_runs = [
+            ("busy", 1, 1.0),
+            ("busy", 2, 1.0),
+            ("busy", 3, 1.0),
+            ("noisy", 1, 1.0),
+            ("faulty", 1, 1.0),
+        ]
+        held_runs = [("heldout", s, 1.0) for s in (101, 102, 103, 104)]
+    r = BenchResult()
+    t0 = time.perf_counter()
+    train = dataset(train_runs, cache)
+    held = dataset(held_runs, cache)
+    r.data = {
+        "training windows": len(train),
+        "held-out windows": len(held),
+        "training runs": ", ".join(f"{a}/{b}/{c:g}h" for a, b, c in train_runs),
+        "held-out runs": ", ".join(f"{a}/{b}/{c:g}h" for a, b, c in held_runs),
+        "data seconds": round(time.perf_counter() - t0, 1),
+    }
+    teacher_p, student_p = ("tiny", "student-tiny") if quick else ("small", "student")
+    key = generate_key()
+    common = {"progress": False, "threads": 1, "min_labelled": 5 if quick else 40}
+    transfer = DistillArgs(hidden_weight=1.0, attention_weight=1.0)
+    epochs = 3.0 if quick else 1.0
+    cfg = TrainConfig.recipe(teacher_p, student_p, epochs=epochs, distill_args=transfer, **common)
+    res = train_bundle(train, held, out_dir / "kd+transfer", signing_key=key, config=cfg)
+    r.scores = {
+        n: {h: s.head(h).macro_f1 for h in ("interest", "stock")} for n, s in res.scores.items()
+    }
+    r.gates = res.gates.checks
+    r.sizes = {"teacher": str(res.facts["teacher"]), "student": str(res.facts["student"])}
+    if not quick:  # the same teacher distilled without transfer, for comparison
+        kcfg = TrainConfig.recipe(teacher_p, student_p, epochs=epochs, **common)
+        res_k = train_bundle(
+            train, held, out_dir / "kd", signing_key=key, config=kcfg, teacher=res.teacher
+        )
+        r.transfer = {
+            "soft targets + labels": {
+                h: res_k.scores["student int8"].head(h).macro_f1 for h in ("interest", "stock")
+            },
+            "+ hidden-state and attention transfer": r.scores["student int8"],
+        }
+    if res.bundle is None:
+        return r
+    r.bundle_bytes = sum(p.stat().st_size for p in res.bundle.iterdir())
+    tok = ShelfTokenizer.default()
+    items = encode_records(split_records(held, tok), tok)
+    n_lat = 100 if quick else 300
+    fp32 = None
+    r.latency_ms = latency(res.teacher, res.bundle, fp32, items[:n_lat], 20 if quick else 100)
+    base_int8 = r.latency_ms["student int8 (onnxruntime)"]
+    r.speedup = {k: v / base_int8 for k, v in r.latency_ms.items()}
+    keyf = out_dir / "trusted.pem"
+    keyf.write_bytes(public_key_pem(key))
+    held_file = out_dir / "held.jsonl"
+    write_jsonl(held_file, held)
+    r.peak_rss_mb, r.classified = peak_rss(res.bundle, keyf, held_file, 2000 if quick else 10_000)
+    return r
+
+
+def table(r: BenchResult) -> str:
+    """The figures as markdown."""
+    lines = (
+        ["## Data", ""]
+        + [f"- {k}: {v}" for k, v in r.data.items()]
+        + [f"- {k}: {v}" for k, v in r.sizes.items()]
+    )
+    lines += [
+        "",
+        "## Held-out macro-F1",
+        "",
+        "| contender | interest | stock |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| {n} | {s['interest']:.3f} | {s['stock']:.3f} |" for n, s in r.scores.items()]
+    if r.scores:
+        t, s8, ru = r.scores["teacher"], r.scores["student int8"], r.scores["rules"]
+        lines += [
+            "",
+            f"- int8 / teacher: interest {s8['interest'] / max(t['interest'], 1e-9):.3f}, "
+            f"stock {s8['stock'] / max(t['stock'], 1e-9):.3f} (gate >= 0.97)",
+            f"- int8 - rules, interest macro-F1: {100 * (s8['interest'] - ru['interest']):+.1f} points (target >= +10)",
+        ]
+    lines += ["", "## Gates", ""] + [f"- [{'x' if ok else ' '}] {n}: {d}" for n, ok, d in r.gates]
+    if r.transfer:
+        lines += ["", "## Distillation variants (student int8, held-out macro-F1)", ""]
+        lines += ["| variant | interest | stock |", "| --- | --- | --- |"]
+        lines += [
+            f"| {n} | {s['interest']:.3f} | {s['stock']:.3f} |" for n, s in r.transfer.items()
+        ]
+    if r.latency_ms:
+        lines += ["", "## Latency, batch 1, one thread (median ms per window)", ""]
+        lines += ["| model | median ms | x int8 student |", "| --- | --- | --- |"]
+        lines += [f"| {n} | {v:.3f} | {r.speedup[n]:.1f} |" for n, v in r.latency_ms.items()]
+        lines += [
+            "",
+            "## Footprint",
+            "",
+            f"- bundle: {r.bundle_bytes} bytes ({r.bundle_bytes / 2**20:.2f} MB, limit 5 MB)",
+        ]
+        lines += [
+            f"- peak RSS loading the bundle and classifying {r.classified} windows: {r.peak_rss_mb:.1f} MB (limit 150 MB)"
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> BenchResult:
+    """Run, print the table, return the figures."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small data, tiny models")
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "shelfsense-bench-cache",
+        help="dataset cache folder (outside the repository)",
+    )
+    ap.add_argument("--out", type=Path, help="keep bundles and reports here")
+    a = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = a.out or Path(tmp)
+        r = run(a.quick, a.cache, out)
+        print(table(r))
+    return r
+
+
+if __name__ == "__main__":
+    main()
