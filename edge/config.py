@@ -17,9 +17,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from edge.buffer.config import BufferConfig
 from edge.camera.config import CameraConfig
 from edge.errors import ConfigError
+from edge.health import HealthConfig
 from edge.signals.config import SignalsConfig
+from edge.sync.config import SyncConfig
+from models.runtime.config import ModelConfig
 
 ENV_PREFIX = "SHELFSENSE__"
 
@@ -98,8 +102,12 @@ class Config(Section):
     unit: UnitConfig = Field(default_factory=UnitConfig)  # type: ignore[arg-type]
     slots: list[SlotConfig] = Field(default_factory=list, description="Product slots on the bay.")
     loadcells: LoadCellConfig = Field(default_factory=LoadCellConfig)  # type: ignore[arg-type]
-    signals: SignalsConfig = Field(default_factory=SignalsConfig)
     camera: CameraConfig = Field(default_factory=CameraConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)  # type: ignore[arg-type]
+    buffer: BufferConfig = Field(default_factory=BufferConfig)
+    sync: SyncConfig = Field(default_factory=SyncConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    signals: SignalsConfig = Field(default_factory=SignalsConfig)
 
     @model_validator(mode="after")
     def _unique_slots(self) -> Config:

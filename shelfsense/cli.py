@@ -20,6 +20,8 @@ from shelfsense import __version__
 PARTS: tuple[str, ...] = (
     "shelfsense.demo",
     "firmware_bridge.cli",
+    "edge.dataset",
+    "edge.cli",
     "cloud.cli",
 )
 

@@ -16,6 +16,7 @@ BENCHES = (
     "camera",
     "model",
     "buffer",
+    "agent",
     "ingest",
     "reads",
 )

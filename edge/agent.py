@@ -1,0 +1,288 @@
+"""The agent process: workers on threads, clean shutdown on SIGTERM, sd_notify for systemd.
+
+:class:`Agent` owns the buffer, the health object and the sync, desired-state and
+health workers. Producers plug in through the seam :meth:`Agent.add_worker`: a
+weight, camera or decision worker is any callable ``run(stop: threading.Event)``
+that hands its events to :meth:`Agent.emit` (which commits them to the buffer before
+anything can send them) and reports component state on ``agent.health``.
+
+Under systemd (``Type=notify``, ``WatchdogSec=``), :class:`SdNotify` sends
+``READY=1`` once every worker started, ``WATCHDOG=1`` at half the watchdog period
+while every worker thread is alive, and ``STOPPING=1`` on shutdown, over the plain
+datagram socket named by ``$NOTIFY_SOCKET``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from edge.buffer.store import Buffer
+from edge.config import Config
+from edge.desired import DesiredPoller, DesiredStateHandler
+from edge.health import Health, write_status
+from edge.sync.config import SyncConfig
+from edge.sync.endpoints import TOPIC_HEALTH
+from edge.sync.http import HttpTransport
+from edge.sync.identity import Identity, load_identity
+from edge.sync.mqtt import MqttTransport
+from edge.sync.transport import Transport
+from edge.sync.worker import SyncWorker
+from models.wire import ShelfEvent
+
+log = logging.getLogger(__name__)
+
+WorkerFn = Callable[[threading.Event], None]
+
+
+class SdNotify:
+    """systemd's notify protocol over ``$NOTIFY_SOCKET`` (a no-op when not under systemd)."""
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        env = os.environ if env is None else env
+        self.address = env.get("NOTIFY_SOCKET") or None
+        usec = env.get("WATCHDOG_USEC", "")
+        pid = env.get("WATCHDOG_PID", "")
+        ok_pid = not pid or pid == str(os.getpid())
+        self.watchdog_s = int(usec) / 1e6 if usec.isdigit() and ok_pid else None
+
+    def notify(self, message: str) -> bool:
+        """Send one state line (``READY=1``, ``WATCHDOG=1``, …); True when sent."""
+        if not self.address:
+            return False
+        addr = self.address
+        if addr.startswith("@"):
+            addr = "\0" + addr[1:]  # abstract namespace
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+                s.connect(addr)
+                s.sendall(message.encode())
+            return True
+        except OSError as err:
+            log.debug("sd_notify failed: %s", err)
+            return False
+
+
+@dataclass
+class _Running:
+    name: str
+    fn: WorkerFn
+    thread: threading.Thread | None = field(default=None)
+
+
+def build_transports(
+    sync: SyncConfig, identity: Identity, worker_ack: Callable[[bytes], object]
+) -> tuple[list[Transport], MqttTransport | None, HttpTransport | None]:
+    """The transports ``sync.mode`` asks for: MQTT first (when connected), then HTTP."""
+    mqtt_t = http_t = None
+    if sync.mode in ("mqtt", "both"):
+        mqtt_t = MqttTransport(
+            sync.mqtt_host,
+            sync.mqtt_port,
+            identity,
+            tls=sync.tls,
+            keepalive_s=sync.keepalive_s,
+            reconnect_max_s=sync.backoff_max_s,
+            on_ack=worker_ack,
+        )
+    if sync.mode in ("http", "both"):
+        http_t = HttpTransport(sync.base_url, identity, timeout_s=sync.http_timeout_s)
+    transports: list[Transport] = [t for t in (mqtt_t, http_t) if t is not None]
+    return transports, mqtt_t, http_t
+
+
+class Agent:
+    """One unit's agent: buffer, health, sync/desired/health workers, plus plugged-in workers."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        identity: Identity | None = None,
+        health: Health | None = None,
+        buffer: Buffer | None = None,
+        notifier: SdNotify | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.data_dir = Path(config.unit.data_dir)
+        self.health = health or Health(clock=clock)
+        self.buffer = buffer or Buffer(
+            self.data_dir / config.buffer.file,
+            device_id=config.unit.device_id,
+            config=config.buffer,
+            health=self.health,
+            clock=clock,
+        )
+        self.notifier = notifier or SdNotify()
+        self.stop_event = threading.Event()
+        self.model_hooks: list[Callable[[int], None]] = []
+        self.config_hooks: list[Callable[[Config], None]] = []
+        self._workers: list[_Running] = []
+        self.desired = DesiredStateHandler(
+            config, health=self.health, on_config=self._apply_config, on_model=self._new_model
+        )
+        self.sync: SyncWorker | None = None
+        self.mqtt: MqttTransport | None = None
+        if config.sync.mode != "off":
+            ident = identity or load_identity(self.data_dir / config.sync.identity_file)
+            if ident.device_id != config.unit.device_id:
+                raise ValueError(
+                    f"identity is for {ident.device_id!r}, config for {config.unit.device_id!r}"
+                )
+            self.sync = SyncWorker(
+                self.buffer, [], config=config.sync, health=self.health, clock=clock
+            )
+            transports, self.mqtt, http_t = build_transports(
+                config.sync, ident, self.sync.handle_mqtt_ack
+            )
+            self.sync.transports = transports
+            if self.mqtt is not None:
+                self.mqtt.on_desired = lambda p: self.desired.handle(p, source="mqtt")
+                self.mqtt.on_link = lambda up: self.health.component("mqtt", up)
+            self.add_worker("sync", self.sync.run)
+            if self.mqtt is None and http_t is not None:
+                poller = DesiredPoller(
+                    http_t.get_desired, self.desired, interval_s=config.sync.desired_poll_s
+                )
+                self.add_worker("desired", poller.run)
+        self.add_worker("health", self._health_loop)
+
+    # -- the seam for producers ---------------------------------------------
+
+    def add_worker(self, name: str, fn: WorkerFn) -> None:
+        """Plug a worker in (weight, camera, decisions…): ``fn(stop)`` runs on its own thread.
+
+        Add workers before :meth:`start`; a worker returns when ``stop`` is set.
+        """
+        self._workers.append(_Running(name, fn))
+
+    def emit(self, events: Iterable[Mapping[str, Any]]) -> list[ShelfEvent]:
+        """Commit events from a decision to the buffer (one transaction) and wake sync."""
+        out = self.buffer.append_many(events)
+        if out and self.sync is not None:
+            self.sync.wake.set()
+        return out
+
+    # -- live changes --------------------------------------------------------
+
+    def _apply_config(self, new: Config) -> None:
+        if self.sync is not None and new.sync != self.config.sync:
+            live = new.sync
+            self.sync.config = live
+            self.sync.planner.live_age_s = live.live_age_s
+            self.sync.backoff.initial_s = live.backoff_initial_s
+            self.sync.backoff.max_s = live.backoff_max_s
+        if new.buffer != self.config.buffer:
+            self.buffer.config = new.buffer
+            self.buffer.policy.max_bytes = int(new.buffer.max_mb * 1024 * 1024)
+            self.buffer.policy.keep_synced_s = new.buffer.keep_synced_days * 86400.0
+            self.buffer.policy.on_full = new.buffer.on_full
+        self.config = new
+        for hook in self.config_hooks:
+            hook(new)
+        log.info("config changed from desired state")
+
+    def _new_model(self, version: int) -> None:
+        log.info("desired model version %d", version)
+        for hook in self.model_hooks:
+            hook(version)
+
+    # -- health --------------------------------------------------------------
+
+    def refresh_health(self) -> dict[str, Any]:
+        """Put buffer figures into health, write the status file; returns the snapshot."""
+        if self.buffer.held:  # events parked while the disk was full: try writing them
+            self.buffer.retry_held()
+        stats = self.buffer.stats()
+        h = self.health
+        h.set("buffer_depth", stats.depth)
+        h.set("oldest_unsynced", stats.oldest_unsynced)
+        h.set("seq", stats.seq)
+        h.set("events_in_memory", stats.held)
+        h.set("buffer_used_bytes", stats.used_bytes)
+        snap = h.snapshot()
+        write_status(self.data_dir / self.config.health.status_file, snap)
+        return snap
+
+    def _health_loop(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                snap = self.refresh_health()
+                if self.mqtt is not None and self.config.health.publish:
+                    self.mqtt.publish(TOPIC_HEALTH, json.dumps(snap, default=str), qos=0)
+            except Exception:
+                log.exception("health pass failed")
+            stop.wait(self.config.health.interval_s)
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def _guard(self, w: _Running) -> None:
+        try:
+            w.fn(self.stop_event)
+        except Exception:
+            log.exception("worker %s crashed", w.name)
+            self.health.count(f"worker_crash.{w.name}")
+            self.health.alarm("worker_down", w.name)
+
+    def start(self) -> None:
+        """Start every worker thread and tell systemd we are ready."""
+        for w in self._workers:
+            w.thread = threading.Thread(target=self._guard, args=(w,), name=w.name, daemon=True)
+            w.thread.start()
+        self.notifier.notify("READY=1")
+        log.info("agent started: %s", ", ".join(w.name for w in self._workers))
+
+    def alive(self) -> bool:
+        """True while every worker thread runs."""
+        return all(w.thread is not None and w.thread.is_alive() for w in self._workers)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop workers, write a last status, close transports and the buffer."""
+        self.notifier.notify("STOPPING=1")
+        self.stop_event.set()
+        if self.sync is not None:
+            self.sync.wake.set()
+        deadline = time.monotonic() + timeout
+        for w in self._workers:
+            if w.thread is not None:
+                w.thread.join(max(0.1, deadline - time.monotonic()))
+        with contextlib.suppress(Exception):
+            self.refresh_health()
+        if self.sync is not None:
+            self.sync.close()
+        self.buffer.close()
+        log.info("agent stopped")
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT; pings the systemd watchdog while healthy."""
+
+        def _on_signal(signum: int, frame: FrameType | None) -> None:
+            log.info("signal %d: shutting down", signum)
+            self.stop_event.set()
+
+        old = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self.start()
+            period = self.notifier.watchdog_s / 2 if self.notifier.watchdog_s else 5.0
+            while not self.stop_event.wait(period):
+                if self.alive():
+                    self.notifier.notify("WATCHDOG=1")
+                else:
+                    log.error("a worker died; withholding the watchdog ping")
+        finally:
+            self.stop()
+            for s, h in old.items():
+                signal.signal(s, h)
+        return 0

@@ -1,0 +1,19 @@
+"""The edge buffer: a durable SQLite outbox of ShelfEvents (see :mod:`edge.buffer.store`)."""
+
+from edge.buffer.config import BufferConfig
+from edge.buffer.policy import AckLedger, Batch, BatchPlanner, PendingRow, RetentionPolicy
+from edge.buffer.store import Buffer, BufferStats, EventInvalid, OutboxError, RejectedRow
+
+__all__ = [
+    "AckLedger",
+    "Batch",
+    "BatchPlanner",
+    "Buffer",
+    "BufferConfig",
+    "BufferStats",
+    "EventInvalid",
+    "OutboxError",
+    "PendingRow",
+    "RejectedRow",
+    "RetentionPolicy",
+]

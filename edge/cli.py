@@ -1,0 +1,218 @@
+"""``shelfsense edge …``: run the agent, check its config, show its status.
+
+- ``edge run --config unit.toml`` runs the agent until SIGTERM, with its weight,
+  camera and decision workers built from the config (``--speed`` and ``--sim-hours``
+  drive the store twin in sim mode, ``--no-camera`` leaves the camera out);
+  ``--check-config`` only validates (errors name the file and key; exit 2).
+- ``edge status [--config unit.toml] [--json]`` reads the status file and the buffer.
+- ``edge install-model PATH`` checks that PATH is a model bundle folder; with a trusted
+  key (``--trusted-key`` or the config's ``model.trusted_key``) it verifies it, and with
+  ``--config`` installs it as the unit's ``model.bundle_dir`` (copy, verify, swap), so
+  the model decides from the agent's next start; fetching bundles is the OTA step's.
+
+Only the standard library is imported at top level; handlers import what they need.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_CONFIG = 2
+
+
+def register(sub: Any) -> None:
+    """Add ``edge`` and its subcommands to the top-level parser."""
+    edge = sub.add_parser("edge", help="the agent on the unit")
+    edge_sub = edge.add_subparsers(dest="edge_command", metavar="EDGECOMMAND", required=True)
+
+    run = edge_sub.add_parser("run", help="run the agent (until SIGTERM)")
+    run.add_argument("--config", type=Path, default=None, help="unit config (TOML)")
+    run.add_argument(
+        "--check-config", action="store_true", help="validate the config and identity, then exit"
+    )
+    run.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="sim mode: simulated seconds per wall second (0: as fast as possible)",
+    )
+    run.add_argument(
+        "--sim-hours", type=float, default=8.0, help="sim mode: hours of store traffic to play"
+    )
+    run.add_argument(
+        "--no-camera", action="store_true", help="run without the camera worker (weight only)"
+    )
+    run.set_defaults(func=cmd_run)
+
+    status = edge_sub.add_parser("status", help="what the unit is doing (from disk)")
+    status.add_argument("--config", type=Path, default=None, help="unit config (TOML)")
+    status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    status.set_defaults(func=cmd_status)
+
+    inst = edge_sub.add_parser(
+        "install-model", help="check a model bundle folder and install it when it verifies"
+    )
+    inst.add_argument("path", type=Path, help="bundle folder (manifest.json inside)")
+    inst.add_argument(
+        "--trusted-key", type=Path, action="append", default=[], help="public key PEM (repeat)"
+    )
+    inst.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="unit config: install into its model.bundle_dir (key from model.trusted_key)",
+    )
+    inst.set_defaults(func=cmd_install_model)
+
+
+def _load(path: Path | None) -> Any:
+    from edge.config import load_config
+
+    return load_config(path)
+
+
+def check(path: Path | None) -> tuple[Any, list[str]]:
+    """Validate config (and the identity file when sync is on); returns (config, errors)."""
+    from edge.errors import ConfigError
+    from edge.sync.identity import IdentityError, load_identity
+
+    try:
+        config = _load(path)
+    except ConfigError as err:
+        return None, str(err).splitlines()
+    errors: list[str] = []
+    if config.sync.mode != "off":
+        ident_path = Path(config.unit.data_dir) / config.sync.identity_file
+        try:
+            ident = load_identity(ident_path)
+        except IdentityError as err:
+            errors.append(f"{path or '<defaults>'}: sync.identity_file: {err}")
+        else:
+            if ident.device_id != config.unit.device_id:
+                errors.append(
+                    f"{path or '<defaults>'}: unit.device_id: {config.unit.device_id!r} but "
+                    f"{ident_path} is for {ident.device_id!r}"
+                )
+    return config, errors
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``edge run``."""
+    config, errors = check(args.config)
+    if errors:
+        for line in errors:
+            print(line, file=sys.stderr)
+        return EXIT_CONFIG
+    if args.check_config:
+        print(f"config OK: {args.config or '<defaults>'}")
+        print(f"  device   {config.unit.device_id} ({config.unit.store}/{config.unit.bay})")
+        print(f"  slots    {len(config.slots)}, load cells from {config.loadcells.source}")
+        print(
+            f"  buffer   {Path(config.unit.data_dir) / config.buffer.file}"
+            f" (cap {config.buffer.max_mb:g} MB, when full: {config.buffer.on_full})"
+        )
+        target = {
+            "http": config.sync.base_url,
+            "mqtt": f"{config.sync.mqtt_host}:{config.sync.mqtt_port}",
+            "both": f"{config.sync.mqtt_host}:{config.sync.mqtt_port} + {config.sync.base_url}",
+            "off": "-",
+        }[config.sync.mode]
+        print(f"  sync     {config.sync.mode} {target}")
+        from edge.workers.build import camera_config
+
+        print(f"  camera   {'off' if args.no_camera else camera_config(config).source}")
+        bundle = Path(config.model.bundle_dir) / "manifest.json"
+        decider = f"model from {bundle.parent}" if bundle.is_file() else "rules (no bundle)"
+        print(f"  decides  {decider}")
+        return 0
+    if args.speed < 0 or args.sim_hours <= 0:
+        print("--speed must be >= 0 and --sim-hours > 0", file=sys.stderr)
+        return EXIT_CONFIG
+    from edge.agent import Agent
+    from edge.errors import CalibrationError
+    from edge.workers.build import add_sensing
+
+    agent = Agent(config)
+    try:
+        add_sensing(agent, speed=args.speed, sim_hours=args.sim_hours, camera=not args.no_camera)
+    except (CalibrationError, ValueError) as err:
+        agent.stop()
+        print(f"{args.config or '<defaults>'}: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    return agent.run()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """``edge status``."""
+    from edge.errors import ConfigError
+    from edge.status import collect, render_table
+
+    try:
+        config = _load(args.config)
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        return EXIT_CONFIG
+    status = collect(config)
+    if args.json:
+        print(json.dumps(status, indent=2, sort_keys=True, default=str))
+    else:
+        print(render_table(status))
+    return 0
+
+
+def cmd_install_model(args: argparse.Namespace) -> int:
+    """``edge install-model``: check the bundle folder; full verification with keys."""
+    from models.bundle import MANIFEST, load_public_key, verify_bundle
+    from models.errors import BundleError
+
+    path: Path = args.path
+    manifest = path / MANIFEST
+    if not path.is_dir() or not manifest.is_file():
+        print(f"{path}: not a model bundle folder (no {MANIFEST})", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+        version = int(data["version"])
+    except (ValueError, KeyError, TypeError) as err:
+        print(f"{manifest}: no integer version: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    key_files = list(args.trusted_key)
+    config = None
+    if args.config is not None:
+        from edge.errors import ConfigError
+
+        try:
+            config = _load(args.config)
+        except ConfigError as err:
+            print(err, file=sys.stderr)
+            return EXIT_CONFIG
+        if not key_files and config.model.trusted_key is not None:
+            key_files.append(Path(config.model.trusted_key))
+    if not key_files:
+        print(f"bundle version {version} at {path}: looks like a bundle (signature not checked)")
+        print("not installed: a bundle is installed only when it verifies under a trusted key")
+        return 0
+    try:
+        keys = [load_public_key(k.read_bytes()) for k in key_files]
+        verify_bundle(path, trusted_keys=keys)
+    except (BundleError, OSError) as err:
+        print(str(err), file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"bundle version {version} at {path}: verified")
+    if config is None:
+        print("not installed: give --config to install it into the unit's model.bundle_dir")
+        return 0
+    from edge.workers.bundles import install_bundle
+
+    dest = Path(config.model.bundle_dir)
+    try:
+        install_bundle(path, dest, trusted_keys=keys)
+    except (BundleError, OSError) as err:
+        print(f"{dest}: not installed: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"installed as {dest}; the agent decides with it from its next start")
+    return 0

@@ -1,0 +1,226 @@
+"""Desired state from the cloud: a model version and config overrides, validated and applied.
+
+The cloud keeps a retained JSON document on ``shelfsense/<id>/desired`` (and serves
+it at ``GET /v1/devices/<id>/desired`` for units without a broker)::
+
+    {"device_id": "unit-7", "rev": 12, "model_version": 5,
+     "config": {"sync": {"batch_size": 100}, "health": {"interval_s": 10}}}
+
+:class:`DesiredState` validates the document; :class:`DesiredStateHandler` checks it
+is addressed to this unit, merges the overrides into the running config, validates
+the result as a whole and hands it to ``on_config``; a new model version goes to
+``on_model`` (the OTA step). Anything malformed, addressed elsewhere, touching keys
+that may not change remotely, or failing validation is logged, counted and ignored.
+
+The cloud's HTTP answer has a flat ``config`` with dotted keys
+(``{"sync.batch_size": 100}``) and an ``updated_at`` instead of ``rev``; both forms
+are accepted: dotted keys are expanded, and an older ``updated_at`` than the one
+applied is stale like a lower ``rev``.
+:class:`DesiredPoller` fetches the document over HTTP on a timer.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edge.config import Config, parse_config
+from edge.errors import ConfigError
+from edge.health import Health
+from edge.sync.transport import SyncError
+from models.wire import DEVICE_ID_PATTERN
+
+log = logging.getLogger(__name__)
+
+# Sections the cloud may change live; identity and hardware wiring stay local.
+REMOTE_SECTIONS = frozenset({"sync", "health", "buffer", "slots"})
+
+
+class DesiredState(BaseModel):
+    """The cloud's desired state for one unit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device_id: str = Field(..., pattern=DEVICE_ID_PATTERN, description="Unit it is meant for.")
+    rev: int = Field(default=0, ge=0, description="Revision; a lower one than applied is ignored.")
+    model_version: int | None = Field(
+        default=None, ge=0, description="Model bundle version to run."
+    )
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Config overrides, nested by section or flat with dotted keys.",
+    )
+    updated_at: datetime | None = Field(
+        default=None, description="When the cloud last changed it (orders documents like rev)."
+    )
+
+
+def expand_dotted(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"sync.batch_size": 1}`` as ``{"sync": {"batch_size": 1}}``; nested keys kept as they are."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        parts = key.split(".")
+        node = out
+        for part in parts[:-1]:
+            nxt = node.get(part)
+            if not isinstance(nxt, dict):
+                nxt = node[part] = {}
+            node = nxt
+        leaf = parts[-1]
+        if isinstance(value, Mapping) and isinstance(node.get(leaf), dict):
+            node[leaf] = merge(node[leaf], value)
+        else:
+            node[leaf] = copy.deepcopy(value)
+    return out
+
+
+def merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``overrides`` into a copy of ``base`` (lists and scalars replace)."""
+    out = copy.deepcopy(dict(base))
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+class DesiredStateHandler:
+    """Validates desired-state documents and applies them through callbacks.
+
+    ``on_config(new_config)`` gets a fully validated :class:`Config`; ``on_model(version)``
+    gets a model version different from the last one handed over.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        health: Health,
+        on_config: Callable[[Config], None] | None = None,
+        on_model: Callable[[int], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.health = health
+        self.on_config = on_config
+        self.on_model = on_model
+        self.applied_rev = -1
+        self.applied_at: datetime | None = None
+        self.model_version: int | None = None
+        self._digest = ""
+        self._lock = threading.Lock()
+
+    def _reject(self, counter: str, why: str) -> bool:
+        log.warning("desired state ignored: %s", why)
+        self.health.count(counter)
+        self.health.set("desired_error", why)
+        return False
+
+    def handle(self, payload: bytes | str | Mapping[str, Any], *, source: str = "mqtt") -> bool:
+        """Apply one document; True when it changed something."""
+        raw = payload if isinstance(payload, bytes | str) else None
+        digest = hashlib.sha256(
+            raw if isinstance(raw, bytes) else str(payload).encode()
+        ).hexdigest()
+        with self._lock:
+            if digest == self._digest:
+                return False  # same document again (retained re-delivery, poll)
+            try:
+                if isinstance(payload, Mapping):
+                    doc = DesiredState.model_validate(payload)
+                else:
+                    doc = DesiredState.model_validate_json(payload)
+            except ValidationError as err:
+                return self._reject("desired_malformed", f"{source}: {err.errors()[0]['msg']}")
+            unit_id = self.config.unit.device_id
+            if doc.device_id != unit_id:
+                return self._reject(
+                    "desired_unauthorised", f"{source}: addressed to {doc.device_id!r}"
+                )
+            if doc.rev < self.applied_rev:
+                return self._reject(
+                    "desired_stale", f"{source}: rev {doc.rev} < {self.applied_rev}"
+                )
+            if doc.updated_at and self.applied_at and _aware(doc.updated_at) < self.applied_at:
+                return self._reject(
+                    "desired_stale", f"{source}: updated {doc.updated_at} < {self.applied_at}"
+                )
+            overrides = expand_dotted(doc.config)
+            bad = sorted(set(overrides) - REMOTE_SECTIONS)
+            if bad:
+                return self._reject(
+                    "desired_unauthorised", f"{source}: may not change {', '.join(bad)}"
+                )
+            changed = False
+            if overrides:
+                data = merge(self.config.model_dump(mode="json"), overrides)
+                try:
+                    new = parse_config(data, source=f"desired state rev {doc.rev}")
+                except ConfigError as err:
+                    return self._reject("desired_invalid", str(err))
+                if new != self.config:
+                    self.config = new
+                    changed = True
+                    self.health.count("desired_config_applied")
+                    if self.on_config:
+                        self.on_config(new)
+            if doc.model_version is not None and doc.model_version != self.model_version:
+                self.model_version = doc.model_version
+                self.health.set("desired_model_version", doc.model_version)
+                changed = True
+                if self.on_model:
+                    self.on_model(doc.model_version)
+            self.applied_rev = doc.rev
+            if doc.updated_at:
+                self.applied_at = _aware(doc.updated_at)
+            self._digest = digest
+            self.health.set("desired_rev", doc.rev)
+            return changed
+
+
+def _aware(t: datetime) -> datetime:
+    """``t`` with UTC assumed when it carries no zone (the cloud stores naive UTC)."""
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+class DesiredPoller:
+    """Polls the desired state over HTTP every ``interval_s`` (used when there is no broker)."""
+
+    def __init__(
+        self,
+        fetch: Callable[[], Any | None],
+        handler: DesiredStateHandler,
+        *,
+        interval_s: float,
+    ) -> None:
+        self.fetch = fetch
+        self.handler = handler
+        self.interval_s = interval_s
+
+    def poll_once(self) -> bool:
+        """Fetch and apply once; True when something changed."""
+        try:
+            doc = self.fetch()
+        except SyncError as err:
+            log.info("desired state poll failed: %s", err)
+            self.handler.health.count("desired_poll_failures")
+            return False
+        if doc is None:
+            return False
+        return self.handler.handle(doc, source="http")
+
+    def run(self, stop: threading.Event) -> None:
+        """Poll until ``stop``."""
+        while not stop.is_set():
+            try:
+                self.poll_once()
+            except Exception:
+                log.exception("desired state poll crashed")
+            stop.wait(self.interval_s)

@@ -1,0 +1,154 @@
+"""From one decided window to the fields of its :class:`~models.wire.ShelfEvent` s.
+
+Workflow: the decision worker gets a :class:`~models.window.EventWindow` and its
+decision (interest of the episode, a stock label and confidence per change), books each
+change in the :class:`~edge.stock.StockBook`, and :func:`window_events` writes the
+events: one ``interest`` event when someone was at the bay, one ``stock`` event per
+change (signed units and grams as weighed, units on the slot after), and a ``level``
+event whenever a slot turns ``low``, ``out`` or back to ``ok``. ``device_id`` and
+``seq`` are filled in by the buffer when it commits them. Features are a compact
+numeric summary of what was sensed; never pixels. Pure: values in, values out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from edge.stock import StockBook
+from models.types import WeightChange
+from models.window import EventWindow
+from models.wire import Decider
+
+
+@dataclass(frozen=True, slots=True)
+class WindowDecision:
+    """What decided a window said: interest (``None``: no shopper) and one label per change."""
+
+    interest: str | None
+    interest_confidence: float
+    stock: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where events come from and who decided them."""
+
+    store: str
+    bay: str
+    skus: Mapping[int, str]
+    decided_by: Decider = "rules"
+    model_version: int | None = None
+
+
+def _r(x: float, nd: int = 3) -> float:
+    return round(float(x), nd)
+
+
+def interest_features(w: EventWindow) -> dict[str, float | int]:
+    """Summary of the episode: dwell, motion, entries, reaches, changes, activity."""
+    p = w.presence
+    return {
+        "dwell": _r(p.dwell if p else 0.0, 2),
+        "peak_motion": _r(p.peak_motion if p else 0.0),
+        "entries": p.entries if p else 0,
+        "reaches": len(w.reaches),
+        "reach_dwell": _r(max((r.dwell for r in w.reaches), default=0.0), 2),
+        "changes": len(w.changes),
+        "net_units": sum(c.units for c in w.changes),
+        "neighbours": w.neighbours,
+        "hour": w.hour,
+    }
+
+
+def change_features(w: EventWindow, c: WeightChange) -> dict[str, float | int | bool]:
+    """Summary of one change: how it settled, how well it fits whole units, who was there."""
+    ctx = w.context(c.slot)
+    unit = ctx.unit_grams if ctx else 0.0
+    fit = abs(abs(c.grams) / unit - abs(c.units)) if unit > 0 else 1.0
+    return {
+        "settle_s": _r(c.t_settled - c.t_start, 2),
+        "weigh_conf": _r(c.confidence),
+        "fit": _r(fit),
+        "presence": w.presence is not None,
+        "reach": any(r.zone == f"slot-{c.slot}" for r in w.reaches),
+        "recent": ctx.recent_changes if ctx else 0,
+    }
+
+
+def window_events(
+    w: EventWindow,
+    decision: WindowDecision,
+    book: StockBook,
+    origin: Origin,
+    *,
+    wall_time: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Event fields of one decided window (books its changes in ``book`` as it goes).
+
+    ``mono_time`` of each event is the sensor time it refers to (window end for
+    interest, settle time for a change), on the unit's monotonic or simulated clock.
+    """
+    if len(decision.stock) != len(w.changes):
+        raise ValueError(f"{len(decision.stock)} stock labels for {len(w.changes)} changes")
+    wall = (wall_time or datetime.now(UTC)).isoformat()
+    base: dict[str, Any] = {
+        "wall_time": wall,
+        "store": origin.store,
+        "bay": origin.bay,
+        "episode": w.episode,
+        "decided_by": origin.decided_by,
+        "model_version": origin.model_version,
+    }
+    out: list[dict[str, Any]] = []
+    if decision.interest is not None and w.presence is not None:
+        out.append(
+            {
+                **base,
+                "mono_time": max(0.0, w.t_end),
+                "kind": "interest",
+                "label": decision.interest,
+                "confidence": _conf(decision.interest_confidence),
+                "dwell_s": _r(max(0.0, w.presence.dwell), 2),
+                "features": interest_features(w),
+            }
+        )
+    for c, (label, conf) in zip(w.changes, decision.stock, strict=True):
+        upd = book.apply(c.slot, label, c.units)
+        out.append(
+            {
+                **base,
+                "mono_time": max(0.0, c.t_settled),
+                "slot": c.slot,
+                "sku": origin.skus.get(c.slot),
+                "kind": "stock",
+                "label": label,
+                "confidence": _conf(conf),
+                "units": c.units,
+                "grams": _r(c.grams, 1),
+                "stock_units": book.units.get(c.slot),
+                "features": change_features(w, c),
+            }
+        )
+        if upd.level is not None:
+            lv = upd.level
+            out.append(
+                {
+                    **base,
+                    "mono_time": max(0.0, c.t_settled),
+                    "slot": lv.slot,
+                    "sku": lv.sku,
+                    "kind": "level",
+                    "label": lv.level,
+                    "confidence": _conf(conf),
+                    "stock_units": lv.units,
+                    "features": {"previous": lv.previous},
+                }
+            )
+    return out
+
+
+def _conf(x: float) -> float:
+    return min(1.0, max(0.0, round(float(x), 4)))

@@ -1,0 +1,145 @@
+"""Counters, alarms and component health of the agent, as one small thread-safe object.
+
+Workers count what happened (``health.count("events_dropped")``), raise and clear
+alarms (``buffer_full``, ``disk_full``, ``db_corrupted``, ``camera_down``,
+``sensor_fault``), set gauges (``model_version``, ``last_sync``) and report the
+state of components (``camera``, ``loadcell.3``). :meth:`Health.snapshot` gives a
+JSON-ready dict; :func:`write_status` writes it atomically to the status file that
+``shelfsense edge status`` reads, and the health worker publishes it on ``…/health``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+STATUS_FILE = "status.json"
+
+# Alarm names other parts raise; free-form names are allowed too.
+BUFFER_FULL = "buffer_full"
+DISK_FULL = "disk_full"
+DB_CORRUPTED = "db_corrupted"
+CAMERA_DOWN = "camera_down"
+SENSOR_FAULT = "sensor_fault"
+
+
+class HealthConfig(BaseModel):
+    """The ``[health]`` section: how often health is written and published."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Write the status file and publish health this often.",
+    )
+    status_file: str = Field(
+        default=STATUS_FILE, min_length=1, description="Status file, relative to unit.data_dir."
+    )
+    publish: bool = Field(
+        default=True, description="Publish health on shelfsense/<id>/health (MQTT)."
+    )
+
+
+class Health:
+    """Thread-safe counters, alarms, gauges and component states of one agent."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._lock = threading.Lock()
+        self._clock = clock
+        self._counters: Counter[str] = Counter()
+        self._alarms: dict[str, dict[str, Any]] = {}
+        self._gauges: dict[str, Any] = {}
+        self._components: dict[str, dict[str, Any]] = {}
+        self.started = clock()
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to counter ``name``."""
+        if n:
+            with self._lock:
+                self._counters[name] += n
+
+    def counter(self, name: str) -> int:
+        """Current value of counter ``name``."""
+        with self._lock:
+            return self._counters[name]
+
+    def alarm(self, name: str, detail: str = "") -> None:
+        """Raise alarm ``name`` (keeps the time it was first raised, updates the detail)."""
+        with self._lock:
+            entry = self._alarms.get(name)
+            if entry is None:
+                self._alarms[name] = {"since": self._clock(), "detail": detail}
+            else:
+                entry["detail"] = detail
+
+    def clear(self, name: str) -> None:
+        """Clear alarm ``name`` if raised."""
+        with self._lock:
+            self._alarms.pop(name, None)
+
+    def alarmed(self, name: str) -> bool:
+        """True while alarm ``name`` is raised."""
+        with self._lock:
+            return name in self._alarms
+
+    def set(self, name: str, value: Any) -> None:
+        """Set gauge ``name`` (JSON-serialisable value)."""
+        with self._lock:
+            self._gauges[name] = value
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """Current value of gauge ``name``."""
+        with self._lock:
+            return self._gauges.get(name, default)
+
+    def component(self, name: str, ok: bool, detail: str = "") -> None:
+        """Report the state of a component (a load-cell channel, the camera, a link)."""
+        with self._lock:
+            self._components[name] = {"ok": ok, "detail": detail, "at": self._clock()}
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything as a JSON-ready dict."""
+        with self._lock:
+            return {
+                "at": self._clock(),
+                "started": self.started,
+                "pid": os.getpid(),
+                "counters": dict(sorted(self._counters.items())),
+                "alarms": {k: dict(v) for k, v in sorted(self._alarms.items())},
+                "gauges": dict(sorted(self._gauges.items())),
+                "components": {k: dict(v) for k, v in sorted(self._components.items())},
+            }
+
+
+def write_status(path: Path, snapshot: dict[str, Any]) -> None:
+    """Write ``snapshot`` as JSON to ``path`` atomically (temp file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(snapshot, f, indent=1, sort_keys=True, default=str)
+            f.write("\n")
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def read_status(path: Path) -> dict[str, Any] | None:
+    """The last status written, or None when there is none (or it cannot be read)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

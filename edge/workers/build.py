@@ -1,0 +1,255 @@
+"""Building the sensing and deciding workers of an agent from its unit config.
+
+:func:`add_sensing` plugs three workers into an :class:`~edge.agent.Agent`: ``weight``
+(``loadcells.source``: ``sim`` | ``hx711`` | ``serial``), ``camera``
+(``camera.source``) and ``decisions`` (the installed model, else the rules). In sim
+mode the store twin plans ``sim_hours`` of the configured scenario and both sensors
+play it at ``speed`` times real time (0: as fast as the CPU goes); a restarted sim
+unit replays the day without pacing up to the last window its buffer holds, so every
+committed event stays committed once and the day goes on where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edge.config import Config, SlotConfig
+from edge.events import Origin
+from edge.health import Health
+from edge.stock import StockBook
+from edge.windows import Windower
+from edge.workers.camera import CameraFeed
+from edge.workers.decide import BundleWatch, WeightOnlyDecider, build_decider
+from edge.workers.decision import DecisionWorker
+from edge.workers.state import load_stock
+from edge.workers.timeline import Inbox, Pace
+from edge.workers.weight import BlockSource, WeightWorker
+from models.types import ReadingBlock
+
+if TYPE_CHECKING:
+    from edge.agent import Agent
+    from edge.camera.config import CameraConfig
+    from edge.camera.source import FrameSource
+    from firmware_bridge.sim.twin import SimRun
+
+log = logging.getLogger(__name__)
+
+BLOCK_S = 0.5  # load-cell block length the weight worker processes at once
+SIM_TICK_S = 0.5  # decision step in sim mode (simulated seconds)
+STOCK_FILE = "stock.json"
+CALIBRATION_FILE = "calibration.json"
+
+
+@dataclass
+class Sensing:
+    """The workers built for an agent (tests and benches look inside)."""
+
+    inbox: Inbox
+    weight: WeightWorker
+    decisions: DecisionWorker
+    camera: CameraFeed | None = None
+    run: SimRun | None = None
+    resumed_through: int = 0
+
+
+def camera_config(config: Config) -> CameraConfig:
+    """The ``[camera]`` section (defaults when the config has none)."""
+    from edge.camera.config import CameraConfig
+
+    cam = getattr(config, "camera", None)
+    return cam if isinstance(cam, CameraConfig) else CameraConfig.model_validate({})
+
+
+def last_committed(agent: Agent) -> tuple[int, float]:
+    """``(episode, mono_time)`` of the newest event in the buffer ((0, 0.0) when empty)."""
+    row = agent.buffer.db.execute("SELECT body FROM outbox ORDER BY seq DESC LIMIT 1").fetchone()
+    if row is None:
+        return 0, 0.0
+    body = json.loads(row[0])
+    return int(body.get("episode") or 0), float(body.get("mono_time") or 0.0)
+
+
+def _sim_slots(run_slots: Iterable[Any]) -> list[SlotConfig]:
+    return [
+        SlotConfig.model_validate(
+            {
+                "slot": s.slot,
+                "channel": s.channel,
+                "sku": s.sku,
+                "unit_grams": s.unit_grams,
+                "capacity": s.capacity,
+            }
+        )
+        for s in run_slots
+    ]
+
+
+def add_sensing(
+    agent: Agent,
+    config: Config | None = None,
+    *,
+    speed: float = 1.0,
+    sim_hours: float = 8.0,
+    camera: bool = True,
+) -> Sensing:
+    """Build the weight, camera and decision workers and plug them into ``agent``."""
+    from edge.signals.calibration import CalibrationStore
+    from edge.signals.pipeline import WeightPipeline, slot_signals
+
+    cfg = config or agent.config
+    lc = cfg.loadcells
+    data_dir = Path(cfg.unit.data_dir)
+    health = agent.health
+    sim = lc.source == "sim"
+    run = None
+    resumed, origin_t = (0, 0.0)
+    if sim:
+        from edge.signals.replay import simulated_calibration
+        from firmware_bridge.sim.loadcell import LoadCellSim
+        from firmware_bridge.sim.scenario import load_scenario
+        from firmware_bridge.sim.twin import StoreTwin
+
+        sc = load_scenario(lc.sim_scenario)
+        run = StoreTwin(sc, lc.sim_seed).simulate(sim_hours * 3600.0)
+        cells = LoadCellSim(run, sc, lc.sim_seed)
+        slots = list(cfg.slots) or _sim_slots(sc.slots)
+        calibrations = simulated_calibration(cells)
+        sps = sc.sps
+        resumed, origin_t = last_committed(agent)
+
+        def blocks(stop: threading.Event) -> Iterable[ReadingBlock]:
+            return cells.blocks(BLOCK_S)
+
+        source: BlockSource = blocks
+        book = StockBook(slots, run.initial_units)
+        stock_file = None
+        health.set("sim", {"scenario": sc.name, "seed": lc.sim_seed, "hours": sim_hours})
+    else:
+        slots = list(cfg.slots)
+        if not slots:
+            raise ValueError(f"loadcells.source = '{lc.source}' needs [[slots]] in the config")
+        calibrations = CalibrationStore(data_dir / CALIBRATION_FILE).load()
+        sps = lc.sps
+        source = _hardware_source(cfg)
+        stock_file = data_dir / STOCK_FILE
+        book = load_stock(stock_file, slots) or StockBook(slots)
+    pace = Pace(speed, origin=origin_t) if sim else None
+    pipeline = WeightPipeline(slot_signals(slots), calibrations, sps=sps, config=cfg.signals)
+    names = ["weight", "camera"] if camera else ["weight"]
+    inbox = Inbox(names)
+    weight = WeightWorker(source, pipeline, inbox, health=health, pace=pace, finite=sim)
+    windower = Windower(
+        cfg.unit.bay, {s.slot: s.unit_grams for s in slots}, initial_units=dict(book.units)
+    )
+    origin = Origin(cfg.unit.store, cfg.unit.bay, {s.slot: s.sku for s in slots})
+    decisions = DecisionWorker(
+        inbox,
+        windower,
+        build_decider(cfg.model, health=health),
+        book,
+        origin,
+        agent.emit,
+        health=health,
+        tick_s=SIM_TICK_S if sim else None,
+        skip_through=resumed,
+        blind=WeightOnlyDecider(),
+        watch=None if sim else BundleWatch(cfg.model, health=health),
+        stock_file=stock_file,
+    )
+    out = Sensing(inbox, weight, decisions, run=run, resumed_through=resumed)
+    agent.add_worker("weight", weight.run)
+    if camera and sim != (camera_config(cfg).source == "sim"):
+        log.warning(
+            "load cells from %s but camera from %s: their clocks differ, windows may not line up",
+            lc.source,
+            camera_config(cfg).source,
+        )
+    if camera:
+        out.camera = _camera_feed(
+            cfg, inbox, health, pace, run, n_slots=len(slots), stop=agent.stop_event
+        )
+        agent.add_worker("camera", out.camera.run)
+    agent.add_worker("decisions", decisions.run)
+    if resumed:
+        log.info("sim resumes after episode %d (t=%.1f s)", resumed, origin_t)
+    return out
+
+
+def _hardware_source(cfg: Config) -> BlockSource:
+    lc = cfg.loadcells
+    if lc.source == "hx711":
+        from firmware_bridge.gpio_source import GpioLoadCells
+
+        def gpio(stop: threading.Event) -> Iterable[ReadingBlock]:
+            cells = GpioLoadCells(lc.hx711, sps=lc.sps, ready_timeout=lc.read_timeout_s)
+            try:
+                yield from cells.blocks(BLOCK_S)
+            finally:
+                cells.close()
+
+        return gpio
+
+    from firmware_bridge.serial_link import SerialLoadCells
+
+    def serial(stop: threading.Event) -> Iterable[ReadingBlock]:
+        link = SerialLoadCells(lc.serial_port, baud=lc.serial_baud, read_timeout=lc.read_timeout_s)
+        try:
+            yield from link.blocks(BLOCK_S, until=stop.is_set)
+        finally:
+            link.close()
+
+    return serial
+
+
+def _camera_feed(
+    cfg: Config,
+    inbox: Inbox,
+    health: Health,
+    pace: Pace | None,
+    run: SimRun | None,
+    *,
+    n_slots: int,
+    stop: threading.Event,
+) -> CameraFeed:
+    from edge.camera.registry import make_source
+    from edge.camera.worker import CameraWorker
+
+    cam = camera_config(cfg)
+    sim = cam.source == "sim"
+    if sim and not cam.zones:
+        cam = cam.model_copy(update={"default_slots": n_slots})
+    visits = run.visits if (sim and run is not None) else []
+    zones = cam.zone_specs()
+
+    def make() -> FrameSource:
+        if not sim or run is None:
+            return make_source(cam, visits=visits, zones=zones)
+        from edge.camera.sim import SimulatedSource
+
+        return SimulatedSource(
+            visits,
+            zones=zones,
+            width=cam.width,
+            height=cam.height,
+            fps=cam.fps,
+            seed=cam.sim_seed,
+            duration_s=run.duration_s,
+            shadows=cam.sim_shadows,
+            flicker=cam.sim_flicker,
+            noise=cam.sim_noise,
+        )
+
+    def pause(seconds: float) -> None:
+        stop.wait(seconds)  # a stop request cuts a reconnect backoff short
+
+    frames_total = int(run.duration_s * cam.fps) if (sim and run is not None) else None
+    worker = CameraWorker.from_config(cam, make, sleep=pause)
+    return CameraFeed(
+        worker, inbox, health=health, pace=pace if sim else None, frames_total=frames_total
+    )

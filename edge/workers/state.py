@@ -1,0 +1,45 @@
+"""What the sensing workers keep on disk: the stock book, written atomically.
+
+A unit restarted after a crash or power cut goes on from the units per slot it last
+committed events for (:func:`load_stock`); the file is replaced whole through a
+temporary file and ``os.replace``, so it is never half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from edge.stock import SlotLike, StockBook
+
+log = logging.getLogger(__name__)
+
+
+def save_stock(path: Path, book: StockBook) -> None:
+    """Write the book; the old file stays whole until the new one is complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".stock-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(book.to_dict(), f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_stock(path: Path, slots: Iterable[SlotLike]) -> StockBook | None:
+    """The saved book, or None when there is none or it cannot be read (logged)."""
+    slots = list(slots)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return StockBook.from_dict(slots, data)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError, AttributeError) as err:
+        log.warning("stock file %s unreadable, starting from capacity: %s", path, err)
+        return None

@@ -1,0 +1,322 @@
+"""The real cloud service for edge sync tests and benches: child processes on loopback.
+
+:func:`real_cloud` migrates a fresh SQLite file, runs ``shelfsense cloud serve`` on a
+fixed free loopback port (so it can be killed and restarted on the same address) and,
+given a broker, real :class:`cloud.mqtt_ingest.IngestWorker` processes on the shared
+subscription. Units are registered and their keys made straight in the store; what
+reached the store is read back with plain ``sqlite3``.
+
+The module is also the entry point of two children::
+
+    python -m tests.edge.real_cloud ingest DB_URL HOST PORT [USER PASSWORD]  # "ready", then SIGTERM
+    python -m tests.edge.real_cloud unit DB SEED BASE_URL DEVICE KEY  # prints committed seqs
+
+``unit`` is a busy unit (writing and syncing over HTTP) for ``kill -9`` soaks.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tests.support.mosquitto import Broker, free_port, wait_for_port
+
+REPO = Path(__file__).resolve().parents[2]
+STORE_ID, BAY_ID = "store-1", "bay-1"
+
+
+def real_event(i: int, *, when: float | None = None) -> dict[str, Any]:
+    """Fields of a plausible decision stamped ``when`` (default: now), inside the cloud's bounds."""
+    t = datetime.fromtimestamp(time.time() if when is None else when, UTC)
+    return {
+        "wall_time": t.isoformat(),
+        "mono_time": float(i),
+        "store": STORE_ID,
+        "bay": BAY_ID,
+        "slot": i % 8,
+        "sku": f"SKU-{i % 8:06d}",
+        "kind": "stock",
+        "label": "removal",
+        "confidence": 0.9,
+        "units": -1,
+        "grams": -412.5,
+        "stock_units": 10,
+        "episode": i,
+        "decided_by": "rules",
+        "features": {"dwell": 3.5, "n": i},
+    }
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHELFSENSE_CLOUD_")}
+    return {**env, "PYTHONPATH": str(REPO), "ORT_DISABLE_TELEMETRY": "1", **extra}
+
+
+def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+@dataclass
+class RealCloud:
+    """A running cloud: its SQLite file, HTTP address, ingest workers and registered units."""
+
+    db: Path
+    port: int
+    broker: Broker | None = None
+    keys: dict[str, str] = field(default_factory=dict)
+    service_login: tuple[str, str] | None = None  # the ingest workers' broker login
+    api: subprocess.Popen[bytes] | None = None
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """Base URL of the HTTP API."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def database_url(self) -> str:
+        """SQLAlchemy URL of the store."""
+        return f"sqlite:///{self.db}"
+
+    # processes -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start (or restart) ``shelfsense cloud serve`` on the same port; wait until it listens."""
+        if self.api is not None and self.api.poll() is None:
+            return
+        args = [sys.executable, "-m", "shelfsense", "cloud", "serve"]
+        args += ["--database-url", self.database_url, "--host", "127.0.0.1"]
+        args += ["--port", str(self.port)]
+        env = _env(SHELFSENSE_CLOUD_RATE_PER_S="0")
+        with self.db.with_suffix(".log").open("ab") as log:  # a pipe could fill and block it
+            self.api = subprocess.Popen(
+                args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=log
+            )
+        wait_for_port("127.0.0.1", self.port, self.api, timeout=30)
+
+    def kill(self) -> None:
+        """``kill -9`` the API process (a crash mid-request)."""
+        if self.api is not None:
+            _stop(self.api, signal.SIGKILL)
+
+    def stop(self) -> None:
+        """Stop the API process cleanly."""
+        if self.api is not None:
+            _stop(self.api)
+
+    def write_broker_files(self, tmp: Path, service: tuple[str, str]) -> str:
+        """Password and ACL files for the units registered so far and the ingest service
+        user; returns the ``mosquitto.conf`` lines that use them (anonymous refused)."""
+        from cloud.broker_files import write_broker_files
+        from cloud.store import open_store
+
+        pw, acl = tmp / "broker.passwd", tmp / "broker.acl"
+        store = open_store(self.database_url, pool_size=1)
+        try:
+            with store.engine.connect() as conn:
+                write_broker_files(
+                    conn,
+                    password_file=pw,
+                    acl_file=acl,
+                    service_user=service[0],
+                    service_password=service[1],
+                )
+        finally:
+            store.dispose()
+        self.service_login = service
+        conf = f"allow_anonymous false\npassword_file {pw}\nacl_file {acl}\n"
+        if os.geteuid() == 0:  # as root, mosquitto drops to a user who cannot read tmp files
+            conf += "user root\n"
+        return conf
+
+    def start_ingest(self, n: int = 2) -> None:
+        """Start ``n`` MQTT ingest workers on the shared subscription; wait until subscribed."""
+        assert self.broker is not None, "no broker"
+        procs = []
+        for _ in range(n):
+            args = [sys.executable, "-m", "tests.edge.real_cloud", "ingest", self.database_url]
+            args += [self.broker.host, str(self.broker.port)]
+            if self.service_login is not None:
+                args += list(self.service_login)
+            procs.append(
+                subprocess.Popen(
+                    args, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+                )
+            )
+        for p in procs:
+            assert p.stdout is not None
+            line = p.stdout.readline()
+            if line.strip() != b"ready":
+                raise RuntimeError(f"ingest worker did not start: {line!r}")
+        self.workers += procs
+
+    def stop_ingest(self) -> None:
+        """Stop every ingest worker."""
+        for p in self.workers:
+            _stop(p)
+        self.workers.clear()
+
+    # units ---------------------------------------------------------------------------
+
+    def register(self, device_id: str) -> str:
+        """Register ``device_id`` in store-1/bay-1 and return a fresh unit key."""
+        from cloud.store import open_store
+        from tests.cloud.support import register_unit
+
+        store = open_store(self.database_url, pool_size=1)
+        try:
+            key = register_unit(store, device_id, STORE_ID, BAY_ID)
+        finally:
+            store.dispose()
+        self.keys[device_id] = key
+        return key
+
+    # what the store holds ------------------------------------------------------------
+
+    def _query(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=10)
+        try:
+            return conn.execute(sql, args).fetchall()
+        finally:
+            conn.close()
+
+    def rows(self, device_id: str) -> list[dict[str, Any]]:
+        """The device's stored events in feed (arrival) order: seq, mono_time, historical."""
+        got = self._query(
+            "SELECT seq, mono_time, historical FROM events WHERE device_id = ? ORDER BY id",
+            (device_id,),
+        )
+        return [{"seq": s, "mono_time": m, "historical": bool(h)} for s, m, h in got]
+
+    def seqs(self, device_id: str) -> list[int]:
+        """The device's stored seqs, ascending (a duplicate would show twice)."""
+        return sorted(r["seq"] for r in self.rows(device_id))
+
+    def count(self, device_id: str) -> int:
+        """How many events of the device are stored."""
+        return int(
+            self._query("SELECT count(*) FROM events WHERE device_id = ?", (device_id,))[0][0]
+        )
+
+    def highest_contiguous(self, device_id: str) -> int:
+        """The cloud's highest contiguous stored seq of the device."""
+        got = self._query(
+            "SELECT highest_contiguous FROM device_progress WHERE device_id = ?", (device_id,)
+        )
+        return int(got[0][0]) if got else 0
+
+
+@contextmanager
+def real_cloud(
+    tmp: Path, *, broker: Broker | None = None, ingest_workers: int = 2, start: bool = True
+) -> Iterator[RealCloud]:
+    """A fresh store in ``tmp``, the API on a free loopback port (unless ``start`` is False)
+    and, with a broker, ``ingest_workers`` MQTT ingest workers; all stopped on exit."""
+    from cloud.store import open_store
+
+    db = tmp / f"cloud-{time.monotonic_ns()}.db"
+    open_store(f"sqlite:///{db}", pool_size=1).dispose()  # migrate once, before any process
+    cloud = RealCloud(db=db, port=free_port(), broker=broker)
+    try:
+        if start:
+            cloud.start()
+        if broker is not None and ingest_workers:
+            cloud.start_ingest(ingest_workers)
+        yield cloud
+    finally:
+        cloud.stop_ingest()
+        cloud.stop()
+
+
+# -- children -------------------------------------------------------------------------
+
+
+def _ingest_main(
+    database_url: str, host: str, port: int, username: str | None, password: str | None
+) -> None:
+    """One real MQTT ingest worker; prints ``ready`` once subscribed, stops on SIGTERM."""
+    from cloud.checks import TimeBounds
+    from cloud.mqtt_ingest import IngestWorker
+    from cloud.settings import build_settings
+    from cloud.store import open_store
+
+    settings = build_settings(database_url=database_url)
+    store = open_store(database_url, pool_size=2, run_migrations=False)
+    worker = IngestWorker(
+        store,
+        host=host,
+        port=port,
+        bounds=TimeBounds.of(settings.max_future_s, settings.max_past_days),
+        username=username,
+        password=password,
+        batch_max=settings.mqtt_batch_max,
+        batch_wait_s=settings.mqtt_batch_wait_s,
+    )
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    worker.start()
+    if not worker.ready.wait(20):
+        sys.exit("not subscribed")
+    print("ready", flush=True)
+    with suppress(KeyboardInterrupt):
+        done.wait()
+    worker.stop()
+    store.dispose()
+
+
+def _unit_main(db: Path, seed: int, base_url: str, device_id: str, key: str) -> None:
+    """Append events in small random batches forever while syncing; print committed seqs."""
+    from edge.buffer import Buffer
+    from edge.sync.config import SyncConfig
+    from edge.sync.http import HttpTransport
+    from edge.sync.identity import Identity
+    from edge.sync.worker import SyncWorker
+
+    rng = random.Random(seed)
+    buf = Buffer(db, device_id=device_id)
+    cfg = SyncConfig(mode="http", base_url=base_url, batch_size=50, idle_s=0.01)
+    ident = Identity(device_id=device_id, api_key=key)
+    worker = SyncWorker(buf, [HttpTransport(base_url, ident)], config=cfg)
+    threading.Thread(target=worker.run, args=(threading.Event(),), daemon=True).start()
+    i = buf.seq
+    out = sys.stdout
+    while True:
+        n = rng.randint(1, 5)
+        events = buf.append_many([real_event(i + k) for k in range(n)])
+        i += n
+        out.write("".join(f"{e.seq}\n" for e in events))
+        out.flush()
+        time.sleep(rng.random() * 0.004)
+
+
+def main(argv: list[str]) -> None:
+    """Dispatch to a child: ``ingest`` or ``unit``."""
+    if argv[0] == "ingest":
+        login = argv[4:6] if len(argv) >= 6 else [None, None]
+        _ingest_main(argv[1], argv[2], int(argv[3]), login[0], login[1])
+    elif argv[0] == "unit":
+        _unit_main(Path(argv[1]), int(argv[2]), argv[3], argv[4], argv[5])
+    else:
+        sys.exit(f"unknown child {argv[0]!r}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

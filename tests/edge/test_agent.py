@@ -1,0 +1,129 @@
+"""The agent process skeleton: workers, emit → buffer → cloud, SIGTERM and sd_notify."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from edge.agent import Agent, SdNotify
+from edge.config import parse_config
+from edge.sync.identity import Identity
+from tests.edge.cloud_stand_in import IngestHttpServer, IngestStore, event_fields
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def wait_until(cond, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
+
+
+def test_emit_reaches_cloud_and_plugged_worker_runs(tmp_path: Path) -> None:
+    store = IngestStore(tmp_path / "cloud.db")
+    with IngestHttpServer(store) as server:
+        cfg = parse_config(
+            {
+                "unit": {"device_id": "unit-a", "data_dir": str(tmp_path)},
+                "sync": {"base_url": server.base_url, "idle_s": 0.05},
+                "health": {"interval_s": 0.1},
+            }
+        )
+        agent = Agent(cfg, identity=Identity(device_id="unit-a", api_key="test-key"))
+        ran = threading.Event()
+
+        def producer(stop: threading.Event) -> None:  # a decision worker plugs in like this
+            agent.emit([event_fields(i) for i in range(3)])
+            ran.set()
+            stop.wait()
+
+        agent.add_worker("decisions", producer)
+        agent.start()
+        wait_until(lambda: store.count() == 3)
+        wait_until(lambda: (tmp_path / "status.json").exists())
+        assert agent.alive()
+        agent.stop()
+        assert ran.is_set()
+        status = json.loads((tmp_path / "status.json").read_text())
+        assert status["gauges"]["buffer_depth"] == 0
+        assert status["counters"]["events_synced"] == 3
+    store.close()
+
+
+def test_desired_config_applied_to_running_sync(tmp_path: Path) -> None:
+    cfg = parse_config({"unit": {"device_id": "unit-a", "data_dir": str(tmp_path)}})
+    agent = Agent(cfg, identity=Identity(device_id="unit-a", api_key="k"))
+    models: list[int] = []
+    agent.model_hooks.append(models.append)
+    body = {
+        "device_id": "unit-a",
+        "rev": 1,
+        "model_version": 2,
+        "config": {"sync": {"batch_size": 7}, "buffer": {"max_mb": 1}},
+    }
+    assert agent.desired.handle(json.dumps(body))
+    assert agent.sync is not None and agent.sync.config.batch_size == 7
+    assert agent.buffer.policy.max_bytes == 1024 * 1024
+    assert models == [2]
+    agent.stop()
+
+
+def test_sd_notify_datagrams(tmp_path: Path) -> None:
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    n = SdNotify({"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000"})
+    assert n.watchdog_s == 2.0
+    assert n.notify("READY=1")
+    assert sock.recv(100) == b"READY=1"
+    sock.close()
+    assert not SdNotify({}).notify("READY=1")
+
+
+def test_run_under_systemd_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    (tmp_path / "identity.json").write_text(json.dumps({"device_id": "unit-r", "api_key": "k"}))
+    cfg = tmp_path / "unit.toml"
+    cfg.write_text(
+        f'[unit]\ndevice_id = "unit-r"\ndata_dir = "{tmp_path}"\n'
+        '[sync]\nbase_url = "http://127.0.0.1:9"\n[health]\ninterval_s = 0.2\n'
+    )
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(20)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "NOTIFY_SOCKET": str(path),
+        "WATCHDOG_USEC": "400000",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shelfsense", "edge", "run", "--config", str(cfg)],
+        cwd=REPO,
+        env=env,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        got = [sock.recv(100)]
+        assert got[0] == b"READY=1"
+        got.append(sock.recv(100))
+        assert got[1] == b"WATCHDOG=1"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        while got[-1] != b"STOPPING=1":
+            got.append(sock.recv(100))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sock.close()
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["pid"] == proc.pid  # the last status came from this process
+    assert (tmp_path / "buffer.db").exists()

@@ -1,0 +1,118 @@
+"""From a decided window to ShelfEvent fields: every event valid, stock booked, levels raised."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edge.config import SlotConfig
+from edge.events import Origin, WindowDecision, window_events
+from edge.stock import StockBook
+from models.types import Presence, WeightChange
+from models.window import EventWindow, SlotContext
+from models.wire import ShelfEvent
+
+WALL = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+ORIGIN = Origin("store-1", "bay-1", {0: "GUM-50", 1: "RICE-1000"}, "rules", None)
+
+
+def slots() -> list[SlotConfig]:
+    return [
+        SlotConfig.model_validate(
+            {"slot": n, "channel": n, "sku": sku, "unit_grams": g, "capacity": 10, "low_units": 3}
+        )
+        for n, sku, g in ((0, "GUM-50", 50.0), (1, "RICE-1000", 1000.0))
+    ]
+
+
+def window(changes: list[WeightChange], *, presence: bool = True) -> EventWindow:
+    p = Presence("bay", 10.0, 20.0, 10.0, 0.6, 0) if presence else None
+    reach = (Presence("slot-0", 12.0, 14.0, 2.0, 0.8, 0),) if presence else ()
+    return EventWindow(
+        bay="bay-1",
+        episode=7,
+        t_start=10.0,
+        t_end=20.0,
+        hour=14,
+        presence=p,
+        reaches=reach,
+        changes=tuple(changes),
+        slots={0: SlotContext(0, 50.0, 1, 30.0, 5), 1: SlotContext(1, 1000.0)},
+        neighbours=1,
+    )
+
+
+def full(fields: dict) -> ShelfEvent:
+    return ShelfEvent.model_validate({**fields, "device_id": "unit-1", "seq": 1})
+
+
+def test_take_window_gives_interest_stock_and_level_events() -> None:
+    book = StockBook(slots(), {0: 5, 1: 6})
+    w = window([WeightChange(0, -101.0, -2, 12.5, 14.0, 0.92)])
+    d = WindowDecision("take", 0.5, (("removal", 0.92),))
+    out = [full(f) for f in window_events(w, d, book, ORIGIN, wall_time=WALL)]
+    assert [(e.kind, e.label) for e in out] == [
+        ("interest", "take"),
+        ("stock", "removal"),
+        ("level", "low"),
+    ]
+    interest, stock, level = out
+    assert interest.dwell_s == 10.0 and interest.mono_time == 20.0 and interest.slot is None
+    assert interest.features["reaches"] == 1 and interest.features["net_units"] == -2
+    assert (stock.slot, stock.sku, stock.units, stock.grams) == (0, "GUM-50", -2, -101.0)
+    assert stock.stock_units == 3 and stock.mono_time == 14.0 and stock.confidence == 0.92
+    assert stock.features["reach"] is True and stock.features["fit"] == pytest.approx(0.02)
+    assert level.stock_units == 3 and level.features == {"previous": "ok"}
+    assert {e.episode for e in out} == {7}
+    assert all(e.decided_by == "rules" and e.model_version is None for e in out)
+    assert all(e.wall_time == WALL for e in out)
+    assert book.units == {0: 3, 1: 6}
+
+
+def test_nobody_there_gives_no_interest_and_model_origin_is_carried() -> None:
+    book = StockBook(slots(), {0: 5, 1: 6})
+    w = window([WeightChange(1, 8.0, 0, 1.0, 3.0, 0.2)], presence=False)
+    origin = Origin("store-1", "bay-1", ORIGIN.skus, "model", 12)
+    d = WindowDecision(None, 0.0, (("sensor_fault", 0.81),))
+    out = [full(f) for f in window_events(w, d, book, origin, wall_time=WALL)]
+    assert [(e.kind, e.label) for e in out] == [("stock", "sensor_fault")]
+    assert out[0].decided_by == "model" and out[0].model_version == 12
+    assert book.units == {0: 5, 1: 6}
+
+
+def test_label_count_must_match_changes() -> None:
+    with pytest.raises(ValueError, match="stock labels"):
+        window_events(
+            window([]), WindowDecision("glance", 0.5, (("none", 1.0),)), StockBook(slots()), ORIGIN
+        )
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([0, 1]),
+            st.floats(-5000, 5000, allow_nan=False),
+            st.sampled_from(["none", "removal", "return", "misplaced", "restock", "sensor_fault"]),
+            st.floats(0, 1),
+        ),
+        max_size=6,
+    ),
+    st.booleans(),
+)
+def test_every_event_is_a_valid_shelf_event(items: list, presence: bool) -> None:
+    book = StockBook(slots(), {0: 4, 1: 4})
+    changes = [
+        WeightChange(s, g, round(g / (50.0 if s == 0 else 1000.0)), 11.0 + i, 12.0 + i, c)
+        for i, (s, g, _, c) in enumerate(items)
+    ]
+    d = WindowDecision(
+        "browse" if presence else None, 0.7, tuple((lab, c) for _, _, lab, c in items)
+    )
+    out = [full(f) for f in window_events(window(changes, presence=presence), d, book, ORIGIN)]
+    assert sum(e.kind == "stock" for e in out) == len(items)
+    assert sum(e.kind == "interest" for e in out) == int(presence)
+    assert all(len(e.features) <= 64 for e in out)
+    assert all(v >= 0 for v in book.units.values())
