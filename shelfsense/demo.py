@@ -10,7 +10,9 @@ and the episodes found are shown on the same timeline as the weight changes.
 from __future__ import annotations
 
 import argparse
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from firmware_bridge.sim.truth import TruthChange
@@ -30,6 +32,12 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=7, help="simulator seed")
     p.add_argument("--minutes", type=float, default=10.0, help="simulated minutes")
     p.add_argument("--rows", type=int, default=25, help="rows of the change table to print")
+    p.add_argument(
+        "--no-loop",
+        action="store_true",
+        help="only the sensing part: skip training, the cloud and the unit",
+    )
+    p.add_argument("--work", type=Path, help="keep the model, cloud and unit files here")
     p.set_defaults(func=run)
 
 
@@ -162,4 +170,14 @@ def run(args: argparse.Namespace) -> int:
     sim_run = StoreTwin(scenario, args.seed).simulate(args.minutes * 60.0)
     found = _weight_section(sim_run, scenario, args.rows)
     _presence_section(sim_run, scenario, found, args.rows)
+    if args.no_loop:
+        return 0
+    from shelfsense.demo_loop import run_unit, train_bundle_for_demo
+
+    print()
+    with tempfile.TemporaryDirectory(prefix="shelfsense-demo-") as tmp:
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        bundle, pub = train_bundle_for_demo(work, scenario.name, args.seed)
+        run_unit(work / "unit", bundle, pub, scenario.name, args.seed, args.minutes)
     return 0

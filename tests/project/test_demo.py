@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -30,7 +31,7 @@ def test_pairing_is_one_to_one_by_slot_and_time() -> None:
 
 
 def test_demo_runs_weight_and_camera(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--minutes", "3", "--seed", "3", "--rows", "100"]) == 0
+    assert main(["demo", "--minutes", "3", "--seed", "3", "--rows", "100", "--no-loop"]) == 0
     out = capsys.readouterr().out
     assert "== Weight" in out and "== Camera" in out
     m = re.search(r"own SKUs: (\d+), found (\d+), exact unit count (\d+)", out)
@@ -38,3 +39,18 @@ def test_demo_runs_weight_and_camera(capsys: pytest.CaptureFixture[str]) -> None
     assert int(m.group(2)) == int(m.group(1)) == int(m.group(3))
     assert re.search(r"\d+ presence episodes found", out)
     assert "presence" in out and "weight" in out
+
+
+def test_demo_loop_trains_serves_and_syncs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo", "--minutes", "2", "--seed", "3", "--work", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "== Model" in out and "== Cloud" in out and "== Unit" in out
+    m = re.search(r"(\d+) events committed on the unit and stored once in the cloud", out)
+    assert m is not None and int(m.group(1)) > 0
+    shown = re.findall(r"^   #(\d+) ", out, flags=re.M)
+    assert [int(s) for s in shown] == list(range(1, int(m.group(1)) + 1))
+    deciders = set(re.findall(r"\[(model|rules)\]$", out, flags=re.M))
+    gated = "signed bundle:" in out
+    assert deciders == ({"model"} if gated else {"rules"})

@@ -1,0 +1,178 @@
+"""The closed loop of ``shelfsense demo``: train, serve, sense, decide, sync, read back.
+
+1. Training data from the real pipeline (simulated counts and frames → edge signals →
+   camera → windows), labelled from the twin's truth; a tiny teacher and student are
+   trained, distilled, exported to int8 ONNX, gated and signed into a bundle.
+2. The cloud service runs in this process under uvicorn on a loopback port, with a
+   SQLite file; a store, bay and unit are registered and keys made.
+3. A simulated unit (the real agent in sim mode) installs the bundle, senses another
+   stretch of store traffic, decides with the student, commits every event to its
+   buffer and syncs it over HTTP; the feed is read back as events arrive.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+DEVICE = "demo-unit-1"
+STORE = "store-1"
+BAY = "bay-1"
+
+
+def train_bundle_for_demo(work: Path, scenario: str, seed: int) -> tuple[Path | None, Path]:
+    """Train on simulated data from the real pipeline: (bundle dir or None, public key file).
+
+    The bundle is None when the student did not pass its gates: the unit then keeps
+    deciding with the rule baseline, as a unit in the field would.
+    """
+    from edge.dataset import simulate_dataset
+    from models.bundle import generate_key, public_key_pem
+    from models.train.pipeline import TrainConfig, train_bundle
+
+    print("== Model: training data from the pipeline (twin → signals → camera → windows)")
+    train: list[Any] = []
+    for s in (seed + 100, seed + 101, seed + 102):
+        recs, stats = simulate_dataset(scenario, s, 900.0)
+        train += recs
+        print(f"   {scenario} seed {s}: {stats.windows} windows, {stats.detected_changes} changes")
+    held, stats = simulate_dataset("heldout", seed + 200, 900.0)
+    print(f"   heldout seed {seed + 200}: {stats.windows} windows (another store, for the gates)")
+    key = generate_key()
+    cfg = TrainConfig.recipe(
+        "tiny", "student", epochs=3.0, progress=False, threads=1, min_labelled=5
+    )
+    res = train_bundle(train, held, work / "train", signing_key=key, config=cfg)
+    print()
+    print(f"   {'contender':<14} {'interest F1':>11} {'stock F1':>9}")
+    for name, score in res.scores.items():
+        print(
+            f"   {name:<14} {score.head('interest').macro_f1:>11.3f} "
+            f"{score.head('stock').macro_f1:>9.3f}"
+        )
+    for check, ok, detail in res.gates.checks:
+        print(f"   [{'x' if ok else ' '}] {check}: {detail}")
+    pub = work / "trusted.pem"
+    pub.write_bytes(public_key_pem(key))
+    if res.bundle is None:
+        print("   the gates refused this student: no bundle; the unit decides with the rules")
+        return None, pub
+    size = sum(p.stat().st_size for p in res.bundle.iterdir())
+    print(f"   signed bundle: {res.bundle} ({size / 1024:.0f} KiB)")
+    return res.bundle, pub
+
+
+@contextmanager
+def cloud_on_loopback(work: Path) -> Iterator[tuple[str, str, str]]:
+    """The cloud service in this process; yields (base URL, unit key, backend key)."""
+    import socket
+
+    import uvicorn
+
+    from cloud import fleet
+    from cloud.api.app import create_app
+    from cloud.keys import Role, create_key
+    from cloud.schemas import BayCreate, DeviceCreate, StoreCreate
+    from cloud.settings import build_settings
+    from cloud.store.engine import open_store
+
+    settings = build_settings(None, database_url=f"sqlite:///{work / 'cloud.db'}")
+    store = open_store(settings.database_url, pool_size=settings.db_pool_size)
+    with store.writer.begin() as conn:
+        fleet.add_store(conn, StoreCreate(store_id=STORE, name="Demo store"))
+        fleet.add_bay(conn, STORE, BayCreate(bay_id=BAY, name="Snacks"))
+        fleet.add_device(conn, DeviceCreate(device_id=DEVICE, store_id=STORE, bay_id=BAY, name=""))
+        unit_key = create_key(conn, role=Role.UNIT, name="demo unit", device_id=DEVICE).token
+        backend_key = create_key(conn, role=Role.BACKEND, name="demo backend").token
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    app = create_app(settings, store=store)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("the cloud service did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}", unit_key, backend_key
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        store.dispose()
+
+
+def _feed(base_url: str, key: str, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    import requests
+
+    params = {"limit": "200", **({"cursor": cursor} if cursor else {})}
+    r = requests.get(
+        f"{base_url}/v1/events",
+        params=params,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=10,
+    )
+    r.raise_for_status()
+    body = r.json()
+    return body["data"], body.get("next_cursor") or cursor
+
+
+def _show(e: dict[str, Any]) -> str:
+    ev = e.get("event", e)
+    what = f"{ev['kind']:<8} {ev['label']:<11} ({ev['confidence']:.2f})"
+    where = f"slot {ev['slot']:>2} {ev.get('sku') or '':<10}" if ev.get("slot") is not None else ""
+    units = f"{ev['units']:+d} u → {ev['stock_units']} left" if ev.get("units") is not None else ""
+    dwell = f"dwell {ev['dwell_s']:.1f} s" if ev.get("dwell_s") is not None else ""
+    return f"   #{ev['seq']:<4} {what} {where:<14} {units or dwell}  [{ev['decided_by']}]"
+
+
+def run_unit(
+    work: Path, bundle: Path | None, pub: Path, scenario: str, seed: int, minutes: float
+) -> int:
+    """Sense ``minutes`` of traffic on a simulated unit synced to an in-process cloud."""
+    from edge.agent import Agent
+    from edge.config import parse_config
+    from edge.sync.identity import Identity
+    from edge.workers.build import add_sensing
+
+    with cloud_on_loopback(work) as (url, unit_key, backend_key):
+        print()
+        print(f"== Cloud: serving {url}/v1 (SQLite at {work / 'cloud.db'})")
+        cfg = parse_config(
+            {
+                "unit": {"device_id": DEVICE, "store": STORE, "bay": BAY, "data_dir": str(work)},
+                "loadcells": {"source": "sim", "sim_scenario": scenario, "sim_seed": seed},
+                "camera": {"source": "sim"},
+                "model": {"bundle_dir": str(bundle or work / "no-model"), "trusted_key": str(pub)},
+                "sync": {"mode": "http", "base_url": url, "idle_s": 0.05},
+                "health": {"interval_s": 0.5},
+            },
+            source="demo",
+        )
+        agent = Agent(cfg, identity=Identity(device_id=DEVICE, api_key=unit_key))
+        add_sensing(agent, speed=0, sim_hours=minutes / 60.0)
+        print(f"== Unit {DEVICE}: {minutes:g} simulated minutes of {scenario!r}, seed {seed}")
+        print("   events as the cloud feed returns them (the backend's view):")
+        agent.start()
+        cursor: str | None = None
+        seen = 0
+        try:
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                done = agent.health.get("sim_done") is True
+                rows, cursor = _feed(url, backend_key, cursor)
+                for e in rows:
+                    print(_show(e))
+                seen += len(rows)
+                if done and agent.buffer.seq == seen:
+                    break
+                time.sleep(0.2)
+        finally:
+            agent.stop()
+        print(f"   {seen} events committed on the unit and stored once in the cloud")
+        return seen
