@@ -13,8 +13,6 @@ one password per user).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from sqlalchemy import Connection, select
 
 from cloud.keys import Role, mosquitto_hash
 from cloud.store.tables import api_keys
+from models.atomic import write_text_atomic
 from models.wire import topic
 
 
@@ -31,21 +30,6 @@ class BrokerUser:
 
     username: str
     password_hash: str
-
-
-def _atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def unit_users(conn: Connection) -> list[BrokerUser]:
@@ -97,6 +81,6 @@ def write_broker_files(
             raise ValueError(f"service user {service_user!r} clashes with a device id")
         users = [BrokerUser(service_user, mosquitto_hash(service_user, service_password)), *users]
     unit_ids = [u.username for u in users if u.username != service_user]
-    _atomic_write(password_file, password_text(users))
-    _atomic_write(acl_file, acl_text(unit_ids, service_user), mode=0o644)
+    write_text_atomic(password_file, password_text(users), perms=0o600)
+    write_text_atomic(acl_file, acl_text(unit_ids, service_user), perms=0o644)
     return unit_ids

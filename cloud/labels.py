@@ -21,8 +21,6 @@ Export format (what training reads), one JSON object per line, in event-id order
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,6 +34,7 @@ from cloud.errors import InvalidEventError, NotFoundError
 from cloud.schemas import CorrectionCreate, CorrectionPublic, SaleCreate, SalePublic
 from cloud.store import Store
 from cloud.store.tables import events, labels, sales, utc_naive
+from models.atomic import atomic_write
 from models.labels import INTEREST_LABELS, STOCK_LABELS
 
 LEVEL_LABELS = ("ok", "low", "out")  # computed from levels, not predicted (models.wire)
@@ -297,18 +296,9 @@ def write_export(
     if window is not None:
         with store.writer.begin() as conn:
             match_pending(conn, window)
-    path.parent.mkdir(parents=True, exist_ok=True)
     n = 0
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f, store.engine.connect() as conn:
-            for line in export_lines(conn, kind=kind, since=since, labeled_only=labeled_only):
-                f.write(line)
-                n += 1
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f, store.engine.connect() as conn:
+        for line in export_lines(conn, kind=kind, since=since, labeled_only=labeled_only):
+            f.write(line)
+            n += 1
     return n

@@ -24,6 +24,7 @@ from edge.health import HealthConfig
 from edge.signals.config import SignalsConfig
 from edge.sync.config import SyncConfig
 from models.runtime.config import ModelConfig
+from models.validation import describe
 
 ENV_PREFIX = "SHELFSENSE__"
 
@@ -149,23 +150,12 @@ def apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
-def _describe(err: ValidationError, source: str) -> str:
-    lines = []
-    for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        if e["type"] == "extra_forbidden":
-            lines.append(f"{source}: unknown key '{where}'")
-        else:
-            lines.append(f"{source}: {where}: {e['msg']}")
-    return "\n".join(lines)
-
-
 def parse_config(data: Mapping[str, Any], *, source: str = "<config>") -> Config:
     """Validate an already-parsed mapping; errors name ``source`` and the key."""
     try:
         return Config.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_describe(err, source)) from None
+        raise ConfigError(describe(err, source)) from None
 
 
 def load_config(path: Path | str | None, *, env: Mapping[str, str] | None = None) -> Config:

@@ -10,7 +10,6 @@ JSON-ready dict; :func:`write_status` writes it atomically to the status file th
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import threading
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from models.atomic import atomic_write
 
 STATUS_FILE = "status.json"
 
@@ -123,17 +124,10 @@ class Health:
 
 
 def write_status(path: Path, snapshot: dict[str, Any]) -> None:
-    """Write ``snapshot`` as JSON to ``path`` atomically (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(snapshot, f, indent=1, sort_keys=True, default=str)
-            f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    """Write ``snapshot`` as JSON to ``path`` atomically (rewritten often: not fsynced)."""
+    with atomic_write(path, perms=0o644, durable=False) as f:
+        json.dump(snapshot, f, indent=1, sort_keys=True, default=str)
+        f.write("\n")
 
 
 def read_status(path: Path) -> dict[str, Any] | None:

@@ -14,13 +14,12 @@ masked-token pretraining. :func:`read_jsonl` names the line of any bad record.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from models.atomic import atomic_write
 from models.errors import ModelError
 from models.labels import INTEREST_LABELS, STOCK_LABELS
 from models.window import EventWindow
@@ -102,18 +101,9 @@ def read_jsonl(path: Path) -> list[LabeledWindow]:
 def write_jsonl(path: Path, records: Iterable[LabeledWindow]) -> int:
     """Write records atomically (temp file in the same folder, then rename); returns the count."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     n = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for r in records:
-                f.write(json.dumps(r.to_dict(), separators=(",", ":")) + "\n")
-                n += 1
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        for r in records:
+            f.write(json.dumps(r.to_dict(), separators=(",", ":")) + "\n")
+            n += 1
     return n

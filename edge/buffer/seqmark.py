@@ -12,6 +12,8 @@ import json
 import os
 from pathlib import Path
 
+from models.atomic import atomic_write
+
 
 def read_mark(path: Path) -> int:
     """The reserved high-water seq, or 0 if the file is missing or unreadable."""
@@ -24,12 +26,8 @@ def read_mark(path: Path) -> int:
 
 def write_mark(path: Path, reserved: int) -> None:
     """Atomically replace the mark with ``reserved`` (durable before returning)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_write(path) as f:
         json.dump({"reserved": reserved}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
     with contextlib.suppress(OSError):
         fd = os.open(path.parent, os.O_RDONLY)
         try:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.errors import CalibrationError
+from models.atomic import atomic_write
 
 FORMAT_VERSION = 1
 MIN_SAMPLES = 5
@@ -96,17 +95,8 @@ class CalibrationStore:
             "version": FORMAT_VERSION,
             "channels": [asdict(calibrations[ch]) for ch in sorted(calibrations)],
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".calibration-", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(doc, f, indent=2)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(self.path) as f:
+            json.dump(doc, f, indent=2)
 
     def load(self) -> dict[int, ChannelCalibration]:
         """Read the calibrations back; a missing or damaged file is a :class:`CalibrationError`."""

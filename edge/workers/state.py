@@ -9,27 +9,19 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from edge.stock import SlotLike, StockBook
+from models.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
 
 def save_stock(path: Path, book: StockBook) -> None:
     """Write the book; the old file stays whole until the new one is complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".stock-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(book.to_dict(), f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        json.dump(book.to_dict(), f)
 
 
 def load_stock(path: Path, slots: Iterable[SlotLike]) -> StockBook | None:

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from firmware_bridge.errors import BridgeError
+from models.validation import describe
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
 INTENTS: tuple[str, ...] = ("pass_by", "glance", "browse", "touch", "take", "misplace")
@@ -194,23 +195,12 @@ class Scenario(_Model):
         raise KeyError(slot)
 
 
-def _describe(err: ValidationError, source: str) -> str:
-    lines = []
-    for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        if e["type"] == "extra_forbidden":
-            lines.append(f"{source}: unknown key '{where}'")
-        else:
-            lines.append(f"{source}: {where}: {e['msg']}")
-    return "\n".join(lines)
-
-
 def parse_scenario(data: dict[str, Any], *, source: str = "<scenario>") -> Scenario:
     """Validate an already-parsed mapping; errors name ``source`` and the key."""
     try:
         return Scenario.model_validate(data)
     except ValidationError as err:
-        raise ScenarioError(_describe(err, source)) from None
+        raise ScenarioError(describe(err, source)) from None
 
 
 def shipped_scenarios() -> list[str]:

@@ -16,9 +16,7 @@ Every file is written to a temporary name and moved into place, the manifest las
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -29,29 +27,9 @@ from firmware_bridge.sim.loadcell import LoadCellSim
 from firmware_bridge.sim.scenario import Scenario
 from firmware_bridge.sim.truth import Episode, Handling, SensorFault, TruthChange, ZoneVisit
 from firmware_bridge.sim.twin import SimRun
+from models.atomic import atomic_write, write_text_atomic
 
 TRUTH_FILES = ("episodes", "changes", "visits", "handlings", "faults")
-
-
-def _atomic(path: Path, write: Callable[[Any], None], mode: str = "w") -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    def write(f: Any) -> None:
-        f.write(text)
-
-    _atomic(path, write)
 
 
 def _jsonl(items: Iterable[object]) -> str:
@@ -92,7 +70,7 @@ def save_run(out: Path | str, run: SimRun, scenario: Scenario) -> Path:
     sim = LoadCellSim(run, scenario, run.seed)
     t, counts, valid = sim.arrays()
 
-    def write_npz(f: Any) -> None:
+    with atomic_write(out / "counts.npz", "wb", perms=0o644) as f:
         np.savez(
             f,
             t=t,
@@ -102,11 +80,9 @@ def save_run(out: Path | str, run: SimRun, scenario: Scenario) -> Path:
             counts_per_gram=sim.counts_per_gram,
             offset_counts=sim.offset_counts,
         )
-
-    _atomic(out / "counts.npz", write_npz, "wb")
     for name in TRUTH_FILES:
-        _atomic_text(out / f"{name}.jsonl", _jsonl(getattr(run, name)))
-    _atomic_text(out / "scenario.toml", scenario_toml(scenario))
+        write_text_atomic(out / f"{name}.jsonl", _jsonl(getattr(run, name)), perms=0o644)
+    write_text_atomic(out / "scenario.toml", scenario_toml(scenario), perms=0o644)
     manifest = {
         "scenario": scenario.name,
         "seed": run.seed,
@@ -119,7 +95,8 @@ def save_run(out: Path | str, run: SimRun, scenario: Scenario) -> Path:
         "initial_grams": {str(k): v for k, v in run.initial_grams.items()},
         "counts": {name: len(getattr(run, name)) for name in TRUTH_FILES},
     }
-    _atomic(out / "manifest.json", lambda f: json.dump(manifest, f, indent=2))
+    with atomic_write(out / "manifest.json", perms=0o644) as f:
+        json.dump(manifest, f, indent=2)
     return out
 
 

@@ -1,0 +1,55 @@
+"""Files that must never be half-written: write a temporary file beside, then rename.
+
+:func:`atomic_write` yields a file opened in the target's folder; when the block ends
+without an error the data is flushed (and fsynced unless ``durable=False``) and the
+file is renamed over the target with ``os.replace``, so a reader sees the old file or
+the new one, never a mix. On an error the temporary file is removed and the old file
+stays as it was. Calibration, the stock book, the seq mark, exports, broker files and
+the simulator's outputs are all written this way.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+
+@contextmanager
+def atomic_write(
+    path: Path | str, mode: str = "w", *, perms: int | None = None, durable: bool = True
+) -> Iterator[IO[Any]]:
+    """Open a temporary file to write ``path`` whole (``mode`` "w" or "wb").
+
+    ``perms`` sets the file mode (the temporary file starts at 0600); ``durable=False``
+    skips the fsync for files rewritten often whose loss costs nothing (a status file).
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write mode must be 'w' or 'wb', not {mode!r}")
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        encoding = None if "b" in mode else "utf-8"
+        with os.fdopen(fd, mode, encoding=encoding) as f:
+            yield f
+            f.flush()
+            if durable:
+                os.fsync(f.fileno())
+        if perms is not None:
+            os.chmod(tmp, perms)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(
+    path: Path | str, text: str, *, perms: int | None = None, durable: bool = True
+) -> None:
+    """Replace ``path`` with ``text`` whole."""
+    with atomic_write(path, perms=perms, durable=durable) as f:
+        f.write(text)
