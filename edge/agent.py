@@ -152,7 +152,9 @@ class Agent:
                 self.mqtt.on_desired = lambda p: self.desired.handle(p, source="mqtt")
                 self.mqtt.on_link = lambda up: self.health.component("mqtt", up)
             self.add_worker("sync", self.sync.run)
-            if self.mqtt is None and http_t is not None:
+            # Desired state: the retained MQTT message when on a broker, and the HTTP
+            # poll whenever there is an HTTP transport ("both" gets it either way).
+            if http_t is not None:
                 poller = DesiredPoller(
                     http_t.get_desired, self.desired, interval_s=config.sync.desired_poll_s
                 )

@@ -12,11 +12,13 @@ the result as a whole and hands it to ``on_config``; a new model version goes to
 ``on_model`` (the OTA step). Anything malformed, addressed elsewhere, touching keys
 that may not change remotely, or failing validation is logged, counted and ignored.
 
-The cloud's HTTP answer has a flat ``config`` with dotted keys
-(``{"sync.batch_size": 100}``) and an ``updated_at`` instead of ``rev``; both forms
-are accepted: dotted keys are expanded, and an older ``updated_at`` than the one
+The real cloud publishes (retained, on the same topic) and serves the same body: a
+flat ``config`` with dotted keys (``{"sync.batch_size": 100}``) and an
+``updated_at`` instead of ``rev``; both forms are accepted over MQTT and HTTP: dotted keys are expanded, and an older ``updated_at`` than the one
 applied is stale like a lower ``rev``.
-:class:`DesiredPoller` fetches the document over HTTP on a timer.
+:class:`DesiredPoller` fetches the document over HTTP on a timer (whenever the unit
+has an HTTP transport, broker or not); the same document arriving both ways is
+applied once.
 """
 
 from __future__ import annotations
@@ -191,7 +193,7 @@ def _aware(t: datetime) -> datetime:
 
 
 class DesiredPoller:
-    """Polls the desired state over HTTP every ``interval_s`` (used when there is no broker)."""
+    """Polls the desired state over HTTP every ``interval_s`` (units with an HTTP transport)."""
 
     def __init__(
         self,

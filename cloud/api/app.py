@@ -3,6 +3,9 @@
 The app opens (and migrates) its store when built, keeps its collaborators in
 ``app.state.services`` and closes the store on shutdown. With ``mqtt=True`` and
 a broker in the settings it also runs one MQTT ingest worker for its lifetime.
+With a broker in the settings it publishes desired state retained to the units
+through a :class:`cloud.desired_publish.DesiredPublisher` (one may be passed in;
+``None`` turns publishing off).
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from fastapi import FastAPI
 from cloud.api import errors
 from cloud.api.routes import devices, events, health, ingest, interest, keys, labels, stock, stores
 from cloud.api.services import Services
+from cloud.desired_publish import DesiredPublisher
 from cloud.settings import CloudSettings, build_settings
 from cloud.store import Store, open_store
 
 CONFIG_ENV = "SHELFSENSE_CLOUD_CONFIG"
+FROM_SETTINGS: Any = object()  # default of ``desired_publisher``: built from the settings
 
 DESCRIPTION = """\
 The shelfsense cloud: units post their events here; the e-commerce backend reads
@@ -32,15 +37,27 @@ Every call but `/v1/health` needs an API key (`Authorization: Bearer ssk_…` or
 
 
 def create_app(
-    settings: CloudSettings, *, store: Store | None = None, mqtt: bool = False
+    settings: CloudSettings,
+    *,
+    store: Store | None = None,
+    mqtt: bool = False,
+    desired_publisher: DesiredPublisher | None = FROM_SETTINGS,
 ) -> FastAPI:
-    """The app for ``settings`` (its store opened and migrated unless one is given)."""
+    """The app for ``settings`` (its store opened and migrated unless one is given).
+
+    ``desired_publisher`` defaults to one for the settings' broker (None without
+    ``mqtt_host``), started and stopped with the app; one passed in is the caller's to run.
+    """
     opened = store or open_store(settings.database_url, pool_size=settings.db_pool_size)
     services = Services.build(settings, opened)
+    owns_publisher = desired_publisher is FROM_SETTINGS
+    publisher = DesiredPublisher.from_settings(settings) if owns_publisher else desired_publisher
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         worker = None
+        if owns_publisher and publisher is not None:
+            publisher.start()
         if mqtt and settings.mqtt_host:
             from cloud.mqtt_ingest import IngestWorker
 
@@ -51,6 +68,8 @@ def create_app(
         finally:
             if worker is not None:
                 worker.stop()
+            if owns_publisher and publisher is not None:
+                publisher.stop()
             if store is None:
                 opened.dispose()
 
@@ -62,6 +81,7 @@ def create_app(
         openapi_url="/openapi.json",
     )
     app.state.services = services
+    app.state.desired_publisher = publisher
     default_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:

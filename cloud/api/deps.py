@@ -10,6 +10,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy import Connection
 
 from cloud.api.services import Services
+from cloud.desired_publish import DesiredPublisher
 from cloud.errors import AuthenticationError, ForbiddenError, RateLimitedError
 from cloud.keys import ApiKey, Role
 
@@ -24,6 +25,15 @@ def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_desired_publisher(request: Request) -> DesiredPublisher | None:
+    """The app's desired-state publisher (None when it has no broker)."""
+    publisher: DesiredPublisher | None = getattr(request.app.state, "desired_publisher", None)
+    return publisher
+
+
+DesiredPublisherDep = Annotated[DesiredPublisher | None, Depends(get_desired_publisher)]
 
 
 def get_conn(services: ServicesDep) -> Iterator[Connection]:

@@ -7,7 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from cloud import fleet
-from cloud.api.deps import ConnDep, OperatorKey, ServicesDep, UnitOrOperatorKey
+from cloud.api.deps import (
+    ConnDep,
+    DesiredPublisherDep,
+    OperatorKey,
+    ServicesDep,
+    UnitOrOperatorKey,
+)
 from cloud.api.errors import AUTH_ERRORS, responses
 from cloud.errors import ForbiddenError
 from cloud.keys import Role
@@ -66,8 +72,19 @@ def read_desired(device_id: DeviceId, key: UnitOrOperatorKey, conn: ConnDep) -> 
 
 @router.put("/{device_id}/desired", response_model=DesiredStatePublic)
 def write_desired(
-    device_id: DeviceId, body: DesiredState, _key: OperatorKey, services: ServicesDep
+    device_id: DeviceId,
+    body: DesiredState,
+    _key: OperatorKey,
+    services: ServicesDep,
+    publisher: DesiredPublisherDep,
 ) -> DesiredStatePublic:
-    """Set what the unit should run (model version, config overrides)."""
+    """Set what the unit should run (model version, config overrides).
+
+    Once stored, the state is also published retained on ``shelfsense/<id>/desired``
+    when the cloud has a broker; a failed publish is logged, the PUT still succeeds.
+    """
     with services.store.writer.begin() as conn:
-        return fleet.set_desired(conn, device_id, body)
+        stored = fleet.set_desired(conn, device_id, body)
+    if publisher is not None:
+        publisher.publish(stored)
+    return stored
