@@ -17,6 +17,7 @@ BENCHES = (
     "model",
     "buffer",
     "agent",
+    "agent_crash",
     "ingest",
     "reads",
 )

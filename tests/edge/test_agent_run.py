@@ -10,12 +10,8 @@ run decides (nothing committed lost, nothing twice).
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
-import sqlite3
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -23,40 +19,23 @@ from typing import Any
 
 from edge.agent import Agent
 from edge.config import parse_config
-from edge.sync.identity import Identity
 from edge.workers.build import add_sensing
 from firmware_bridge.sim.truth import TruthChange
+from tests.edge.agent_support import (
+    DEVICE,
+    committed,
+    decided,
+    finished,
+    run_in_process,
+    running,
+    start,
+    unit,
+    wait_until,
+    write_unit,
+)
 from tests.edge.cloud_stand_in import IngestHttpServer, IngestStore
 
-REPO = Path(__file__).resolve().parents[2]
-DEVICE = "sim-e2e"
-HOURS = 0.1  # six simulated minutes of rush hour
-SEED = 5
-CAMERA = {"width": 160, "height": 120}
 MOVES = ("removal", "return", "restock", "misplaced")
-
-
-def wait_until(cond: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
-
-
-def unit(tmp: Path, base_url: str) -> dict[str, Any]:
-    return {
-        "unit": {"device_id": DEVICE, "data_dir": str(tmp), "store": "store-9", "bay": "bay-2"},
-        "loadcells": {"source": "sim", "sim_scenario": "busy", "sim_seed": SEED},
-        "camera": {"source": "sim", **CAMERA},
-        "sync": {"mode": "http", "base_url": base_url, "idle_s": 0.05},
-        "health": {"interval_s": 0.2},
-    }
-
-
-def decided(bodies: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    """What was decided, without when it was sent or which seq it got."""
-    keys = ("episode", "kind", "label", "slot", "units", "grams", "stock_units", "mono_time")
-    return [tuple(b.get(k) for k in keys) for b in bodies]
 
 
 def matches(truth: list[TruthChange], stock: list[dict[str, Any]]) -> int:
@@ -78,20 +57,6 @@ def matches(truth: list[TruthChange], stock: list[dict[str, Any]]) -> int:
                 found += 1
                 break
     return found
-
-
-def run_in_process(tmp: Path, store: IngestStore, base_url: str) -> tuple[Agent, Any]:
-    agent = Agent(
-        parse_config(unit(tmp, base_url)), identity=Identity(device_id=DEVICE, api_key="test-key")
-    )
-    sensing = add_sensing(agent, speed=0, sim_hours=HOURS)
-    agent.start()
-    try:
-        wait_until(lambda: agent.health.get("sim_done") is True)
-        wait_until(lambda: store.highest_contiguous(DEVICE) == agent.buffer.seq)
-    finally:
-        agent.stop()
-    return agent, sensing
 
 
 def test_sim_agent_events_reach_cloud_and_match_truth(tmp_path: Path) -> None:
@@ -122,22 +87,6 @@ def test_sim_agent_events_reach_cloud_and_match_truth(tmp_path: Path) -> None:
     store.close()
 
 
-def committed(db: Path) -> dict[int, dict[str, Any]]:
-    """Events the killed agent had committed (its buffer file after the kill)."""
-    conn = sqlite3.connect(str(db))
-    try:
-        return {s: json.loads(b) for s, b in conn.execute("SELECT seq, body FROM outbox")}
-    finally:
-        conn.close()
-
-
-def start(cfg: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "shelfsense", "edge", "run", "--config", str(cfg)]
-    cmd += ["--speed", "60", "--sim-hours", str(HOURS)]
-    return subprocess.Popen(cmd, cwd=REPO, env=env, stderr=subprocess.DEVNULL)
-
-
 def test_kill_9_and_restart_lose_and_duplicate_nothing(tmp_path: Path) -> None:
     rng = random.Random(11)
     store = IngestStore(tmp_path / "cloud.db")
@@ -153,30 +102,12 @@ def test_kill_9_and_restart_lose_and_duplicate_nothing(tmp_path: Path) -> None:
         store._above.clear()
 
         data = tmp_path / "unit"
-        data.mkdir()
-        (data / "identity.json").write_text(
-            json.dumps({"device_id": DEVICE, "api_key": "test-key"})
-        )
-        cfg = data / "unit.toml"
-        u = unit(data, server.base_url)
-        cfg.write_text(
-            "\n".join(
-                f"[{sec}]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in vals.items())
-                for sec, vals in u.items()
-            )
-        )
+        cfg = write_unit(data, server.base_url)
         before: dict[int, dict[str, Any]] = {}
-        status = data / "status.json"
-
-        def running(proc: subprocess.Popen[bytes]) -> bool:  # its workers have started
-            try:
-                return bool(json.loads(status.read_text())["pid"] == proc.pid)
-            except (OSError, ValueError, KeyError):
-                return False
 
         for _ in range(2):
             proc = start(cfg)
-            wait_until(lambda p=proc: running(p))
+            wait_until(lambda p=proc: running(data, p))
             time.sleep(rng.uniform(1.0, 3.5))  # mid-run: the stretch lasts 6 s at 60x
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
@@ -185,17 +116,7 @@ def test_kill_9_and_restart_lose_and_duplicate_nothing(tmp_path: Path) -> None:
             before = now
         proc = start(cfg)
         try:
-
-            def done() -> bool:
-                if not status.exists():
-                    return False
-                st = json.loads(status.read_text())
-                g = st.get("gauges", {})
-                return (
-                    st["pid"] == proc.pid and g.get("sim_done") is True and g["buffer_depth"] == 0
-                )
-
-            wait_until(done, timeout=90)
+            wait_until(lambda: finished(data, proc), timeout=90)
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(20) == 0
         finally:

@@ -1,0 +1,132 @@
+"""The whole agent under test: a sim-mode unit config, the agent in process or as a process.
+
+A test or bench writes :func:`unit` (or :func:`write_unit` for the ``shelfsense edge run``
+child), plays the store twin with :func:`run_in_process` for the reference of what one
+uninterrupted run decides, or :func:`start` s the agent as a real process to ``kill -9``
+it; :func:`committed` reads what its SQLite buffer had made durable, :func:`decided`
+strips an event of when it was sent and which seq it got.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from edge.agent import Agent
+from edge.config import parse_config
+from edge.sync.identity import Identity
+from edge.workers.build import add_sensing
+from tests.edge.cloud_stand_in import IngestStore
+
+REPO = Path(__file__).resolve().parents[2]
+DEVICE = "sim-e2e"
+API_KEY = "test-key"
+HOURS = 0.1  # six simulated minutes of rush hour
+SPEED = 60.0
+SEED = 5
+CAMERA = {"width": 160, "height": 120}
+
+
+def wait_until(cond: Any, timeout: float = 60.0) -> None:
+    """Poll ``cond`` every 50 ms; fail the test if it is not true within ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+
+
+def unit(tmp: Path, base_url: str) -> dict[str, Any]:
+    """Config of a sim unit (busy scenario, simulated camera) syncing over HTTP to ``base_url``."""
+    return {
+        "unit": {"device_id": DEVICE, "data_dir": str(tmp), "store": "store-9", "bay": "bay-2"},
+        "loadcells": {"source": "sim", "sim_scenario": "busy", "sim_seed": SEED},
+        "camera": {"source": "sim", **CAMERA},
+        "sync": {"mode": "http", "base_url": base_url, "idle_s": 0.05},
+        "health": {"interval_s": 0.2},
+    }
+
+
+def write_unit(data: Path, base_url: str) -> Path:
+    """Make ``data`` a unit's data dir (identity and ``unit.toml``); return the config path."""
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "identity.json").write_text(json.dumps({"device_id": DEVICE, "api_key": API_KEY}))
+    cfg = data / "unit.toml"
+    cfg.write_text(
+        "\n".join(
+            f"[{sec}]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in vals.items())
+            for sec, vals in unit(data, base_url).items()
+        )
+    )
+    return cfg
+
+
+def decided(bodies: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """What was decided, without when it was sent or which seq it got."""
+    keys = ("episode", "kind", "label", "slot", "units", "grams", "stock_units", "mono_time")
+    return [tuple(b.get(k) for k in keys) for b in bodies]
+
+
+def run_in_process(
+    tmp: Path, store: IngestStore, base_url: str, *, hours: float = HOURS
+) -> tuple[Agent, Any]:
+    """Play ``hours`` of the twin unpaced in this process until the cloud holds every event;
+    return the stopped agent and its :class:`edge.workers.build.Sensing`."""
+    agent = Agent(
+        parse_config(unit(tmp, base_url)), identity=Identity(device_id=DEVICE, api_key=API_KEY)
+    )
+    sensing = add_sensing(agent, speed=0, sim_hours=hours)
+    agent.start()
+    try:
+        wait_until(lambda: agent.health.get("sim_done") is True, timeout=600)
+        wait_until(lambda: store.highest_contiguous(DEVICE) == agent.buffer.seq)
+    finally:
+        agent.stop()
+    return agent, sensing
+
+
+def committed(db: Path) -> dict[int, dict[str, Any]]:
+    """Events the killed agent had committed (its buffer file after the kill)."""
+    conn = sqlite3.connect(str(db))
+    try:
+        return {s: json.loads(b) for s, b in conn.execute("SELECT seq, body FROM outbox")}
+    finally:
+        conn.close()
+
+
+def start(cfg: Path, *, speed: float = SPEED, hours: float = HOURS) -> subprocess.Popen[bytes]:
+    """``shelfsense edge run`` on ``cfg`` as a child process, the twin paced at ``speed``."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "shelfsense", "edge", "run", "--config", str(cfg)]
+    cmd += ["--speed", str(int(speed) if speed == int(speed) else speed)]
+    cmd += ["--sim-hours", str(hours)]
+    return subprocess.Popen(cmd, cwd=REPO, env=env, stderr=subprocess.DEVNULL)
+
+
+def status(data: Path) -> dict[str, Any] | None:
+    """The unit's ``status.json``, or None while it is missing or half-written."""
+    try:
+        got = json.loads((data / "status.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return got if isinstance(got, dict) else None
+
+
+def running(data: Path, proc: subprocess.Popen[bytes]) -> bool:
+    """True once ``proc`` has started its workers (it wrote its pid into ``status.json``)."""
+    st = status(data)
+    return st is not None and st.get("pid") == proc.pid
+
+
+def finished(data: Path, proc: subprocess.Popen[bytes]) -> bool:
+    """True once ``proc`` has played the whole twin and its buffer is drained to the cloud."""
+    st = status(data)
+    if st is None or st.get("pid") != proc.pid:
+        return False
+    g = st.get("gauges", {})
+    return g.get("sim_done") is True and g.get("buffer_depth") == 0
