@@ -42,14 +42,16 @@ class IngestResult:
 
 def event_row(ev: ShelfEvent, received_at: datetime) -> dict[str, Any]:
     """The ``events`` row of a wire event (column name to value)."""
-    return dict(zip(EVENT_COLUMNS, _row_values(ev, received_at), strict=True))
+    row = _row_values(ev, utc_naive(ev.wall_time), received_at, ev.features)
+    return dict(zip(EVENT_COLUMNS, row, strict=True))
 
 
-def _row_values(ev: ShelfEvent, received_at: Any) -> tuple[Any, ...]:
+def _row_values(ev: ShelfEvent, wall: Any, received_at: Any, features: Any) -> tuple[Any, ...]:
+    """One event's values in :data:`EVENT_COLUMNS` order (times and features as given)."""
     return (
         ev.device_id,
         ev.seq,
-        utc_naive(ev.wall_time),
+        wall,
         ev.mono_time,
         received_at,
         ev.store,
@@ -67,7 +69,7 @@ def _row_values(ev: ShelfEvent, received_at: Any) -> tuple[Any, ...]:
         ev.model_version,
         ev.decided_by,
         ev.historical,
-        ev.features,
+        features,
     )
 
 
@@ -95,31 +97,9 @@ def driver_params(
     out = []
     for ev in evs:
         wall = utc_naive(ev.wall_time)
-        out.append(
-            (
-                ev.device_id,
-                ev.seq,
-                wall.isoformat(SQLITE_TIME_SEP, "microseconds") if sqlite_ else wall,
-                ev.mono_time,
-                received,
-                ev.store,
-                ev.bay,
-                ev.slot,
-                ev.sku,
-                ev.kind,
-                ev.label,
-                ev.confidence,
-                ev.units,
-                ev.grams,
-                ev.stock_units,
-                ev.dwell_s,
-                ev.episode,
-                ev.model_version,
-                ev.decided_by,
-                ev.historical,
-                _dumps(ev.features) if ev.features else "{}",
-            )
-        )
+        wall_param = wall.isoformat(SQLITE_TIME_SEP, "microseconds") if sqlite_ else wall
+        features = _dumps(ev.features) if ev.features else "{}"
+        out.append(_row_values(ev, wall_param, received, features))
     return out
 
 
