@@ -5,9 +5,12 @@ Workflow:
 1. **Reference**: the agent plays the busy twin unpaced in this process against its own
    stand-in cloud (loopback HTTP); what it decided is what one uninterrupted run decides.
 2. **Kills**: ``shelfsense edge run`` in sim mode is started as a child process at an
-   accelerated ``--speed``; once its workers run it gets a random 0.3–3 s, then SIGKILL.
-   Its SQLite buffer is read after every kill: the events it had committed so far (a
-   restart must never rewrite one). 50 kills (``--quick``: 3).
+   accelerated ``--speed``. A restarted sim unit first replays its day unpaced up to its
+   last committed event, so the bench waits, from the outside, until the buffer (read
+   only) holds a seq above the last one committed before the restart: the agent is live
+   again. Only then it gets a random 0.3–3 s, then SIGKILL, so every kill lands while new
+   events are being committed. Its SQLite buffer is read after every kill: the events it
+   had committed so far (a restart must never rewrite one). 50 kills (``--quick``: 3).
 3. **Final run** to completion: the twin is played out and the buffer drained.
 4. **Check**: every event committed before any kill is in the cloud exactly once and
    unchanged, the cloud's seqs are 1..N with no gap, and the cloud's content equals the
@@ -37,6 +40,7 @@ from typing import Any
 
 from tests.edge.agent_support import (
     DEVICE,
+    caught_up,
     committed,
     decided,
     finished,
@@ -44,6 +48,7 @@ from tests.edge.agent_support import (
     running,
     start,
     status,
+    top_seq,
     wait_until,
     write_unit,
 )
@@ -62,9 +67,9 @@ class Plan:
     wait: tuple[float, float] = (0.3, 3.0)
 
 
-# A restart replays the twin up to its last committed event, so a kill gains little
-# ground: 1.5 h at 120x keeps all 50 kills inside the traffic.
-FULL = Plan(kills=50, hours=1.5, speed=120.0)
+# Each kill waits for the restart to catch up, then runs 0.3-3 s paced: 50 kills at 60x
+# play about 50 * (1.65 s + up to the first new commit) * 60 s of the twin, inside 2.5 h.
+FULL = Plan(kills=50, hours=2.5, speed=60.0)
 QUICK = Plan(kills=3, hours=0.1, speed=60.0)
 
 
@@ -79,6 +84,10 @@ class Results:
     mid_traffic: int = 0  # kills that landed while the twin was still playing
     committed: int = 0  # distinct events committed before some kill
     grew: int = 0  # kills after which the buffer held more events than before
+    caught_up: int = 0  # restarts seen committing a new seq before their kill timer began
+    live_kills: int = 0  # kills that followed new commits during their 0.3-3 s timer
+    live_events: int = 0  # events committed during the kill timers (before a kill)
+    catch_up_s: list[float] = field(default_factory=list)  # workers run until a new seq
     rewritten: int = 0  # committed events a later run changed in the buffer
     lost: int = 0  # committed before a kill, missing from the cloud or changed there
     changed_bodies: int = 0  # committed bodies not stored byte for byte (as parsed JSON)
@@ -115,6 +124,7 @@ def _soak(
     event committed before some kill, as first seen in the buffer."""
     cfg = write_unit(data, base_url)
     ever: dict[int, dict[str, Any]] = {}
+    after = 0  # highest seq committed before the latest kill
     t0 = time.perf_counter()
     for _ in range(plan.kills):
         proc = start(cfg, speed=plan.speed, hours=plan.hours)
@@ -122,6 +132,11 @@ def _soak(
             t_start = time.perf_counter()
             wait_until(lambda p=proc: running(data, p), timeout=60)
             res.restart_s.append(time.perf_counter() - t_start)
+            t_run = time.perf_counter()
+            wait_until(lambda p=proc, a=after: caught_up(data, p, a), timeout=120)
+            res.catch_up_s.append(time.perf_counter() - t_run)
+            live_from = top_seq(data / "buffer.db")
+            res.caught_up += live_from > after
             time.sleep(rng.uniform(*plan.wait))
             st = status(data) or {}
             if st.get("gauges", {}).get("sim_done") is not True and proc.poll() is None:
@@ -131,6 +146,10 @@ def _soak(
             proc.wait(10)
         res.kills += 1
         now = committed(data / "buffer.db")
+        new = sum(1 for s in now if s > live_from)
+        res.live_kills += new > 0
+        res.live_events += new
+        after = max(now, default=0)
         res.rewritten += sum(1 for s, b in ever.items() if s in now and now[s] != b)
         res.grew += len(now.keys() - ever.keys()) > 0
         for s, b in now.items():
@@ -198,14 +217,18 @@ def report(res: Results) -> str:
     """The figures as markdown tables."""
     p = res.plan
     med = statistics.median(res.restart_s) if res.restart_s else 0.0
+    cat = statistics.median(res.catch_up_s) if res.catch_up_s else 0.0
     lines = [
         f"### agent kill -9 soak: busy twin, {p.hours} h at {p.speed:g}x, "
         f"kills after {p.wait[0]}-{p.wait[1]} s, stand-in cloud over loopback HTTP",
         "",
-        "| kills | mid-traffic | events committed | lost | duplicated | gaps "
+        "| kills | mid-traffic | caught up | kills after new commits "
+        "| events committed in kill timers | events committed | lost | duplicated | gaps "
         "| rewritten | cloud events | = reference | wall time (s) |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: | ---: |",
-        f"| {res.kills} | {res.mid_traffic} | {res.committed} | {res.lost} | {res.duplicated} "
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: | ---: | :---: | ---: |",
+        f"| {res.kills} | {res.mid_traffic} | {res.caught_up} | {res.live_kills} "
+        f"| {res.live_events} | {res.committed} | {res.lost} | {res.duplicated} "
         f"| {res.gaps} | {res.rewritten} | {res.cloud_events} "
         f"| {'yes' if res.equals_reference else 'NO'} | {res.wall_s:.1f} |",
         "",
@@ -216,6 +239,8 @@ def report(res: Results) -> str:
         f"| killed and restarted, final run to the end | {res.cloud_events} | {res.final_s:.1f} |",
         "",
         f"restart until workers run: median {med:.2f} s over {len(res.restart_s)}; "
+        f"workers run until a new seq (replay caught up): median {cat:.2f} s, "
+        f"max {max(res.catch_up_s, default=0.0):.2f} s; "
         f"kills after which the buffer had grown: {res.grew}; "
         f"redelivered and absorbed by the cloud: {res.redelivered}; "
         f"missing vs reference: {res.missing}; "

@@ -13,6 +13,9 @@ def test_quick_agent_crash_soak_loses_and_duplicates_nothing(tmp_path: Path) -> 
     res = run(QUICK, tmp_path)
     assert res.kills == QUICK.kills and res.mid_traffic >= 1  # kills landed in traffic
     assert res.grew >= 1  # some run committed before it was killed
+    assert res.caught_up >= 1  # a restart was seen live (new seq) before its kill timer began
+    assert res.live_kills >= 1 and res.live_events >= res.live_kills  # killed after new commits
+    assert len(res.catch_up_s) == QUICK.kills
     assert 0 < res.committed <= res.reference_events
     assert res.rewritten == 0  # a restart never rewrote a committed event
     assert res.lost == 0 and res.duplicated == 0 and res.missing == 0

@@ -4,7 +4,8 @@ A test or bench writes :func:`unit` (or :func:`write_unit` for the ``shelfsense 
 child), plays the store twin with :func:`run_in_process` for the reference of what one
 uninterrupted run decides, or :func:`start` s the agent as a real process to ``kill -9``
 it; :func:`committed` reads what its SQLite buffer had made durable, :func:`decided`
-strips an event of when it was sent and which seq it got.
+strips an event of when it was sent and which seq it got; :func:`caught_up` tells, from
+the buffer read only, when a restarted child is past its replay and committing new events.
 """
 
 from __future__ import annotations
@@ -130,3 +131,32 @@ def finished(data: Path, proc: subprocess.Popen[bytes]) -> bool:
         return False
     g = st.get("gauges", {})
     return g.get("sim_done") is True and g.get("buffer_depth") == 0
+
+
+def top_seq(db: Path) -> int:
+    """Highest seq in the buffer at ``db``, read-only (0 while it is missing or empty)."""
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1.0)
+    except sqlite3.Error:
+        return 0
+    try:
+        row = conn.execute("SELECT MAX(seq) FROM outbox").fetchone()
+    except sqlite3.Error:
+        return 0
+    finally:
+        conn.close()
+    return int(row[0] or 0) if row else 0
+
+
+def caught_up(data: Path, proc: subprocess.Popen[bytes], after: int) -> bool:
+    """True once a (re)started ``proc`` commits past seq ``after``: a restarted sim unit first
+    replays its day unpaced up to its last committed event, so a new seq means it is live.
+    Also true once the twin is played out (nothing new will come) or ``proc`` has exited."""
+    if proc.poll() is not None or top_seq(data / "buffer.db") > after:
+        return True
+    st = status(data)
+    return (
+        st is not None
+        and st.get("pid") == proc.pid
+        and st.get("gauges", {}).get("sim_done") is True
+    )
