@@ -37,7 +37,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,14 +150,16 @@ def bench_commit(tmp: Path, scale: int, repeats: int) -> list[dict[str, Any]]:
 # -- 2. drain -----------------------------------------------------------------------
 
 
-def _fill(path: Path, n: int) -> Buffer:
+def _fill(path: Path, n: int, make: Callable[[int], dict[str, Any]] = event_fields) -> Buffer:
     buf = Buffer(path, device_id=DEVICE)
     for i in range(0, n, 500):
-        buf.append_many([event_fields(k) for k in range(i, min(n, i + 500))])
+        buf.append_many([make(k) for k in range(i, min(n, i + 500))])
     return buf
 
 
-def _drain(buf: Buffer, worker: SyncWorker, store: IngestStore, n: int) -> dict[str, Any]:
+def _drain(
+    buf: Buffer, worker: SyncWorker, store: IngestStore | RealCloud, n: int
+) -> dict[str, Any]:
     stop = threading.Event()
     t0 = time.perf_counter()
     th = threading.Thread(target=worker.run, args=(stop,), daemon=True)
@@ -174,6 +176,7 @@ def _drain(buf: Buffer, worker: SyncWorker, store: IngestStore, n: int) -> dict[
         "eps": n / dt,
         "all_once": seqs == list(range(1, n + 1)),
         "stored": len(seqs),
+        "rejected": buf.stats().rejected,
     }
 
 
@@ -318,43 +321,15 @@ def bench_outage(tmp: Path, hours: float, per_hour: int) -> dict[str, Any]:
 # -- against the real cloud service ---------------------------------------------------
 
 
-def _fill_real(path: Path, n: int) -> Buffer:
-    buf = Buffer(path, device_id=DEVICE)
-    for i in range(0, n, 500):
-        buf.append_many([real_event(k) for k in range(i, min(n, i + 500))])
-    return buf
-
-
-def _drain_real(buf: Buffer, worker: SyncWorker, cloud: RealCloud, n: int) -> dict[str, Any]:
-    stop = threading.Event()
-    t0 = time.perf_counter()
-    th = threading.Thread(target=worker.run, args=(stop,), daemon=True)
-    th.start()
-    while buf.stats().depth:
-        time.sleep(0.05)
-    dt = time.perf_counter() - t0
-    stop.set()
-    th.join(10)
-    seqs = cloud.seqs(DEVICE)
-    return {
-        "events": n,
-        "seconds": dt,
-        "eps": n / dt,
-        "all_once": seqs == list(range(1, n + 1)),
-        "stored": len(seqs),
-        "rejected": buf.stats().rejected,
-    }
-
-
 def bench_drain_http_real(tmp: Path, n: int) -> dict[str, Any]:
     """Backlog drain over loopback HTTP into the real cloud's store."""
-    buf = _fill_real(tmp / "rdh.db", n)
+    buf = _fill(tmp / "rdh.db", n, real_event)
     with real_cloud(tmp) as cloud:
         key = cloud.register(DEVICE)
         cfg = SyncConfig(mode="http", base_url=cloud.url, batch_size=500, idle_s=0.01)
         ident = Identity(device_id=DEVICE, api_key=key)
         worker = SyncWorker(buf, [HttpTransport(cloud.url, ident)], config=cfg)
-        res = _drain_real(buf, worker, cloud, n)
+        res = _drain(buf, worker, cloud, n)
     buf.close()
     return {"transport": "http", "cloud": "real", "batch": 500, **res}
 
@@ -363,7 +338,7 @@ def bench_drain_mqtt_real(tmp: Path, n: int) -> dict[str, Any] | None:
     """Backlog drain over a real Mosquitto into the real store by two real ingest workers."""
     if mosquitto_binary() is None:
         return None
-    buf = _fill_real(tmp / "rdm.db", n)
+    buf = _fill(tmp / "rdm.db", n, real_event)
     with run_mosquitto(tmp) as broker, real_cloud(tmp, broker=broker, start=False) as cloud:
         key = cloud.register(DEVICE)
         cfg = SyncConfig(mode="mqtt", mqtt_port=broker.port, batch_size=500, idle_s=0.01)
@@ -372,7 +347,7 @@ def bench_drain_mqtt_real(tmp: Path, n: int) -> dict[str, Any] | None:
         t = MqttTransport(broker.host, broker.port, ident, on_ack=worker.handle_mqtt_ack)
         worker.transports = [t]
         t.wait_connected(10)
-        res = _drain_real(buf, worker, cloud, n)
+        res = _drain(buf, worker, cloud, n)
         res["ack_timeouts"] = buf.health.counter("ack_timeouts")
         t.close()
     buf.close()
@@ -426,7 +401,7 @@ def bench_crash_real(tmp: Path, iterations: int) -> dict[str, Any]:
         worker = SyncWorker(
             buf, [HttpTransport(cloud.url, Identity(device_id=DEVICE, api_key=key))], config=cfg
         )
-        _drain_real(buf, worker, cloud, len(present))
+        _drain(buf, worker, cloud, len(present))
         stored = [r["seq"] for r in cloud.rows(DEVICE)]
         rejected = buf.stats().rejected
         buf.close()
