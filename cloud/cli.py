@@ -19,7 +19,8 @@ from typing import Any
 SubParsers = Any  # argparse._SubParsersAction is private
 
 
-def _db_args(p: argparse.ArgumentParser) -> None:
+def db_args(p: argparse.ArgumentParser) -> None:
+    """``--config`` and ``--database-url``: which cloud store a command works on."""
     p.add_argument("--config", type=Path, default=None, help="cloud settings file (TOML)")
     p.add_argument("--database-url", default=None, help="SQLAlchemy URL (overrides settings)")
 
@@ -30,7 +31,7 @@ def register(sub: SubParsers) -> None:
     cloud_sub = cloud.add_subparsers(dest="cloud_command", metavar="CLOUDCOMMAND", required=True)
 
     p = cloud_sub.add_parser("serve", help="run the HTTP API (and optionally MQTT ingest)")
-    _db_args(p)
+    db_args(p)
     p.add_argument("--host", default=None)
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
@@ -38,22 +39,27 @@ def register(sub: SubParsers) -> None:
     p.set_defaults(func=cmd_serve)
 
     p = cloud_sub.add_parser("migrate", help="bring the database schema to the newest version")
-    _db_args(p)
+    db_args(p)
     p.set_defaults(func=cmd_migrate)
 
     p = cloud_sub.add_parser("mqtt-ingest", help="run one MQTT ingest worker (shared subscription)")
-    _db_args(p)
+    db_args(p)
     p.set_defaults(func=cmd_mqtt_ingest)
 
     p = cloud_sub.add_parser("export-labels", help="write the training JSONL export")
-    _db_args(p)
+    db_args(p)
     p.add_argument("out", type=Path)
-    p.add_argument("--all", action="store_true", help="unlabelled events too")
+    p.add_argument("--all", action="store_true", help="unlabelled events (or windows) too")
+    p.add_argument(
+        "--windows",
+        action="store_true",
+        help="labelled windows in the models.dataset format (what `cloud train` reads)",
+    )
     p.set_defaults(func=cmd_export)
 
     from cloud import train_cli
 
-    train_cli.register(cloud_sub)
+    train_cli.register(cloud_sub, db_args)
 
     fleet = sub.add_parser("fleet", help="stores, units, keys")
     fleet_sub = fleet.add_subparsers(dest="fleet_command", metavar="FLEETCOMMAND", required=True)
@@ -72,17 +78,17 @@ def _register_keys(fleet_sub: SubParsers) -> None:
     keys = fleet_sub.add_parser("keys", help="API keys")
     ks = keys.add_subparsers(dest="keys_command", metavar="KEYSCOMMAND", required=True)
     p = ks.add_parser("create", help="make a key and print its token (shown once)")
-    _db_args(p)
+    db_args(p)
     p.add_argument("--role", choices=["unit", "backend", "operator"], required=True)
     p.add_argument("--device", default=None, help="device id (unit keys)")
     p.add_argument("--name", default="")
     p.set_defaults(func=cmd_keys_create)
     p = ks.add_parser("list", help="list keys")
-    _db_args(p)
+    db_args(p)
     p.add_argument("--all", action="store_true", help="revoked keys too")
     p.set_defaults(func=cmd_keys_list)
     p = ks.add_parser("revoke", help="revoke a key")
-    _db_args(p)
+    db_args(p)
     p.add_argument("key_id")
     p.set_defaults(func=cmd_keys_revoke)
 
@@ -91,20 +97,20 @@ def _register_fleet(fleet_sub: SubParsers) -> None:
     stores = fleet_sub.add_parser("stores", help="stores, bays and slots")
     ss = stores.add_subparsers(dest="stores_command", metavar="STORESCOMMAND", required=True)
     p = ss.add_parser("add", help="register a store")
-    _db_args(p)
+    db_args(p)
     p.add_argument("store_id")
     p.add_argument("--name", default="")
     p.set_defaults(func=cmd_store_add)
     p = ss.add_parser("list", help="list stores")
-    _db_args(p)
+    db_args(p)
     p.set_defaults(func=cmd_store_list)
     p = ss.add_parser("add-bay", help="register a bay of a store")
-    _db_args(p)
+    db_args(p)
     p.add_argument("store_id")
     p.add_argument("bay_id")
     p.set_defaults(func=cmd_bay_add)
     p = ss.add_parser("add-slot", help="register a slot: SKU and unit weight")
-    _db_args(p)
+    db_args(p)
     p.add_argument("store_id")
     p.add_argument("bay_id")
     p.add_argument("slot", type=int)
@@ -115,7 +121,7 @@ def _register_fleet(fleet_sub: SubParsers) -> None:
     devices = fleet_sub.add_parser("devices", help="units")
     ds = devices.add_subparsers(dest="devices_command", metavar="DEVICESCOMMAND", required=True)
     p = ds.add_parser("add", help="register a unit on a bay (and make its key)")
-    _db_args(p)
+    db_args(p)
     p.add_argument("device_id")
     p.add_argument("--store", required=True)
     p.add_argument("--bay", required=True)
@@ -123,10 +129,10 @@ def _register_fleet(fleet_sub: SubParsers) -> None:
     p.add_argument("--key", action="store_true", help="also make a unit key and print it")
     p.set_defaults(func=cmd_device_add)
     p = ds.add_parser("list", help="list units with their ingest progress")
-    _db_args(p)
+    db_args(p)
     p.set_defaults(func=cmd_device_list)
     p = ds.add_parser("broker-files", help="write the Mosquitto password and ACL files")
-    _db_args(p)
+    db_args(p)
     p.add_argument("--password-file", type=Path, required=True)
     p.add_argument("--acl-file", type=Path, required=True)
     p.add_argument("--service-user", default=None, help="broker user of the ingest workers")
@@ -141,7 +147,8 @@ def _register_fleet(fleet_sub: SubParsers) -> None:
 # handlers ----------------------------------------------------------------------------------
 
 
-def _settings(args: argparse.Namespace) -> Any:
+def settings_of(args: argparse.Namespace) -> Any:
+    """The cloud settings of a command: ``--config`` file, env, ``--database-url``."""
     from cloud.settings import build_settings
 
     overrides: dict[str, Any] = {}
@@ -150,10 +157,11 @@ def _settings(args: argparse.Namespace) -> Any:
     return build_settings(args.config, **overrides)
 
 
-def _store(args: argparse.Namespace) -> Any:
+def open_store_of(args: argparse.Namespace) -> Any:
+    """The store that ``db_args`` name (migrated to the newest schema)."""
     from cloud.store import open_store
 
-    return open_store(_settings(args).database_url, pool_size=2)
+    return open_store(settings_of(args).database_url, pool_size=2)
 
 
 def _print(obj: Any) -> None:
@@ -167,7 +175,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from cloud.api.app import CONFIG_ENV, create_app
     from cloud.store.engine import make_engine, migrate
 
-    settings = _settings(args)
+    settings = settings_of(args)
     if args.host:
         settings = settings.model_copy(update={"host": args.host})
     if args.port is not None:
@@ -198,7 +206,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     """Migrate the schema to head."""
     from cloud.store.engine import make_engine, migrate
 
-    engine = make_engine(_settings(args).database_url, pool_size=1)
+    engine = make_engine(settings_of(args).database_url, pool_size=1)
     migrate(engine)
     engine.dispose()
     print("schema at head")
@@ -213,7 +221,7 @@ def cmd_mqtt_ingest(args: argparse.Namespace) -> int:
     from cloud.mqtt_ingest import IngestWorker
     from cloud.store import open_store
 
-    settings = _settings(args)
+    settings = settings_of(args)
     store = open_store(settings.database_url, pool_size=2)
     worker = IngestWorker.from_settings(settings, store)
     done = threading.Event()
@@ -227,18 +235,17 @@ def cmd_mqtt_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Write the JSONL export of events and labels."""
-    from datetime import timedelta
-
+    """Write the JSONL export of events and labels (or of labelled windows)."""
     from cloud.labels import SaleWindow, write_export
 
-    settings = _settings(args)
-    store = _store(args)
-    window = SaleWindow(
-        timedelta(seconds=settings.sale_window_before_s),
-        timedelta(seconds=settings.sale_window_after_s),
-    )
-    n = write_export(store, args.out, window=window, labeled_only=not args.all)
+    store = open_store_of(args)
+    window = SaleWindow.of(settings_of(args))
+    if args.windows:
+        from cloud.training_data import write_windows
+
+        n = write_windows(store, args.out, window=window, labeled_only=not args.all)
+    else:
+        n = write_export(store, args.out, window=window, labeled_only=not args.all)
     print(f"{n} lines written to {args.out}")
     return 0
 
@@ -248,7 +255,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     from cloud import fleet
     from cloud.keys import Role, create_key
 
-    store = _store(args)
+    store = open_store_of(args)
     with store.writer.begin() as conn:
         if args.device is not None:
             fleet.get_device(conn, args.device)
@@ -270,7 +277,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
     from cloud.keys import list_keys
 
-    with _store(args).engine.connect() as conn:
+    with open_store_of(args).engine.connect() as conn:
         _print([asdict(k) for k in list_keys(conn, include_revoked=args.all)])
     return 0
 
@@ -279,7 +286,7 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     """Revoke a key."""
     from cloud.keys import revoke_key
 
-    with _store(args).writer.begin() as conn:
+    with open_store_of(args).writer.begin() as conn:
         key = revoke_key(conn, args.key_id)
     print(f"revoked {key.key_id} at {key.revoked_at}")
     return 0
@@ -290,7 +297,7 @@ def cmd_store_add(args: argparse.Namespace) -> int:
     from cloud import fleet
     from cloud.schemas import StoreCreate
 
-    with _store(args).writer.begin() as conn:
+    with open_store_of(args).writer.begin() as conn:
         _print(
             fleet.add_store(conn, StoreCreate(store_id=args.store_id, name=args.name)).model_dump()
         )
@@ -301,7 +308,7 @@ def cmd_store_list(args: argparse.Namespace) -> int:
     """List stores."""
     from cloud import fleet
 
-    with _store(args).engine.connect() as conn:
+    with open_store_of(args).engine.connect() as conn:
         _print([s.model_dump() for s in fleet.list_stores(conn)])
     return 0
 
@@ -311,7 +318,7 @@ def cmd_bay_add(args: argparse.Namespace) -> int:
     from cloud import fleet
     from cloud.schemas import BayCreate
 
-    with _store(args).writer.begin() as conn:
+    with open_store_of(args).writer.begin() as conn:
         _print(
             fleet.add_bay(conn, args.store_id, BayCreate(bay_id=args.bay_id, name="")).model_dump()
         )
@@ -324,7 +331,7 @@ def cmd_slot_add(args: argparse.Namespace) -> int:
     from cloud.schemas import SlotCreate
 
     body = SlotCreate(slot=args.slot, sku=args.sku, unit_grams=args.unit_grams)
-    with _store(args).writer.begin() as conn:
+    with open_store_of(args).writer.begin() as conn:
         _print(fleet.add_slot(conn, args.store_id, args.bay_id, body).model_dump())
     return 0
 
@@ -338,7 +345,7 @@ def cmd_device_add(args: argparse.Namespace) -> int:
     body = DeviceCreate(
         device_id=args.device_id, store_id=args.store, bay_id=args.bay, name=args.name
     )
-    with _store(args).writer.begin() as conn:
+    with open_store_of(args).writer.begin() as conn:
         out: dict[str, Any] = fleet.add_device(conn, body).model_dump()
         if args.key:
             made = create_key(conn, role=Role.UNIT, name=args.name, device_id=args.device_id)
@@ -351,7 +358,7 @@ def cmd_device_list(args: argparse.Namespace) -> int:
     """List units."""
     from cloud import fleet
 
-    with _store(args).engine.connect() as conn:
+    with open_store_of(args).engine.connect() as conn:
         _print([d.model_dump() for d in fleet.list_devices(conn)])
     return 0
 
@@ -364,7 +371,7 @@ def cmd_broker_files(args: argparse.Namespace) -> int:
     if args.service_user and not password:
         print(f"set {args.service_password_env} to the service user's password", file=sys.stderr)
         return 2
-    with _store(args).engine.connect() as conn:
+    with open_store_of(args).engine.connect() as conn:
         units = write_broker_files(
             conn,
             password_file=args.password_file,

@@ -2,9 +2,9 @@
 
 Workflow: :mod:`cloud.checks` (pure: device ids, time bounds) refuses a batch
 with a reason and the field at fault; :func:`store_events` then writes it in one
-transaction: the events (insert-or-ignore on ``(device_id, seq)``), the current
-stock of every slot a stock or level event confirmed, and each device's highest
-contiguous seq. Only after the commit does a caller ack anything to a unit.
+transaction: the events (insert-or-ignore on ``(device_id, seq)``) and the windows
+some of them carry, the current stock of every slot a stock or level event
+confirmed, and each device's highest contiguous seq. Only after the commit does a caller ack anything to a unit.
 
 Feed ids must become visible in order, so writers are serialised: SQLite by
 ``BEGIN IMMEDIATE``, PostgreSQL by a transaction-scoped advisory lock.
@@ -125,6 +125,10 @@ class _Sql:
             f"SELECT seq FROM events WHERE device_id = {mark} AND seq > {mark} "
             f"ORDER BY seq LIMIT {WALK_CHUNK}"
         )
+        self.insert_windows = (
+            f"INSERT INTO windows (device_id, seq, body) VALUES ({mark}, {mark}, {mark}) "
+            "ON CONFLICT (device_id, seq) DO NOTHING"
+        )
         self.bump_stock = "UPDATE change_counters SET value = value + 1 WHERE name = 'stock'"
         ins = _dialect_insert(dialect)(current_stock)
         ex = ins.excluded
@@ -188,6 +192,16 @@ def _update_stock(conn: Connection, evs: Iterable[ShelfEvent]) -> None:
         conn.exec_driver_sql(sql.bump_stock)
 
 
+def _insert_windows(conn: Connection, evs: Iterable[ShelfEvent]) -> None:
+    rows = [
+        (ev.device_id, ev.seq, _dumps(ev.window.model_dump(mode="json")))
+        for ev in evs
+        if ev.window is not None
+    ]
+    if rows:
+        conn.exec_driver_sql(_sql(conn.dialect.name).insert_windows, rows)
+
+
 def _advance(conn: Connection, device_id: str, known: set[int], now: datetime) -> int:
     """Raise and return the device's highest contiguous stored seq.
 
@@ -247,6 +261,7 @@ def store_events(
                 _sql(dialect).insert_events, driver_params(fresh, dialect, received)
             )
             _update_stock(conn, fresh)
+            _insert_windows(conn, fresh)
         for device_id, seqmap in by_device.items():
             result.highest_contiguous[device_id] = _advance(conn, device_id, set(seqmap), received)
     return result

@@ -32,6 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from cloud.errors import InvalidEventError, NotFoundError
 from cloud.schemas import CorrectionCreate, CorrectionPublic, SaleCreate, SalePublic
+from cloud.settings import CloudSettings
 from cloud.store import Store
 from cloud.store.tables import events, labels, sales, utc_naive
 from models.atomic import atomic_write
@@ -51,6 +52,14 @@ class SaleWindow:
 
     before: timedelta
     after: timedelta
+
+    @classmethod
+    def of(cls, settings: CloudSettings) -> SaleWindow:
+        """The window the settings give (``sale_window_before_s`` / ``_after_s``)."""
+        return cls(
+            timedelta(seconds=settings.sale_window_before_s),
+            timedelta(seconds=settings.sale_window_after_s),
+        )
 
 
 def _now() -> datetime:
@@ -156,6 +165,13 @@ def match_pending(conn: Connection, window: SaleWindow) -> int:
         select(sales.c.id).where(sales.c.matched_units < sales.c.quantity).order_by(sales.c.id)
     ).scalars()
     return sum(len(match_sale(conn, int(i), window)) for i in list(ids))
+
+
+def rematch(store: Store, window: SaleWindow | None) -> None:
+    """Retry every sale not fully matched, in its own transaction (nothing without ``window``)."""
+    if window is not None:
+        with store.writer.begin() as conn:
+            match_pending(conn, window)
 
 
 def add_correction(conn: Connection, body: CorrectionCreate) -> CorrectionPublic:
@@ -293,9 +309,7 @@ def write_export(
 
     With ``window``, sales not yet fully matched are retried first.
     """
-    if window is not None:
-        with store.writer.begin() as conn:
-            match_pending(conn, window)
+    rematch(store, window)
     n = 0
     with atomic_write(path) as f, store.engine.connect() as conn:
         for line in export_lines(conn, kind=kind, since=since, labeled_only=labeled_only):

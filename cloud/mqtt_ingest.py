@@ -13,12 +13,16 @@ a unit keeps the highest ``highest_contiguous`` it has seen.
 A message that can never be stored (bad JSON, unknown fields, a device id
 other than its topic's, a time out of bounds) is PUBACKed, logged and counted
 in :attr:`IngestWorker.refused`; it would fail the same way on every redelivery.
+When its topic and seq can be read, the unit's ack lists it under ``refused`` with
+the reason, so the unit quarantines it at once instead of resending it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
+import re
 import threading
 import time
 import uuid
@@ -35,10 +39,10 @@ from pydantic import ValidationError
 
 from cloud.checks import TimeBounds, check_event
 from cloud.errors import CloudError
-from cloud.ingest import store_events
+from cloud.ingest import highest_contiguous, store_events
 from cloud.settings import CloudSettings
 from cloud.store import Store
-from models.wire import MqttAck, ShelfEvent, topic
+from models.wire import DEVICE_ID_PATTERN, MqttAck, Refusal, ShelfEvent, topic
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +73,20 @@ def parse_message(
         raise ValueError(f"event of {ev.device_id!r} published on {topic_name!r}")
     check_event(ev, now=now, bounds=bounds, where="event")
     return ev
+
+
+def refused_seq(topic_name: str, payload: bytes) -> tuple[str, int] | None:
+    """``(device_id, seq)`` of a refused message when both can be read (to tell the unit)."""
+    parts = topic_name.split("/")
+    if len(parts) != 3 or not re.fullmatch(DEVICE_ID_PATTERN, parts[1]):
+        return None
+    try:
+        seq = json.loads(payload).get("seq")
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq <= 2**62:
+        return None
+    return parts[1], seq
 
 
 class IngestWorker:
@@ -166,12 +184,18 @@ class IngestWorker:
         """Store a batch of messages, then PUBACK them and publish each unit's ack."""
         now = datetime.now(UTC)
         good: list[Parsed] = []
+        refusals: dict[str, list[Refusal]] = defaultdict(list)
         for m in msgs:
             try:
                 ev = parse_message(m.topic, bytes(m.payload), now=now, bounds=self.bounds)
             except (ValueError, CloudError) as err:
                 self.refused += 1
                 log.warning("refused MQTT message: %s", err)
+                sender = refused_seq(m.topic, bytes(m.payload))
+                if sender is not None:
+                    code = err.code if isinstance(err, CloudError) else "invalid_event"
+                    reason = f"{code}: {err}"[:500]
+                    refusals[sender[0]].append(Refusal(seq=sender[1], reason=reason))
                 continue
             good.append(Parsed(ev, m.mid, m.qos))
         acks: dict[str, MqttAck] = {}
@@ -196,6 +220,11 @@ class IngestWorker:
                 acks[device_id] = MqttAck(
                     device_id=device_id, highest_contiguous=hc, stored=sorted(seqs[device_id])
                 )
+        for device_id, refused in refusals.items():
+            ack = acks.get(device_id) or MqttAck(
+                device_id=device_id, highest_contiguous=highest_contiguous(self.store, device_id)
+            )
+            acks[device_id] = ack.model_copy(update={"refused": refused})
         for m in msgs:
             self.client.ack(m.mid, m.qos)
         for device_id, ack in acks.items():

@@ -1,10 +1,11 @@
 """``shelfsense cloud train``: labelled windows in, a gated and signed model bundle out.
 
-Reads JSON-lines windows (``models.dataset``; the cloud store exports the same format),
-trains the teacher, distils the student, exports and quantizes it, applies the gates and
+Reads JSON-lines windows (``models.dataset``, ``--data``) or the windows units uploaded
+to the cloud store with the labels it holds (``--from-store``, :mod:`cloud.training_data`;
+unlabelled windows there serve the masked-token pretraining), trains the teacher, distils the student, exports and quantizes it, applies the gates and
 writes ``<out>/bundle`` plus ``<out>/report.md`` with metrics, per-class F1 and confusion
 matrices. Without ``--heldout`` the last ``--heldout-fraction`` of the windows (in time
-order) is held out. Without ``--signing-key`` a new key is made and saved beside the
+order; for the store, the most recent by wall time) is held out. Without ``--signing-key`` a new key is made and saved beside the
 bundle (fine for a trial; the fleet's registry signs with its own key).
 
 Only the handler imports the training stack, so listing commands on a unit stays light.
@@ -14,18 +15,24 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 
-def register(cloud_sub: Any) -> None:
-    """Add ``train`` to the ``cloud`` subcommands."""
+def register(cloud_sub: Any, db_args: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Add ``train`` to the ``cloud`` subcommands (``db_args`` adds the store options)."""
     p = cloud_sub.add_parser(
         "train", help="train teacher and student on labelled windows, gate, write a bundle"
     )
-    p.add_argument(
-        "--data", type=Path, action="append", required=True, help="JSONL windows (repeatable)"
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, action="append", help="JSONL windows (repeatable)")
+    source.add_argument(
+        "--from-store",
+        action="store_true",
+        help="the windows and labels in the cloud store (--database-url / --config)",
     )
+    db_args(p)
     p.add_argument(
         "--heldout", type=Path, action="append", help="JSONL held-out windows (repeatable)"
     )
@@ -63,13 +70,30 @@ def _read(paths: list[Path]) -> list[Any]:
     return out
 
 
+def _from_store(args: argparse.Namespace) -> list[Any]:
+    from cloud.cli import open_store_of, settings_of
+    from cloud.labels import SaleWindow
+    from cloud.training_data import read_windows
+
+    store = open_store_of(args)
+    try:
+        records = read_windows(store, window=SaleWindow.of(settings_of(args)))
+    finally:
+        store.dispose()
+    print(f"{len(records)} windows from the store", file=sys.stderr)
+    return records
+
+
 def run(args: argparse.Namespace) -> int:
     """Train, gate and write the bundle; exit 0 with a bundle, 1 when a gate failed."""
     from models.bundle import generate_key, load_private_key, private_key_pem, public_key_pem
     from models.train.fit import DistillArgs
     from models.train.pipeline import TrainConfig, train_bundle
 
-    records = sorted(_read(args.data), key=lambda r: r.window.t_start)
+    if args.from_store:
+        records = _from_store(args)
+    else:
+        records = sorted(_read(args.data), key=lambda r: r.window.t_start)
     if args.heldout:
         train, heldout = records, _read(args.heldout)
     else:

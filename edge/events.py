@@ -5,7 +5,9 @@ decision (interest of the episode, a stock label and confidence per change), boo
 change in the :class:`~edge.stock.StockBook`, and :func:`window_events` writes the
 events: one ``interest`` event when someone was at the bay, one ``stock`` event per
 change (signed units and grams as weighed, units on the slot after), and a ``level``
-event whenever a slot turns ``low``, ``out`` or back to ``ok``. ``device_id`` and
+event whenever a slot turns ``low``, ``out`` or back to ``ok``. The first event of a
+window carries the window itself (``window``) so the cloud can train on what units
+saw; the others follow it with the same ``episode``. ``device_id`` and
 ``seq`` are filled in by the buffer when it commits them. Features are a compact
 numeric summary of what was sensed; never pixels. Pure: values in, values out.
 """
@@ -147,6 +149,8 @@ def window_events(
                     "features": {"previous": lv.previous},
                 }
             )
+    if out:
+        out[0]["window"] = w.to_dict()
     return out
 
 

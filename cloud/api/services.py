@@ -86,7 +86,6 @@ class Services:
     @classmethod
     def build(cls, settings: CloudSettings, store: Store) -> Services:
         """Everything from settings and an opened store."""
-        from datetime import timedelta
 
         secret = (
             settings.cursor_secret.get_secret_value().encode()
@@ -100,9 +99,6 @@ class Services:
             buckets=TokenBuckets(settings.rate_per_s, settings.rate_burst),
             keys=KeyCache(settings.key_cache_s),
             bounds=TimeBounds.of(settings.max_future_s, settings.max_past_days),
-            window=SaleWindow(
-                timedelta(seconds=settings.sale_window_before_s),
-                timedelta(seconds=settings.sale_window_after_s),
-            ),
+            window=SaleWindow.of(settings),
             stock_cache=VersionedCache(),
         )

@@ -142,6 +142,15 @@ events = Table(
     Index("ix_events_kind_store_sku_time", "kind", "store_id", "sku", "wall_time"),
 )
 
+windows = Table(
+    "windows",
+    metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("body", JSON, nullable=False),
+)
+"""The event window a unit uploaded with event ``(device_id, seq)`` (``models.wire.WireWindow``)."""
+
 device_progress = Table(
     "device_progress",
     metadata,

@@ -223,11 +223,8 @@ class Buffer:
                 data = dict(fields)
                 data["device_id"] = self.device_id
                 data["seq"] = seq + 1
-                try:
-                    ev = ShelfEvent.model_validate(data)
-                except ValidationError as err:
-                    log.warning("invalid event dropped: %s", err.errors()[:3])
-                    self.health.count("events_invalid")
+                ev = self._validate(data)
+                if ev is None:
                     continue
                 seq += 1
                 events.append(ev)
@@ -236,6 +233,28 @@ class Buffer:
             if len(self._hold) and not self._flush_held():
                 return self._hold_or_drop(events)
             return self._write(events)
+
+    def _validate(self, data: dict[str, Any]) -> ShelfEvent | None:
+        """The event, or ``None`` (logged, counted) when its fields are invalid.
+
+        The uploaded window is only training material: a window the wire refuses
+        (too many changes, say) is left off (``windows_dropped``) rather than the decision.
+        """
+        try:
+            return ShelfEvent.model_validate(data)
+        except ValidationError as err:
+            if data.get("window") is not None:
+                try:
+                    ev = ShelfEvent.model_validate({**data, "window": None})
+                except ValidationError:
+                    pass
+                else:
+                    log.warning("window left off event: %s", err.errors()[:3])
+                    self.health.count("windows_dropped")
+                    return ev
+            log.warning("invalid event dropped: %s", err.errors()[:3])
+            self.health.count("events_invalid")
+            return None
 
     def _write(self, events: list[ShelfEvent]) -> list[ShelfEvent]:
         now = self._clock()

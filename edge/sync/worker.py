@@ -15,9 +15,10 @@ resends the cloud already had are acked too. Refusals: a batch the cloud refuses
 good (:class:`SyncRefused`) is narrowed down, not resent forever: the event the
 answer names, or else halves of the batch (a bisection over the next steps), until
 the single refused event is quarantined in the buffer; a whole-batch refusal
-(another device's events) quarantines the batch. Over MQTT the cloud drops a refused
-event without answering, so an event left unacked ``MQTT_MAX_UNACKED`` times while
-its neighbours were acked is quarantined too.
+(another device's events) quarantines the batch. Over MQTT the cloud's ack lists the
+events it refuses (``refused``, with the reason) and they are quarantined at once; one
+whose refusal cannot reach the unit (its seq unreadable), left unacked
+``MQTT_MAX_UNACKED`` times while its neighbours were acked, is quarantined too.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from edge.sync.transport import (
     SyncUnavailable,
     Transport,
 )
-from models.wire import MqttAck
+from models.wire import MqttAck, Refusal
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,8 @@ class SyncWorker:
             log.warning("ack for device %r ignored", ack.device_id)
             self.health.count("acks_foreign")
             return 0
+        if ack.refused:
+            self._refused_over_mqtt(ack.refused)
         done = self._apply(ack.stored, ack.highest_contiguous)
         with self._cond:
             through = min(ack.highest_contiguous, self._max_sent)
@@ -126,6 +129,22 @@ class SyncWorker:
                 self.health.set("last_sync", self._clock())
             done += extra
         return done
+
+    def _refused_over_mqtt(self, refusals: Sequence[Refusal]) -> None:
+        """Quarantine events in flight the cloud says it will never store; others are ignored."""
+        with self._cond:
+            flying = set(self.ledger.waiting([r.seq for r in refusals]))
+            self.ledger.accept(sorted(flying))
+            self._cond.notify_all()
+        unknown = len({r.seq for r in refusals} - flying)
+        if unknown:
+            log.warning("refusals of %d seqs not in flight ignored", unknown)
+            self.health.count("acks_unknown", unknown)
+        for r in refusals:
+            if r.seq in flying:
+                flying.discard(r.seq)
+                self._unacked.pop(r.seq, None)
+                self.buffer.quarantine([r.seq], f"MQTT: refused by the cloud: {r.reason}")
 
     # -- sending -------------------------------------------------------------
 

@@ -70,6 +70,17 @@ class Unit:
                 self.got_ack.wait(left)
             return acked
 
+    def wait_refused(self, timeout: float = 10) -> list[dict]:
+        """The refusals named in acks so far, once there is one (or at the timeout)."""
+        deadline = time.monotonic() + timeout
+        with self.got_ack:
+            while not (got := [r for a in self.acks for r in a.get("refused", [])]):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.got_ack.wait(left)
+            return got
+
     def close(self) -> None:
         self.c.disconnect()
         self.c.loop_stop()
@@ -133,6 +144,7 @@ def test_two_workers_split_traffic_store_once_and_ack(mosquitto, sqlite_settings
             deadline = time.monotonic() + 10
             while sum(w.refused for w in workers) < 1 and time.monotonic() < deadline:
                 time.sleep(0.05)
+            refusals = units[0].wait_refused()
         finally:
             for u in units:
                 u.close()
@@ -151,6 +163,9 @@ def test_two_workers_split_traffic_store_once_and_ack(mosquitto, sqlite_settings
         assert sum(w.refused for w in workers) == 1
         for u in units:
             assert all(a["device_id"] == u.device_id for a in u.acks)
+        # the publisher of the refused message hears which one and why; nobody else does
+        assert [r["seq"] for r in refusals] == [999] and "unit-1" in refusals[0]["reason"]
+        assert not any(a.get("refused") for u in units[1:] for a in u.acks)
 
 
 def test_serve_with_mqtt_runs_an_ingest_worker(mosquitto, tmp_path) -> None:

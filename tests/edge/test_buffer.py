@@ -88,6 +88,32 @@ def test_invalid_event_counted_and_skipped(tmp_path: Path) -> None:
         buf.append(bad)
 
 
+def test_a_window_the_wire_refuses_is_left_off_not_the_decision(tmp_path: Path) -> None:
+    buf = open_buffer(tmp_path / "b.db")
+    window = {"bay": "bay-1", "episode": 3, "t_start": 0.0, "t_end": 1.0, "hour": 9}
+    too_big = {
+        **window,
+        "reaches": [
+            {
+                "zone": "slot-0",
+                "t_enter": 0.0,
+                "t_leave": 1.0,
+                "dwell": 1.0,
+                "peak_motion": 0.1,
+                "entries": 1,
+            }
+        ]
+        * 65,
+    }
+    ok, cut = buf.append_many(
+        [{**event_fields(1), "window": window}, {**event_fields(2), "window": too_big}]
+    )
+    assert ok.window is not None and ok.window.hour == 9
+    assert cut.window is None and cut.label == event_fields(2)["label"]
+    assert buf.health.counter("windows_dropped") == 1 and buf.health.counter("events_invalid") == 0
+    assert [r.seq for r in buf.pending(10)] == [1, 2]
+
+
 def test_retention_deletes_only_old_synced_rows(tmp_path: Path) -> None:
     clock = Clock()
     buf = Buffer(

@@ -72,6 +72,23 @@ def test_take_window_gives_interest_stock_and_level_events() -> None:
     assert book.units == {0: 3, 1: 6}
 
 
+def test_the_first_event_carries_the_window_for_training() -> None:
+    book = StockBook(slots(), {0: 5, 1: 6})
+    for w, d in (
+        (
+            window([WeightChange(0, -101.0, -2, 12.5, 14.0, 0.92)]),
+            WindowDecision("take", 0.5, (("removal", 0.9),)),
+        ),
+        (
+            window([WeightChange(1, 8.0, 0, 1.0, 3.0, 0.2)], presence=False),
+            WindowDecision(None, 0.0, (("sensor_fault", 0.8),)),
+        ),
+    ):
+        first, *rest = [full(f) for f in window_events(w, d, book, ORIGIN, wall_time=WALL)]
+        assert first.window is not None and all(e.window is None for e in rest)
+        assert EventWindow.from_dict(first.window.model_dump()) == w
+
+
 def test_nobody_there_gives_no_interest_and_model_origin_is_carried() -> None:
     book = StockBook(slots(), {0: 5, 1: 6})
     w = window([WeightChange(1, 8.0, 0, 1.0, 3.0, 0.2)], presence=False)

@@ -255,7 +255,8 @@ def test_mqtt_broker_restart_mid_sync_two_ingest_workers(
         assert sorted(r["seq"] for r in rows) == [s for s in range(1, n + 1) if s != 1235]
         assert all(r["mono_time"] == float(r["seq"] - 1) for r in rows)
         assert [r.seq for r in buf.rejected()] == [1235]
-        assert str(MQTT_MAX_UNACKED) in buf.rejected()[0].reason
+        reason = buf.rejected()[0].reason
+        assert "refused by the cloud: event_from_future" in reason  # named in the cloud's ack
         assert cloud.highest_contiguous(DEVICE) == 1234
         assert worker.highest_contiguous == 1234
 
@@ -306,6 +307,32 @@ def test_acks_out_of_order_keep_the_highest_and_ack_resends(tmp_path: Path) -> N
     assert ack(100, [61, 62]) == 40
     assert buf.stats().depth == 0
     assert ack(500, []) == 0 and worker.highest_contiguous == 100  # never past what was sent
+
+
+def test_refusals_in_an_ack_quarantine_at_once_and_silence_after_five_sends(
+    tmp_path: Path,
+) -> None:
+    buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
+    buf.append_many([real_event(i) for i in range(10)])
+    worker = SyncWorker(buf, [], config=SyncConfig(mode="mqtt"))
+    worker.ledger.sent(range(1, 11), 0.0)
+    worker._max_sent = 10
+    refused = [{"seq": 4, "reason": "event_from_future"}, {"seq": 77, "reason": "never sent"}]
+    doc = {"device_id": DEVICE, "highest_contiguous": 3, "stored": [1, 2, 3], "refused": refused}
+    assert worker.handle_mqtt_ack(json.dumps(doc).encode()) == 3
+    assert [(r.seq, r.reason) for r in buf.rejected()] == [
+        (4, "MQTT: refused by the cloud: event_from_future")
+    ]
+    assert buf.health.counter("acks_unknown") == 1  # 77 was never sent: ignored
+    assert [r.seq for r in buf.pending(10)] == list(range(5, 11))
+    # a refusal that cannot reach the unit: 6 stays unacked while its neighbours are acked
+    for _ in range(MQTT_MAX_UNACKED):
+        assert not buf.rejected()[1:]
+        worker.ledger.sent([6, 7], 0.0)
+        worker.ledger.accept([7])
+        worker._count_unacked([6, 7], 1)
+    assert [r.seq for r in buf.rejected()] == [4, 6]
+    assert str(MQTT_MAX_UNACKED) in buf.rejected()[1].reason
 
 
 def test_quarantine_is_durable_counted_and_never_resent(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""``/v1/sales``, ``/v1/corrections``, ``/v1/labels/export``: ground truth in, training data out."""
+"""``/v1/sales``, ``/v1/corrections``, ``/v1/labels/export`` and ``/v1/labels/windows``:
+ground truth in, training data out."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from fastapi.responses import StreamingResponse
 from cloud.api.deps import OperatorKey, ReaderKey, ServicesDep
 from cloud.api.errors import AUTH_ERRORS, responses
 from cloud.checks import aware
-from cloud.labels import add_correction, add_sale, export_lines, match_pending
+from cloud.labels import add_correction, add_sale, export_lines, rematch
 from cloud.schemas import CorrectionCreate, CorrectionPublic, Instant, SaleCreate, SalePublic
+from cloud.training_data import labelled_windows
 
 sales_router = APIRouter(prefix="/v1/sales", tags=["labels"], responses=AUTH_ERRORS)
 corrections_router = APIRouter(
@@ -53,13 +55,39 @@ def export(
 
     Sales not yet fully matched are retried first.
     """
-    with services.store.writer.begin() as conn:
-        match_pending(conn, services.window)
+    rematch(services.store, services.window)
     start = aware(since) if since is not None else None
 
     def lines() -> Iterator[bytes]:
         with services.store.engine.connect() as conn:
             for line in export_lines(conn, kind=kind, since=start, labeled_only=labeled_only):
                 yield line.encode()
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+@export_router.get(
+    "/windows",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {}}, "description": "JSON lines"}},
+)
+def export_windows(
+    _key: OperatorKey,
+    services: ServicesDep,
+    since: Annotated[Instant | None, Query()] = None,
+    labeled_only: bool = True,
+) -> StreamingResponse:
+    """The windows units uploaded, with their labels, as ``models.dataset`` JSON lines
+    (what ``shelfsense cloud train`` reads; format in :mod:`cloud.training_data`).
+
+    Sales not yet fully matched are retried first.
+    """
+    rematch(services.store, services.window)
+    start = aware(since) if since is not None else None
+
+    def lines() -> Iterator[bytes]:
+        with services.store.engine.connect() as conn:
+            for w in labelled_windows(conn, labeled_only=labeled_only, since=start):
+                yield w.line().encode()
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
