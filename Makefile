@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export ORT_DISABLE_TELEMETRY := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint typecheck unit bench venv system-deps clean
+.PHONY: demo test test-tflite lint typecheck unit bench venv system-deps clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -48,5 +48,21 @@ test: lint typecheck unit
 bench: $(STAMP) system-deps
 	$(PY) -m tests.bench $(if $(QUICK),--quick) $(BENCH)
 
+# The `tflite` backend on a student converted by litert-torch. Its own venv (about
+# 2.4 GB): litert-torch needs an older typing-extensions than the main venv holds.
+TFL_VENV := .venv-tflite
+TFL_STAMP := $(TFL_VENV)/.installed
+$(TFL_STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(TFL_VENV)
+	$(TFL_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(TFL_VENV)/bin/python -m pip install --quiet torch==2.13.0
+	$(TFL_VENV)/bin/python -m pip install --quiet -c constraints.txt \
+	  -e '.[edge,cloud,tflite,tflite-convert]' pytest pytest-timeout hypothesis httpx psutil
+	touch $(TFL_STAMP)
+
+test-tflite: $(TFL_STAMP)
+	$(TFL_VENV)/bin/python -m pytest -q -p no:cacheprovider \
+	  tests/models/test_tflite_backend.py tests/models/test_runtime.py
+
 clean:
-	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(TFL_VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

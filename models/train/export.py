@@ -84,19 +84,27 @@ class _Heads(torch.nn.Module):
         return out.interest_logits, out.stock_logits
 
 
-def export_tflite(model: ShelfBert, path: Path, *, seq_len: int = 64) -> bool:
+def export_tflite(model: ShelfBert, path: Path, *, seq_len: int | None = None) -> bool:
     """Write ``model.tflite`` through litert-torch when the ``tflite-convert`` extra is installed.
 
-    Returns ``False`` (and writes nothing) when litert-torch is missing. The converted
-    model takes a fixed ``seq_len``; the LiteRT backend resizes its inputs per batch.
+    Returns ``False`` (and writes nothing) when litert-torch is missing. litert-torch
+    lowers through JAX, which (litert-torch 0.10, torch 2.13) cannot keep a batch or
+    sequence dimension of the BERT embeddings symbolic, so the model is converted for
+    one fixed ``(1, seq_len)`` shape; ``seq_len`` defaults to the model's position table,
+    which is sized to the tokenizer's longest sentence. The LiteRT backend pads each
+    window to it and runs a batch row by row. Inputs keep their names (``input_ids``,
+    ``attention_mask``) and become int32; the model stays fp32.
     """
     try:
         import litert_torch
     except ImportError:
         return False
-    ids = torch.full((1, seq_len), 5, dtype=torch.long)
-    sample = (ids, torch.ones_like(ids))
-    edge_model = litert_torch.convert(_Heads(model.eval().to("cpu")).eval(), sample)
+    model = model.eval().to("cpu")
+    n = int(seq_len or model.config.max_position_embeddings)
+    ids = torch.full((1, n), 5, dtype=torch.long)
+    sample = dict(zip(INPUTS, (ids, torch.ones_like(ids)), strict=True))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    edge_model = litert_torch.convert(_Heads(model).eval(), sample_kwargs=sample)
     edge_model.export(str(path))
     return True
 
