@@ -33,9 +33,11 @@ from typing import Any
 import sqlite_utils
 from pydantic import ValidationError
 
+from edge.buffer import rows
 from edge.buffer.config import BufferConfig
 from edge.buffer.policy import HoldQueue, PendingRow, RetentionPolicy, RoomPlan, Usage
 from edge.buffer.recovery import is_corrupt, is_disk_full, move_aside, salvage_rows
+from edge.buffer.rows import RejectedRow
 from edge.buffer.schema import migrate, pragmas
 from edge.buffer.seqmark import read_mark, write_mark
 from edge.errors import EdgeError
@@ -44,7 +46,6 @@ from models.wire import ShelfEvent
 
 log = logging.getLogger(__name__)
 
-_CHUNK = 500  # max host parameters per IN (...) list
 EVENTS_REJECTED = "events_rejected"  # alarm while the quarantine holds rows
 
 
@@ -67,17 +68,6 @@ class BufferStats:
     seq: int
     held: int
     rejected: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class RejectedRow:
-    """A quarantined row: what the cloud refused, why and when."""
-
-    seq: int
-    created: float
-    body: str
-    reason: str
-    rejected_at: float
 
 
 def _connect(path: Path, synchronous: str) -> sqlite_utils.Database:
@@ -398,34 +388,7 @@ class Buffer:
         ``since``: only rows created at or after it (live).
         """
         with self._lock:
-            if since is not None:
-                cur = self._db.execute(
-                    "SELECT seq, created, body FROM outbox WHERE synced_at IS NULL "
-                    "AND created >= ? ORDER BY created, seq LIMIT ?",
-                    [since, limit],
-                )
-                return sorted((PendingRow(*r) for r in cur.fetchall()), key=lambda r: r.seq)
-            if before is not None:
-                # cheap test on the created index first: with no backlog, the seq-ordered
-                # query below would walk every unsent row to find nothing
-                if not self._db.execute(
-                    "SELECT 1 FROM outbox INDEXED BY outbox_unsynced_created "
-                    "WHERE synced_at IS NULL AND created < ? LIMIT 1",
-                    [before],
-                ).fetchone():
-                    return []
-                cur = self._db.execute(
-                    "SELECT seq, created, body FROM outbox WHERE synced_at IS NULL "
-                    "AND created < ? ORDER BY seq LIMIT ?",
-                    [before, limit],
-                )
-            else:
-                cur = self._db.execute(
-                    "SELECT seq, created, body FROM outbox WHERE synced_at IS NULL "
-                    "ORDER BY seq LIMIT ?",
-                    [limit],
-                )
-            return [PendingRow(*r) for r in cur.fetchall()]
+            return rows.pending(self._db, limit, before=before, since=since)
 
     def ack(self, seqs: Sequence[int]) -> int:
         """Mark ``seqs`` synced; returns how many unsent rows that marked.
@@ -437,19 +400,10 @@ class Buffer:
         if not seqs:
             return 0
         now = self._clock()
-        done = 0
         with self._lock:
             try:
                 with self._db.atomic():
-                    for i in range(0, len(seqs), _CHUNK):
-                        part = list(seqs[i : i + _CHUNK])
-                        marks = ",".join("?" * len(part))
-                        cur = self._db.execute(
-                            f"UPDATE outbox SET synced_at = ? WHERE seq IN ({marks}) "
-                            "AND synced_at IS NULL",
-                            [now, *part],
-                        )
-                        done += cur.rowcount
+                    done = rows.mark_synced(self._db, seqs, now)
             except sqlite3.Error as err:
                 log.warning("could not record %d acks: %s", len(seqs), err)
                 self.health.count("ack_write_failed")
@@ -474,15 +428,11 @@ class Buffer:
         now = self._clock()
         with self._lock:
             try:
-                cur = self._db.execute(
-                    "UPDATE outbox SET synced_at = ? WHERE synced_at IS NULL AND seq <= ?",
-                    [now, highest_contiguous],
-                )
+                done = rows.mark_synced_through(self._db, highest_contiguous, now)
             except sqlite3.Error as err:
                 log.warning("could not record acks through %d: %s", highest_contiguous, err)
                 self.health.count("ack_write_failed")
                 return 0
-            done = cur.rowcount
             self._n_unsynced -= done
             self._n_synced += done
         self.health.count("events_synced", done)
@@ -497,24 +447,10 @@ class Buffer:
         if not seqs:
             return 0
         now = self._clock()
-        moved = 0
         with self._lock:
             try:
                 with self._db.atomic():
-                    for i in range(0, len(seqs), _CHUNK):
-                        part = list(seqs[i : i + _CHUNK])
-                        marks = ",".join("?" * len(part))
-                        self._db.execute(
-                            "INSERT OR REPLACE INTO quarantine "
-                            "(seq, created, body, reason, rejected_at) "
-                            f"SELECT seq, created, body, ?, ? FROM outbox WHERE seq IN ({marks}) "
-                            "AND synced_at IS NULL",
-                            [reason[:500], now, *part],
-                        )
-                        moved += self._db.execute(
-                            f"DELETE FROM outbox WHERE seq IN ({marks}) AND synced_at IS NULL",
-                            part,
-                        ).rowcount
+                    moved = rows.quarantine(self._db, seqs, reason, now)
             except sqlite3.Error as err:
                 log.warning("could not quarantine %d rows: %s", len(seqs), err)
                 return 0
@@ -530,29 +466,15 @@ class Buffer:
     def rejected(self, limit: int = 1000) -> list[RejectedRow]:
         """Quarantined rows, oldest first."""
         with self._lock:
-            cur = self._db.execute(
-                "SELECT seq, created, body, reason, rejected_at FROM quarantine "
-                "ORDER BY seq LIMIT ?",
-                [limit],
-            )
-            return [RejectedRow(*r) for r in cur.fetchall()]
+            return rows.rejected(self._db, limit)
 
     def requeue_rejected(self, seqs: Sequence[int] | None = None) -> int:
         """Put quarantined rows (all, or ``seqs``) back in the outbox to be sent again."""
+        if seqs is not None and not seqs:
+            return 0
         with self._lock:
-            where, args = "", []
-            if seqs is not None:
-                if not seqs:
-                    return 0
-                where = f" WHERE seq IN ({','.join('?' * len(seqs))})"
-                args = list(seqs)
             with self._db.atomic():
-                self._db.execute(
-                    f"INSERT OR IGNORE INTO outbox (seq, created, body) "
-                    f"SELECT seq, created, body FROM quarantine{where}",
-                    args,
-                )
-                back = self._db.execute(f"DELETE FROM quarantine{where}", args).rowcount
+                back = rows.requeue(self._db, seqs)
             self._n_rejected -= back
             self._n_unsynced += back
             if not self._n_rejected:
