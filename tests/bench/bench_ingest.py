@@ -4,7 +4,8 @@ For each database, in the same run and the same database, the same rows go in
 three ways, in batches of ``--batch`` events, one transaction per batch:
 
 * ``executemany``: the DB-API cursor's ``executemany`` of pre-built row tuples
-  into ``events`` (the baseline: no checks, no stock, no progress, no HTTP);
+  into ``events`` and ``windows`` (the baseline: no checks, no stock, no progress,
+  no HTTP);
 * ``store_events``: the service's store path (duplicate check, insert-or-ignore,
   current stock, highest contiguous seq) on already-parsed events;
 * ``HTTP``: gzip JSON batches posted to ``shelfsense cloud serve`` (a separate
@@ -12,7 +13,8 @@ three ways, in batches of ``--batch`` events, one transaction per batch:
   validation, auth and the store path (``BENCH_WORKERS`` / ``BENCH_CLIENTS``
   change those numbers).
 
-Each way writes its own device ids so nothing collides. Rounds alternate the
+The events are a fleet's mix; interest events (60 %) carry their window, as units
+send them. Each way writes its own device ids so nothing collides. Rounds alternate the
 ways; medians are reported, with ratios to the baseline (the service must keep
 at least half of the baseline's rate). Run:
 ``.venv/bin/python -m tests.bench.bench_ingest [--quick]``.
@@ -70,7 +72,8 @@ def make_batches(n: int, batch: int, prefix: str, seed: int) -> list[list[ShelfE
     """``n`` events of devices named with ``prefix``, cut into batches per device."""
     per_device: dict[str, list[ShelfEvent]] = {}
     units = max(1, n // (2 * batch))  # two full batches per unit
-    for ev in traffic.events(n, seed=seed, device_prefix=prefix, stores=1, bays=units):
+    gen = traffic.events(n, seed=seed, device_prefix=prefix, stores=1, bays=units, windows=True)
+    for ev in gen:
         per_device.setdefault(ev.device_id, []).append(ev)
     out = []
     for evs in per_device.values():
@@ -86,6 +89,7 @@ def baseline(store: Store, batches: list[list[ShelfEvent]]) -> float:
     now = datetime.now(UTC).replace(tzinfo=None)
     mark = "?" if sqlite else "%s"
     sql = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join([mark] * len(COLUMNS))})"
+    wsql = f"INSERT INTO windows (device_id, seq, body) VALUES ({mark}, {mark}, {mark})"
     prepared = []
     for b in batches:
         rows = []
@@ -97,15 +101,22 @@ def baseline(store: Store, batches: list[list[ShelfEvent]]) -> float:
                 r["wall_time"] = r["wall_time"].isoformat(" ")
                 r["received_at"] = now.isoformat(" ")
             rows.append(tuple(r[c] for c in COLUMNS))
-        prepared.append(rows)
+        wins = [
+            (ev.device_id, ev.seq, json.dumps(ev.window.model_dump(mode="json")))
+            for ev in b
+            if ev.window is not None
+        ]
+        prepared.append((rows, wins))
     raw = store.engine.raw_connection()
     try:
         t0 = time.perf_counter()
-        for rows in prepared:
+        for rows, wins in prepared:
             cur = raw.cursor()
             if sqlite:
                 cur.execute("BEGIN IMMEDIATE")
             cur.executemany(sql, rows)
+            if wins:
+                cur.executemany(wsql, wins)
             raw.commit() if not sqlite else cur.execute("COMMIT")
             cur.close()
         return time.perf_counter() - t0
@@ -226,13 +237,17 @@ def bench_db(db: str, url: str, n: int, batch: int, rounds: int) -> list[Figure]
     with store.engine.connect() as conn:
         from sqlalchemy import func, select
 
-        from cloud.store.tables import events
+        from cloud.store.tables import events, windows
 
         stored = conn.execute(select(func.count()).select_from(events)).scalar_one()
+        carried = conn.execute(select(func.count()).select_from(windows)).scalar_one()
     store.dispose()
     expected = 3 * rounds * n
-    if stored != expected:
-        raise RuntimeError(f"{db}: {stored} events stored, expected {expected}")
+    sent = sum(ev.window is not None for bs in plans.values() for b in bs for ev in b)
+    if (stored, carried) != (expected, sent):
+        raise RuntimeError(
+            f"{db}: {stored} events and {carried} windows stored, expected {expected} and {sent}"
+        )
     return list(figs.values())
 
 

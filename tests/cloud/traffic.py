@@ -13,6 +13,51 @@ INTEREST = ("pass_by", "pass_by", "pass_by", "glance", "glance", "browse", "touc
 STOCK = ("removal", "removal", "removal", "return", "restock", "misplaced", "none")
 
 
+def window(
+    rng: random.Random, bay: str, slot: int, t_end: float, dwell: float, hour: int
+) -> dict[str, Any]:
+    """A window like a unit's: the bay presence, a reach, a change, the slot's context."""
+    t0 = t_end - dwell
+    motion = round(rng.random(), 3)
+    reach = {"zone": f"slot-{slot}", "t_enter": t0 + 0.5, "t_leave": t0 + 1.5, "dwell": 1.0}
+    return {
+        "bay": bay,
+        "episode": int(t_end),
+        "t_start": t0,
+        "t_end": t_end,
+        "hour": hour,
+        "presence": {
+            "zone": "bay",
+            "t_enter": t0,
+            "t_leave": t_end,
+            "dwell": dwell,
+            "peak_motion": motion,
+            "entries": 1,
+        },
+        "reaches": [{**reach, "peak_motion": motion, "entries": 1}],
+        "changes": [
+            {
+                "slot": slot,
+                "grams": -410.3,
+                "units": -1,
+                "t_start": t0 + 0.8,
+                "t_settled": t0 + 1.9,
+                "confidence": 0.93,
+            }
+        ],
+        "slots": [
+            {
+                "slot": slot,
+                "unit_grams": 410.0,
+                "recent_changes": rng.randrange(4),
+                "since_last_s": 30.0,
+                "stock_units": 12,
+            }
+        ],
+        "neighbours": rng.randrange(3),
+    }
+
+
 def fleet_shape(stores: int, bays: int, slots: int) -> list[tuple[str, str, str]]:
     """(device, store, bay) for every unit of the chain."""
     return [
@@ -33,8 +78,12 @@ def events(
     span: timedelta = timedelta(days=20),
     end: datetime | None = None,
     device_prefix: str = "",
+    windows: bool = False,
 ) -> Iterator[ShelfEvent]:
-    """``n`` events spread over the fleet and ``span`` up to ``end``, seqs 1.. per device."""
+    """``n`` events spread over the fleet and ``span`` up to ``end``, seqs 1.. per device.
+
+    ``windows``: interest events carry the window they were decided on, as units send it.
+    """
     rng = random.Random(seed)
     units = fleet_shape(stores, bays, slots)
     end = end or datetime.now(UTC) - timedelta(minutes=1)
@@ -54,6 +103,8 @@ def events(
         if r < 0.6:
             kind, label = "interest", rng.choice(INTEREST)
             fields = {"dwell_s": round(rng.expovariate(1 / 8), 2), "slot": slot}
+            if windows:
+                fields["window"] = window(rng, bay, slot, float(i), fields["dwell_s"], t.hour)
         else:
             kind = "stock" if r < 0.95 else "level"
             label = rng.choice(STOCK) if kind == "stock" else rng.choice(("ok", "ok", "low", "out"))
