@@ -175,4 +175,17 @@ def run_unit(
         finally:
             agent.stop()
         print(f"   {seen} events committed on the unit and stored once in the cloud")
+        print(f"   {_uploaded_windows(work)} windows came with them: the fleet's training data")
+        print("   (labelled by sales and staff; `shelfsense cloud train --from-store` reads them)")
         return seen
+
+
+def _uploaded_windows(work: Path) -> int:
+    from cloud.store import open_store
+    from cloud.training_data import read_windows
+
+    store = open_store(f"sqlite:///{work / 'cloud.db'}", pool_size=1)
+    try:
+        return len(read_windows(store))
+    finally:
+        store.dispose()
