@@ -17,21 +17,27 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from edge.agent import Agent
 from edge.config import parse_config
 from edge.sync.identity import Identity
 from edge.workers.build import add_sensing
-from tests.edge.cloud_stand_in import IngestStore
 
 REPO = Path(__file__).resolve().parents[2]
 DEVICE = "sim-e2e"
 API_KEY = "test-key"
+STORE, BAY = "store-9", "bay-2"  # where the unit says it sits
 HOURS = 0.1  # six simulated minutes of rush hour
 SPEED = 60.0
 SEED = 5
 CAMERA = {"width": 160, "height": 120}
+
+
+class Acks(Protocol):
+    """A cloud that tells how far a device's events are stored (stand-in or real)."""
+
+    def highest_contiguous(self, device_id: str) -> int: ...
 
 
 def wait_until(cond: Any, timeout: float = 60.0) -> None:
@@ -45,7 +51,7 @@ def wait_until(cond: Any, timeout: float = 60.0) -> None:
 def unit(tmp: Path, base_url: str) -> dict[str, Any]:
     """Config of a sim unit (busy scenario, simulated camera) syncing over HTTP to ``base_url``."""
     return {
-        "unit": {"device_id": DEVICE, "data_dir": str(tmp), "store": "store-9", "bay": "bay-2"},
+        "unit": {"device_id": DEVICE, "data_dir": str(tmp), "store": STORE, "bay": BAY},
         "loadcells": {"source": "sim", "sim_scenario": "busy", "sim_seed": SEED},
         "camera": {"source": "sim", **CAMERA},
         "sync": {"mode": "http", "base_url": base_url, "idle_s": 0.05},
@@ -53,10 +59,11 @@ def unit(tmp: Path, base_url: str) -> dict[str, Any]:
     }
 
 
-def write_unit(data: Path, base_url: str) -> Path:
-    """Make ``data`` a unit's data dir (identity and ``unit.toml``); return the config path."""
+def write_unit(data: Path, base_url: str, *, api_key: str = API_KEY) -> Path:
+    """Make ``data`` a unit's data dir (identity with ``api_key``, ``unit.toml``); return
+    the config path."""
     data.mkdir(parents=True, exist_ok=True)
-    (data / "identity.json").write_text(json.dumps({"device_id": DEVICE, "api_key": API_KEY}))
+    (data / "identity.json").write_text(json.dumps({"device_id": DEVICE, "api_key": api_key}))
     cfg = data / "unit.toml"
     cfg.write_text(
         "\n".join(
@@ -74,12 +81,12 @@ def decided(bodies: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
 
 
 def run_in_process(
-    tmp: Path, store: IngestStore, base_url: str, *, hours: float = HOURS
+    tmp: Path, store: Acks, base_url: str, *, hours: float = HOURS, api_key: str = API_KEY
 ) -> tuple[Agent, Any]:
     """Play ``hours`` of the twin unpaced in this process until the cloud holds every event;
     return the stopped agent and its :class:`edge.workers.build.Sensing`."""
     agent = Agent(
-        parse_config(unit(tmp, base_url)), identity=Identity(device_id=DEVICE, api_key=API_KEY)
+        parse_config(unit(tmp, base_url)), identity=Identity(device_id=DEVICE, api_key=api_key)
     )
     sensing = add_sensing(agent, speed=0, sim_hours=hours)
     agent.start()

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -176,14 +176,28 @@ class RealCloud:
 
     # units ---------------------------------------------------------------------------
 
-    def register(self, device_id: str) -> str:
-        """Register ``device_id`` in store-1/bay-1 and return a fresh unit key."""
+    def register(
+        self,
+        device_id: str,
+        *,
+        store_id: str = STORE_ID,
+        bay_id: str = BAY_ID,
+        slots: Iterable[tuple[int, str, float]] = (),
+    ) -> str:
+        """Register ``device_id`` in ``store_id``/``bay_id`` (default store-1/bay-1), with the
+        bay's ``slots`` as (slot, sku, unit grams), and return a fresh unit key."""
+        from cloud import fleet
+        from cloud.schemas import SlotCreate
         from cloud.store import open_store
         from tests.cloud.support import register_unit
 
         store = open_store(self.database_url, pool_size=1)
         try:
-            key = register_unit(store, device_id, STORE_ID, BAY_ID)
+            key = register_unit(store, device_id, store_id, bay_id)
+            with store.writer.begin() as conn:
+                for slot, sku, grams in slots:
+                    body = SlotCreate(slot=slot, sku=sku, unit_grams=grams)
+                    fleet.add_slot(conn, store_id, bay_id, body)
         finally:
             store.dispose()
         self.keys[device_id] = key
