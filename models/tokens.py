@@ -1,15 +1,21 @@
 """The shelf-event language: an :class:`EventWindow` as a short sentence of closed tokens.
 
-Each window reads ``[CLS] hour neighbours [BAY]|[NOBODY] dwell motion entries``, then one
+Each window reads ``[CLS] hour neighbours [BAY]|[NOBODY] dwell motion entries``, then the
+window's totals (``net`` units over all its changes, ``nchg`` how many changes), then one
 ``[REACH] slot dwell motion entries`` group per slot-zone episode, then one ``[CHG] ...``
 group per weight change (slot, SKU weight class, signed grams, units, fit to whole units,
 confidence, settle time, timing against the presence, reach into that slot, the slot's
-recent history and level), then ``[SEP]``. Numbers are binned by fixed edges; the last
+recent history and level, seconds from the presence's start to the change and from the
+change's settling to the presence's end), then ``[SEP]``. The totals and the two timings
+tell a shopper's own take (net units gone, leaving right after) from a long stay during
+which someone else's hand moved stock; without them a small model must learn to sum. Numbers are binned by fixed edges; the last
 bin is open, so every number has a token. A value the vocabulary does not hold (a slot
 past the vocabulary, a NaN) becomes ``[UNK]``. The stock head reads the ``[CHG]`` positions.
 
 The vocabulary and bin edges are saved as one JSON file inside each bundle; the edge
-tokenizes with this module alone (no transformers).
+tokenizes with this module alone (no transformers). Format 2 files hold the totals and
+timings; a format 1 file (bundles made before them) still reads, and its windows are
+written without them, as the model it came with was trained.
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ from typing import Any, Final
 from models.types import Presence, WeightChange
 from models.window import EventWindow
 
-TOKENIZER_FORMAT: Final[int] = 1
+TOKENIZER_FORMAT: Final[int] = 2
+READABLE_FORMATS: Final[tuple[int, ...]] = (1, 2)
 SPECIALS: Final[tuple[str, ...]] = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 MARKERS: Final[tuple[str, ...]] = ("[BAY]", "[NOBODY]", "[REACH]", "[CHG]")
 PAD, UNK, CLS, SEP, MASK = range(5)
@@ -45,7 +52,11 @@ DEFAULT_BINS: Final[dict[str, tuple[float, ...]]] = {
     "hist": (1, 2, 3, 5, 8),
     "since": (5, 15, 30, 60, 120, 300, 900, 1800),
     "stock": (1, 2, 3, 5, 8, 12, 20, 40),
+    "nchg": (1, 2, 3, 4, 6),
+    "lead": (1, 2, 3, 4, 6, 8, 12, 20, 30),
+    "tail": (0.5, 1, 2, 3, 5, 8, 12, 20, 30),
 }
+TIMED_BINS: Final[frozenset[str]] = frozenset({"nchg", "lead", "tail"})  # format 2 only
 UNITS_CLAMP: Final[int] = 8
 
 
@@ -75,6 +86,7 @@ class ShelfTokenizer:
     bins: dict[str, tuple[float, ...]] = field(default_factory=lambda: dict(DEFAULT_BINS))
     max_reaches: int = 4
     max_changes: int = 7
+    totals: bool = True  # format 2: window totals and change timings (see the module docstring)
     _ids: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -90,7 +102,7 @@ class ShelfTokenizer:
     @classmethod
     def default(cls) -> ShelfTokenizer:
         """The vocabulary built from :data:`DEFAULT_BINS`."""
-        return cls(tokens=list(_vocabulary(DEFAULT_BINS)))
+        return cls(tokens=list(_vocabulary(DEFAULT_BINS, totals=True)))
 
     @property
     def vocab_size(self) -> int:
@@ -100,12 +112,14 @@ class ShelfTokenizer:
     @property
     def max_len(self) -> int:
         """Longest sequence a window can produce."""
+        if self.totals:
+            return 10 + 5 * self.max_reaches + 15 * self.max_changes
         return 8 + 5 * self.max_reaches + 13 * self.max_changes
 
     def to_json(self) -> dict[str, Any]:
         """The tokenizer file contents."""
         return {
-            "format": TOKENIZER_FORMAT,
+            "format": TOKENIZER_FORMAT if self.totals else 1,
             "tokens": self.tokens,
             "bins": {k: list(v) for k, v in self.bins.items()},
             "max_reaches": self.max_reaches,
@@ -115,14 +129,16 @@ class ShelfTokenizer:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ShelfTokenizer:
         """Read tokenizer file contents; raises ``ValueError`` when they cannot be used."""
-        if not isinstance(d, dict) or d.get("format") != TOKENIZER_FORMAT:
-            raise ValueError(f"tokenizer format {d.get('format')!r} is not {TOKENIZER_FORMAT}")
+        if not isinstance(d, dict) or d.get("format") not in READABLE_FORMATS:
+            fmt = d.get("format") if isinstance(d, dict) else None
+            raise ValueError(f"tokenizer format {fmt!r} is not one of {READABLE_FORMATS}")
         try:
             return cls(
                 tokens=[str(t) for t in d["tokens"]],
                 bins={str(k): tuple(float(x) for x in v) for k, v in d["bins"].items()},
                 max_reaches=int(d["max_reaches"]),
                 max_changes=int(d["max_changes"]),
+                totals=d["format"] >= 2,
             )
         except (KeyError, TypeError) as err:
             raise ValueError(f"tokenizer file is missing or mistypes {err}") from None
@@ -184,7 +200,17 @@ class ShelfTokenizer:
             self._b("hist", ctx.recent_changes) if ctx else None,
             (self._b("since", ctx.since_last_s) or "since:never") if ctx else None,
             (self._b("stock", ctx.stock_units) or "stock:unk") if ctx else None,
+            *(self._timing(w.presence, c) if self.totals else []),
         ]
+
+    def _timing(self, p: Presence | None, c: WeightChange) -> list[str | None]:
+        if p is None:
+            return ["lead:none", "tail:none"]
+        return [self._b("lead", c.t_start - p.t_enter), self._b("tail", p.t_leave - c.t_settled)]
+
+    def _totals(self, changes: Sequence[WeightChange]) -> list[str | None]:
+        net = max(-UNITS_CLAMP, min(UNITS_CLAMP, sum(c.units for c in changes)))
+        return [f"net:{net}", self._b("nchg", len(changes))]
 
     def tokens_of(self, w: EventWindow) -> tuple[list[str | None], list[int]]:
         """The window as token strings (``None`` where a value has no token) and ``[CHG]`` indices."""
@@ -193,6 +219,8 @@ class ShelfTokenizer:
             out += ["[NOBODY]", None, None, None]
         else:
             out += ["[BAY]", *self._presence(w.presence)]
+        if self.totals:
+            out += self._totals(w.changes)
         for r in w.reaches[: self.max_reaches]:
             out += ["[REACH]", r.zone.replace("slot-", "slot:"), *self._presence(r)]
         positions = []
@@ -219,12 +247,14 @@ class ShelfTokenizer:
         return [replace(w, changes=w.changes[i : i + n]) for i in range(0, len(w.changes), n)]
 
 
-def _vocabulary(bins: dict[str, tuple[float, ...]]) -> Iterable[str]:
+def _vocabulary(bins: dict[str, tuple[float, ...]], *, totals: bool) -> Iterable[str]:
     yield from SPECIALS
     yield from MARKERS
     yield from (f"hour:{h}" for h in range(24))
     yield from (f"slot:{s}" for s in range(MAX_SLOTS))
     for name, edges in bins.items():
+        if name in TIMED_BINS and not totals:
+            continue
         if name == "g":
             yield from (f"g:{s}{i}" for s in "+-" for i in range(len(edges) + 1))
         else:
@@ -232,6 +262,9 @@ def _vocabulary(bins: dict[str, tuple[float, ...]]) -> Iterable[str]:
     yield from (f"u:{u}" for u in range(-UNITS_CLAMP, UNITS_CLAMP + 1))
     yield from ("at:none", "at:in", "at:out", "reach:yes", "reach:no")
     yield from ("since:never", "stock:unk")
+    if totals:
+        yield from (f"net:{u}" for u in range(-UNITS_CLAMP, UNITS_CLAMP + 1))
+        yield from ("lead:none", "tail:none")
 
 
 def pad_batch(

@@ -4,6 +4,8 @@
 ``torch`` DataLoader or the HF Trainer; :class:`PadCollator` pads a batch and places
 the stock labels at each change's ``[CHG]`` position; :class:`MaskCollator` makes
 masked-token pretraining batches (15 % of value tokens; 80/10/10 mask/random/keep).
+:func:`class_weights` weighs rare classes up so that a few ``return`` or ``misplaced``
+changes among hundreds of removals still shape the stock head.
 """
 
 from __future__ import annotations
@@ -58,6 +60,32 @@ def encode_records(records: Sequence[LabeledWindow], tok: ShelfTokenizer) -> lis
         interest = INTEREST_LABELS.index(r.interest) if r.interest is not None else IGNORE_INDEX
         items.append(Item(e.ids, e.change_positions, interest, stock))
     return items
+
+
+def class_weights(
+    items: Sequence[Item], power: float = 0.5, cap: float = 5.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-class loss weights of both heads, ``(interest, stock)``: ``(1 / frequency) ** power``.
+
+    Normalised so that the labelled items' mean weight is 1 (the loss keeps its scale),
+    capped at ``cap`` times the lightest class; a class with no items weighs 1.
+    ``power`` 0 weighs all classes alike, 1 balances them fully.
+    """
+
+    def weights(labels: list[int], n_classes: int) -> torch.Tensor:
+        counts = torch.bincount(torch.tensor(labels, dtype=torch.long), minlength=n_classes)
+        present = counts > 0
+        w = torch.ones(n_classes)
+        if not present.any():
+            return w
+        w[present] = counts[present].float().pow(-power)
+        w[present] = torch.clamp(w[present], max=float(w[present].min()) * cap)
+        w[present] /= float((w[present] * counts[present]).sum() / counts[present].sum())
+        return w
+
+    interest = [it.interest for it in items if it.interest != IGNORE_INDEX]
+    stock = [s for it in items for s in it.stock if s != IGNORE_INDEX]
+    return weights(interest, len(INTEREST_LABELS)), weights(stock, len(STOCK_LABELS))
 
 
 class WindowSet(Dataset[dict[str, Any]]):

@@ -5,7 +5,9 @@ spreads it over GPUs unchanged; on a CPU it is one process. The teacher first le
 the shelf language on every window (labelled or not) by masked-token prediction, then
 both heads on the labelled ones. The student learns from the teacher's soft targets
 (temperature, KL) and the hard labels; optionally also from the teacher's hidden states
-(through a learned projection) and attention maps, as TinyBERT does.
+(through a learned projection) and attention maps, as TinyBERT does. Fine-tuning and
+the student's hard-label loss can weigh classes (``class_weights``), so rare stock
+kinds count.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn import functional as F
-from transformers import BertForMaskedLM, Trainer, TrainingArguments
+from transformers import BertForMaskedLM, PrinterCallback, Trainer, TrainingArguments
 
 from models.tokens import CHG_ID
 from models.train.data import Item, MaskCollator, PadCollator, WindowSet
@@ -60,30 +62,81 @@ def _args(out: str, a: StageArgs, **extra: Any) -> TrainingArguments:
     )
 
 
+def _train(trainer: Trainer) -> None:
+    """Train without the Trainer printing its metrics dict (progress bars stay if asked for)."""
+    trainer.remove_callback(PrinterCallback)
+    trainer.train()
+
+
 def pretrain_mlm(model: ShelfBert, items: Sequence[Item], a: StageArgs) -> ShelfBert:
     """Masked-token pretraining of ``model``'s encoder on ``items`` (labels unused)."""
     mlm = BertForMaskedLM(model.config)
     mlm.bert.load_state_dict(model.bert.state_dict())
     with tempfile.TemporaryDirectory() as out:
-        Trainer(
-            model=mlm,
-            args=_args(out, a),
-            train_dataset=WindowSet(items),
-            data_collator=MaskCollator(model.config.vocab_size, seed=a.seed),
-        ).train()
+        _train(
+            Trainer(
+                model=mlm,
+                args=_args(out, a),
+                train_dataset=WindowSet(items),
+                data_collator=MaskCollator(model.config.vocab_size, seed=a.seed),
+            )
+        )
     model.bert.load_state_dict(mlm.bert.state_dict())
     return model
 
 
-def finetune(model: ShelfBert, items: Sequence[Item], a: StageArgs) -> ShelfBert:
+Weights = tuple[torch.Tensor, torch.Tensor]  # per-class loss weights: (interest, stock)
+
+
+def _weighted(weights: Weights | None, device: torch.device) -> dict[str, Any]:
+    if weights is None:
+        return {}
+    return {"interest_weight": weights[0].to(device), "stock_weight": weights[1].to(device)}
+
+
+class WeightedTrainer(Trainer):
+    """A Trainer whose loss is both heads' cross-entropy with per-class weights."""
+
+    def __init__(self, *args: Any, class_weights: Weights | None, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.class_weights = class_weights
+
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | None = None,
+    ) -> Any:
+        out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+        loss = head_loss(
+            out.interest_logits,
+            out.stock_logits,
+            inputs["interest_labels"],
+            inputs["stock_labels"],
+            **_weighted(self.class_weights, inputs["input_ids"].device),
+        )
+        return (loss, out) if return_outputs else loss
+
+
+def finetune(
+    model: ShelfBert,
+    items: Sequence[Item],
+    a: StageArgs,
+    *,
+    class_weights: Weights | None = None,
+) -> ShelfBert:
     """Supervised training of both heads on labelled ``items``."""
     with tempfile.TemporaryDirectory() as out:
-        Trainer(
-            model=model,
-            args=_args(out, a, label_names=["interest_labels", "stock_labels"]),
-            train_dataset=WindowSet(items),
-            data_collator=PadCollator(),
-        ).train()
+        _train(
+            WeightedTrainer(
+                model=model,
+                args=_args(out, a, label_names=["interest_labels", "stock_labels"]),
+                train_dataset=WindowSet(items),
+                data_collator=PadCollator(),
+                class_weights=class_weights,
+            )
+        )
     return model.eval()
 
 
@@ -112,10 +165,18 @@ class _Pair(nn.Module):
 class DistillTrainer(Trainer):
     """A Trainer whose loss is soft targets + hard labels (+ hidden/attention transfer)."""
 
-    def __init__(self, *args: Any, teacher: ShelfBert, distill: DistillArgs, **kw: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        teacher: ShelfBert,
+        distill: DistillArgs,
+        class_weights: Weights | None = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(*args, **kw)
         self.teacher = teacher.eval()
         self.distill = distill
+        self.class_weights = class_weights
 
     def compute_loss(
         self,
@@ -138,7 +199,11 @@ class DistillTrainer(Trainer):
         if chg.any():
             kd = kd + _kl(s.stock_logits[chg], t.stock_logits[chg], temp)
         hard = head_loss(
-            s.interest_logits, s.stock_logits, inputs["interest_labels"], inputs["stock_labels"]
+            s.interest_logits,
+            s.stock_logits,
+            inputs["interest_labels"],
+            inputs["stock_labels"],
+            **_weighted(self.class_weights, inputs["input_ids"].device),
         )
         loss = d.alpha * kd + (1 - d.alpha) * hard
         mask = inputs["attention_mask"].unsqueeze(-1).float()
@@ -191,16 +256,21 @@ def distill(
     items: Sequence[Item],
     a: StageArgs,
     d: DistillArgs,
+    *,
+    class_weights: Weights | None = None,
 ) -> ShelfBert:
     """Train ``student`` on ``items`` from ``teacher``'s outputs and the labels."""
     pair = _Pair(student, teacher.config.hidden_size)
     with tempfile.TemporaryDirectory() as out:
-        DistillTrainer(
-            model=pair,
-            args=_args(out, a, label_names=["interest_labels", "stock_labels"]),
-            train_dataset=WindowSet(items),
-            data_collator=PadCollator(),
-            teacher=teacher,
-            distill=d,
-        ).train()
+        _train(
+            DistillTrainer(
+                model=pair,
+                args=_args(out, a, label_names=["interest_labels", "stock_labels"]),
+                train_dataset=WindowSet(items),
+                data_collator=PadCollator(),
+                teacher=teacher,
+                distill=d,
+                class_weights=class_weights,
+            )
+        )
     return student.eval()

@@ -116,15 +116,27 @@ def head_loss(
     stock: torch.Tensor,
     interest_labels: torch.Tensor,
     stock_labels: torch.Tensor,
+    *,
+    interest_weight: torch.Tensor | None = None,
+    stock_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Cross-entropy of both heads, each over its labelled items only."""
+    """Cross-entropy of both heads, each over its labelled items only.
+
+    ``interest_weight`` and ``stock_weight`` weigh each class (see
+    :func:`models.train.data.class_weights`); ``None`` weighs every class alike.
+    """
     ce = nn.functional.cross_entropy
     loss = interest.new_zeros(())
     if (interest_labels != IGNORE_INDEX).any():
-        loss = loss + ce(interest, interest_labels, ignore_index=IGNORE_INDEX)
+        loss = loss + ce(
+            interest, interest_labels, weight=interest_weight, ignore_index=IGNORE_INDEX
+        )
     if (stock_labels != IGNORE_INDEX).any():
         loss = loss + ce(
-            stock.reshape(-1, stock.shape[-1]), stock_labels.reshape(-1), ignore_index=IGNORE_INDEX
+            stock.reshape(-1, stock.shape[-1]),
+            stock_labels.reshape(-1),
+            weight=stock_weight,
+            ignore_index=IGNORE_INDEX,
         )
     return loss
 

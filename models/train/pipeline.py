@@ -30,7 +30,7 @@ from models.rules import RuleBaseline
 from models.runtime.classifier import ModelRuntime, run_encoded
 from models.runtime.onnx import OnnxBackend
 from models.tokens import Encoded, ShelfTokenizer, pad_batch
-from models.train.data import Item, encode_records, split_records
+from models.train.data import Item, class_weights, encode_records, split_records
 from models.train.evaluate import (
     Score,
     agreement,
@@ -72,6 +72,7 @@ class TrainConfig:
     threads: int | None = None  # torch CPU threads; None leaves torch's default
     seed: int = 0  # weight initialisation and data order: the same data gives the same bundle
     tflite: bool = False  # also convert to model.tflite (needs the tflite-convert extra)
+    class_weight_power: float = 0.5  # rare classes weigh (1/frequency)**power; 0: all alike
 
     @classmethod
     def recipe(
@@ -188,6 +189,7 @@ def train_bundle(
     tr_recs, ho_recs = split_records(train, tok), split_records(heldout, tok)
     tr, ho = encode_records(tr_recs, tok), encode_records(ho_recs, tok)
     labelled = [it for it in tr if it.interest >= 0 or any(s >= 0 for s in it.stock)]
+    weights = class_weights(labelled, cfg.class_weight_power) if cfg.class_weight_power else None
     facts: dict[str, Any] = {
         "training windows": len(tr),
         "held-out windows": len(ho),
@@ -212,7 +214,7 @@ def train_bundle(
             teacher = pretrain_mlm(teacher, tr, cfg.pretrain)
         stages.update()
         stage("finetune")
-        teacher = finetune(teacher, labelled, cfg.finetune)
+        teacher = finetune(teacher, labelled, cfg.finetune, class_weights=weights)
     else:
         stages.update()
         stage("finetune")
@@ -220,7 +222,7 @@ def train_bundle(
     stage("distill")
     torch.manual_seed(cfg.seed + 1)  # the student's start does not depend on the teacher's run
     student = build_model(cfg.student, vocab_size=tok.vocab_size, max_len=tok.max_len)
-    student = distill(student, teacher, tr, cfg.distill, cfg.distill_args)
+    student = distill(student, teacher, tr, cfg.distill, cfg.distill_args, class_weights=weights)
     stages.update()
     stage("export")
     work = Path(tempfile.mkdtemp(prefix=".train-", dir=out))

@@ -142,3 +142,41 @@ def test_pad_batch_pads_right_with_a_mask() -> None:
     assert len(ids[0]) == len(ids[1]) == len(b.ids)
     assert sum(mask[0]) == len(a.ids) and sum(mask[1]) == len(b.ids)
     assert ids[0][len(a.ids) :] == [0] * (len(b.ids) - len(a.ids))
+
+
+def test_totals_and_timings_tell_a_quick_take_from_a_long_stay() -> None:
+    take = _window(
+        (WeightChange(1, -240.0, -2, 2.0, 3.0, 0.9),), Presence("bay", 0.0, 4.0, 4.0, 0.2, 1)
+    )
+    stay = _window(
+        (WeightChange(1, -240.0, -2, 2.0, 3.0, 0.9), WeightChange(1, 120.0, 1, 9.0, 10.0, 0.9)),
+        Presence("bay", 0.0, 30.0, 30.0, 0.2, 1),
+    )
+    t_take, t_stay = TOK.tokens_of(take)[0], TOK.tokens_of(stay)[0]
+    assert "net:-2" in t_take and "net:-1" in t_stay
+    assert TOK.tokens_of(_window())[0].count("net:0") == 1
+    tails = [[t for t in toks if t and t.startswith("tail:")] for toks in (t_take, t_stay)]
+    assert tails[0][0] != tails[1][0]  # left right after the change vs stayed on
+    nobody = TOK.tokens_of(_window((WeightChange(1, 5.0, 0, 0, 1, 0.2),)))[0]
+    assert "lead:none" in nobody and "tail:none" in nobody
+
+
+def test_a_format_1_file_still_reads_and_writes_windows_without_totals(tmp_path: Path) -> None:
+    old_tokens = [t for t in TOK.tokens if t.split(":")[0] not in ("net", "nchg", "lead", "tail")]
+    old = {
+        "format": 1,
+        "tokens": old_tokens,
+        "bins": {
+            k: v for k, v in TOK.to_json()["bins"].items() if k not in ("nchg", "lead", "tail")
+        },
+        "max_reaches": TOK.max_reaches,
+        "max_changes": TOK.max_changes,
+    }
+    (tmp_path / "v1.json").write_text(json.dumps(old))
+    v1 = ShelfTokenizer.load(tmp_path / "v1.json")
+    w = _window((WeightChange(1, -240.0, -2, 2.0, 3.0, 0.9),), Presence("bay", 0, 8, 8, 0.4, 1))
+    toks, _ = v1.tokens_of(w)
+    assert not any(t and t.split(":")[0] in ("net", "nchg", "lead", "tail") for t in toks)
+    assert UNK not in v1.encode(w).ids
+    assert len(v1.encode(w).ids) <= v1.max_len < TOK.max_len
+    assert v1.to_json()["format"] == 1
