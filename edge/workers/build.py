@@ -139,9 +139,9 @@ def add_sensing(
         source = _hardware_source(cfg)
         stock_file = data_dir / STOCK_FILE
         book = load_stock(stock_file, slots) or StockBook(slots)
-    pace = Pace(speed, origin=origin_t) if sim else None
-    pipeline = WeightPipeline(slot_signals(slots), calibrations, sps=sps, config=cfg.signals)
     names = ["weight", "camera"] if camera else ["weight"]
+    pace = Pace(speed, origin=origin_t, parties=names) if sim else None
+    pipeline = WeightPipeline(slot_signals(slots), calibrations, sps=sps, config=cfg.signals)
     inbox = Inbox(names)
     weight = WeightWorker(source, pipeline, inbox, health=health, pace=pace, finite=sim)
     windower = Windower(

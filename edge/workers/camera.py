@@ -106,7 +106,11 @@ class CameraFeed:
                     break
                 self.step()
                 t = cam.detector.last_t
-                if self.pace is not None and t is not None and not self.pace.wait(t, stop):
+                if (
+                    self.pace is not None
+                    and t is not None
+                    and not self.pace.wait(t, stop, "camera")
+                ):
                     break
         finally:
             self._report(force=True)

@@ -27,39 +27,54 @@ class Pace:
     """Simulated seconds against wall seconds: ``speed`` x real time; 0 means no pacing.
 
     Simulated time up to ``origin`` is not paced at all (catching up after a restart).
+    With ``parties`` (the paced workers' names), the clock starts only once each of
+    them has caught up to ``origin`` — or ``max_hold_s`` after the first did — so a
+    worker that replays faster waits for the others instead of pacing on alone while
+    they run unpaced behind it.
     """
+
+    HOLD_S = 0.05  # how long a worker past the origin waits before asking again
 
     def __init__(
         self,
         speed: float,
         *,
         origin: float = 0.0,
+        parties: Iterable[str] = (),
+        max_hold_s: float = 120.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if speed < 0 or not math.isfinite(speed):
             raise ValueError(f"speed must be >= 0, got {speed}")
         self.speed = speed
         self.origin = origin
+        self.parties = frozenset(parties)
+        self.max_hold_s = max_hold_s
         self._clock = clock
         self._wall0: float | None = None
+        self._arrived: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def delay(self, t: float) -> float:
-        """Wall seconds to wait before simulated time ``t`` is due (0: due now)."""
+    def delay(self, t: float, who: str = "") -> float:
+        """Wall seconds to wait before simulated time ``t`` is due for ``who`` (0: due now)."""
         if self.speed == 0 or t <= self.origin:
             return 0.0
         now = self._clock()
         with self._lock:
             if self._wall0 is None:
+                self._arrived.setdefault(who, now)
+                first = min(self._arrived.values())
+                if not self.parties <= self._arrived.keys() and now - first < self.max_hold_s:
+                    return self.HOLD_S
                 self._wall0 = now
             due = self._wall0 + (t - self.origin) / self.speed
         return max(0.0, due - now)
 
-    def wait(self, t: float, stop: threading.Event) -> bool:
-        """Sleep until ``t`` is due; False when ``stop`` was set meanwhile."""
-        d = self.delay(t)
-        if d > 0:
-            return not stop.wait(d)
+    def wait(self, t: float, stop: threading.Event, who: str = "") -> bool:
+        """Sleep until ``t`` is due for ``who``; False when ``stop`` was set meanwhile."""
+        while (d := self.delay(t, who)) > 0:
+            if stop.wait(d):
+                return False
         return not stop.is_set()
 
 

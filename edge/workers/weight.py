@@ -75,7 +75,7 @@ class WeightWorker:
                 blocks: Iterator[ReadingBlock] = iter(self.source(stop))
                 for block in blocks:
                     if self.pace is not None and len(block):
-                        if not self.pace.wait(float(block.t[-1]), stop):
+                        if not self.pace.wait(float(block.t[-1]), stop, "weight"):
                             return
                     elif stop.is_set():
                         return

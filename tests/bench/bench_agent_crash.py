@@ -26,15 +26,11 @@ both keep (wall time as an instant). ``--cloud stand-in`` uses the stand-in of
 Sizing: a restarted sim unit replays unpaced from the start of its day up to its last
 committed event, roughly 20-40 s per simulated hour on this shared 2-core machine. Its
 camera and weight workers share one pace clock (:class:`edge.workers.timeline.Pace`),
-which starts when the first of them passes the replay point; the other then runs
-unpaced until it catches up with that clock, so the twin goes live about ``speed`` x
-(the gap between the two replays) ahead. That skip grows with the twin time already
-reached, so the twin consumed per kill grows with every kill: at 30x, half of a 1.5 h
-twin was gone within two minutes of kills. At 4x the kills stay far inside the twin but
-most 0.3-3 s timers see no new commit. FULL plays 2.5 h at 12x: the 50 kills end well
-inside the twin and most timers see new commits (the report prints both, and how far the
-twin had got by the last kill); the final run plays the rest out unpaced. The whole
-soak, reference included, takes about 11-13 minutes here.
+which starts once both have caught up, so each kill consumes about ``speed`` x its
+0.3-3 s timer of the twin, whatever the twin time reached. FULL plays 2.5 h at 30x: the
+50 kills end inside the twin and most timers see new commits (the report prints both,
+and how far the twin had got by the last kill); the final run plays the rest out
+unpaced.
 
 Run: ``.venv/bin/python -m tests.bench.bench_agent_crash [--quick] [--cloud real|stand-in]``.
 """
@@ -84,9 +80,8 @@ class Plan:
     final_speed: float = 0.0
 
 
-# Each restart skips ahead by speed x a gap that grows with the twin time reached (see the
-# module docstring): 50 kills at 12x end well inside 2.5 h, most after new commits.
-FULL = Plan(kills=50, hours=2.5, speed=12.0)
+# Each kill consumes about speed x its timer of the twin (see the module docstring).
+FULL = Plan(kills=50, hours=2.5, speed=30.0)
 QUICK = Plan(kills=3, hours=0.1, speed=60.0)
 
 

@@ -73,6 +73,23 @@ def test_pace_maps_simulated_time_to_wall_time() -> None:
         Pace(-1.0)
 
 
+def test_pace_starts_when_every_worker_has_caught_up() -> None:
+    now = [100.0]
+    pace = Pace(10.0, origin=50.0, parties=["weight", "camera"], clock=lambda: now[0])
+    assert pace.delay(55.0, "weight") == Pace.HOLD_S  # past the origin first: waits
+    now[0] = 130.0  # the camera replays for 30 s meanwhile, unpaced
+    assert pace.delay(49.0, "camera") == 0.0
+    assert pace.delay(55.0, "weight") == Pace.HOLD_S
+    assert pace.delay(51.0, "camera") == pytest.approx(0.1)  # now both: the clock starts
+    assert pace.delay(55.0, "weight") == pytest.approx(0.5)  # 5 s of the store, not 35
+    stuck = Pace(
+        10.0, origin=50.0, parties=["weight", "camera"], max_hold_s=20.0, clock=lambda: now[0]
+    )
+    assert stuck.delay(60.0, "weight") == Pace.HOLD_S
+    now[0] = 151.0  # the camera never comes: the weight goes on after max_hold_s
+    assert stuck.delay(60.0, "weight") == pytest.approx(1.0)
+
+
 class FlakySource(FrameSource):
     """Fails to open the first time, then gives frames and drops out after a few."""
 
