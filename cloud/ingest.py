@@ -13,19 +13,19 @@ Feed ids must become visible in order, so writers are serialised: SQLite by
 from __future__ import annotations
 
 import functools
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pydantic_core import to_json
 from sqlalchemy import Connection, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cloud.store import Store
 from cloud.store.tables import current_stock, device_progress, events, utc_naive
-from models.wire import ShelfEvent
+from models.wire import ShelfEvent, WireWindow
 
 FEED_LOCK_KEY = 0x5E1F5E45  # pg_advisory_xact_lock key serialising ingest writers
 STOCK_KINDS = frozenset({"stock", "level"})
@@ -78,8 +78,8 @@ EVENT_COLUMNS = (
     "sku", "kind", "label", "confidence", "units", "grams", "stock_units", "dwell_s", "episode",
     "model_version", "decided_by", "historical", "features",
 )  # fmt: skip
+ZERO = timedelta(0)
 SQLITE_TIME_SEP = " "  # SQLAlchemy stores DateTime in SQLite as 'YYYY-MM-DD HH:MM:SS.ffffff'
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def driver_time(value: datetime, dialect: str) -> Any:
@@ -96,9 +96,10 @@ def driver_params(
     received = driver_time(received_at, dialect)
     out = []
     for ev in evs:
-        wall = utc_naive(ev.wall_time)
+        wall = ev.wall_time
+        wall = wall.replace(tzinfo=None) if wall.utcoffset() == ZERO else utc_naive(wall)
         wall_param = wall.isoformat(SQLITE_TIME_SEP, "microseconds") if sqlite_ else wall
-        features = _dumps(ev.features) if ev.features else "{}"
+        features = to_json(ev.features).decode() if ev.features else "{}"
         out.append(_row_values(ev, wall_param, received, features))
     return out
 
@@ -192,14 +193,13 @@ def _update_stock(conn: Connection, evs: Iterable[ShelfEvent]) -> None:
         conn.exec_driver_sql(sql.bump_stock)
 
 
-def _insert_windows(conn: Connection, evs: Iterable[ShelfEvent]) -> None:
-    rows = [
-        (ev.device_id, ev.seq, _dumps(ev.window.model_dump(mode="json")))
+def window_params(evs: Sequence[ShelfEvent]) -> list[tuple[str, int, str] | None]:
+    """``(device_id, seq, body)`` of the window each event carries (``None``: it carries none)."""
+    dump = WireWindow.__pydantic_serializer__.to_json
+    return [
+        None if ev.window is None else (ev.device_id, ev.seq, dump(ev.window).decode())
         for ev in evs
-        if ev.window is not None
     ]
-    if rows:
-        conn.exec_driver_sql(_sql(conn.dialect.name).insert_windows, rows)
 
 
 def _advance(conn: Connection, device_id: str, known: set[int], now: datetime) -> int:
@@ -242,26 +242,31 @@ def store_events(
     by_device: dict[str, dict[int, ShelfEvent]] = defaultdict(dict)
     for ev in evs:
         by_device[ev.device_id].setdefault(ev.seq, ev)
+    # rows are laid out before the write lock is taken: other writers go on meanwhile
+    dialect = store.dialect
+    unique = [seqmap[s] for seqmap in by_device.values() for s in sorted(seqmap)]
+    rows = driver_params(unique, dialect, received)
+    bodies = window_params(unique)
     with store.writing() as conn:
-        dialect = conn.dialect.name
         if dialect == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FEED_LOCK_KEY})
-        fresh: list[ShelfEvent] = []
+        old: set[tuple[str, int]] = set()
         for device_id, seqmap in by_device.items():
             seqs = sorted(seqmap)
             existing = _existing_seqs(conn, device_id, seqs)
-            for s in seqs:
-                if s in existing:
-                    result.duplicates[device_id].append(s)
-                else:
-                    result.stored[device_id].append(s)
-                    fresh.append(seqmap[s])
-        if fresh:
-            conn.exec_driver_sql(
-                _sql(dialect).insert_events, driver_params(fresh, dialect, received)
-            )
-            _update_stock(conn, fresh)
-            _insert_windows(conn, fresh)
+            old.update((device_id, s) for s in existing)
+            result.duplicates[device_id] += [s for s in seqs if s in existing]
+            result.stored[device_id] += [s for s in seqs if s not in existing]
+        keep = [i for i, ev in enumerate(unique) if (ev.device_id, ev.seq) not in old]
+        if keep:
+            if len(keep) < len(unique):  # some were stored before: only the others go in
+                unique, rows = [unique[i] for i in keep], [rows[i] for i in keep]
+                bodies = [bodies[i] for i in keep]
+            sql = _sql(dialect)
+            conn.exec_driver_sql(sql.insert_events, rows)
+            _update_stock(conn, unique)
+            if carried := [b for b in bodies if b is not None]:
+                conn.exec_driver_sql(sql.insert_windows, carried)
         for device_id, seqmap in by_device.items():
             result.highest_contiguous[device_id] = _advance(conn, device_id, set(seqmap), received)
     return result

@@ -6,7 +6,7 @@ compare them the same way; :class:`UtcDateTime` puts the zone back on read.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -31,10 +31,15 @@ from sqlalchemy.types import TypeDecorator
 metadata = MetaData()
 
 
+_ZERO = timedelta(0)
+
+
 def utc_naive(value: datetime) -> datetime:
     """``value`` in UTC without tzinfo (naive values are taken as UTC already)."""
     if value.tzinfo is None:
         return value
+    if value.utcoffset() == _ZERO:  # already UTC (the common case): no conversion
+        return value.replace(tzinfo=None)
     return value.astimezone(UTC).replace(tzinfo=None)
 
 
