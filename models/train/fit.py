@@ -97,9 +97,19 @@ def _weighted(weights: Weights | None, device: torch.device) -> dict[str, Any]:
 class WeightedTrainer(Trainer):
     """A Trainer whose loss is both heads' cross-entropy with per-class weights."""
 
-    def __init__(self, *args: Any, class_weights: Weights | None, **kw: Any) -> None:
+    def __init__(self, *args: Any, class_weights: Weights | None = None, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.class_weights = class_weights
+
+    def hard_loss(self, out: Any, inputs: dict[str, Any]) -> torch.Tensor:
+        """Both heads' weighted cross-entropy of ``out`` against the batch's labels."""
+        return head_loss(
+            out.interest_logits,
+            out.stock_logits,
+            inputs["interest_labels"],
+            inputs["stock_labels"],
+            **_weighted(self.class_weights, inputs["input_ids"].device),
+        )
 
     def compute_loss(
         self,
@@ -109,13 +119,7 @@ class WeightedTrainer(Trainer):
         num_items_in_batch: torch.Tensor | None = None,
     ) -> Any:
         out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
-        loss = head_loss(
-            out.interest_logits,
-            out.stock_logits,
-            inputs["interest_labels"],
-            inputs["stock_labels"],
-            **_weighted(self.class_weights, inputs["input_ids"].device),
-        )
+        loss = self.hard_loss(out, inputs)
         return (loss, out) if return_outputs else loss
 
 
@@ -162,7 +166,7 @@ class _Pair(nn.Module):
         return self.student(**kw)
 
 
-class DistillTrainer(Trainer):
+class DistillTrainer(WeightedTrainer):
     """A Trainer whose loss is soft targets + hard labels (+ hidden/attention transfer)."""
 
     def __init__(
@@ -170,13 +174,11 @@ class DistillTrainer(Trainer):
         *args: Any,
         teacher: ShelfBert,
         distill: DistillArgs,
-        class_weights: Weights | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(*args, **kw)
         self.teacher = teacher.eval()
         self.distill = distill
-        self.class_weights = class_weights
 
     def compute_loss(
         self,
@@ -198,13 +200,7 @@ class DistillTrainer(Trainer):
         chg = inputs["input_ids"] == CHG_ID
         if chg.any():
             kd = kd + _kl(s.stock_logits[chg], t.stock_logits[chg], temp)
-        hard = head_loss(
-            s.interest_logits,
-            s.stock_logits,
-            inputs["interest_labels"],
-            inputs["stock_labels"],
-            **_weighted(self.class_weights, inputs["input_ids"].device),
-        )
+        hard = self.hard_loss(s, inputs)
         loss = d.alpha * kd + (1 - d.alpha) * hard
         mask = inputs["attention_mask"].unsqueeze(-1).float()
         if hid:
