@@ -40,6 +40,8 @@ class LabeledWindow:
     stock: tuple[str | None, ...] = ()
 
     def __post_init__(self) -> None:
+        if not self.stock and self.window.changes:  # no stock labels: one None per change
+            object.__setattr__(self, "stock", (None,) * len(self.window.changes))
         if self.interest is not None and self.interest not in INTEREST_LABELS:
             raise ValueError(f"unknown interest label {self.interest!r}")
         if self.stock and len(self.stock) != len(self.window.changes):
@@ -53,7 +55,7 @@ class LabeledWindow:
     @property
     def stock_labels(self) -> tuple[str | None, ...]:
         """One label (or ``None``) per change."""
-        return self.stock or (None,) * len(self.window.changes)
+        return self.stock
 
     @property
     def labelled(self) -> bool:

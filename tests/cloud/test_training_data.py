@@ -13,6 +13,7 @@ from cloud.labels import add_correction
 from cloud.schemas import CorrectionCreate
 from cloud.settings import build_settings
 from cloud.store import open_store
+from cloud.training_data import labelled_windows
 from edge.config import SlotConfig
 from edge.events import Origin, WindowDecision, window_events
 from edge.stock import StockBook
@@ -130,6 +131,8 @@ def test_uploaded_windows_come_back_with_the_fleets_labels(live: Live, tmp_path:
     )
     expect[sold[0]] = LabeledWindow(records[sold[0]].window, None, pos_stock)
     assert got == [expect[i] for i in sorted(expect)]
+    with live.store.engine.connect() as conn:  # read in pages of 5 windows: the same
+        assert [w.record for w in labelled_windows(conn, chunk=5)] == got
     assert got[0].window == records[0].window  # the window itself, exactly as the unit saw it
 
     everything = tmp_path / "all.jsonl"
