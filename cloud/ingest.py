@@ -250,14 +250,14 @@ def store_events(
     with store.writing() as conn:
         if dialect == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FEED_LOCK_KEY})
-        old: set[tuple[str, int]] = set()
+        before: set[tuple[str, int]] = set()  # stored by an earlier request
         for device_id, seqmap in by_device.items():
             seqs = sorted(seqmap)
             existing = _existing_seqs(conn, device_id, seqs)
-            old.update((device_id, s) for s in existing)
+            before.update((device_id, s) for s in existing)
             result.duplicates[device_id] += [s for s in seqs if s in existing]
             result.stored[device_id] += [s for s in seqs if s not in existing]
-        keep = [i for i, ev in enumerate(unique) if (ev.device_id, ev.seq) not in old]
+        keep = [i for i, ev in enumerate(unique) if (ev.device_id, ev.seq) not in before]
         if keep:
             if len(keep) < len(unique):  # some were stored before: only the others go in
                 unique, rows = [unique[i] for i in keep], [rows[i] for i in keep]
