@@ -68,6 +68,22 @@ def _train(trainer: Trainer) -> None:
     trainer.train()
 
 
+def _fit_labelled(
+    trainer: type[Trainer], model: nn.Module, items: Sequence[Item], a: StageArgs, **kw: Any
+) -> None:
+    """Train ``model`` on labelled ``items`` with ``trainer`` (extra arguments in ``kw``)."""
+    with tempfile.TemporaryDirectory() as out:
+        _train(
+            trainer(
+                model=model,
+                args=_args(out, a, label_names=["interest_labels", "stock_labels"]),
+                train_dataset=WindowSet(items),
+                data_collator=PadCollator(),
+                **kw,
+            )
+        )
+
+
 def pretrain_mlm(model: ShelfBert, items: Sequence[Item], a: StageArgs) -> ShelfBert:
     """Masked-token pretraining of ``model``'s encoder on ``items`` (labels unused)."""
     mlm = BertForMaskedLM(model.config)
@@ -131,16 +147,7 @@ def finetune(
     class_weights: Weights | None = None,
 ) -> ShelfBert:
     """Supervised training of both heads on labelled ``items``."""
-    with tempfile.TemporaryDirectory() as out:
-        _train(
-            WeightedTrainer(
-                model=model,
-                args=_args(out, a, label_names=["interest_labels", "stock_labels"]),
-                train_dataset=WindowSet(items),
-                data_collator=PadCollator(),
-                class_weights=class_weights,
-            )
-        )
+    _fit_labelled(WeightedTrainer, model, items, a, class_weights=class_weights)
     return model.eval()
 
 
@@ -257,16 +264,7 @@ def distill(
 ) -> ShelfBert:
     """Train ``student`` on ``items`` from ``teacher``'s outputs and the labels."""
     pair = _Pair(student, teacher.config.hidden_size)
-    with tempfile.TemporaryDirectory() as out:
-        _train(
-            DistillTrainer(
-                model=pair,
-                args=_args(out, a, label_names=["interest_labels", "stock_labels"]),
-                train_dataset=WindowSet(items),
-                data_collator=PadCollator(),
-                teacher=teacher,
-                distill=d,
-                class_weights=class_weights,
-            )
-        )
+    _fit_labelled(
+        DistillTrainer, pair, items, a, teacher=teacher, distill=d, class_weights=class_weights
+    )
     return student.eval()
