@@ -1,12 +1,13 @@
 """The rule baseline: what a smart shelf without a model does, with fitted thresholds.
 
 Interest is a decision list over the presence's dwell and peak motion, slot reaches
-and the weight changes (units gone for good -> ``take``; weight moved and came back, or
-a long reach -> ``touch``; long and busy -> ``browse``; a stop -> ``glance``; else
-``pass_by``). Stock is a decision list per change over signed grams, units, fit to the
-slot's unit weight, confidence and whether anyone was there. Every threshold is fitted
-on the training windows by coordinate search for the best macro-F1 of its head, so the
-baseline is as good as thresholds on these features can be, not a strawman.
+and the weight changes (units gone for good -> ``take``; weight moved and came back, a
+slot handled with no unit moved (a change of 0 units), or a long reach -> ``touch``;
+long and busy -> ``browse``; a stop -> ``glance``; else ``pass_by``). Stock is a
+decision list per change over signed grams, units, fit to the slot's unit weight,
+confidence and whether anyone was there. Every threshold is fitted on the training
+windows by coordinate search for the best macro-F1 of its head, so the baseline is as
+good as thresholds on these features can be, not a strawman.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class InterestRules:
     touch_reach_dwell: float = 2.0
     touch_motion: float = 0.5
     take_units: int = 1
+    touch_handled: bool = True  # a change of 0 units (handled, nothing moved) means touch
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +66,9 @@ def interest_rule(r: InterestRules, w: EventWindow) -> str:
     if -net_units >= r.take_units:
         return "take"
     moved_back = len(w.changes) >= 2 and net_units == 0
+    handled = r.touch_handled and any(c.units == 0 for c in w.changes)
     reach = max((x.dwell for x in w.reaches), default=0.0)
-    if moved_back or (reach >= r.touch_reach_dwell and motion >= r.touch_motion):
+    if moved_back or handled or (reach >= r.touch_reach_dwell and motion >= r.touch_motion):
         return "touch"
     if dwell >= r.browse_dwell and motion >= r.browse_motion:
         return "browse"
@@ -138,6 +141,7 @@ class RuleBaseline:
             "touch_reach_dwell": _grid(reaches),
             "touch_motion": _grid(motions),
             "take_units": [1, 2],
+            "touch_handled": [True, False],
         }
         s_grid: dict[str, list[Any]] = {
             "noise_grams": _grid(grams, lo=0.0, hi=0.5),

@@ -51,7 +51,15 @@ class SignalsConfig(BaseModel):
         default=0.5,
         ge=0.1,
         le=0.95,
-        description="Changes smaller than this fraction of a unit are not events.",
+        description="Changes smaller than this fraction of a unit move no units (see touch_g).",
+    )
+    touch_g: float = Field(
+        default=25.0,
+        ge=0,
+        le=10_000,
+        description="A change smaller than min_units whose weight went this far from its "
+        "baseline on the way (a unit lifted and set back, a hand leaning) is still reported, "
+        "as a change of 0 units; 0 turns this off.",
     )
     max_change_s: float = Field(
         default=120.0,

@@ -5,7 +5,10 @@ slot's channel are calibrated and decimated (:mod:`edge.signals.filters`), settl
 detection with zero tracking runs on the filtered grams (:mod:`edge.signals.settle`),
 and every settled step of at least ``min_units`` of the slot's unit weight becomes a
 :class:`~models.types.WeightChange` with ``units = round(grams / unit_grams)``
-(halves away from zero). Blocks may have any size; state carries across them.
+(halves away from zero). A smaller step whose weight went at least ``touch_g`` from the
+baseline on the way becomes a change of 0 units: the shelf was handled (a unit lifted
+and set back, a hand leaning on it) and no stock moved. Blocks may have any size; state
+carries across them.
 """
 
 from __future__ import annotations
@@ -119,8 +122,12 @@ class WeightPipeline:
     def _change(self, s: Settled) -> WeightChange | None:
         unit = self._units[s.lane]
         if abs(s.grams) < self.config.min_units * unit:
-            return None
-        units = whole_units(s.grams, unit)
+            touch = self.config.touch_g
+            if touch <= 0 or s.peak < touch or s.forced:
+                return None
+            units = 0
+        else:
+            units = whole_units(s.grams, unit)
         fit = max(0.0, 1.0 - 2.0 * abs(s.grams / unit - units))
         steady = 1.0 - 0.5 * min(1.0, s.spread / self.config.settle_band_g)
         conf = fit * steady * (0.5 if s.forced else 1.0)

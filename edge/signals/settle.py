@@ -5,9 +5,10 @@ A lane (one slot's filtered weight) is *quiet* while every sample stays within
 (time constant ``zero_track_tau_s``) so creep and temperature drift never add up to
 a phantom change. A sample outside the band starts a *change*; the change has
 *settled* once ``settle_s`` of valid samples spread no more than ``settle_band_g``.
-The settled level minus the old baseline is the step, reported as :class:`Settled`;
-the level becomes the new baseline. The very first settle of a lane only sets its
-baseline.
+The settled level minus the old baseline is the step, reported as :class:`Settled`
+with the change's farthest excursion from the old baseline (``peak``: a unit lifted and
+set back steps by nothing but peaks by its weight); the level becomes the new baseline.
+The very first settle of a lane only sets its baseline.
 
 Quiet lanes are handled for a whole block with array operations; only lanes that are
 in a change, or leave the band in this block, step through samples one by one.
@@ -27,7 +28,10 @@ F64 = npt.NDArray[np.float64]
 
 @dataclass(frozen=True, slots=True)
 class Settled:
-    """A settled step on one lane: ``grams`` from the old baseline to ``level``."""
+    """A settled step on one lane: ``grams`` from the old baseline to ``level``.
+
+    ``peak`` is the largest distance from the old baseline while the change went on.
+    """
 
     lane: int
     grams: float
@@ -36,6 +40,7 @@ class Settled:
     t_settled: float
     spread: float
     forced: bool = False
+    peak: float = 0.0
 
 
 class SettleTracker:
@@ -64,6 +69,7 @@ class SettleTracker:
         self.active = np.ones(lanes, dtype=bool)  # nothing is known until a lane settles
         self.t_start: F64 = np.full(lanes, np.nan)
         self.last_quiet: F64 = np.full(lanes, np.nan)
+        self.peak: F64 = np.zeros(lanes)
         self._win: list[deque[float]] = [deque(maxlen=self.window) for _ in range(lanes)]
 
     def push(self, t: F64, x: F64, valid: npt.NDArray[np.bool_]) -> list[Settled]:
@@ -105,20 +111,24 @@ class SettleTracker:
         base = float(self.base[lane])
         active = bool(self.active[lane])
         win = self._win[lane]
+        peak = float(self.peak[lane])
         band, sband, a1 = self.band, self.settle_band, self.alpha1
         tl, xl, vl = t.tolist(), xs.tolist(), vs.tolist()
         for i in range(len(tl)):
             if not vl[i]:
                 continue
             xi, ti = xl[i], tl[i]
+            dev = abs(xi - base)
             if not active:
-                if abs(xi - base) > band:
+                if dev > band:
                     self._begin(lane)
-                    active = True
+                    active, peak = True, 0.0
                 else:
                     base += a1 * (xi - base)
                     self.last_quiet[lane] = ti
                     continue
+            if dev > peak:
+                peak = dev
             win.append(xi)
             forced = ti - float(self.t_start[lane]) > self.max_change_s
             if len(win) == self.window or (forced and len(win) >= 2):
@@ -135,6 +145,7 @@ class SettleTracker:
                                 ti,
                                 hi - lo,
                                 forced,
+                                peak,
                             )
                         )
                     base = level
@@ -143,6 +154,7 @@ class SettleTracker:
                     self.last_quiet[lane] = ti
                     win.clear()
         self.base[lane] = base
+        self.peak[lane] = peak
 
     def _begin(self, lane: int) -> None:
         """A change starts; it is dated from the lane's last quiet sample."""

@@ -6,7 +6,7 @@
    ``busy``, longer and harder handling), one simulated hour each. Held out: scenario
    ``heldout`` — other SKUs and unit weights, channel wiring, noise and traffic than any
    training scenario — seeds 101-104, one hour each. ``--quick``: ``busy`` seeds 1-2 and
-   ``heldout`` seed 101, 9 and 18 minutes. Runs are generated two at a time and cached
+   ``heldout`` seed 101, 15 and 18 minutes. Runs are generated two at a time and cached
    as JSONL (``--cache``). ``--seed`` sets the training seed (weights, data order).
 2. **Training** through :func:`models.train.pipeline.train_bundle`: teacher ``small``
    (4 x 256) and student ``student`` (2 x 128) (``--quick``: ``tiny`` / ``student-tiny``),
@@ -189,7 +189,7 @@ def run(quick: bool, cache: Path, out_dir: Path, seed: int = 0) -> BenchResult:
     from models.train.pipeline import TrainConfig, train_bundle
 
     if quick:
-        train_runs = [("busy", 1, 0.15), ("busy", 2, 0.15)]
+        train_runs = [("busy", 1, 0.25), ("busy", 2, 0.25)]
         held_runs = [("heldout", 101, 0.3)]
     else:
         train_runs = [

@@ -9,7 +9,8 @@ twin's :class:`~firmware_bridge.sim.truth.TruthChange` s (same slot, settled wit
 ``[t_start - 2 s, t_end + 6 s]``); truth counted is every stock change of at least
 one whole unit of the slot's SKU (expected units ``round(grams / unit_grams)``); a
 detection of a smaller truth change (e.g. a light item misplaced on a heavy slot)
-is set aside, neither hit nor false alarm.
+is set aside, neither hit nor false alarm. Changes of 0 units (a slot handled, no
+unit moved: a unit lifted and set back) are no stock change and are not scored here.
 Unit accuracy is scored on changes of the slot's own SKU (removal, return,
 restock); a ``misplaced`` foreign item counts for precision and recall but is no
 whole number of the slot's units (a 500 g jar on a 200 g slot is 2.5 "units").
@@ -228,7 +229,8 @@ def run_scenario(name: str, seeds: Sequence[int], duration_s: float, repeats: in
 
         for key, make in (("pipeline", ours), ("naive", naive)):
             found, wall = _timed(make, blocks, repeats)
-            rows[key].score.add(score(found, truth, other))
+            moved = [c for c in found if c.units != 0]
+            rows[key].score.add(score(moved, truth, other))
             rows[key].sim_s += duration_s
             rows[key].wall_s += wall
     return list(rows.values())

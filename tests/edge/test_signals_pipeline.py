@@ -87,19 +87,33 @@ def test_a_step_settles_into_one_change_with_whole_units() -> None:
     assert c.confidence > 0.8
 
 
-def test_lifted_and_put_back_is_no_change() -> None:
+def test_lifted_and_put_back_is_a_change_of_no_units() -> None:
     rng = np.random.default_rng(2)
     g = np.concatenate([steady(800, 5, rng), handle(800, 800, 4, rng), steady(800, 5, rng)])[
         :, None
     ]
-    assert run(g, [200.0]) == []
+    (c,) = run(g, [200.0])
+    assert c.units == 0 and abs(c.grams) < 6.0  # handled, nothing moved
+    assert 4.0 <= c.t_start <= 5.5 and c.t_settled >= 9.0
+    assert run(g, [200.0], config=SignalsConfig(touch_g=0)) == []  # reporting them is optional
 
 
-def test_below_half_a_unit_is_not_an_event_above_is() -> None:
+def test_a_nudge_below_touch_g_is_no_change() -> None:
+    rng = np.random.default_rng(12)
+    n = 2 * SPS
+    nudge = 15 * np.sin(np.pi * np.linspace(0, 1, n)) + rng.normal(0, 0.5, n)
+    g = np.concatenate([steady(800, 5, rng), 800 + nudge, steady(800, 5, rng)])[:, None]
+    assert run(g, [200.0]) == []  # left the stable band, never came 25 g from it
+    nudged = run(g, [200.0], config=SignalsConfig(touch_g=10))
+    assert nudged and all(c.units == 0 for c in nudged)
+
+
+def test_below_half_a_unit_moves_no_units_above_is_one() -> None:
     rng = np.random.default_rng(3)
     small = np.concatenate([steady(300, 5, rng), handle(300, 280, 2, rng), steady(280, 5, rng)])
     big = np.concatenate([steady(300, 5, rng), handle(300, 270, 2, rng), steady(270, 5, rng)])
-    assert run(small[:, None], [50.0]) == []
+    (c,) = run(small[:, None], [50.0])  # the hand pressed 80 g: handled, no unit moved
+    assert c.units == 0 and -25 < c.grams < -15
     (c,) = run(big[:, None], [50.0])
     assert c.units == -1 and c.confidence < 0.5  # 0.6 of a unit fits badly
 
@@ -160,7 +174,7 @@ def test_any_block_size_gives_the_same_changes() -> None:
         axis=1,
     )
     ref = run(g, [100.0, 150.0, 60.0], block_n=80)
-    assert [(c.slot, c.units) for c in ref] == [(10, -4), (11, 2)]
+    assert [(c.slot, c.units) for c in ref] == [(12, 0), (10, -4), (11, 2)]
     for n in (1, 7, 13, 333, len(g)):
         got = run(g, [100.0, 150.0, 60.0], block_n=n)
         assert [(c.slot, c.units, c.t_start, c.t_settled) for c in got] == [

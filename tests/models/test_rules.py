@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from models.labels import INTEREST_LABELS
 from models.metrics import macro_f1
-from models.rules import RuleBaseline, StockRules, stock_rule
+from models.rules import InterestRules, RuleBaseline, StockRules, stock_rule
 from models.types import Presence, WeightChange
 from models.window import EventWindow, SlotContext
 from tests.models.factory import make_records
@@ -29,6 +29,16 @@ def test_clear_cases() -> None:
     assert stock_rule(StockRules(), take, odd) == "misplaced"
     passer = EventWindow("b", 3, 0, 0.6, 12, Presence("bay", 0, 0.6, 0.6, 0.1, 1), (), (), {}, 0)
     assert RuleBaseline().predict(passer) == ("pass_by", [])
+
+
+def test_a_slot_handled_with_no_unit_moved_is_a_touch_when_the_rules_say_so() -> None:
+    ctx = {0: SlotContext(0, 100.0)}
+    stop = Presence("bay", 0, 5, 5.0, 0.1, 1)  # short and still: a glance by dwell and motion
+    handled = EventWindow(
+        "b", 4, 0, 5, 12, stop, (), (WeightChange(0, 2.0, 0, 1, 3, 0.95),), ctx, 0
+    )
+    assert RuleBaseline().predict(handled) == ("touch", ["none"])
+    assert RuleBaseline(InterestRules(touch_handled=False)).predict(handled)[0] == "glance"
 
 
 def test_fitting_does_not_lose_to_the_defaults_on_held_out_data() -> None:
