@@ -89,6 +89,8 @@ def _weight_section(run: SimRun, scenario: Scenario, rows: int) -> list[WeightCh
         when = t.t_end if t else f.t_settled  # type: ignore[union-attr]
         slot = t.slot if t else f.slot  # type: ignore[union-attr]
         tt = f"{t.kind} {t.units:+d} ({t.grams:+.0f} g)" if t else "-"
+        if t is None and f is not None and f.units == 0:
+            tt = "- (handled only)"
         ff = f"{f.units:+d} u ({f.grams:+.0f} g) c={f.confidence:.2f}" if f else "missed"
         print(f"{_fmt_time(when):>9}  {slot:>4}  {tt:<22}  {ff:<22}")
     if len(pairs) > rows:
@@ -96,11 +98,13 @@ def _weight_section(run: SimRun, scenario: Scenario, rows: int) -> list[WeightCh
     own = [p for p in pairs if p.truth and p.truth.kind in ("removal", "return", "restock")]
     hits = [p for p in own if p.found]
     exact = [p for p in hits if p.found and p.truth and p.found.units == p.truth.units]
-    extra = [p for p in pairs if p.truth is None]
+    loose = [p.found for p in pairs if p.truth is None and p.found is not None]
+    handled = [f for f in loose if f.units == 0]
     print()
     print(
         f"   stock changes of the slots' own SKUs: {len(own)}, found {len(hits)}, "
-        f"exact unit count {len(exact)}; detections with no truth change: {len(extra)}"
+        f"exact unit count {len(exact)}; slots handled with no unit moved: {len(handled)}; "
+        f"other detections with no truth change: {len(loose) - len(handled)}"
     )
     return found
 
