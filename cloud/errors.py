@@ -29,6 +29,13 @@ class BadRequestError(CloudError, ValueError):
     status = 400
 
 
+class InvalidRequestError(CloudError, ValueError):
+    """A request parameter that is not acceptable as given (HTTP 422)."""
+
+    code = "invalid_value"
+    status = 422
+
+
 class InvalidEventError(CloudError, ValueError):
     """An event or batch refused as a whole: wrong device, time out of range."""
 

@@ -10,83 +10,70 @@ gets them redelivered) and publishes, per unit, an
 highest contiguous stored seq. Acks from two workers can arrive out of order:
 a unit keeps the highest ``highest_contiguous`` it has seen.
 
-A message that can never be stored (bad JSON, unknown fields, a device id
-other than its topic's, a time out of bounds) is PUBACKed, logged and counted
-in :attr:`IngestWorker.refused`; it would fail the same way on every redelivery.
-When its topic and seq can be read, the unit's ack lists it under ``refused`` with
-the reason, so the unit quarantines it at once instead of resending it.
+Every message is isolated. A message that can never be stored is *refused for
+good*: too large, bad JSON, unknown fields, values out of bounds, a device id
+other than its topic's, a time out of bounds, a store, bay or slot other than its
+device's registration (:mod:`cloud.tenancy`), a device with no live key, or a
+value the database itself refuses (found by bisecting the batch, so the others
+are still stored). It is PUBACKed, logged and counted in
+:attr:`IngestWorker.refused`; when its topic and seq can be read, the unit's ack
+lists it under ``refused`` with a code and the reason, so the unit quarantines it
+at once. Only a database that is away (:func:`cloud.failures.is_transient`) is
+retried, with backoff, keeping the batch un-acked. Nothing a payload holds can end
+the storing thread; should it die anyway a supervisor restarts it, and
+:meth:`IngestWorker.down_reason` (read by ``/v1/health``) says why ingest is down
+meanwhile.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
-import re
 import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from pydantic import ValidationError
 
-from cloud.checks import TimeBounds, check_event
+from cloud.checks import TimeBounds
 from cloud.errors import CloudError
-from cloud.ingest import highest_contiguous, store_events
+from cloud.failures import is_transient, reason
+from cloud.ingest import IngestResult, highest_contiguous, store_events
+from cloud.mqtt_messages import parse_message, refused_seq
 from cloud.settings import CloudSettings
 from cloud.store import Store
-from models.wire import DEVICE_ID_PATTERN, MqttAck, Refusal, ShelfEvent, topic
+from cloud.tenancy import Registration, bind, registrations
+from models.wire import MqttAck, Refusal, ShelfEvent, topic
 
 log = logging.getLogger(__name__)
 
 SHARED_TOPIC = "$share/ingest/shelfsense/+/events"
+__all__ = ["SHARED_TOPIC", "IngestWorker", "parse_message", "refused_seq"]
+
+
+T = TypeVar("T")
+
+
+class _Stopping(Exception):
+    """The worker is stopping while the database is away: leave the batch un-acked."""
 
 
 @dataclass(frozen=True)
 class Parsed:
-    """A message that passed every check, with what the broker needs to ack it."""
+    """A message that passed the checks that need no database, and where it came from."""
 
     event: ShelfEvent
     mid: int
     qos: int
-
-
-def parse_message(
-    topic_name: str, payload: bytes, *, now: datetime, bounds: TimeBounds
-) -> ShelfEvent:
-    """The event in one message; :class:`ValueError` (with the reason) when it must be refused."""
-    parts = topic_name.split("/")
-    if len(parts) != 3 or parts[0] != "shelfsense" or parts[2] != "events":
-        raise ValueError(f"not an events topic: {topic_name!r}")
-    try:
-        ev = ShelfEvent.model_validate_json(payload)
-    except ValidationError as err:
-        raise ValueError(f"invalid event on {topic_name}: {err.errors()[0]['msg']}") from err
-    if ev.device_id != parts[1]:
-        raise ValueError(f"event of {ev.device_id!r} published on {topic_name!r}")
-    check_event(ev, now=now, bounds=bounds, where="event")
-    return ev
-
-
-def refused_seq(topic_name: str, payload: bytes) -> tuple[str, int] | None:
-    """``(device_id, seq)`` of a refused message when both can be read (to tell the unit)."""
-    parts = topic_name.split("/")
-    if len(parts) != 3 or not re.fullmatch(DEVICE_ID_PATTERN, parts[1]):
-        return None
-    try:
-        seq = json.loads(payload).get("seq")
-    except (ValueError, AttributeError):
-        return None
-    if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq <= 2**62:
-        return None
-    return parts[1], seq
 
 
 class IngestWorker:
@@ -104,18 +91,26 @@ class IngestWorker:
         client_id: str | None = None,
         batch_max: int = 500,
         batch_wait_s: float = 0.05,
+        retry_max_s: float = 10.0,
+        supervise_s: float = 0.5,
     ) -> None:
         self.store = store
         self.host, self.port = host, port
         self.bounds = bounds
         self.batch_max, self.batch_wait_s = batch_max, batch_wait_s
+        self.retry_max_s, self.supervise_s = retry_max_s, supervise_s
         self.stored = 0
         self.duplicates = 0
         self.refused = 0
+        self.errors = 0  # batches that raised past every guard (a bug, not a payload)
+        self.restarts = 0  # times the supervisor restarted the storing thread
         self.ready = threading.Event()
+        self.connected = threading.Event()
+        self._db_down_since: float | None = None
         self._inbox: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._supervisor: threading.Thread | None = None
         self.client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=client_id or f"shelfsense-ingest-{uuid.uuid4().hex[:8]}",
@@ -125,6 +120,7 @@ class IngestWorker:
         if username is not None:
             self.client.username_pw_set(username, password)
         self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(1, 10)
@@ -146,13 +142,34 @@ class IngestWorker:
             batch_wait_s=settings.mqtt_batch_wait_s,
         )
 
+    def down_reason(self) -> str | None:
+        """Why ingest is not working now (``None``: it is); read by ``/v1/health``."""
+        if self._thread is None:
+            return "the ingest worker is not started"
+        if not self._thread.is_alive():
+            return "the ingest storing thread stopped (its supervisor restarts it)"
+        if not self.connected.is_set():
+            return f"not connected to the broker at {self.host}:{self.port}"
+        if not self.ready.is_set():
+            return f"not subscribed to {SHARED_TOPIC}"
+        if self._db_down_since is not None:
+            return "the database is unavailable; the batch waits un-acked"
+        return None
+
     # paho callbacks (network thread) -----------------------------------------------------
 
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
         if rc.is_failure:
             log.error("broker refused the ingest worker: %s", rc)
             return
+        self.connected.set()
         client.subscribe(SHARED_TOPIC, qos=1)
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+        self.connected.clear()
+        self.ready.clear()
+        if not self._stop.is_set():
+            log.warning("ingest worker lost the broker (%s); reconnecting", rc)
 
     def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, codes: Any, _p: Any) -> None:
         if all(not c.is_failure for c in codes):
@@ -180,36 +197,117 @@ class IngestWorker:
                 break
         return msgs
 
+    def _retry(self, what: str, fn: Callable[[], T]) -> T:
+        """``fn()``, retried with backoff while the database is away; other errors pass."""
+        wait = 0.25
+        while True:
+            try:
+                got = fn()
+            except Exception as err:
+                if not is_transient(err):
+                    raise
+                if self._db_down_since is None:
+                    self._db_down_since = time.monotonic()
+                    log.error("%s: the database is away (%s); retrying", what, reason(err))
+                if self._stop.wait(wait):
+                    raise _Stopping from err
+                wait = min(self.retry_max_s, wait * 2)
+                continue
+            if self._db_down_since is not None:
+                down = time.monotonic() - self._db_down_since
+                log.warning("%s: the database is back after %.1f s", what, down)
+                self._db_down_since = None
+            return got
+
+    def _store(
+        self, evs: list[ShelfEvent], now: datetime, refuse: Callable[[ShelfEvent, str], None]
+    ) -> list[IngestResult]:
+        """Store ``evs``; a value the database refuses is found by halving and refused alone."""
+        try:
+            return [
+                self._retry("storing MQTT events", lambda: store_events(self.store, evs, now=now))
+            ]
+        except _Stopping:
+            raise
+        except Exception as err:
+            if len(evs) == 1:
+                log.warning(
+                    "event %s/%d refused by the database: %s",
+                    evs[0].device_id,
+                    evs[0].seq,
+                    reason(err),
+                )
+                refuse(evs[0], f"unstorable: {reason(err)}")
+                return []
+            mid = len(evs) // 2
+            return self._store(evs[:mid], now, refuse) + self._store(evs[mid:], now, refuse)
+
     def process(self, msgs: list[mqtt.MQTTMessage]) -> dict[str, MqttAck]:
         """Store a batch of messages, then PUBACK them and publish each unit's ack."""
         now = datetime.now(UTC)
-        good: list[Parsed] = []
         refusals: dict[str, list[Refusal]] = defaultdict(list)
+
+        def refuse_event(ev: ShelfEvent, why: str) -> None:
+            self.refused += 1
+            refusals[ev.device_id].append(Refusal(seq=ev.seq, reason=why[:500]))
+
+        parsed: list[Parsed] = []
         for m in msgs:
+            payload = bytes(m.payload)
             try:
-                ev = parse_message(m.topic, bytes(m.payload), now=now, bounds=self.bounds)
-            except (ValueError, CloudError) as err:
+                parsed.append(
+                    Parsed(
+                        parse_message(m.topic, payload, now=now, bounds=self.bounds), m.mid, m.qos
+                    )
+                )
+            except Exception as err:  # whatever it holds, a message is only ever refused
                 self.refused += 1
-                log.warning("refused MQTT message: %s", err)
-                sender = refused_seq(m.topic, bytes(m.payload))
+                code = err.code if isinstance(err, CloudError) else "invalid_event"
+                log.warning("refused MQTT message on %r: %s", m.topic[:200], reason(err))
+                sender = refused_seq(m.topic, payload)
                 if sender is not None:
-                    code = err.code if isinstance(err, CloudError) else "invalid_event"
-                    reason = f"{code}: {err}"[:500]
-                    refusals[sender[0]].append(Refusal(seq=sender[1], reason=reason))
-                continue
-            good.append(Parsed(ev, m.mid, m.qos))
-        acks: dict[str, MqttAck] = {}
-        if good:
-            while not self._stop.is_set():
-                try:
-                    result = store_events(self.store, [p.event for p in good], now=now)
-                    break
-                except Exception:  # the database is away: keep the batch, retry
-                    log.exception("storing %d MQTT events failed; retrying", len(good))
-                    self._stop.wait(1.0)
-            else:
-                return {}  # stopping: leave them un-acked, the broker redelivers
-            seqs: dict[str, list[int]] = defaultdict(list)
+                    refusals[sender[0]].append(
+                        Refusal(seq=sender[1], reason=f"{code}: {reason(err)}"[:500])
+                    )
+        try:
+            good = self._bind([p.event for p in parsed], refuse_event)
+            results = self._store(good, now, refuse_event) if good else []
+            acks = self._acks(results, refusals)
+        except _Stopping:
+            return {}  # stopping: leave them un-acked, the broker redelivers
+        for m in msgs:
+            self.client.ack(m.mid, m.qos)
+        for device_id, ack in acks.items():
+            self.client.publish(topic(device_id, "ack"), ack.model_dump_json(), qos=1)
+        return acks
+
+    def _bind(
+        self, evs: list[ShelfEvent], refuse: Callable[[ShelfEvent, str], None]
+    ) -> list[ShelfEvent]:
+        """The events held to their devices' registrations; the others refused."""
+        if not evs:
+            return []
+
+        def read() -> dict[str, Registration]:
+            with self.store.engine.connect() as conn:
+                return registrations(conn, {ev.device_id for ev in evs})
+
+        regs = self._retry("reading registrations", read)
+        out = []
+        for ev in evs:
+            try:
+                out.append(bind(ev, regs.get(ev.device_id), where="event"))
+            except CloudError as err:
+                log.warning("refused event %s/%d: %s", ev.device_id, ev.seq, err.message)
+                refuse(ev, f"{err.code}: {err.message}")
+        return out
+
+    def _acks(
+        self, results: list[IngestResult], refusals: dict[str, list[Refusal]]
+    ) -> dict[str, MqttAck]:
+        seqs: dict[str, list[int]] = defaultdict(list)
+        highest: dict[str, int] = {}
+        for result in results:
             for device_id, stored in result.stored.items():
                 seqs[device_id] += stored
                 self.stored += len(stored)
@@ -217,25 +315,54 @@ class IngestWorker:
                 seqs[device_id] += dups
                 self.duplicates += len(dups)
             for device_id, hc in result.highest_contiguous.items():
-                acks[device_id] = MqttAck(
-                    device_id=device_id, highest_contiguous=hc, stored=sorted(seqs[device_id])
+                highest[device_id] = max(hc, highest.get(device_id, 0))
+        for device_id in refusals:
+            if device_id not in highest:
+                highest[device_id] = self._retry(
+                    "reading a unit's progress", partial(highest_contiguous, self.store, device_id)
                 )
-        for device_id, refused in refusals.items():
-            ack = acks.get(device_id) or MqttAck(
-                device_id=device_id, highest_contiguous=highest_contiguous(self.store, device_id)
+        return {
+            d: MqttAck(
+                device_id=d,
+                highest_contiguous=hc,
+                stored=sorted(seqs.get(d, [])),
+                refused=refusals.get(d, []),
             )
-            acks[device_id] = ack.model_copy(update={"refused": refused})
-        for m in msgs:
-            self.client.ack(m.mid, m.qos)
-        for device_id, ack in acks.items():
-            self.client.publish(topic(device_id, "ack"), ack.model_dump_json(), qos=1)
-        return acks
+            for d, hc in highest.items()
+        }
 
     def _run(self) -> None:
         while not self._stop.is_set():
             msgs = self._gather()
-            if msgs:
+            if not msgs:
+                continue
+            try:
                 self.process(msgs)
+            except Exception:  # a bug, not a payload: take the messages one by one
+                self.errors += 1
+                log.exception("an MQTT batch of %d failed; handling its messages alone", len(msgs))
+                for m in msgs:
+                    self._process_alone(m)
+
+    def _process_alone(self, m: mqtt.MQTTMessage) -> None:
+        try:
+            self.process([m])
+        except Exception:
+            self.errors += 1
+            self.refused += 1
+            log.exception("MQTT message on %r dropped: it fails on its own", m.topic[:200])
+            self.client.ack(m.mid, m.qos)
+
+    def _start_storing(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="mqtt-ingest", daemon=True)
+        self._thread.start()
+
+    def _supervise(self) -> None:
+        while not self._stop.wait(self.supervise_s):
+            if self._thread is not None and not self._thread.is_alive():
+                self.restarts += 1
+                log.error("the MQTT ingest storing thread died; restart %d", self.restarts)
+                self._start_storing()
 
     def start(self) -> None:
         """Connect, subscribe and start storing (returns at once; see :attr:`ready`)."""
@@ -245,13 +372,17 @@ class IngestWorker:
             self.host, self.port, keepalive=30, clean_start=True, properties=props
         )
         self.client.loop_start()
-        self._thread = threading.Thread(target=self._run, name="mqtt-ingest", daemon=True)
-        self._thread.start()
+        self._start_storing()
+        self._supervisor = threading.Thread(
+            target=self._supervise, name="mqtt-ingest-supervisor", daemon=True
+        )
+        self._supervisor.start()
 
     def stop(self) -> None:
         """Stop storing and disconnect; un-stored messages stay un-acked for redelivery."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        for t in (self._supervisor, self._thread):
+            if t is not None:
+                t.join(timeout=10)
         self.client.disconnect()
         self.client.loop_stop()

@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+MAX_BUCKETS = 100_000  # past this many, buckets that have refilled are forgotten
+
 
 @dataclass
 class _Bucket:
@@ -29,6 +31,29 @@ class TokenBuckets:
         self._clock = clock
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()
+
+    def wait(self, key: str) -> float:
+        """Seconds until ``key`` has a whole token (0.0: it has one now); spends nothing."""
+        if self.rate <= 0:
+            return 0.0
+        now = self._clock()
+        with self._lock:
+            b = self._buckets.get(key)
+            if b is None:
+                return 0.0
+            tokens = min(float(self.burst), b.tokens + (now - b.stamp) * self.rate)
+            if len(self._buckets) > MAX_BUCKETS:  # forget full buckets: they hold no state
+                self._prune(now)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
+    def _prune(self, now: float) -> None:
+        full = [
+            k
+            for k, b in self._buckets.items()
+            if b.tokens + (now - b.stamp) * self.rate >= self.burst
+        ]
+        for k in full:
+            del self._buckets[k]
 
     def take(self, key: str, cost: float = 1.0) -> float:
         """Spend ``cost`` tokens of ``key``: 0.0 when allowed, else seconds to wait."""

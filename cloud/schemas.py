@@ -12,21 +12,25 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from models.wire import DEVICE_ID_PATTERN, FeatureValue
+from models.wire import (
+    DEVICE_ID_PATTERN,
+    MAX_SAFE_INT,
+    FeatureKey,
+    FeatureValue,
+    Text,
+    WireInstant,
+)
 
 ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 RoleName = Literal["unit", "backend", "operator"]
 
 
-def _sane_instant(value: datetime) -> datetime:
-    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    if not 2000 <= aware.astimezone(UTC).year <= 2200:
-        raise ValueError("time must be between the years 2000 and 2200")
-    return aware
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-Instant = Annotated[datetime, AfterValidator(_sane_instant)]
-"""A time given by a caller: naive means UTC, and it must be within 2000-2200."""
+Instant = Annotated[WireInstant, AfterValidator(_aware)]
+"""A time given by a caller: ISO 8601, naive means UTC, the year as written within 2000-2199."""
 
 
 class ApiModel(BaseModel):
@@ -45,11 +49,15 @@ class ErrorPublic(ApiModel):
 
 
 class HealthPublic(ApiModel):
-    """Liveness and database reachability."""
+    """Liveness, database reachability and, where this process runs one, MQTT ingest."""
 
-    status: Literal["ok", "degraded"]
+    status: Literal["ok", "down"]
     database: Literal["ok", "unreachable"]
     dialect: str
+    ingest: Literal["ok", "down", "off"] = Field(
+        "off", description="This process's MQTT ingest worker (`off`: it runs none)."
+    )
+    detail: str | None = Field(None, description="What is down and why.")
 
 
 # fleet -----------------------------------------------------------------------------------
@@ -59,7 +67,7 @@ class StoreCreate(ApiModel):
     """A store to register."""
 
     store_id: str = Field(..., pattern=ID_PATTERN, examples=["store-12"])
-    name: str = Field("", max_length=200, examples=["Main Street"])
+    name: Text = Field("", max_length=200, examples=["Main Street"])
 
 
 class StorePublic(StoreCreate):
@@ -79,7 +87,7 @@ class BayCreate(ApiModel):
     """A bay (one unit's shelf section) of a store."""
 
     bay_id: str = Field(..., pattern=ID_PATTERN, examples=["bay-3"])
-    name: str = Field("", max_length=200)
+    name: Text = Field("", max_length=200)
 
 
 class BayPublic(BayCreate):
@@ -100,7 +108,7 @@ class SlotCreate(ApiModel):
     """A product slot of a bay: which SKU sits on it and what one unit weighs."""
 
     slot: int = Field(..., ge=0, le=63, examples=[2])
-    sku: str = Field(..., min_length=1, max_length=64, examples=["SKU-000123"])
+    sku: Text = Field(..., min_length=1, max_length=64, examples=["SKU-000123"])
     unit_grams: float = Field(..., gt=0, le=100_000, examples=[410.0])
 
 
@@ -125,7 +133,7 @@ class DeviceCreate(ApiModel):
     device_id: str = Field(..., pattern=DEVICE_ID_PATTERN, examples=["unit-0007"])
     store_id: str = Field(..., pattern=ID_PATTERN, examples=["store-12"])
     bay_id: str = Field(..., pattern=ID_PATTERN, examples=["bay-3"])
-    name: str = Field("", max_length=200)
+    name: Text = Field("", max_length=200)
 
 
 class DevicePublic(DeviceCreate):
@@ -149,7 +157,7 @@ class DesiredState(ApiModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, protected_namespaces=())
 
     model_version: int | None = Field(None, ge=0, le=2**31 - 1, examples=[7])
-    config: dict[str, FeatureValue] = Field(default_factory=dict, max_length=64)
+    config: dict[FeatureKey, FeatureValue] = Field(default_factory=dict, max_length=64)
 
 
 class DesiredStatePublic(DesiredState):
@@ -162,12 +170,23 @@ class DesiredStatePublic(DesiredState):
 # keys ------------------------------------------------------------------------------------
 
 
-class KeyCreate(ApiModel):
-    """A key to make. Unit keys name their device."""
+class UnitKeyCreate(ApiModel):
+    """A unit key to make: it names its registered device, and speaks only for it."""
 
-    role: RoleName
-    name: str = Field("", max_length=200, examples=["backend-prod"])
-    device_id: str | None = Field(None, pattern=DEVICE_ID_PATTERN)
+    role: Literal["unit"]
+    name: Text = Field("", max_length=200, examples=["unit-0007 key"])
+    device_id: str = Field(..., pattern=DEVICE_ID_PATTERN)
+
+
+class ServiceKeyCreate(ApiModel):
+    """A backend or operator key to make (it belongs to no device)."""
+
+    role: Literal["backend", "operator"]
+    name: Text = Field("", max_length=200, examples=["backend-prod"])
+
+
+KeyCreate = Annotated[UnitKeyCreate | ServiceKeyCreate, Field(discriminator="role")]
+"""A key to make; ``role`` says which shape."""
 
 
 class KeyPublic(ApiModel):
@@ -303,7 +322,7 @@ class SaleCreate(ApiModel):
     """A POS sale reported by the backend."""
 
     store_id: str = Field(..., pattern=ID_PATTERN, examples=["store-12"])
-    sku: str = Field(..., min_length=1, max_length=64, examples=["SKU-000123"])
+    sku: Text = Field(..., min_length=1, max_length=64, examples=["SKU-000123"])
     quantity: int = Field(..., ge=1, le=10_000, examples=[2])
     sold_at: Instant = Field(..., description="When the till rang it up (UTC).")
 
@@ -320,9 +339,9 @@ class CorrectionCreate(ApiModel):
     """Staff say what one event really was."""
 
     device_id: str = Field(..., pattern=DEVICE_ID_PATTERN)
-    seq: int = Field(..., ge=1, le=2**62)
-    label: str = Field(..., min_length=1, max_length=32, examples=["return"])
-    note: str = Field("", max_length=2000)
+    seq: int = Field(..., ge=1, le=MAX_SAFE_INT)
+    label: str = Field(..., min_length=1, max_length=32, pattern=r"^[a-z_]+$", examples=["return"])
+    note: Text = Field("", max_length=2000)
 
 
 class CorrectionPublic(ApiModel):

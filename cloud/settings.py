@@ -53,10 +53,19 @@ class CloudSettings(BaseSettings):
     )
     rate_burst: int = Field(200, ge=1, description="Requests a key may make at once.")
     key_cache_s: float = Field(
-        5.0,
+        0.5,
         ge=0,
-        le=300,
-        description="How long a process trusts a looked-up key (revocation delay).",
+        le=1.0,
+        description="How long a process trusts a looked-up key: the revocation delay (at most 1 s).",
+    )
+    auth_fail_per_s: float = Field(
+        1.0,
+        ge=0,
+        description="Failed authentications a source address may make per second, sustained; "
+        "0 turns the limit off.",
+    )
+    auth_fail_burst: int = Field(
+        30, ge=1, description="Failed authentications a source may make at once."
     )
     page_default: int = Field(100, ge=1, le=1000, description="Feed page size when not given.")
     sale_window_before_s: float = Field(

@@ -25,6 +25,7 @@ from edge.signals.config import SignalsConfig
 from edge.sync.config import SyncConfig
 from models.runtime.config import ModelConfig
 from models.validation import describe
+from models.wire import ID_PATTERN, TEXT_PATTERN
 
 ENV_PREFIX = "SHELFSENSE__"
 
@@ -45,8 +46,10 @@ class UnitConfig(Section):
         pattern=r"^[A-Za-z0-9_.-]+$",
         description="Device id; names MQTT topics and events.",
     )
-    store: str = Field("store-1", min_length=1, description="Store id this unit belongs to.")
-    bay: str = Field("bay-1", min_length=1, description="Shelf bay id this unit watches.")
+    store: str = Field(
+        "store-1", pattern=ID_PATTERN, description="Store id this unit is registered in."
+    )
+    bay: str = Field("bay-1", pattern=ID_PATTERN, description="Shelf bay id this unit watches.")
     data_dir: Path = Field(
         Path("./var"), description="Where the buffer, calibration and models live."
     )
@@ -57,7 +60,13 @@ class SlotConfig(Section):
 
     slot: int = Field(..., ge=0, le=63, description="Slot index within the bay.")
     channel: int = Field(..., ge=0, le=63, description="Load-cell channel weighing this slot.")
-    sku: str = Field(..., min_length=1, description="SKU normally stocked on this slot.")
+    sku: str = Field(
+        ...,
+        min_length=1,
+        max_length=64,
+        pattern=TEXT_PATTERN,
+        description="SKU normally stocked on this slot (as registered in the cloud).",
+    )
     unit_grams: float = Field(..., gt=0, le=100_000, description="Weight of one unit, grams.")
     capacity: int = Field(20, ge=1, le=10_000, description="Units the slot holds when full.")
     low_units: int = Field(3, ge=0, description="At or below this many units the slot is low.")

@@ -9,18 +9,89 @@ Events are idempotent on ``(device_id, seq)``.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from models.labels import INTEREST_LABELS, STOCK_LABELS
 
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+ID_PATTERN = DEVICE_ID_PATTERN  # store and bay ids, as registered in the cloud
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*$"  # printable: no NUL, no control characters
+KEY_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"  # feature names
+INSTANT_PATTERN = (
+    r"^2[01][0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"[Tt ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?"
+    r"([Zz]|[+-]([01][0-9]|2[0-3]):?[0-5][0-9])?$"
+)
+"""A time as a caller writes it: ISO 8601, year 2000-2199 as written."""
+MIN_YEAR, MAX_YEAR = 2000, 2199
+MAX_SAFE_INT = 2**53 - 1  # seqs, episodes: exact in every JSON parser (floats included)
 MAX_BATCH_EVENTS = 1000
 MAX_WINDOW_ITEMS = 64  # presences, changes or slots in one uploaded window
+MAX_EVENT_BYTES = 65_536  # one event as an MQTT message (the largest valid one is ~40 KB)
+MAX_FEATURE_TEXT = 256
+LEVEL_LABELS: tuple[str, ...] = ("ok", "low", "out")
+KIND_LABELS: dict[str, tuple[str, ...]] = {
+    "interest": INTEREST_LABELS,
+    "stock": STOCK_LABELS,
+    "level": LEVEL_LABELS,
+}
+"""The labels an event of each kind may carry."""
 
 EventKind = Literal["interest", "stock", "level"]
 Decider = Literal["model", "rules"]
-FeatureValue = float | int | str | bool | None
+Text = Annotated[str, StringConstraints(pattern=TEXT_PATTERN)]
+"""A string without NUL or control characters (no column or log line can be corrupted by it)."""
+FeatureKey = Annotated[str, StringConstraints(pattern=KEY_PATTERN)]
+FeatureValue = (
+    float
+    | Annotated[int, Field(ge=-(2**53), le=2**53)]
+    | Annotated[str, StringConstraints(max_length=MAX_FEATURE_TEXT, pattern=TEXT_PATTERN)]
+    | bool
+    | None
+)
+
+
+_INSTANT_RE = re.compile(INSTANT_PATTERN)
+
+
+def _instant_text(value: Any) -> Any:
+    """Only a datetime or an ISO 8601 string as :data:`INSTANT_PATTERN` states is a time."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _INSTANT_RE.fullmatch(value):
+        return value
+    raise ValueError(
+        f"a time is an ISO 8601 string with a year in {MIN_YEAR}-{MAX_YEAR}, "
+        "e.g. 2026-11-22T14:03:11Z"
+    )
+
+
+def _instant_in_bounds(value: datetime) -> datetime:
+    """Refuse a time whose year, as written, is outside 2000-2199 (no overflow converting it)."""
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValueError(f"time must be within the years {MIN_YEAR}-{MAX_YEAR}")
+    return value
+
+
+WireInstant = Annotated[
+    datetime,
+    BeforeValidator(_instant_text),
+    AfterValidator(_instant_in_bounds),
+    Field(json_schema_extra={"pattern": INSTANT_PATTERN}),
+]
+"""A wall-clock time on the wire: ISO 8601, years 2000-2199 as written; naive means UTC."""
 
 
 def topic(device_id: str, leaf: str) -> str:
@@ -41,7 +112,7 @@ def _time() -> Any:
 class WirePresence(WireModel):
     """A camera episode as in :class:`models.types.Presence`."""
 
-    zone: str = Field(..., min_length=1, max_length=32, examples=["bay"])
+    zone: str = Field(..., min_length=1, max_length=32, pattern=KEY_PATTERN, examples=["bay"])
     t_enter: float = _time()
     t_leave: float = _time()
     dwell: float = Field(..., ge=0, le=86_400)
@@ -78,8 +149,8 @@ class WireWindow(WireModel):
     in the order of ``changes``).
     """
 
-    bay: str = Field(..., min_length=1, max_length=64)
-    episode: int = Field(..., ge=0)
+    bay: str = Field(..., pattern=ID_PATTERN)
+    episode: int = Field(..., ge=0, le=MAX_SAFE_INT)
     t_start: float = _time()
     t_end: float = _time()
     hour: int = Field(..., ge=0, le=23)
@@ -100,15 +171,28 @@ class ShelfEvent(WireModel):
     """
 
     device_id: str = Field(..., pattern=DEVICE_ID_PATTERN, examples=["unit-0007"])
-    seq: int = Field(..., ge=1, le=2**62, examples=[1042])
-    wall_time: datetime = Field(..., description="UTC wall-clock time of the decision.")
-    mono_time: float = Field(..., ge=0, description="Unit monotonic clock, seconds.")
-    store: str = Field(..., min_length=1, max_length=64, examples=["store-12"])
-    bay: str = Field(..., min_length=1, max_length=64, examples=["bay-3"])
+    seq: int = Field(..., ge=1, le=MAX_SAFE_INT, examples=[1042])
+    wall_time: WireInstant = Field(
+        ..., description="Wall-clock time of the decision (UTC; years 2000-2199)."
+    )
+    mono_time: float = Field(..., ge=0, le=1e10, description="Unit monotonic clock, seconds.")
+    store: str = Field(
+        ..., pattern=ID_PATTERN, description="The unit's registered store.", examples=["store-12"]
+    )
+    bay: str = Field(
+        ..., pattern=ID_PATTERN, description="The unit's registered bay.", examples=["bay-3"]
+    )
     slot: int | None = Field(None, ge=0, le=63)
-    sku: str | None = Field(None, max_length=64, examples=["SKU-000123"])
+    sku: Text | None = Field(None, min_length=1, max_length=64, examples=["SKU-000123"])
     kind: EventKind
-    label: str = Field(..., min_length=1, max_length=32, examples=["removal"])
+    label: str = Field(
+        ...,
+        min_length=1,
+        max_length=32,
+        pattern=r"^[a-z_]+$",
+        description="From the taxonomy of ``kind`` (``models.labels``; ``ok``/``low``/``out`` for levels).",
+        examples=["removal"],
+    )
     confidence: float = Field(..., ge=0.0, le=1.0)
     units: int | None = Field(None, ge=-10_000, le=10_000, description="Signed units moved.")
     grams: float | None = Field(None, ge=-1e6, le=1e6, description="Signed grams moved.")
@@ -116,14 +200,23 @@ class ShelfEvent(WireModel):
         None, ge=-10_000, le=100_000, description="Units on the slot after."
     )
     dwell_s: float | None = Field(None, ge=0, le=86_400)
-    episode: int | None = Field(None, ge=0, description="Window id linking events of one episode.")
-    model_version: int | None = Field(None, ge=0)
+    episode: int | None = Field(
+        None, ge=0, le=MAX_SAFE_INT, description="Window id linking events of one episode."
+    )
+    model_version: int | None = Field(None, ge=0, le=2**31 - 1)
     decided_by: Decider = "rules"
     historical: bool = Field(False, description="Sent from the backlog after an outage.")
-    features: dict[str, FeatureValue] = Field(default_factory=dict, max_length=64)
+    features: dict[FeatureKey, FeatureValue] = Field(default_factory=dict, max_length=64)
     window: WireWindow | None = Field(
         None, description="The window decided (first event of each window only), for training."
     )
+
+    @model_validator(mode="after")
+    def _label_of_kind(self) -> ShelfEvent:
+        if self.label not in KIND_LABELS[self.kind]:
+            known = ", ".join(KIND_LABELS[self.kind])
+            raise ValueError(f"label {self.label!r} is not a {self.kind} label ({known})")
+        return self
 
 
 class EventBatch(WireModel):
@@ -145,14 +238,14 @@ class BatchAck(WireModel):
 class Refusal(WireModel):
     """An event the cloud will never store, and why (a unit quarantines it)."""
 
-    seq: int = Field(..., ge=1, le=2**62)
+    seq: int = Field(..., ge=1, le=MAX_SAFE_INT)
     reason: str = Field(..., max_length=500)
 
 
 class MqttAck(WireModel):
     """Published by the cloud on ``shelfsense/<device_id>/ack``."""
 
-    device_id: str
+    device_id: str = Field(..., pattern=DEVICE_ID_PATTERN)
     highest_contiguous: int = Field(..., ge=0)
     stored: list[int] = Field(default_factory=list, description="Seqs stored since the last ack.")
     refused: list[Refusal] = Field(

@@ -15,9 +15,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from cloud.api import errors
+from cloud.api.deps import single_values
 from cloud.api.routes import devices, events, health, ingest, interest, keys, labels, stock, stores
 from cloud.api.services import Services
 from cloud.desired_publish import DesiredPublisher
@@ -63,6 +64,7 @@ def create_app(
 
             worker = IngestWorker.from_settings(settings, opened)
             worker.start()
+            _app.state.ingest_worker = worker
         try:
             yield
         finally:
@@ -79,9 +81,11 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         openapi_url="/openapi.json",
+        dependencies=[Depends(single_values)],
     )
     app.state.services = services
     app.state.desired_publisher = publisher
+    app.state.ingest_worker = None
     default_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:

@@ -11,7 +11,12 @@ from sqlalchemy import Connection
 
 from cloud.api.services import Services
 from cloud.desired_publish import DesiredPublisher
-from cloud.errors import AuthenticationError, ForbiddenError, RateLimitedError
+from cloud.errors import (
+    AuthenticationError,
+    ForbiddenError,
+    InvalidRequestError,
+    RateLimitedError,
+)
 from cloud.keys import ApiKey, Role
 
 bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer ssk_…`")
@@ -45,20 +50,46 @@ def get_conn(services: ServicesDep) -> Iterator[Connection]:
 ConnDep = Annotated[Connection, Depends(get_conn)]
 
 
+def single_values(request: Request) -> None:
+    """Refuse a query parameter given more than once (every parameter here takes one value)."""
+    params = request.query_params
+    for name in params:
+        if len(params.getlist(name)) > 1:
+            raise InvalidRequestError(
+                f"query parameter {name!r} is given more than once; give it once", field=name
+            )
+
+
 def current_key(
+    request: Request,
     services: ServicesDep,
     creds: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
     header_key: Annotated[str | None, Security(api_key_header)],
 ) -> ApiKey:
-    """The caller's live key, charged one request of its rate limit (401 / 429)."""
+    """The caller's live key, charged one request of its rate limit (401 / 429).
+
+    Failed authentications are limited per source address: past the limit the
+    source is answered 429 without any key being looked up, so guessing keys is hopeless.
+    """
+    source = request.client.host if request.client is not None else "unknown"
+    wait = services.auth_failures.wait(source)
+    if wait > 0:
+        services.counters.auth_limited += 1
+        raise RateLimitedError(f"too many failed authentications from {source}", retry_after=wait)
     token = creds.credentials if creds is not None else header_key
-    if not token:
-        raise AuthenticationError(
-            "send an API key: Authorization: Bearer <key> or X-API-Key", code="missing_key"
-        )
-    key = services.keys.lookup(services.store, token)
+    try:
+        if not token:
+            raise AuthenticationError(
+                "send an API key: Authorization: Bearer <key> or X-API-Key", code="missing_key"
+            )
+        key = services.keys.lookup(services.store, token)
+    except AuthenticationError:
+        services.auth_failures.take(source)
+        services.counters.auth_failures += 1
+        raise
     wait = services.buckets.take(key.key_id)
     if wait > 0:
+        services.counters.auth_limited += 1
         raise RateLimitedError(f"rate limit of key {key.key_id} reached", retry_after=wait)
     return key
 

@@ -13,8 +13,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 
 from cloud.errors import CloudError, RateLimitedError
 from cloud.schemas import ErrorPublic
@@ -81,11 +82,24 @@ def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
     return _err(ErrorPublic(code=code, message=message, field=field, details=details), 422)
 
 
-def _on_http(_request: Request, exc: Exception) -> JSONResponse:
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers on this request's path."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE and isinstance(route, BaseRoute):
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
+def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     body = ErrorPublic(code=code, message=str(exc.detail), field=None)
-    return _err(body, exc.status_code, dict(exc.headers) if exc.headers else None)
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == 405:  # one route per method: name them all, not the first one's
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return _err(body, exc.status_code, headers or None)
 
 
 def _on_db(_request: Request, exc: Exception) -> JSONResponse:
@@ -94,12 +108,22 @@ def _on_db(_request: Request, exc: Exception) -> JSONResponse:
     return _err(body, 503)
 
 
+def _on_unstorable(_request: Request, exc: Exception) -> JSONResponse:
+    """A value the database refuses (a guard behind the schemas): the caller's fault, not ours."""
+    log.warning("value refused by the database: %s", str(exc).splitlines()[0][:300])
+    body = ErrorPublic(
+        code="invalid_value", message="a value in the request cannot be stored", field=None
+    )
+    return _err(body, 422)
+
+
 def install(app: FastAPI) -> None:
     """Register the error handlers on ``app``."""
     app.add_exception_handler(CloudError, _on_cloud_error)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(OperationalError, _on_db)
+    app.add_exception_handler(DataError, _on_unstorable)
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -71,6 +71,14 @@ class KeyCache:
 
 
 @dataclass
+class SecurityCounters:
+    """What operators should see of attacks on this process (counted since it started)."""
+
+    auth_failures: int = 0  # requests with a missing, malformed, unknown or revoked key
+    auth_limited: int = 0  # requests refused because their source failed too often
+
+
+@dataclass
 class Services:
     """The per-app collaborators handed to routes through dependencies."""
 
@@ -82,6 +90,8 @@ class Services:
     bounds: TimeBounds
     window: SaleWindow
     stock_cache: VersionedCache
+    auth_failures: TokenBuckets  # per source address
+    counters: SecurityCounters = field(default_factory=SecurityCounters)
 
     @classmethod
     def build(cls, settings: CloudSettings, store: Store) -> Services:
@@ -101,4 +111,5 @@ class Services:
             bounds=TimeBounds.of(settings.max_future_s, settings.max_past_days),
             window=SaleWindow.of(settings),
             stock_cache=VersionedCache(),
+            auth_failures=TokenBuckets(settings.auth_fail_per_s, settings.auth_fail_burst),
         )

@@ -77,7 +77,17 @@ def test_operator_registers_fleet_and_sets_desired_state(live: Live) -> None:
     unit = live.client(made["token"])
     got = unit.get("/v1/devices/u1/desired").json()
     assert (got["model_version"], got["config"]) == (4, {"fps": 5})
-    assert unit.post(URL, json=batch("u1", [1, 2], store="s1", bay="b1")).status_code == 200
+    # the unit's events are held to its registration: slot 0 is not a slot of its bay
+    r = unit.post(URL, json=batch("u1", [1, 2], store="s1", bay="b1"))
+    assert (r.status_code, r.json()["code"], r.json()["field"]) == (
+        422,
+        "unknown_slot",
+        "events.0.slot",
+    )
+    doc = batch("u1", [1, 2], store="s1", bay="b1", slot=2, sku=None)
+    assert unit.post(URL, json=doc).status_code == 200
+    sku = {e["sku"] for e in op.get("/v1/events").json()["data"]}
+    assert sku == {"SKU-9"}  # filled from the registered slot
     listed = op.get("/v1/devices").json()
     assert listed["count"] == 1 and listed["data"][0]["highest_contiguous"] == 2
     keys = op.get("/v1/keys").json()

@@ -98,5 +98,7 @@ def test_postgres_ingest_is_idempotent_under_concurrent_duplicates(pg_live: Live
             "status": "ok",
             "database": "ok",
             "dialect": "postgresql",
+            "ingest": "off",
+            "detail": None,
         }
     assert count_events(pg_live.store, "unit-1") == 54  # nothing of the refused batch

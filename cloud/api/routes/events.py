@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from cloud.api.deps import ConnDep, ReaderKey, ServicesDep
 from cloud.api.errors import AUTH_ERRORS
 from cloud.api.etag import NOT_MODIFIED, etag_response
+from cloud.api.params import CursorQ, SkuQ, StoreQ
 from cloud.checks import aware
 from cloud.reads import feed
 from cloud.schemas import FeedPage, Instant
@@ -22,13 +23,11 @@ def get_events(
     _key: ReaderKey,
     conn: ConnDep,
     services: ServicesDep,
-    store: Annotated[str | None, Query(max_length=64, examples=["store-12"])] = None,
-    sku: Annotated[str | None, Query(max_length=64)] = None,
+    store: StoreQ = None,
+    sku: SkuQ = None,
     kind: Annotated[Literal["interest", "stock", "level"] | None, Query(alias="type")] = None,
     since: Annotated[Instant | None, Query(description="Only events stamped at or after.")] = None,
-    cursor: Annotated[
-        str | None, Query(max_length=512, description="``next_cursor`` of the previous page.")
-    ] = None,
+    cursor: CursorQ = None,
     limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
 ) -> Response:
     """Events after ``cursor`` in arrival order. Keep the filters the same while paging.

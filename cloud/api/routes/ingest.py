@@ -24,6 +24,7 @@ from cloud.api.errors import responses
 from cloud.checks import check_batch
 from cloud.errors import BadRequestError, PayloadTooLargeError, UnsupportedEncodingError
 from cloud.ingest import store_events
+from cloud.tenancy import bind, registrations
 from models.wire import BatchAck, EventBatch
 
 EXAMPLE_BATCH = {
@@ -51,18 +52,36 @@ EXAMPLE_BATCH = {
 }
 
 
+MAX_GZIP_MEMBERS = 64
+
+
 def gunzip_bounded(data: bytes, limit: int) -> bytes:
-    """Decode gzip ``data``; :class:`PayloadTooLargeError` past ``limit`` bytes decoded."""
-    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        out = d.decompress(data, limit + 1)
-    except zlib.error as err:
-        raise BadRequestError(f"the body is not valid gzip: {err}", code="malformed_gzip") from err
-    if len(out) > limit or d.unconsumed_tail:
-        raise PayloadTooLargeError(f"the decoded body is larger than {limit} bytes")
-    if not d.eof:
-        raise BadRequestError("the gzip body is truncated", code="malformed_gzip")
-    return out
+    """Decode gzip ``data``, every member of it; :class:`PayloadTooLargeError` past ``limit``.
+
+    A gzip stream may hold several members one after the other (RFC 1952); each is
+    decoded, so nothing sent is silently ignored. Bytes after the last member that
+    are not another member refuse the body.
+    """
+    out = bytearray()
+    rest = data
+    for _ in range(MAX_GZIP_MEMBERS):
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out += d.decompress(rest, limit + 1 - len(out))
+        except zlib.error as err:
+            raise BadRequestError(
+                f"the body is not valid gzip: {err}", code="malformed_gzip"
+            ) from err
+        if len(out) > limit or d.unconsumed_tail:
+            raise PayloadTooLargeError(f"the decoded body is larger than {limit} bytes")
+        if not d.eof:
+            raise BadRequestError("the gzip body is truncated", code="malformed_gzip")
+        rest = d.unused_data
+        if not rest:
+            return bytes(out)
+    raise BadRequestError(
+        f"the gzip body has more than {MAX_GZIP_MEMBERS} members", code="malformed_gzip"
+    )
 
 
 class _BoundedRequest(Request):
@@ -150,14 +169,24 @@ router = APIRouter(prefix="/v1/ingest", tags=["ingest"], route_class=BoundedBody
 def post_events(key: UnitKey, batch: BatchDep, services: ServicesDep) -> BatchAck:
     """Store a batch of the calling unit's events, oldest first; every seq is stored once.
 
-    Send it as JSON, gzip-encoded (``Content-Encoding: gzip``) or not. The
-    whole batch is refused (nothing stored) if one event is out of the time
-    bounds or from another device. ``stored`` + ``duplicates`` are durably
-    stored now; a unit may drop exactly those from its outbox.
+    Send it as JSON, gzip-encoded (``Content-Encoding: gzip``, every member decoded)
+    or not. A unit key posts only its own device's events (``device_id`` is the
+    key's device, else 403 ``device_mismatch``), and each event's ``store`` and
+    ``bay`` must be the device's registration and its ``slot``/``sku`` a slot
+    registered on that bay (403 ``wrong_store``/``wrong_bay``, 422
+    ``unknown_slot``/``wrong_sku``; a missing ``sku`` is filled from the slot).
+    Wall times must lie within ``max_future_s`` ahead of and ``max_past_days``
+    behind the cloud's clock (422 ``event_from_future``/``event_too_old``). The
+    whole batch is refused (nothing stored) if one event fails; the error names
+    it (``events.3.store``). ``stored`` + ``duplicates`` are durably stored now;
+    a unit may drop exactly those from its outbox.
     """
     now = datetime.now(UTC)
     check_batch(batch, now=now, bounds=services.bounds, key_device=key.device_id)
-    result = store_events(services.store, batch.events, now=now)
+    with services.store.engine.connect() as conn:
+        reg = registrations(conn, [batch.device_id]).get(batch.device_id)
+    evs = [bind(ev, reg, where=f"events.{i}") for i, ev in enumerate(batch.events)]
+    result = store_events(services.store, evs, now=now)
     d = batch.device_id
     return BatchAck(
         device_id=d,

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from cloud.api.deps import ConnDep, ReaderKey
 from cloud.api.errors import AUTH_ERRORS
 from cloud.api.etag import NOT_MODIFIED, etag_response
+from cloud.api.params import SkuQ, StoreQ
 from cloud.checks import aware
 from cloud.reads import interest
 from cloud.schemas import Instant, InterestPublic
@@ -24,8 +25,8 @@ def get_interest(
     request: Request,
     _key: ReaderKey,
     conn: ConnDep,
-    store: Annotated[str | None, Query(max_length=64, examples=["store-12"])] = None,
-    sku: Annotated[str | None, Query(max_length=64, examples=["SKU-000123"])] = None,
+    store: StoreQ = None,
+    sku: SkuQ = None,
     since: Annotated[Instant | None, Query(description="Default: 24 h before until.")] = None,
     until: Annotated[Instant | None, Query(description="Default: now.")] = None,
 ) -> Response:

@@ -9,9 +9,8 @@ from fastapi import APIRouter, Path
 from cloud import fleet
 from cloud.api.deps import ConnDep, OperatorKey, ServicesDep
 from cloud.api.errors import AUTH_ERRORS, responses
-from cloud.errors import InvalidEventError
 from cloud.keys import ApiKey, Role, create_key, list_keys, revoke_key
-from cloud.schemas import KeyCreate, KeyCreated, KeyPublic, KeysPublic
+from cloud.schemas import KeyCreate, KeyCreated, KeyPublic, KeysPublic, UnitKeyCreate
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"], responses={**AUTH_ERRORS, **responses(404)})
 
@@ -32,16 +31,11 @@ def public(key: ApiKey) -> KeyPublic:
 def make_key(body: KeyCreate, _key: OperatorKey, services: ServicesDep) -> KeyCreated:
     """Make a key; the token is in this answer only. A unit key names a registered device."""
     role = Role(body.role)
-    if (role is Role.UNIT) != (body.device_id is not None):
-        raise InvalidEventError(
-            "a unit key needs device_id; other roles must not have one",
-            field="device_id",
-            code="invalid_value",
-        )
+    device_id = body.device_id if isinstance(body, UnitKeyCreate) else None
     with services.store.writer.begin() as conn:
-        if body.device_id is not None:
-            fleet.get_device(conn, body.device_id)
-        made = create_key(conn, role=role, name=body.name, device_id=body.device_id)
+        if device_id is not None:
+            fleet.get_device(conn, device_id)
+        made = create_key(conn, role=role, name=body.name, device_id=device_id)
     return KeyCreated(token=made.token, **public(made.key).model_dump())
 
 

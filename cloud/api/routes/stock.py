@@ -6,21 +6,17 @@ Answers are cached per query until the next ingest that changes current stock
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from cloud.api.deps import ConnDep, ReaderKey, ServicesDep
 from cloud.api.errors import AUTH_ERRORS
 from cloud.api.etag import NOT_MODIFIED
+from cloud.api.params import BayQ, SkuQ, StoreQ
 from cloud.ingest import stock_version
 from cloud.reads import stock_skus, stock_slots
 from cloud.schemas import StockPublic, StockSkusPublic
 
 router = APIRouter(prefix="/v1/stock", tags=["stock"], responses={**AUTH_ERRORS, **NOT_MODIFIED})
-
-StoreQ = Annotated[str | None, Query(max_length=64, examples=["store-12"])]
-SkuQ = Annotated[str | None, Query(max_length=64, examples=["SKU-000123"])]
 
 
 @router.get("", response_model=StockPublic)
@@ -30,7 +26,7 @@ def get_stock(
     conn: ConnDep,
     services: ServicesDep,
     store: StoreQ = None,
-    bay: Annotated[str | None, Query(max_length=64)] = None,
+    bay: BayQ = None,
     sku: SkuQ = None,
 ) -> Response:
     """Units on each slot and when a unit last confirmed the figure (``confirmed_at``)."""
