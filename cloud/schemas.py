@@ -15,8 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from models.wire import (
     DEVICE_ID_PATTERN,
     MAX_SAFE_INT,
-    FeatureKey,
-    FeatureValue,
+    FeatureMap,
     Text,
     WireInstant,
 )
@@ -157,7 +156,7 @@ class DesiredState(ApiModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, protected_namespaces=())
 
     model_version: int | None = Field(None, ge=0, le=2**31 - 1, examples=[7])
-    config: dict[FeatureKey, FeatureValue] = Field(default_factory=dict, max_length=64)
+    config: FeatureMap = Field(default_factory=dict)
 
 
 class DesiredStatePublic(DesiredState):

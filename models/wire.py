@@ -66,6 +66,25 @@ FeatureValue = (
 _INSTANT_RE = re.compile(INSTANT_PATTERN)
 
 
+FeatureMap = Annotated[
+    dict[FeatureKey, FeatureValue],
+    Field(max_length=64, json_schema_extra={"additionalProperties": False}),
+]
+"""A compact numeric summary: at most 64 named values (names as :data:`KEY_PATTERN`)."""
+ALL_LABELS: tuple[str, ...] = tuple(dict.fromkeys(lb for lbs in KIND_LABELS.values() for lb in lbs))
+
+
+def _label_per_kind(schema: dict[str, Any]) -> None:
+    """State in the JSON schema which labels each kind allows (as the validator checks)."""
+    schema["allOf"] = [
+        {
+            "if": {"properties": {"kind": {"const": kind}}, "required": ["kind"]},
+            "then": {"properties": {"label": {"enum": list(labels)}}},
+        }
+        for kind, labels in KIND_LABELS.items()
+    ]
+
+
 def _instant_text(value: Any) -> Any:
     """Only a datetime or an ISO 8601 string as :data:`INSTANT_PATTERN` states is a time."""
     if isinstance(value, datetime):
@@ -170,6 +189,8 @@ class ShelfEvent(WireModel):
     ``window`` is what the decision was made on (times, grams, camera episodes — no pixels).
     """
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_label_per_kind)
+
     device_id: str = Field(..., pattern=DEVICE_ID_PATTERN, examples=["unit-0007"])
     seq: int = Field(..., ge=1, le=MAX_SAFE_INT, examples=[1042])
     wall_time: WireInstant = Field(
@@ -189,8 +210,8 @@ class ShelfEvent(WireModel):
         ...,
         min_length=1,
         max_length=32,
-        pattern=r"^[a-z_]+$",
         description="From the taxonomy of ``kind`` (``models.labels``; ``ok``/``low``/``out`` for levels).",
+        json_schema_extra={"enum": list(ALL_LABELS)},
         examples=["removal"],
     )
     confidence: float = Field(..., ge=0.0, le=1.0)
@@ -206,7 +227,7 @@ class ShelfEvent(WireModel):
     model_version: int | None = Field(None, ge=0, le=2**31 - 1)
     decided_by: Decider = "rules"
     historical: bool = Field(False, description="Sent from the backlog after an outage.")
-    features: dict[FeatureKey, FeatureValue] = Field(default_factory=dict, max_length=64)
+    features: FeatureMap = Field(default_factory=dict)
     window: WireWindow | None = Field(
         None, description="The window decided (first event of each window only), for training."
     )

@@ -8,6 +8,7 @@ Codes are stable; messages are for people. Request validation maps to
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -15,7 +16,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import BaseRoute, Match
 
 from cloud.errors import CloudError, RateLimitedError
 from cloud.schemas import ErrorPublic
@@ -82,12 +82,23 @@ def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
     return _err(ErrorPublic(code=code, message=message, field=field, details=details), 422)
 
 
+def _routes(routes: Iterable[Any]) -> Iterator[Any]:
+    """Every route, looking inside included routers."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _routes(inner.routes)
+        else:
+            yield route
+
+
 def allowed_methods(request: Request) -> list[str]:
     """Every method some route of the app answers on this request's path."""
+    path = request.url.path
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE and isinstance(route, BaseRoute):
+    for route in _routes(request.app.router.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path):
             methods |= set(getattr(route, "methods", None) or ())
     return sorted(methods)
 

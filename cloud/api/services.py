@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -43,13 +44,14 @@ class KeyCache:
     """Keys looked up recently, by token hash, trusted for ``ttl`` seconds."""
 
     ttl: float
+    clock: Callable[[], float] = time.monotonic
     _entries: dict[str, tuple[ApiKey, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def lookup(self, store: Store, token: str) -> ApiKey:
         """The live key of ``token`` (from cache or the store)."""
         digest = token_sha256(token)
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             hit = self._entries.get(digest)
         if hit is not None and hit[1] > now:

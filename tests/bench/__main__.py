@@ -20,6 +20,7 @@ BENCHES = (
     "agent_crash",
     "ingest",
     "reads",
+    "mqtt_fuzz",
 )
 
 

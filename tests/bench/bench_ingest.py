@@ -39,10 +39,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cloud.ingest import event_row, store_events
-from cloud.keys import Role
 from cloud.store import Store, open_store
 from models.wire import ShelfEvent
 from tests.cloud import traffic
+from tests.cloud.support import register_fleet
 from tests.support.mosquitto import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -210,13 +210,9 @@ HTTP_WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))  # uvicorn worker proce
 HTTP_CLIENTS = int(os.environ.get("BENCH_CLIENTS", "4"))  # posting threads
 
 
-def register_units(store: Store, device_ids: set[str]) -> None:
-    """A unit key per device (HTTP ingest checks the key's device)."""
-    from cloud.keys import create_key
-
-    with store.writer.begin() as conn:
-        for d in sorted(device_ids):
-            UNIT_TOKENS[d] = create_key(conn, role=Role.UNIT, device_id=d).token
+def register_units(store: Store, units: dict[str, tuple[str, str]]) -> None:
+    """Register each ``device: (store, bay)`` with a unit key (HTTP ingest checks both)."""
+    UNIT_TOKENS.update(register_fleet(store, units))
 
 
 def bench_db(db: str, url: str, n: int, batch: int, rounds: int) -> list[Figure]:
@@ -227,7 +223,13 @@ def bench_db(db: str, url: str, n: int, batch: int, rounds: int) -> list[Figure]
         (w, r): make_batches(n, batch, f"{w[:2]}{r}-", seed=r) for w in figs for r in range(rounds)
     }
     register_units(
-        store, {b[0].device_id for (w, _), bs in plans.items() if w == "HTTP" for b in bs}
+        store,
+        {
+            b[0].device_id: (b[0].store, b[0].bay)
+            for (w, _), bs in plans.items()
+            if w == "HTTP"
+            for b in bs
+        },
     )
     with server(url, workers=HTTP_WORKERS) as port:
         for r in range(rounds):

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from sqlalchemy import select
 
 from cloud.api import create_app
 from cloud.keys import Role, create_key
@@ -87,6 +88,29 @@ def register_unit(
             conn, DeviceCreate(device_id=device_id, store_id=store_id, bay_id=bay, name="")
         )
     return make_key(store, Role.UNIT, device_id)
+
+
+def register_fleet(store: Store, units: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """Register every ``device: (store, bay)`` (stores and bays as needed); a unit key each."""
+    from cloud import fleet
+    from cloud.store.tables import bays, stores
+
+    with store.writer.begin() as conn:
+        have_stores = set(conn.execute(select(stores.c.store_id)).scalars())
+        have_bays = {tuple(r) for r in conn.execute(select(bays.c.store_id, bays.c.bay_id))}
+        tokens = {}
+        for device_id, (store_id, bay) in sorted(units.items()):
+            if store_id not in have_stores:
+                fleet.add_store(conn, StoreCreate(store_id=store_id, name=""))
+                have_stores.add(store_id)
+            if (store_id, bay) not in have_bays:
+                fleet.add_bay(conn, store_id, BayCreate(bay_id=bay, name=""))
+                have_bays.add((store_id, bay))
+            fleet.add_device(
+                conn, DeviceCreate(device_id=device_id, store_id=store_id, bay_id=bay, name="")
+            )
+            tokens[device_id] = create_key(conn, role=Role.UNIT, device_id=device_id).token
+    return tokens
 
 
 def event(
