@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,15 @@ def _register_keys(fleet_sub: SubParsers) -> None:
     p = ks.add_parser("revoke", help="revoke a key")
     db_args(p)
     p.add_argument("key_id")
+    p.add_argument(
+        "--broker-dir",
+        type=Path,
+        default=None,
+        help="rewrite the units' broker password file in this folder (see broker-files)",
+    )
+    p.add_argument(
+        "--broker-pid", type=int, default=None, help="then send SIGHUP to this Mosquitto"
+    )
     p.set_defaults(func=cmd_keys_revoke)
 
 
@@ -301,6 +311,16 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     with open_store_of(args).writer.begin() as conn:
         key = revoke_key(conn, args.key_id)
     print(f"revoked {key.key_id} at {key.revoked_at}")
+    if args.broker_dir is not None:
+        from cloud.broker_files import write_unit_passwords
+
+        with open_store_of(args).engine.connect() as conn:
+            write_unit_passwords(conn, args.broker_dir)
+        print(f"rewrote the unit logins in {args.broker_dir}")
+        if args.broker_pid is not None:
+            # Mosquitto rereads its password files on SIGHUP and drops clients left out.
+            os.kill(args.broker_pid, signal.SIGHUP)
+            print(f"sent SIGHUP to the broker (pid {args.broker_pid})")
     return 0
 
 
