@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,15 @@ def _register_keys(fleet_sub: SubParsers) -> None:
     p = ks.add_parser("revoke", help="revoke a key")
     db_args(p)
     p.add_argument("key_id")
+    p.add_argument(
+        "--broker-dir",
+        type=Path,
+        default=None,
+        help="rewrite the units' broker password file in this folder (see broker-files)",
+    )
+    p.add_argument(
+        "--broker-pid", type=int, default=None, help="then send SIGHUP to this Mosquitto"
+    )
     p.set_defaults(func=cmd_keys_revoke)
 
 
@@ -131,16 +141,28 @@ def _register_fleet(fleet_sub: SubParsers) -> None:
     p = ds.add_parser("list", help="list units with their ingest progress")
     db_args(p)
     p.set_defaults(func=cmd_device_list)
-    p = ds.add_parser("broker-files", help="write the Mosquitto password and ACL files")
+    p = ds.add_parser(
+        "broker-files", help="write the Mosquitto password, ACL and plugin files (and config)"
+    )
     db_args(p)
-    p.add_argument("--password-file", type=Path, required=True)
-    p.add_argument("--acl-file", type=Path, required=True)
+    p.add_argument("--dir", type=Path, required=True, help="folder for the broker files")
+    p.add_argument("--conf", type=Path, default=None, help="also write mosquitto.conf here")
     p.add_argument("--service-user", default=None, help="broker user of the ingest workers")
     p.add_argument(
         "--service-password-env",
         default="SHELFSENSE_BROKER_SERVICE_PASSWORD",
         help="environment variable holding the service user's password",
     )
+    p.add_argument("--unit-listener", default="0.0.0.0:1883", help="HOST:PORT units reach")
+    p.add_argument(
+        "--service-listener", default="127.0.0.1:1884", help="HOST:PORT of the cloud (private)"
+    )
+    p.add_argument("--max-queued-messages", type=int, default=0, help="0: no limit")
+    p.add_argument("--persistence-dir", type=Path, default=Path("/var/lib/mosquitto"))
+    p.add_argument("--dynsec-plugin", type=Path, default=None, help="mosquitto_dynamic_security.so")
+    p.add_argument("--cafile", type=Path, default=None, help="TLS on the unit listener")
+    p.add_argument("--certfile", type=Path, default=None)
+    p.add_argument("--keyfile", type=Path, default=None)
     p.set_defaults(func=cmd_broker_files)
 
 
@@ -289,6 +311,16 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     with open_store_of(args).writer.begin() as conn:
         key = revoke_key(conn, args.key_id)
     print(f"revoked {key.key_id} at {key.revoked_at}")
+    if args.broker_dir is not None:
+        from cloud.broker_files import write_unit_passwords
+
+        with open_store_of(args).engine.connect() as conn:
+            write_unit_passwords(conn, args.broker_dir)
+        print(f"rewrote the unit logins in {args.broker_dir}")
+        if args.broker_pid is not None:
+            # Mosquitto rereads its password files on SIGHUP and drops clients left out.
+            os.kill(args.broker_pid, signal.SIGHUP)
+            print(f"sent SIGHUP to the broker (pid {args.broker_pid})")
     return 0
 
 
@@ -363,21 +395,44 @@ def cmd_device_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _listener(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host or "0.0.0.0", int(port)
+
+
 def cmd_broker_files(args: argparse.Namespace) -> int:
-    """Write the Mosquitto password and ACL files."""
-    from cloud.broker_files import write_broker_files
+    """Write the Mosquitto files (and config) for the fleet's units and the service user."""
+    from cloud.broker_files import BrokerConf, write_broker_files
 
     password = os.environ.get(args.service_password_env) if args.service_user else None
     if args.service_user and not password:
         print(f"set {args.service_password_env} to the service user's password", file=sys.stderr)
         return 2
+    unit_host, unit_port = _listener(args.unit_listener)
+    service_host, service_port = _listener(args.service_listener)
+    conf = BrokerConf(
+        files_dir=args.dir,
+        unit_host=unit_host,
+        unit_port=unit_port,
+        service_host=service_host,
+        service_port=service_port,
+        max_queued_messages=args.max_queued_messages,
+        persistence_dir=args.persistence_dir,
+        dynsec_plugin=args.dynsec_plugin,
+        cafile=args.cafile,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
+    )
     with open_store_of(args).engine.connect() as conn:
         units = write_broker_files(
             conn,
-            password_file=args.password_file,
-            acl_file=args.acl_file,
+            args.dir,
             service_user=args.service_user,
             service_password=password,
+            conf=conf,
+            conf_file=args.conf,
         )
-    print(f"{len(units)} units written to {args.password_file} and {args.acl_file}")
+    print(
+        f"{len(units)} units written to {args.dir}" + (f", config {args.conf}" if args.conf else "")
+    )
     return 0

@@ -6,7 +6,8 @@ one per message on ``…/events``. A broker PUBACK only means the broker has the
 message; rows leave the outbox when the cloud's :class:`~models.wire.MqttAck` names
 them, which this transport hands to ``on_ack``. paho keeps no session on disk and
 reconnects by itself; anything unacknowledged is simply sent again. The broker login
-is the device id with the API key as password unless the identity names others.
+is the device id with the API key as password unless the identity names others, and
+the client id is that login (the fleet's broker enforces it: one session per unit).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.buffer.policy import Batch
 from edge.sync.endpoints import (
@@ -80,12 +82,14 @@ class MqttTransport:
         self.on_desired = on_desired
         self.on_link = on_link
         self._connected = threading.Event()
+        username, password = broker_login(identity)
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"shelfsense-{self.device_id}",
+            # The broker makes a unit's client id its login (use_username_as_clientid);
+            # asking for that very id keeps the session the same either way.
+            client_id=username or self.device_id,
             protocol=mqtt.MQTTv5,
         )
-        username, password = broker_login(identity)
         if username:
             self.client.username_pw_set(username, password)
         if tls:
@@ -121,9 +125,18 @@ class MqttTransport:
         log.info("MQTT connected")
 
     def _on_subscribe(
-        self, client: mqtt.Client, userdata: object, mid: int, codes: object, props: object
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        codes: list[ReasonCode],
+        props: object,
     ) -> None:
         # Usable only once the ack subscription is in place: no cloud ack can be missed.
+        refused = [str(c) for c in codes if c.is_failure]
+        if refused:
+            log.error("broker refused the ack/desired subscription: %s", refused)
+            return
         self._connected.set()
         if self.on_link:
             self.on_link(True)

@@ -1,103 +1,98 @@
-"""Generated Mosquitto password and ACL files, loaded by a real broker: each unit only on its topics."""
+"""The broker files written from the store: who may log in where, and each unit's rights.
+
+What a real Mosquitto makes of these files is in ``test_broker_hardening.py``.
+"""
 
 from __future__ import annotations
 
-import os
-import threading
-import time
+import json
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
-from cloud.broker_files import write_broker_files
-from cloud.keys import Role, create_key, revoke_key
+from cloud.broker_files import (
+    SERVICE_ACL,
+    SERVICE_PASSWORDS,
+    UNIT_DYNSEC,
+    UNIT_PASSWORDS,
+    BrokerConf,
+    mosquitto_conf_text,
+    write_broker_files,
+    write_unit_passwords,
+)
+from cloud.keys import Role, create_key, mosquitto_verify, revoke_key, split_token
 from cloud.store import open_store
 from tests.cloud.support import register_unit
-from tests.support.mosquitto import mosquitto_binary, run_mosquitto
 
 
-def connect(port: int, user: str, password: str) -> tuple[mqtt.Client, int]:
-    c = mqtt.Client(
-        callback_api_version=CallbackAPIVersion.VERSION2,
-        client_id=f"{user}-{time.monotonic_ns()}",
-        protocol=mqtt.MQTTv5,
-    )
-    c.username_pw_set(user, password)
-    done = threading.Event()
-    result = {}
-
-    def on_connect(_c, _u, _f, rc, _p):
-        result["rc"] = rc.value
-        done.set()
-
-    c.on_connect = on_connect
-    c.connect("127.0.0.1", port)
-    c.loop_start()
-    done.wait(5)
-    if result.get("rc", -1) != 0:
-        c.disconnect()
-        c.loop_stop()
-    return c, result.get("rc", -1)
-
-
-def test_units_are_confined_to_their_own_topics(tmp_path: Path) -> None:
-    if mosquitto_binary() is None:
-        pytest.fail("mosquitto is not installed")
+def test_files_hold_newest_live_keys_and_per_unit_rights(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'c.db'}", pool_size=2)
-    tok1 = register_unit(store, "unit-1")
+    register_unit(store, "unit-1")
     tok2 = register_unit(store, "unit-2")
     tok3 = register_unit(store, "unit-3")
     with store.writer.begin() as conn:
-        revoke_key(conn, tok3.split("_")[1])
+        revoke_key(conn, split_token(tok3))
         newer = create_key(conn, role=Role.UNIT, device_id="unit-1").token  # newest key wins
-    pw, acl = tmp_path / "passwd", tmp_path / "acl"
+    d = tmp_path / "broker"
     with store.engine.connect() as conn:
-        units = write_broker_files(
-            conn, password_file=pw, acl_file=acl, service_user="cloud", service_password="svc-pw"
-        )
+        units = write_broker_files(conn, d, service_user="cloud", service_password="svc-pw")
     assert units == ["unit-1", "unit-2"]
-    assert "topic readwrite shelfsense/unit-1/#" in acl.read_text()
-    extra = f"allow_anonymous false\npassword_file {pw}\nacl_file {acl}\n"
-    if os.geteuid() == 0:  # run as root, mosquitto drops to user mosquitto, who cannot read tmp
-        extra += "user root\n"
-    conf_dir = tmp_path / "broker"
-    conf_dir.mkdir()
-    with run_mosquitto(conf_dir, extra_conf=extra) as broker:
-        text = (conf_dir / f"mosquitto-{broker.port}.conf").read_text()
-        assert "allow_anonymous false" in text
-        assert connect(broker.port, "unit-1", tok1)[1] != 0  # older key of unit-1: replaced
-        assert connect(broker.port, "unit-2", "wrong")[1] != 0
-        assert connect(broker.port, "unit-3", tok3)[1] != 0  # revoked
-        svc, rc = connect(broker.port, "cloud", "svc-pw")
-        assert rc == 0
-        got: list[str] = []
-        svc.on_message = lambda _c, _u, m: got.append(m.topic)
-        svc.subscribe("$share/ingest/shelfsense/+/events", qos=1)
-        u1, rc1 = connect(broker.port, "unit-1", newer)
-        u2, rc2 = connect(broker.port, "unit-2", tok2)
-        assert rc1 == rc2 == 0
-        spy: list[str] = []
-        u1.on_message = lambda _c, _u, m: spy.append(m.topic)
-        u1.subscribe("shelfsense/unit-2/#", qos=1)  # not its topics: nothing may arrive
-        u1.subscribe("shelfsense/unit-1/ack", qos=1)
-        time.sleep(0.3)
-        u1.publish("shelfsense/unit-1/events", b"{}", qos=1).wait_for_publish(5)
-        u2.publish("shelfsense/unit-2/events", b"{}", qos=1).wait_for_publish(5)
-        svc.publish("shelfsense/unit-1/ack", b"{}", qos=1).wait_for_publish(5)
-        svc.publish("shelfsense/unit-2/ack", b"{}", qos=1).wait_for_publish(5)
-        deadline = time.monotonic() + 5
-        while (len(got) < 2 or not spy) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)
-        assert sorted(got) == ["shelfsense/unit-1/events", "shelfsense/unit-2/events"]
-        assert spy == ["shelfsense/unit-1/ack"]  # not unit-2's ack, though subscribed to it
-        # posing as another unit: the broker refuses the publish, nothing reaches the cloud
-        u1.publish("shelfsense/unit-2/events", b"{}", qos=1).wait_for_publish(5)
-        time.sleep(0.3)
-        assert len(got) == 2
-        for c in (svc, u1, u2):
-            c.disconnect()
-            c.loop_stop()
+    logins = dict(line.split(":", 1) for line in (d / UNIT_PASSWORDS).read_text().splitlines())
+    assert sorted(logins) == ["unit-1", "unit-2"]
+    assert mosquitto_verify(newer, logins["unit-1"]) and mosquitto_verify(tok2, logins["unit-2"])
+    assert (d / SERVICE_PASSWORDS).read_text().startswith("cloud:$7$")
+    assert "topic readwrite shelfsense/#" in (d / SERVICE_ACL).read_text()
+    assert (d / UNIT_PASSWORDS).stat().st_mode & 0o077 == 0
+    dynsec = json.loads((d / UNIT_DYNSEC).read_text())
+    assert dynsec["defaultACLAccess"] == {
+        "publishClientSend": False,
+        "publishClientReceive": False,
+        "subscribe": False,
+        "unsubscribe": True,
+    }
+    assert [c["username"] for c in dynsec["clients"]] == ["unit-1", "unit-2"]
+    assert all("password" not in c and "clientid" not in c for c in dynsec["clients"])
+    role = next(r for r in dynsec["roles"] if r["rolename"] == "unit-unit-2")
+    rights = {(a["acltype"], a["topic"]) for a in role["acls"] if a["allow"]}
+    assert rights == {
+        ("publishClientSend", "shelfsense/unit-2/events"),
+        ("publishClientSend", "shelfsense/unit-2/health"),
+        ("publishClientSend", "shelfsense/unit-2/reported"),
+        ("publishClientSend", "shelfsense/unit-2/status"),
+        ("subscribeLiteral", "shelfsense/unit-2/ack"),
+        ("subscribeLiteral", "shelfsense/unit-2/desired"),
+        ("publishClientReceive", "shelfsense/unit-2/ack"),
+        ("publishClientReceive", "shelfsense/unit-2/desired"),
+    }
+    with store.writer.begin() as conn:
+        revoke_key(conn, split_token(tok2))
+    with store.engine.connect() as conn:
+        assert write_unit_passwords(conn, d) == ["unit-1"]
+    assert "unit-2" not in (d / UNIT_PASSWORDS).read_text()
+    with store.engine.connect() as conn, pytest.raises(ValueError, match="clashes"):
+        write_broker_files(conn, d, service_user="unit-1", service_password="x")
+    with store.engine.connect() as conn, pytest.raises(ValueError, match="password"):
+        write_broker_files(conn, d, service_user="cloud")
     store.dispose()
+
+
+def test_config_names_listeners_files_limits_and_persistence(tmp_path: Path) -> None:
+    plugin = tmp_path / "mosquitto_dynamic_security.so"
+    plugin.touch()
+    text = mosquitto_conf_text(
+        BrokerConf(tmp_path, dynsec_plugin=plugin, certfile=Path("/etc/c.pem"))
+    ).splitlines()
+    unit_at, service_at = text.index("listener 1883 0.0.0.0"), text.index("listener 1884 127.0.0.1")
+    assert text.index("per_listener_settings true") < unit_at < service_at
+    assert "max_queued_messages 0" in text[:unit_at]
+    assert "persistence true" in text[:unit_at]
+    units, service = text[unit_at:service_at], text[service_at:]
+    assert "use_username_as_clientid true" in units
+    assert f"password_file {tmp_path.resolve() / UNIT_PASSWORDS}" in units
+    assert f"plugin {plugin}" in units
+    assert f"plugin_opt_config_file {tmp_path.resolve() / UNIT_DYNSEC}" in units
+    assert "certfile /etc/c.pem" in units
+    assert "use_username_as_clientid true" not in service
+    assert f"password_file {tmp_path.resolve() / SERVICE_PASSWORDS}" in service
+    assert f"acl_file {tmp_path.resolve() / SERVICE_ACL}" in service
+    assert "allow_anonymous false" in units and "allow_anonymous false" in service

@@ -66,19 +66,26 @@ def test_fleet_keys_and_devices_round_trip(tmp_path, capsys) -> None:
     )  # unit needs --device
     code, out = run(capsys, "fleet", "devices", "list", *db)
     assert [d["device_id"] for d in json.loads(out)] == ["unit-1"]
-    pw, acl = tmp_path / "passwd", tmp_path / "acl"
+    broker, conf = tmp_path / "broker", tmp_path / "mosquitto.conf"
+    plugin = tmp_path / "mosquitto_dynamic_security.so"
+    plugin.touch()
     code, _ = run(
         capsys,
         "fleet",
         "devices",
         "broker-files",
-        "--password-file",
-        str(pw),
-        "--acl-file",
-        str(acl),
+        "--dir",
+        str(broker),
+        "--conf",
+        str(conf),
+        "--dynsec-plugin",
+        str(plugin),
+        "--unit-listener",
+        "0.0.0.0:8883",
         *db,
     )
-    assert code == 0 and pw.read_text().startswith("unit-1:$7$")
+    assert code == 0 and (broker / "units.passwd").read_text().startswith("unit-1:$7$")
+    assert "listener 8883 0.0.0.0" in conf.read_text().splitlines()
     out_file = tmp_path / "labels.jsonl"
     assert run(capsys, "cloud", "export-labels", str(out_file), *db)[0] == 0
     assert out_file.read_text() == ""

@@ -83,6 +83,7 @@ class RealCloud:
     broker: Broker | None = None
     keys: dict[str, str] = field(default_factory=dict)
     service_login: tuple[str, str] | None = None  # the ingest workers' broker login
+    service_port: int | None = None  # their listener, when apart from the units'
     api: subprocess.Popen[bytes] | None = None
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
@@ -122,30 +123,40 @@ class RealCloud:
         if self.api is not None:
             _stop(self.api)
 
-    def write_broker_files(self, tmp: Path, service: tuple[str, str]) -> str:
-        """Password and ACL files for the units registered so far and the ingest service
-        user; returns the ``mosquitto.conf`` lines that use them (anonymous refused)."""
-        from cloud.broker_files import write_broker_files
+    def write_broker_files(self, tmp: Path, service: tuple[str, str]) -> tuple[Path, int, int]:
+        """The fleet's broker files and ``mosquitto.conf`` for the units registered so far and
+        the ingest service user; returns the config and its unit and service ports (loopback).
+        """
+        from cloud.broker_files import BrokerConf, write_broker_files
         from cloud.store import open_store
 
-        pw, acl = tmp / "broker.passwd", tmp / "broker.acl"
+        unit_port, service_port = free_port(), free_port()
+        conf = BrokerConf(
+            tmp / "broker",
+            unit_host="127.0.0.1",
+            unit_port=unit_port,
+            service_port=service_port,
+            persistence_dir=None,
+        )
+        conf_file = tmp / "mosquitto-fleet.conf"
         store = open_store(self.database_url, pool_size=1)
         try:
             with store.engine.connect() as conn:
                 write_broker_files(
                     conn,
-                    password_file=pw,
-                    acl_file=acl,
+                    conf.files_dir,
                     service_user=service[0],
                     service_password=service[1],
+                    conf=conf,
+                    conf_file=conf_file,
                 )
         finally:
             store.dispose()
         self.service_login = service
-        conf = f"allow_anonymous false\npassword_file {pw}\nacl_file {acl}\n"
+        self.service_port = service_port
         if os.geteuid() == 0:  # as root, mosquitto drops to a user who cannot read tmp files
-            conf += "user root\n"
-        return conf
+            conf_file.write_text("user root\n" + conf_file.read_text())
+        return conf_file, unit_port, service_port
 
     def start_ingest(self, n: int = 2) -> None:
         """Start ``n`` MQTT ingest workers on the shared subscription; wait until subscribed."""
@@ -153,7 +164,7 @@ class RealCloud:
         procs = []
         for _ in range(n):
             args = [sys.executable, "-m", "tests.edge.real_cloud", "ingest", self.database_url]
-            args += [self.broker.host, str(self.broker.port)]
+            args += [self.broker.host, str(self.service_port or self.broker.port)]
             if self.service_login is not None:
                 args += list(self.service_login)
             procs.append(

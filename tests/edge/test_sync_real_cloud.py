@@ -361,14 +361,17 @@ def test_quarantine_is_durable_counted_and_never_resent(tmp_path: Path) -> None:
 def test_mqtt_login_is_device_id_and_key_on_the_clouds_broker_files(
     tmp_path: Path, running: Callable[[SyncWorker], None]
 ) -> None:
-    from tests.support.mosquitto import mosquitto_binary, run_mosquitto
+    from tests.support.mosquitto import mosquitto_binary, run_mosquitto_conf
 
     if mosquitto_binary() is None:
         pytest.fail("mosquitto is not installed")
     with real_cloud(tmp_path, start=False) as cloud:
         key = cloud.register(DEVICE)
-        conf = cloud.write_broker_files(tmp_path, ("ingest-svc", "svc-secret"))
-        with run_mosquitto(tmp_path, extra_conf=conf) as broker:
+        conf, unit_port, service_port = cloud.write_broker_files(
+            tmp_path, ("ingest-svc", "svc-secret")
+        )
+        log = tmp_path / "mosquitto.log"
+        with run_mosquitto_conf(conf, unit_port, service_port, log=log) as broker:
             cloud.broker = broker
             cloud.start_ingest(2)  # they log in as the service user
             buf = Buffer(tmp_path / "b.db", device_id=DEVICE)

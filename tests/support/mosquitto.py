@@ -34,6 +34,8 @@ class Broker:
     port: int
     conf: Path
     proc: subprocess.Popen[bytes]
+    more_ports: tuple[int, ...] = ()
+    log: Path | None = None
 
     def stop(self) -> None:
         """Terminate the broker and wait for it."""
@@ -47,12 +49,25 @@ class Broker:
 
     def start(self) -> None:
         """(Re)start the broker on the same port and wait until it accepts connections."""
-        binary = mosquitto_binary()
-        assert binary is not None
-        self.proc = subprocess.Popen(
-            [binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        self.proc = spawn(self.conf, self.log)
+        try:
+            for port in (self.port, *self.more_ports):
+                wait_for_port(self.host, port, self.proc)
+        except Exception:
+            self.stop()
+            raise
+
+
+def spawn(conf: Path, log: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start ``mosquitto -c conf``; stderr to ``log`` (a file never blocks a chatty broker)."""
+    binary = mosquitto_binary()
+    assert binary is not None
+    if log is None:
+        return subprocess.Popen(
+            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
-        wait_for_port(self.host, self.port, self.proc)
+    with log.open("ab") as err:
+        return subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=err)
 
 
 def wait_for_port(
@@ -98,6 +113,18 @@ def run_mosquitto(tmp: Path, *, extra_conf: str = "") -> Iterator[Broker]:
     broker = Broker("127.0.0.1", port, conf, proc)
     try:
         wait_for_port(broker.host, port, proc)
+        yield broker
+    finally:
+        broker.stop()
+
+
+@contextmanager
+def run_mosquitto_conf(conf: Path, port: int, *more_ports: int, log: Path) -> Iterator[Broker]:
+    """Mosquitto with a config written elsewhere, on loopback ``port`` (and more), logging to ``log``."""
+    broker = Broker("127.0.0.1", port, conf, spawn(conf, log), more_ports, log)
+    try:
+        for p in (port, *more_ports):
+            wait_for_port(broker.host, p, broker.proc)
         yield broker
     finally:
         broker.stop()
