@@ -37,7 +37,7 @@ from sqlalchemy import Connection, select
 from cloud.keys import Role, mosquitto_hash
 from cloud.store.tables import api_keys
 from models.atomic import write_text_atomic
-from models.wire import topic
+from models.wire import MAX_EVENT_BYTES, topic
 
 UNIT_PUBLISHES = ("events", "health", "reported", "status")
 UNIT_READS = ("ack", "desired")
@@ -151,6 +151,9 @@ def service_acl_text(service_user: str | None) -> str:
     return "\n".join(lines)
 
 
+MAX_PACKET_BYTES = 2 * MAX_EVENT_BYTES
+
+
 def mosquitto_conf_text(conf: BrokerConf) -> str:
     """A ``mosquitto.conf`` for the two listeners, usable as is (paths absolute)."""
     plugin = conf.dynsec_plugin or find_dynsec_plugin()
@@ -163,6 +166,9 @@ def mosquitto_conf_text(conf: BrokerConf) -> str:
         # Nothing is dropped silently: a unit has at most one batch unacknowledged,
         # so what queues for the ingest workers is bounded by the fleet anyway.
         f"max_queued_messages {conf.max_queued_messages}",
+        # No packet larger than the largest valid event (models.wire.MAX_EVENT_BYTES) plus
+        # its topic and headers: the broker drops a sender of anything bigger, unread.
+        f"max_packet_size {MAX_PACKET_BYTES}",
     ]
     if conf.persistence_dir is not None:
         out += ["persistence true", f"persistence_location {conf.persistence_dir.resolve()}/"]

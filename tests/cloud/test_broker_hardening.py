@@ -23,7 +23,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import func, select
 
-from cloud.broker_files import BrokerConf, write_broker_files
+from cloud.broker_files import MAX_PACKET_BYTES, BrokerConf, write_broker_files
 from cloud.checks import TimeBounds
 from cloud.desired_publish import DesiredPublisher
 from cloud.keys import revoke_key, split_token
@@ -481,3 +481,21 @@ def test_logins_only_with_the_live_key_and_only_on_the_unit_listener(fleet: Flee
     watcher.wait(lambda: watcher.got("shelfsense/unit-b/events") == [b"real"])
     for c in (watcher, a, b):
         c.close()
+
+
+def test_an_oversized_packet_drops_its_sender_only(fleet: Fleet) -> None:
+    """A message past ``max_packet_size`` never reaches a subscriber; only its sender is cut."""
+    watcher = service(fleet, "watcher-size")
+    assert not watcher.subscribe("shelfsense/+/events").is_failure
+    a, b = unit(fleet, "unit-a"), unit(fleet, "unit-b")
+    try:
+        a.publish("shelfsense/unit-a/events", b"x" * (MAX_PACKET_BYTES + 1))
+        a.wait(lambda: bool(a.disconnects))
+        assert b.publish("shelfsense/unit-b/events", "still here") is not None
+        watcher.wait(lambda: b"still here" in watcher.got("shelfsense/unit-b/events"))
+        assert watcher.got("shelfsense/unit-a/events") == []
+        assert b.disconnects == []
+    finally:
+        a.close()
+        b.close()
+        watcher.close()
