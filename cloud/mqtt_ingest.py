@@ -46,7 +46,7 @@ from paho.mqtt.properties import Properties
 
 from cloud.checks import TimeBounds
 from cloud.errors import CloudError
-from cloud.failures import is_transient, reason
+from cloud.failures import RateLimitedLog, is_transient, reason
 from cloud.ingest import IngestResult, highest_contiguous, store_events
 from cloud.mqtt_messages import parse_message, refused_seq
 from cloud.settings import CloudSettings
@@ -107,6 +107,7 @@ class IngestWorker:
         self.ready = threading.Event()
         self.connected = threading.Event()
         self._db_down_since: float | None = None
+        self._refusal_log = RateLimitedLog(log, per_minute=20)
         self._inbox: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -263,7 +264,7 @@ class IngestWorker:
             except Exception as err:  # whatever it holds, a message is only ever refused
                 self.refused += 1
                 code = err.code if isinstance(err, CloudError) else "invalid_event"
-                log.warning("refused MQTT message on %r: %s", m.topic[:200], reason(err))
+                self._refusal_log("refused MQTT message on %r: %s", m.topic[:200], reason(err))
                 sender = refused_seq(m.topic, payload)
                 if sender is not None:
                     refusals[sender[0]].append(
@@ -298,7 +299,7 @@ class IngestWorker:
             try:
                 out.append(bind(ev, regs.get(ev.device_id), where="event"))
             except CloudError as err:
-                log.warning("refused event %s/%d: %s", ev.device_id, ev.seq, err.message)
+                self._refusal_log("refused event %s/%d: %s", ev.device_id, ev.seq, err.message)
                 refuse(ev, f"{err.code}: {err.message}")
         return out
 

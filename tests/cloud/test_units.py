@@ -107,3 +107,23 @@ def test_settings_priority_overrides_env_file(tmp_path, monkeypatch) -> None:
         build_settings(f)
     with pytest.raises(FileNotFoundError):
         build_settings(tmp_path / "missing.toml")
+
+
+def test_refusal_log_is_bounded_per_minute(caplog) -> None:
+    import logging
+
+    from cloud.failures import RateLimitedLog
+
+    clock = {"t": 0.0}
+    logger = logging.getLogger("test.refusals")
+    limited = RateLimitedLog(logger, per_minute=3, clock=lambda: clock["t"])
+    with caplog.at_level(logging.WARNING, logger="test.refusals"):
+        for i in range(10):
+            limited("refused %d", i)
+        assert [r.getMessage() for r in caplog.records] == ["refused 0", "refused 1", "refused 2"]
+        clock["t"] = 60.0
+        limited("refused %d", 10)
+    assert [r.getMessage() for r in caplog.records][3:] == [
+        "7 more refusals in the last minute not logged",
+        "refused 10",
+    ]
