@@ -14,6 +14,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from edge.sync.identity import Identity
 from edge.sync.mqtt import MqttTransport
 from tests.cloud.support import event, register_unit
 from tests.support.mosquitto import Broker, free_port, mosquitto_binary, run_mosquitto_conf
+from tests.support.postgres import pg_schema
 
 pytestmark = pytest.mark.mqtt
 
@@ -125,10 +127,20 @@ class Client:
 
 
 @pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
+def fleet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fleet]:
+    """The generated broker config on a real Mosquitto; the store on SQLite unless the
+    test asks for ``postgresql`` (``indirect`` parametrization)."""
     if mosquitto_binary() is None:
         pytest.fail("mosquitto is not installed")
-    db_url = f"sqlite:///{tmp_path / 'c.db'}"
+    with ExitStack() as stack:
+        if getattr(request, "param", "sqlite") == "postgresql":
+            db_url = stack.enter_context(pg_schema())
+        else:
+            db_url = f"sqlite:///{tmp_path / 'c.db'}"
+        yield from _fleet(tmp_path, db_url)
+
+
+def _fleet(tmp_path: Path, db_url: str) -> Iterator[Fleet]:
     store = open_store(db_url, pool_size=4)
     tokens = {d: register_unit(store, d) for d in ("unit-a", "unit-b")}
     files, persist = tmp_path / "broker", tmp_path / "persist"
@@ -250,6 +262,7 @@ def test_config_is_complete(fleet: Fleet) -> None:
     assert "unit-a" not in (fleet.files / "service.passwd").read_text()
 
 
+@pytest.mark.parametrize("fleet", ["sqlite", "postgresql"], indirect=True)
 def test_a_unit_cannot_join_the_ingest_share_and_every_event_is_stored(fleet: Fleet) -> None:
     attacker = unit(fleet, "unit-a")
     for name in (
