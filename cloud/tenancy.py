@@ -12,7 +12,11 @@ the registration fills in (the slot's SKU when the unit sent none), or raises a
 - ``unknown_slot``: the bay has registered slots and this is not one of them;
 - ``wrong_sku``: the event names a SKU other than the one registered on its slot.
 
-So a unit key, or a unit's broker login, can only ever touch its own bay's data.
+Every refusal is a :class:`ForbiddenError` (HTTP 403): the unit may not write there.
+A unit whose config disagrees with its registration keeps its events (over HTTP its
+batches wait, refused, until the config or the registration is fixed); nothing it
+sends reaches another bay. So a unit key, or a unit's broker login, can only ever
+touch its own bay's data.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, select
 
-from cloud.errors import ForbiddenError, InvalidEventError
+from cloud.errors import ForbiddenError
 from cloud.keys import Role
 from cloud.store.tables import api_keys, devices, slots
 from models.wire import ShelfEvent
@@ -106,7 +110,7 @@ def bind(ev: ShelfEvent, reg: Registration | None, *, where: str) -> ShelfEvent:
         return ev
     registered = reg.slots.get(ev.slot)
     if registered is None:
-        raise InvalidEventError(
+        raise ForbiddenError(
             f"bay {reg.bay_id!r} has no slot {ev.slot} registered",
             field=f"{where}.slot",
             code="unknown_slot",
@@ -114,7 +118,7 @@ def bind(ev: ShelfEvent, reg: Registration | None, *, where: str) -> ShelfEvent:
     if ev.sku is None:
         return ev.model_copy(update={"sku": registered})
     if ev.sku != registered:
-        raise InvalidEventError(
+        raise ForbiddenError(
             f"slot {ev.slot} of bay {reg.bay_id!r} holds {registered!r}, not {ev.sku!r}",
             field=f"{where}.sku",
             code="wrong_sku",

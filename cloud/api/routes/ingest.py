@@ -173,8 +173,8 @@ def post_events(key: UnitKey, batch: BatchDep, services: ServicesDep) -> BatchAc
     or not. A unit key posts only its own device's events (``device_id`` is the
     key's device, else 403 ``device_mismatch``), and each event's ``store`` and
     ``bay`` must be the device's registration and its ``slot``/``sku`` a slot
-    registered on that bay (403 ``wrong_store``/``wrong_bay``, 422
-    ``unknown_slot``/``wrong_sku``; a missing ``sku`` is filled from the slot).
+    registered on that bay (403 ``wrong_store``, ``wrong_bay``, ``unknown_slot``,
+    ``wrong_sku``; a missing ``sku`` is filled from the slot).
     Wall times must lie within ``max_future_s`` ahead of and ``max_past_days``
     behind the cloud's clock (422 ``event_from_future``/``event_too_old``). The
     whole batch is refused (nothing stored) if one event fails; the error names
