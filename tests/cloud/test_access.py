@@ -80,7 +80,7 @@ def test_operator_registers_fleet_and_sets_desired_state(live: Live) -> None:
     # the unit's events are held to its registration: slot 0 is not a slot of its bay
     r = unit.post(URL, json=batch("u1", [1, 2], store="s1", bay="b1"))
     assert (r.status_code, r.json()["code"], r.json()["field"]) == (
-        422,
+        403,
         "unknown_slot",
         "events.0.slot",
     )
