@@ -32,28 +32,18 @@ class TokenBuckets:
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()
 
+    def _level(self, b: _Bucket, now: float) -> float:
+        """Tokens in ``b`` at ``now`` (refilled at ``rate``, capped at ``burst``)."""
+        return min(float(self.burst), b.tokens + (now - b.stamp) * self.rate)
+
     def wait(self, key: str) -> float:
         """Seconds until ``key`` has a whole token (0.0: it has one now); spends nothing."""
         if self.rate <= 0:
             return 0.0
-        now = self._clock()
         with self._lock:
             b = self._buckets.get(key)
-            if b is None:
-                return 0.0
-            tokens = min(float(self.burst), b.tokens + (now - b.stamp) * self.rate)
-            if len(self._buckets) > MAX_BUCKETS:  # forget full buckets: they hold no state
-                self._prune(now)
+            tokens = float(self.burst) if b is None else self._level(b, self._clock())
         return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
-
-    def _prune(self, now: float) -> None:
-        full = [
-            k
-            for k, b in self._buckets.items()
-            if b.tokens + (now - b.stamp) * self.rate >= self.burst
-        ]
-        for k in full:
-            del self._buckets[k]
 
     def take(self, key: str, cost: float = 1.0) -> float:
         """Spend ``cost`` tokens of ``key``: 0.0 when allowed, else seconds to wait."""
@@ -63,8 +53,13 @@ class TokenBuckets:
         with self._lock:
             b = self._buckets.get(key)
             if b is None:
+                if len(self._buckets) >= MAX_BUCKETS:  # full buckets hold no state: forget them
+                    for k in [
+                        k for k, v in self._buckets.items() if self._level(v, now) >= self.burst
+                    ]:
+                        del self._buckets[k]
                 b = self._buckets[key] = _Bucket(float(self.burst), now)
-            b.tokens = min(float(self.burst), b.tokens + (now - b.stamp) * self.rate)
+            b.tokens = self._level(b, now)
             b.stamp = now
             if b.tokens >= cost:
                 b.tokens -= cost

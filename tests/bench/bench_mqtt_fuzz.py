@@ -19,41 +19,26 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from cloud.store import Store, open_store
-from tests.cloud.mqtt_fuzz import BOUNDS, FuzzReport, fuzz_fleet, run_fuzz
+from tests.cloud.mqtt_fuzz import FuzzReport, live_fleet, run_fuzz
 from tests.cloud.support import event
 from tests.support.mosquitto import Broker, run_mosquitto
-from tests.support.mqtt_unit import MqttUnit
 from tests.support.postgres import pg_schema
 
 
 def baseline(broker: Broker, store: Store, rounds: int) -> float:
     """Seconds for ``rounds`` rounds of one valid A event then one B event, each acked."""
-    from cloud.mqtt_ingest import IngestWorker
-
-    fuzz_fleet(store)
-    worker = IngestWorker(
-        store, host=broker.host, port=broker.port, bounds=BOUNDS, batch_wait_s=0.01
-    )
-    worker.start()
-    assert worker.ready.wait(10)
-    a = MqttUnit(broker.host, broker.port, "unit-a")
-    b = MqttUnit(broker.host, broker.port, "unit-b")
-    started = time.monotonic()
-    try:
+    with live_fleet(broker, store) as (_worker, a, b):
+        started = time.monotonic()
         for i in range(1, rounds + 1):
             a.publish(json.dumps(event("unit-a", i, store="s1", bay="b1")))
             b.publish(event("unit-b", i, store="s1", bay="b2", slot=None, sku=None))
             assert b.wait(lambda i=i: b.highest() >= i)
         return time.monotonic() - started
-    finally:
-        a.close()
-        b.close()
-        worker.stop()
 
 
-def run(quick: bool) -> list[tuple[str, FuzzReport, float]]:
+def run(quick: bool, *, n: int | None = None) -> list[tuple[str, FuzzReport, float]]:
     """Fuzz and baseline on each database; returns the rows printed."""
-    n = 150 if quick else 2000
+    n = n or (150 if quick else 2000)
     rows = []
     for db in ("sqlite", "postgresql"):
         print(f"{db}: fuzzing {n} messages", flush=True)

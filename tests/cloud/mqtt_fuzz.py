@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -93,8 +95,9 @@ def fuzz_fleet(store: Store) -> None:
         fleet.add_slot(conn, "s1", "b1", SlotCreate(slot=0, sku="SKU-1", unit_grams=100.0))
 
 
-def run_fuzz(broker: Broker, store: Store, examples: int, *, progress: bool = False) -> FuzzReport:
-    """Fuzz ``examples`` messages of unit A against a live worker; assert B is always served."""
+@contextmanager
+def live_fleet(broker: Broker, store: Store) -> Iterator[tuple[IngestWorker, MqttUnit, MqttUnit]]:
+    """Units A and B registered and connected, and one ingest worker storing into ``store``."""
     fuzz_fleet(store)
     worker = IngestWorker(
         store, host=broker.host, port=broker.port, bounds=BOUNDS, batch_wait_s=0.01
@@ -103,7 +106,32 @@ def run_fuzz(broker: Broker, store: Store, examples: int, *, progress: bool = Fa
     assert worker.ready.wait(10)
     a = MqttUnit(broker.host, broker.port, "unit-a")
     b = MqttUnit(broker.host, broker.port, "unit-b")
+    try:
+        yield worker, a, b
+    finally:
+        a.close()
+        b.close()
+        worker.stop()
+
+
+def run_fuzz(broker: Broker, store: Store, examples: int, *, progress: bool = False) -> FuzzReport:
+    """Fuzz ``examples`` messages of unit A against a live worker; assert B is always served."""
     state = {"b": 0, "n": 0}
+    started = time.monotonic()
+    with live_fleet(broker, store) as (worker, a, b):
+        _fuzz(worker, a, b, examples, state, progress=progress)
+    return _report(store, state, worker, time.monotonic() - started)
+
+
+def _fuzz(
+    worker: IngestWorker,
+    a: MqttUnit,
+    b: MqttUnit,
+    examples: int,
+    state: dict[str, int],
+    *,
+    progress: bool,
+) -> None:
     started = time.monotonic()
 
     @given(payload=messages)
@@ -125,12 +153,13 @@ def run_fuzz(broker: Broker, store: Store, examples: int, *, progress: bool = Fa
         if progress and state["n"] % 200 == 0:
             print(f"  {state['n']} messages, {time.monotonic() - started:.0f} s", flush=True)
 
-    try:
-        one()
-    finally:
-        a.close()
-        b.close()
-        worker.stop()
+    one()
+
+
+def _report(
+    store: Store, state: dict[str, int], worker: IngestWorker, seconds: float
+) -> FuzzReport:
+    """Check where everything stored lies, and sum the run up."""
     with store.engine.connect() as conn:
         rows = conn.execute(
             select(events.c.device_id, events.c.store_id, events.c.bay_id, func.count()).group_by(
@@ -145,5 +174,5 @@ def run_fuzz(broker: Broker, store: Store, examples: int, *, progress: bool = Fa
         stored_a=where.get(("unit-a", "s1", "b1"), 0),
         refused=worker.refused,
         worker_errors=worker.errors,
-        seconds=time.monotonic() - started,
+        seconds=seconds,
     )
