@@ -10,6 +10,7 @@ acked, and nothing of A's refused messages is stored.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -214,3 +215,44 @@ def test_a_dead_storing_thread_is_restarted(two_units: Fleet, monkeypatch) -> No
     assert f.b.wait(lambda: worker.restarts == 1, timeout=20)
     f.b_still_served()
     assert worker.down_reason() is None
+
+
+@pytest.mark.mqtt
+def test_health_is_503_naming_ingest_while_the_worker_cannot_work(
+    mosquitto: Broker, tmp_path: Path
+) -> None:
+    from cloud.settings import build_settings
+    from tests.cloud.support import serve
+
+    s = build_settings(
+        database_url=f"sqlite:///{tmp_path / 'c.db'}",
+        rate_per_s=0,
+        mqtt_host=mosquitto.host,
+        mqtt_port=mosquitto.port,
+    )
+
+    def health(live) -> tuple[int, dict]:
+        r = live.client().get("/v1/health")
+        return r.status_code, r.json()
+
+    def wait_status(live, code: int) -> dict:
+        deadline = time.monotonic() + 60
+        while (got := health(live))[0] != code and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert got[0] == code, got
+        return got[1]
+
+    with serve(s, mqtt=True) as live:
+        assert wait_status(live, 200)["ingest"] == "ok"
+        mosquitto.stop()
+        body = wait_status(live, 503)
+        assert body["status"] == "down" and body["ingest"] == "down"
+        assert "broker" in body["detail"] and body["database"] == "ok"
+        mosquitto.start()
+        assert wait_status(live, 200) == {
+            "status": "ok",
+            "database": "ok",
+            "dialect": "sqlite",
+            "ingest": "ok",
+            "detail": None,
+        }
