@@ -18,6 +18,12 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     sa.InterfaceError,
     sa.DisconnectionError,
     sa.TimeoutError,  # no pooled connection free in time
+    # the server's fault, never the payload's (every value is a bound parameter): a
+    # missing table, an aborted transaction. Retried and shown in /v1/health, so a
+    # deployment mistake holds events back rather than refusing them for good.
+    sa.ProgrammingError,
+    sa.InternalError,
+    sa.NotSupportedError,
     ConnectionError,
     TimeoutError,
 )

@@ -127,3 +127,26 @@ def test_refusal_log_is_bounded_per_minute(caplog) -> None:
         "7 more refusals in the last minute not logged",
         "refused 10",
     ]
+
+
+def test_failures_split_into_database_away_and_value_refused() -> None:
+    from sqlalchemy import exc as sa
+
+    from cloud.failures import is_transient
+
+    orig = Exception("boom")
+    away = [
+        sa.OperationalError("SELECT 1", {}, orig),
+        sa.InterfaceError("SELECT 1", {}, orig),
+        sa.ProgrammingError("SELECT 1", {}, orig),  # e.g. a table missing: the server's fault
+        sa.TimeoutError("pool"),
+        ConnectionError("reset"),
+    ]
+    refused = [
+        sa.DataError("INSERT", {}, orig),  # NUL in text, a number out of range
+        sa.IntegrityError("INSERT", {}, orig),  # a CHECK constraint
+        ValueError("bad"),
+        RecursionError("deep"),
+    ]
+    assert all(is_transient(e) for e in away)
+    assert not any(is_transient(e) for e in refused)
