@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from models.wire import (
     DEVICE_ID_PATTERN,
@@ -169,23 +169,33 @@ class DesiredStatePublic(DesiredState):
 # keys ------------------------------------------------------------------------------------
 
 
-class UnitKeyCreate(ApiModel):
-    """A unit key to make: it names its registered device, and speaks only for it."""
+def _unit_key_names_its_device(schema: dict[str, Any]) -> None:
+    """State in the JSON schema what the validator checks: only a unit key names a device."""
+    schema["allOf"] = [
+        {
+            "if": {"properties": {"role": {"const": "unit"}}, "required": ["role"]},
+            "then": {"required": ["device_id"], "properties": {"device_id": {"type": "string"}}},
+            "else": {"properties": {"device_id": {"type": "null"}}},
+        }
+    ]
 
-    role: Literal["unit"]
-    name: Text = Field("", max_length=200, examples=["unit-0007 key"])
-    device_id: str = Field(..., pattern=DEVICE_ID_PATTERN)
 
+class KeyCreate(ApiModel):
+    """A key to make: a unit key names its registered device, other roles name none."""
 
-class ServiceKeyCreate(ApiModel):
-    """A backend or operator key to make (it belongs to no device)."""
+    model_config = ConfigDict(
+        extra="forbid", allow_inf_nan=False, json_schema_extra=_unit_key_names_its_device
+    )
 
-    role: Literal["backend", "operator"]
+    role: RoleName
     name: Text = Field("", max_length=200, examples=["backend-prod"])
+    device_id: str | None = Field(None, pattern=DEVICE_ID_PATTERN)
 
-
-KeyCreate = Annotated[UnitKeyCreate | ServiceKeyCreate, Field(discriminator="role")]
-"""A key to make; ``role`` says which shape."""
+    @model_validator(mode="after")
+    def _device_for_unit_only(self) -> KeyCreate:
+        if (self.role == "unit") != (self.device_id is not None):
+            raise ValueError("a unit key needs device_id; other roles must not have one")
+        return self
 
 
 class KeyPublic(ApiModel):

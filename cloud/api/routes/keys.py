@@ -10,7 +10,7 @@ from cloud import fleet
 from cloud.api.deps import ConnDep, OperatorKey, ServicesDep
 from cloud.api.errors import AUTH_ERRORS, responses
 from cloud.keys import ApiKey, Role, create_key, list_keys, revoke_key
-from cloud.schemas import KeyCreate, KeyCreated, KeyPublic, KeysPublic, UnitKeyCreate
+from cloud.schemas import KeyCreate, KeyCreated, KeyPublic, KeysPublic
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"], responses={**AUTH_ERRORS, **responses(404)})
 
@@ -31,7 +31,7 @@ def public(key: ApiKey) -> KeyPublic:
 def make_key(body: KeyCreate, _key: OperatorKey, services: ServicesDep) -> KeyCreated:
     """Make a key; the token is in this answer only. A unit key names a registered device."""
     role = Role(body.role)
-    device_id = body.device_id if isinstance(body, UnitKeyCreate) else None
+    device_id = body.device_id
     with services.store.writer.begin() as conn:
         if device_id is not None:
             fleet.get_device(conn, device_id)
