@@ -8,9 +8,17 @@ Every model refuses unknown fields. Times are UTC.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from models.wire import (
     DEVICE_ID_PATTERN,
@@ -33,9 +41,19 @@ Instant = Annotated[WireInstant, AfterValidator(_aware)]
 
 
 class ApiModel(BaseModel):
-    """Base of API schemas: unknown fields and non-finite numbers are refused."""
+    """Base of API schemas: unknown fields, non-finite numbers and booleans for numbers are refused."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        """``true`` is not the number 1 here, whatever lax parsing would make of it."""
+        if isinstance(value, bool) and info.field_name is not None:
+            ann = cls.model_fields[info.field_name].annotation
+            if ann is not bool and bool not in get_args(ann):
+                raise ValueError("a boolean is not accepted here")
+        return value
 
 
 class ErrorPublic(ApiModel):
