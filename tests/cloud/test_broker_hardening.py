@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from edge.sync.mqtt import MqttTransport
 from tests.cloud.support import event, register_unit
 from tests.support.mosquitto import Broker, free_port, mosquitto_binary, run_mosquitto_conf
 from tests.support.postgres import pg_schema
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.mqtt
 
@@ -239,11 +239,8 @@ def highest(acks: list[bytes]) -> int:
 
 
 def wait_for(cond: Any, timeout: float = WAIT) -> None:
-    """Poll ``cond`` until true (state kept by other threads without a condition variable)."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
+    """Wait for ``cond`` (state kept by other threads without a condition variable)."""
+    wait_until(cond, timeout)
 
 
 def test_config_is_complete(fleet: Fleet) -> None:

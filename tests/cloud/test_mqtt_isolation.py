@@ -10,7 +10,6 @@ acked, and nothing of A's refused messages is stored.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +29,7 @@ from tests.cloud.support import event, register_unit
 from tests.support.mosquitto import Broker
 from tests.support.mqtt_unit import MqttUnit
 from tests.support.postgres import pg_schema
+from tests.support.waiting import wait_until
 
 BOUNDS = TimeBounds(timedelta(minutes=5), timedelta(days=30))
 
@@ -236,11 +236,8 @@ def test_health_is_503_naming_ingest_while_the_worker_cannot_work(
         return r.status_code, r.json()
 
     def wait_status(live, code: int) -> dict:
-        deadline = time.monotonic() + 60
-        while (got := health(live))[0] != code and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert got[0] == code, got
-        return got[1]
+        wait_until(lambda: health(live)[0] == code, timeout=60)
+        return health(live)[1]
 
     with serve(s, mqtt=True) as live:
         assert wait_status(live, 200)["ingest"] == "ok"
