@@ -21,12 +21,16 @@ $(STAMP): $(PY) pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
-# Mosquitto is a real part of the tests; install it with apt when missing.
+# Mosquitto and chromium are real parts of the tests; install them with apt when missing.
 system-deps:
 	@command -v mosquitto >/dev/null 2>&1 || ls /usr/sbin/mosquitto >/dev/null 2>&1 || \
 	  { echo "installing mosquitto with apt"; \
 	    (apt-get update -qq && apt-get install -y -qq mosquitto) >/dev/null || \
 	    (sudo apt-get update -qq && sudo apt-get install -y -qq mosquitto) >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 || \
+	  { echo "installing chromium with apt (the browser tests drive it with Playwright)"; \
+	    (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null || \
+	    (sudo apt-get update -qq && sudo apt-get install -y -qq chromium) >/dev/null; }
 
 demo: $(STAMP)
 	$(VENV)/bin/shelfsense demo

@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 
-from cloud.api import errors
+from cloud.api import docs, errors
 from cloud.api.deps import single_values
 from cloud.api.routes import devices, events, health, ingest, interest, keys, labels, stock, stores
 from cloud.api.services import Services
@@ -81,6 +81,8 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         openapi_url="/openapi.json",
+        docs_url=None,
+        redoc_url=None,
         dependencies=[Depends(single_values)],
     )
     app.state.services = services
@@ -93,6 +95,7 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     errors.install(app)
+    docs.install(app)
     for router in (
         health.router,
         ingest.router,
