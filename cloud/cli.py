@@ -67,6 +67,9 @@ def register(sub: SubParsers) -> None:
     fleet.set_defaults(_subcommands=fleet_sub)
     _register_keys(fleet_sub)
     _register_fleet(fleet_sub)
+    from cloud import claims_cli
+
+    claims_cli.register(fleet_sub, db_args)
 
 
 def fleet_subcommands(sub: SubParsers) -> SubParsers:

@@ -85,6 +85,13 @@ class ConflictError(CloudError, ValueError):
     status = 409
 
 
+class GoneError(CloudError, LookupError):
+    """Something that existed and can no longer be used (an expired or revoked code)."""
+
+    code = "gone"
+    status = 410
+
+
 class RateLimitedError(CloudError, RuntimeError):
     """Too many requests for one key; ``retry_after`` says when to come back."""
 

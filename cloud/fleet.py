@@ -84,7 +84,7 @@ def list_bays(conn: Connection, store_id: str) -> list[BayPublic]:
     return [BayPublic.model_validate(dict(r._mapping)) for r in rows]
 
 
-def _require_bay(conn: Connection, store_id: str, bay_id: str) -> None:
+def require_bay(conn: Connection, store_id: str, bay_id: str) -> None:
     require_store(conn, store_id)
     found = conn.execute(
         select(bays.c.bay_id).where(bays.c.store_id == store_id, bays.c.bay_id == bay_id)
@@ -95,7 +95,7 @@ def _require_bay(conn: Connection, store_id: str, bay_id: str) -> None:
 
 def add_slot(conn: Connection, store_id: str, bay_id: str, body: SlotCreate) -> SlotPublic:
     """Register a slot of a bay with its SKU and unit weight."""
-    _require_bay(conn, store_id, bay_id)
+    require_bay(conn, store_id, bay_id)
     now = _now()
     _insert(
         conn,
@@ -115,7 +115,7 @@ def add_slot(conn: Connection, store_id: str, bay_id: str, body: SlotCreate) -> 
 
 def list_slots(conn: Connection, store_id: str, bay_id: str) -> list[SlotPublic]:
     """The slots of a bay."""
-    _require_bay(conn, store_id, bay_id)
+    require_bay(conn, store_id, bay_id)
     rows = conn.execute(
         select(slots)
         .where(slots.c.store_id == store_id, slots.c.bay_id == bay_id)
@@ -126,7 +126,7 @@ def list_slots(conn: Connection, store_id: str, bay_id: str) -> list[SlotPublic]
 
 def add_device(conn: Connection, body: DeviceCreate) -> DevicePublic:
     """Register a unit on a registered bay."""
-    _require_bay(conn, body.store_id, body.bay_id)
+    require_bay(conn, body.store_id, body.bay_id)
     now = _now()
     _insert(
         conn,

@@ -67,6 +67,29 @@ class CloudSettings(BaseSettings):
     auth_fail_burst: int = Field(
         30, ge=1, description="Failed authentications a source may make at once."
     )
+    claim_per_s: float = Field(
+        0.2,
+        ge=0,
+        description="Claim attempts a source address may make per second, sustained; "
+        "0 turns the limit off.",
+    )
+    claim_burst: int = Field(10, ge=1, description="Claim attempts a source may make at once.")
+    claim_fail_per_s: float = Field(
+        0.05,
+        ge=0,
+        description="Claims with an unknown code allowed per second for codes starting with one "
+        "character (32 such groups: at most 1.6 guesses a second across all sources); "
+        "0 turns the limit off.",
+    )
+    claim_fail_burst: int = Field(
+        20, ge=1, description="Unknown-code claims one group may make at once."
+    )
+    broker_ca_file: Path | None = Field(
+        None, description="PEM file of the broker's CA, handed to units when they claim."
+    )
+    signing_public_key_file: Path | None = Field(
+        None, description="PEM public key that model bundles are signed with, handed to units."
+    )
     page_default: int = Field(100, ge=1, le=1000, description="Feed page size when not given.")
     sale_window_before_s: float = Field(
         7200.0, ge=0, description="A sale matches removals up to this long before it."

@@ -23,6 +23,7 @@ PARTS: tuple[str, ...] = (
     "edge.dataset",
     "edge.cli",
     "cloud.cli",
+    "provisioning.cli",
 )
 
 

@@ -19,7 +19,18 @@ from fastapi import Depends, FastAPI
 
 from cloud.api import docs, errors
 from cloud.api.deps import single_values
-from cloud.api.routes import devices, events, health, ingest, interest, keys, labels, stock, stores
+from cloud.api.routes import (
+    claims,
+    devices,
+    events,
+    health,
+    ingest,
+    interest,
+    keys,
+    labels,
+    stock,
+    stores,
+)
 from cloud.api.services import Services
 from cloud.desired_publish import DesiredPublisher
 from cloud.settings import CloudSettings, build_settings
@@ -108,6 +119,7 @@ def create_app(
         stores.router,
         devices.router,
         keys.router,
+        claims.router,
     ):
         app.include_router(router)
     return app

@@ -78,6 +78,7 @@ class SecurityCounters:
 
     auth_failures: int = 0  # requests with a missing, malformed, unknown or revoked key
     auth_limited: int = 0  # requests refused because their source failed too often
+    claims_limited: int = 0  # claim attempts refused by rate (source or guessed-at group)
 
 
 @dataclass
@@ -93,6 +94,8 @@ class Services:
     window: SaleWindow
     stock_cache: VersionedCache
     auth_failures: TokenBuckets  # per source address
+    claim_attempts: TokenBuckets  # per source address
+    claim_guesses: TokenBuckets  # unknown codes, per first character of the code
     counters: SecurityCounters = field(default_factory=SecurityCounters)
 
     @classmethod
@@ -114,4 +117,6 @@ class Services:
             window=SaleWindow.of(settings),
             stock_cache=VersionedCache(),
             auth_failures=TokenBuckets(settings.auth_fail_per_s, settings.auth_fail_burst),
+            claim_attempts=TokenBuckets(settings.claim_per_s, settings.claim_burst),
+            claim_guesses=TokenBuckets(settings.claim_fail_per_s, settings.claim_fail_burst),
         )

@@ -215,3 +215,30 @@ change_counters = Table(
     Column("name", String(32), primary_key=True),
     Column("value", BigInteger, nullable=False),
 )
+
+
+claim_codes = Table(
+    "claim_codes",
+    metadata,
+    Column("code_id", String(16), primary_key=True),
+    Column("code_sha256", String(64), nullable=False, unique=True),
+    Column("prefix", String(8), nullable=False),
+    Column("store_id", String(64), nullable=False),
+    Column("bay_id", String(64), nullable=False),
+    Column("note", String(200), nullable=False, default=""),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    Column("claimed_at", UtcDateTime, nullable=True),
+    Column("public_key", String(64), nullable=True),
+    Column("device_id", String(64), nullable=True),
+    Column("completed_at", UtcDateTime, nullable=True),
+)
+
+claim_failures = Table(
+    "claim_failures",
+    metadata,
+    Column("reason", String(32), primary_key=True),
+    Column("count", BigInteger, nullable=False, default=0),
+    Column("last_at", UtcDateTime, nullable=False),
+)
