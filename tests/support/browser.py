@@ -25,7 +25,7 @@ def chromium_path() -> str:
         if found:
             return found
     message = "chromium is not installed (`make system-deps` installs it with apt)"
-    if os.environ.get("SHELFSENSE_REQUIRE_PG") == "1":
+    if os.environ.get("SHELFSENSE_REQUIRE_BROWSER") == "1":
         pytest.fail(message)
     pytest.skip(message)
 
