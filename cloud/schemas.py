@@ -244,7 +244,11 @@ class KeysPublic(ApiModel):
 
 
 class StockSlotPublic(ApiModel):
-    """Units on one slot now, and when a unit last confirmed that figure."""
+    """Units on one slot now, and when a unit last confirmed that figure.
+
+    The figure is that of the highest ``seq`` the slot's unit has sent, whatever
+    order its events arrived in.
+    """
 
     store_id: str
     bay_id: str

@@ -23,22 +23,22 @@ def test_stock_is_the_latest_confirmed_figure_per_slot(live: Live) -> None:
         u,
         "unit-1",
         [
-            event("unit-1", 1, t=T0, slot=0, sku="A", stock_units=10),
-            event("unit-1", 2, t=T0 + timedelta(minutes=5), slot=0, sku="A", stock_units=9),
-            event("unit-1", 3, t=T0, slot=1, sku="A", kind="level", label="ok", stock_units=4),
-            event("unit-1", 4, t=T0, slot=2, sku="B", stock_units=None),  # no figure: no row
+            event("unit-1", 2, t=T0, slot=0, sku="A", stock_units=10),
+            event("unit-1", 3, t=T0 + timedelta(minutes=5), slot=0, sku="A", stock_units=9),
+            event("unit-1", 4, t=T0, slot=1, sku="A", kind="level", label="ok", stock_units=4),
+            event("unit-1", 5, t=T0, slot=2, sku="B", stock_units=None),  # no figure: no row
         ],
     )
-    # a late (historical) event older than what is known must not roll the figure back
+    # an older seq stored late (a retried batch) must not roll the figure back
     post(
         u,
         "unit-1",
-        [event("unit-1", 5, t=T0 + timedelta(minutes=1), slot=0, sku="A", stock_units=20)],
+        [event("unit-1", 1, t=T0 + timedelta(minutes=9), slot=0, sku="A", stock_units=20)],
     )
     slots = be.get("/v1/stock", params={"store": "store-1"}).json()
     assert [(s["slot"], s["stock_units"], s["seq"]) for s in slots["data"]] == [
-        (0, 9, 2),
-        (1, 4, 3),
+        (0, 9, 3),
+        (1, 4, 4),
     ]
     assert datetime.fromisoformat(slots["data"][0]["confirmed_at"]) == T0 + timedelta(minutes=5)
     skus = be.get("/v1/stock/skus").json()["data"]
