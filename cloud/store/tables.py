@@ -215,3 +215,13 @@ change_counters = Table(
     Column("name", String(32), primary_key=True),
     Column("value", BigInteger, nullable=False),
 )
+
+device_health = Table(
+    "device_health",
+    metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("reported_at", UtcDateTime, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("body", JSON, nullable=False),
+)
+"""The latest health report of each unit (``models.wire.HealthReport``)."""
