@@ -6,6 +6,13 @@ transaction: the events (insert-or-ignore on ``(device_id, seq)``) and the windo
 some of them carry, the current stock of every slot a stock or level event
 confirmed, and each device's highest contiguous seq. Only after the commit does a caller ack anything to a unit.
 
+A slot's current stock is the figure of its device's highest seq stored so far,
+whatever order the events arrive in (two MQTT workers on the shared subscription,
+a retried HTTP batch): a unit numbers its decisions in the order it made them,
+while arrival order and wall time say nothing about that (one decision pass gives
+all its events the same wall time; a unit's clock may step). Only when another
+device reports on the slot (a unit replaced) does the later wall time win.
+
 Feed ids must become visible in order, so writers are serialised: SQLite by
 ``BEGIN IMMEDIATE``, PostgreSQL by a transaction-scoped advisory lock.
 """
@@ -20,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic_core import to_json
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, and_, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cloud.store import Store
@@ -132,7 +139,7 @@ class _Sql:
         )
         self.bump_stock = "UPDATE change_counters SET value = value + 1 WHERE name = 'stock'"
         ins = _dialect_insert(dialect)(current_stock)
-        ex = ins.excluded
+        ex, cur = ins.excluded, current_stock.c
         self.upsert_stock = ins.on_conflict_do_update(
             index_elements=["store_id", "bay_id", "slot"],
             set_={
@@ -142,7 +149,10 @@ class _Sql:
                 "device_id": ex.device_id,
                 "seq": ex.seq,
             },
-            where=ex.confirmed_at >= current_stock.c.confirmed_at,
+            where=or_(
+                and_(ex.device_id == cur.device_id, ex.seq > cur.seq),
+                and_(ex.device_id != cur.device_id, ex.confirmed_at >= cur.confirmed_at),
+            ),
         )
         pins = _dialect_insert(dialect)(device_progress)
         self.upsert_progress = pins.on_conflict_do_update(
@@ -168,6 +178,19 @@ def _existing_seqs(conn: Connection, device_id: str, seqs: list[int]) -> set[int
     return {int(s) for (s,) in got if s in wanted}
 
 
+def newer_figure(
+    device_id: str, seq: int, wall: datetime, cur_device: str, cur_seq: int, cur_wall: datetime
+) -> bool:
+    """Whether a slot's figure ``(device_id, seq, wall)`` replaces the one it has.
+
+    The same device: the higher seq wins, never the later arrival or wall time.
+    Another device (a unit replaced on the bay): the later wall time wins.
+    """
+    if device_id == cur_device:
+        return seq > cur_seq
+    return wall >= cur_wall
+
+
 def _update_stock(conn: Connection, evs: Iterable[ShelfEvent]) -> None:
     latest: dict[tuple[str, str, int], dict[str, Any]] = {}
     for ev in evs:
@@ -176,7 +199,9 @@ def _update_stock(conn: Connection, evs: Iterable[ShelfEvent]) -> None:
         k = (ev.store, ev.bay, ev.slot)
         wall = utc_naive(ev.wall_time)
         cur = latest.get(k)
-        if cur is None or (wall, ev.seq) >= (cur["confirmed_at"], cur["seq"]):
+        if cur is None or newer_figure(
+            ev.device_id, ev.seq, wall, cur["device_id"], cur["seq"], cur["confirmed_at"]
+        ):
             latest[k] = {
                 "store_id": ev.store,
                 "bay_id": ev.bay,
@@ -296,7 +321,7 @@ def rebuild_current_stock(store: Store) -> int:
     (a restore, a bulk load) and for checking the incremental path.
     """
     e = events.c
-    ranked = (
+    per_device = (  # each device's figure of highest seq per slot
         select(
             e.store_id,
             e.bay_id,
@@ -307,13 +332,27 @@ def rebuild_current_stock(store: Store) -> int:
             e.device_id,
             e.seq,
             func.row_number()
-            .over(
-                partition_by=(e.store_id, e.bay_id, e.slot),
-                order_by=(e.wall_time.desc(), e.seq.desc()),
-            )
+            .over(partition_by=(e.store_id, e.bay_id, e.slot, e.device_id), order_by=e.seq.desc())
             .label("rn"),
         )
         .where(e.kind.in_(sorted(STOCK_KINDS)), e.stock_units.is_not(None), e.slot.is_not(None))
+        .subquery()
+    )
+    d = per_device.c
+    ranked = (  # between devices on one slot, the later wall time
+        select(
+            *[d[c] for c in ("store_id", "bay_id", "slot", "sku", "stock_units")],
+            d.confirmed_at,
+            d.device_id,
+            d.seq,
+            func.row_number()
+            .over(
+                partition_by=(d.store_id, d.bay_id, d.slot),
+                order_by=(d.confirmed_at.desc(), d.device_id.desc()),
+            )
+            .label("rn"),
+        )
+        .where(d.rn == 1)
         .subquery()
     )
     cols = ["store_id", "bay_id", "slot", "sku", "stock_units", "confirmed_at", "device_id", "seq"]

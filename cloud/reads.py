@@ -1,8 +1,9 @@
 """What the backend reads: stock now, interest per SKU per hour, the event feed.
 
 Stock comes from ``current_stock``, kept at ingest, so it costs one indexed
-read however many events are stored. Interest is grouped in SQL per store, SKU,
-hour and class over the ``(kind, store, sku, wall_time)`` index. The feed pages
+read however many events are stored. Interest is grouped in SQL per store, SKU
+(or bay), hour and class over the ``(kind, store, sku, wall_time)`` index, each
+episode counted once however many slots it concerned. The feed pages
 by event id (ids become visible in order, see :mod:`cloud.ingest`) behind a
 signed cursor (:mod:`cloud.cursor`).
 """
@@ -14,13 +15,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, case, func, select
 
 from cloud.cursor import CursorCodec
 from cloud.errors import BadRequestError
 from cloud.schemas import (
     EventPublic,
     FeedPage,
+    InterestBayHourPublic,
     InterestHourPublic,
     StockSkuPublic,
     StockSlotPublic,
@@ -86,6 +88,69 @@ def _hour_expr(conn: Connection) -> Any:
     return func.strftime("%Y-%m-%d %H:00:00", events.c.wall_time)
 
 
+def _episodes(conn: Connection, key: Any, where: list[Any]) -> Any:
+    """Interest episodes per ``key`` (SKU or bay) and hour: one row per episode and label.
+
+    A unit sends one interest event per slot an episode concerned; an episode that
+    concerned two slots of one SKU, or several slots of one bay, counts once.
+    """
+    e = events.c
+    hour = _hour_expr(conn).label("hour")
+    episode = func.coalesce(e.episode, -e.seq).label("ep")  # no episode: the event alone
+    per_episode = (
+        select(
+            e.store_id,
+            key.label("key"),
+            hour,
+            e.label,
+            func.max(e.dwell_s).label("dwell"),
+            func.max(case((e.slot.is_not(None), 1), else_=0)).label("at_slot"),
+        )
+        .where(e.kind == "interest", *where)
+        .group_by(e.store_id, key, hour, e.label, e.device_id, episode)
+        .subquery()
+    )
+    p = per_episode.c
+    return select(
+        p.store_id,
+        p.key,
+        p.hour,
+        p.label,
+        func.count().label("n"),
+        func.sum(p.dwell).label("dwell_sum"),
+        func.count(p.dwell).label("dwell_n"),
+        func.max(p.dwell).label("dwell_max"),
+        func.sum(p.at_slot).label("at_slot"),
+    ).group_by(p.store_id, p.key, p.hour, p.label)
+
+
+def _hourly(conn: Connection, stmt: Any) -> list[tuple[tuple[str, str, datetime], dict[str, Any]]]:
+    acc: dict[tuple[str, str, datetime], dict[str, Any]] = defaultdict(
+        lambda: {"counts": {}, "dwell_sum": 0.0, "dwell_n": 0, "dwell_max": None, "at_slot": 0}
+    )
+    for r in conn.execute(stmt):
+        a = acc[(r.store_id, r.key, _as_utc(r.hour))]
+        a["counts"][r.label] = int(r.n)
+        a["dwell_sum"] += float(r.dwell_sum or 0.0)
+        a["dwell_n"] += int(r.dwell_n)
+        a["at_slot"] += int(r.at_slot or 0)
+        if r.dwell_max is not None:
+            a["dwell_max"] = max(a["dwell_max"] or 0.0, float(r.dwell_max))
+    return sorted(acc.items())
+
+
+def _figures(a: dict[str, Any]) -> dict[str, Any]:
+    counts: dict[str, int] = a["counts"]
+    touch, take = counts.get("touch", 0), counts.get("take", 0)
+    return {
+        "episodes": sum(counts.values()),
+        "counts": counts,
+        "dwell_mean_s": a["dwell_sum"] / a["dwell_n"] if a["dwell_n"] else None,
+        "dwell_max_s": a["dwell_max"],
+        "touch_to_take": take / (touch + take) if touch + take else None,
+    }
+
+
 def interest(
     conn: Connection,
     *,
@@ -93,8 +158,13 @@ def interest(
     sku: str | None,
     since: datetime,
     until: datetime,
-) -> list[InterestHourPublic]:
-    """Interest episodes per store, SKU and hour in ``[since, until)``: counts, dwell, conversion."""
+    bay: str | None = None,
+) -> tuple[list[InterestHourPublic], list[InterestBayHourPublic]]:
+    """Interest episodes in ``[since, until)`` per store, SKU and hour, and per bay and hour.
+
+    Per SKU: the episodes that reached or handled one of its slots. Per bay: every
+    episode at the bay, with or without a reach. ``sku`` narrows the SKU rows only.
+    """
     if until <= since:
         raise BadRequestError("'until' must be after 'since'", field="until", code="bad_range")
     if until - since > MAX_INTEREST_SPAN:
@@ -102,54 +172,21 @@ def interest(
             f"at most {MAX_INTEREST_SPAN.days} days per request", field="since", code="bad_range"
         )
     e = events.c
-    hour = _hour_expr(conn).label("hour")
-    stmt = select(
-        e.store_id,
-        e.sku,
-        hour,
-        e.label,
-        func.count().label("n"),
-        func.sum(e.dwell_s).label("dwell_sum"),
-        func.count(e.dwell_s).label("dwell_n"),
-        func.max(e.dwell_s).label("dwell_max"),
-    ).where(
-        e.kind == "interest",
-        e.sku.is_not(None),
-        e.wall_time >= utc_naive(since),
-        e.wall_time < utc_naive(until),
-    )
+    where = [e.wall_time >= utc_naive(since), e.wall_time < utc_naive(until)]
     if store is not None:
-        stmt = stmt.where(e.store_id == store)
-    if sku is not None:
-        stmt = stmt.where(e.sku == sku)
-    stmt = stmt.group_by(e.store_id, e.sku, hour, e.label)
-    acc: dict[tuple[str, str, datetime], dict[str, Any]] = defaultdict(
-        lambda: {"counts": {}, "dwell_sum": 0.0, "dwell_n": 0, "dwell_max": None}
-    )
-    for r in conn.execute(stmt):
-        a = acc[(r.store_id, r.sku, _as_utc(r.hour))]
-        a["counts"][r.label] = int(r.n)
-        a["dwell_sum"] += float(r.dwell_sum or 0.0)
-        a["dwell_n"] += int(r.dwell_n)
-        if r.dwell_max is not None:
-            a["dwell_max"] = max(a["dwell_max"] or 0.0, float(r.dwell_max))
-    out = []
-    for (store_id, sku_id, h), a in sorted(acc.items()):
-        counts: dict[str, int] = a["counts"]
-        touch, take = counts.get("touch", 0), counts.get("take", 0)
-        out.append(
-            InterestHourPublic(
-                store_id=store_id,
-                sku=sku_id,
-                hour=h,
-                episodes=sum(counts.values()),
-                counts=counts,
-                dwell_mean_s=a["dwell_sum"] / a["dwell_n"] if a["dwell_n"] else None,
-                dwell_max_s=a["dwell_max"],
-                touch_to_take=take / (touch + take) if touch + take else None,
-            )
-        )
-    return out
+        where.append(e.store_id == store)
+    if bay is not None:
+        where.append(e.bay_id == bay)
+    per_sku = [*where, e.sku.is_not(None)] + ([e.sku == sku] if sku is not None else [])
+    skus = [
+        InterestHourPublic(store_id=st, sku=key, hour=h, **_figures(a))
+        for (st, key, h), a in _hourly(conn, _episodes(conn, e.sku, per_sku))
+    ]
+    bays = [
+        InterestBayHourPublic(store_id=st, bay_id=key, hour=h, reached=a["at_slot"], **_figures(a))
+        for (st, key, h), a in _hourly(conn, _episodes(conn, e.bay_id, where))
+    ]
+    return skus, bays
 
 
 def feed(

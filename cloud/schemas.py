@@ -244,7 +244,11 @@ class KeysPublic(ApiModel):
 
 
 class StockSlotPublic(ApiModel):
-    """Units on one slot now, and when a unit last confirmed that figure."""
+    """Units on one slot now, and when a unit last confirmed that figure.
+
+    The figure is that of the highest ``seq`` the slot's unit has sent, whatever
+    order its events arrived in.
+    """
 
     store_id: str
     bay_id: str
@@ -286,7 +290,10 @@ class StockSkusPublic(ApiModel):
 
 
 class InterestHourPublic(ApiModel):
-    """Shelf-interest of one SKU in one store during one hour."""
+    """Shelf-interest of one SKU in one store during one hour.
+
+    ``episodes`` are the shopper episodes that reached or handled one of its slots.
+    """
 
     store_id: str
     sku: str
@@ -300,11 +307,32 @@ class InterestHourPublic(ApiModel):
     )
 
 
+class InterestBayHourPublic(ApiModel):
+    """Shelf-interest at one bay during one hour: every episode, with or without a reach."""
+
+    store_id: str
+    bay_id: str
+    hour: datetime
+    episodes: int
+    reached: int = Field(..., description="Episodes that reached or handled a slot of the bay.")
+    counts: dict[str, int] = Field(..., examples=[{"pass_by": 40, "glance": 12, "take": 3}])
+    dwell_mean_s: float | None
+    dwell_max_s: float | None
+    touch_to_take: float | None = Field(
+        ..., description="take / (touch + take) over the bay's episodes."
+    )
+
+
 class InterestPublic(ApiModel):
-    """Interest per SKU per hour."""
+    """Interest per SKU per hour (``data``) and per bay per hour (``bays``).
+
+    An episode counts for each SKU whose slot the shopper reached or handled, once
+    per SKU; a glance or pass-by without a reach counts for the bay only.
+    """
 
     data: list[InterestHourPublic]
     count: int
+    bays: list[InterestBayHourPublic] = Field(default_factory=list)
 
 
 class EventPublic(ApiModel):

@@ -2,8 +2,9 @@
 
 A unit uploads the :class:`~models.window.EventWindow` it decided on with the first
 event of that window (``windows`` table); the window's other events follow it with
-consecutive seqs and the same ``episode``. Its interest event, if any, is the
-episode's interest decision; its ``stock`` events are its changes, in order.
+consecutive seqs and the same ``episode``. Its interest events, if any, are the
+episode's interest decision (one per slot it concerns, all with the same label);
+its ``stock`` events are its changes, in order.
 
 :func:`labelled_windows` joins them: one :class:`~models.dataset.LabeledWindow` per
 uploaded window, the interest label from the true label of its interest event, one
@@ -37,7 +38,7 @@ from models.wire import MAX_WINDOW_ITEMS
 
 log = logging.getLogger(__name__)
 
-MAX_FOLLOWERS = 1 + 2 * MAX_WINDOW_ITEMS  # interest + a stock and a level event per change
+MAX_FOLLOWERS = 3 * MAX_WINDOW_ITEMS  # an interest event per slot, a stock and a level per change
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +151,8 @@ def _record(c: _Carrier, rows: dict[tuple[str, int], Any]) -> LabeledWindow | No
             break
         group.append(row)
         s += 1
-    interest = next((r.true_label for r in group if r.kind == "interest"), None)
+    said = [r.true_label for r in group if r.kind == "interest"]  # one per slot concerned
+    interest = next((lab for lab in said if lab is not None), None)
     stock_rows = [r for r in group if r.kind == "stock"]
     stock: tuple[str | None, ...] = ()
     fits = len(stock_rows) == len(window.changes) and all(

@@ -31,13 +31,13 @@ from typing import Any
 from edge.buffer.store import Buffer
 from edge.config import Config
 from edge.desired import DesiredPoller, DesiredStateHandler
-from edge.health import Health, write_status
+from edge.health import Health, health_report, write_status
 from edge.sync.config import SyncConfig
 from edge.sync.endpoints import TOPIC_HEALTH
 from edge.sync.http import HttpTransport
 from edge.sync.identity import Identity, load_identity
 from edge.sync.mqtt import MqttTransport
-from edge.sync.transport import Transport
+from edge.sync.transport import SyncRejected, SyncUnavailable, Transport
 from edge.sync.worker import SyncWorker
 from models.wire import ShelfEvent
 
@@ -135,6 +135,7 @@ class Agent:
         )
         self.sync: SyncWorker | None = None
         self.mqtt: MqttTransport | None = None
+        self.http: HttpTransport | None = None
         if config.sync.mode != "off":
             ident = identity or load_identity(self.data_dir / config.sync.identity_file)
             if ident.device_id != config.unit.device_id:
@@ -147,6 +148,7 @@ class Agent:
             transports, self.mqtt, http_t = build_transports(
                 config.sync, ident, self.sync.handle_mqtt_ack
             )
+            self.http = http_t
             self.sync.transports = transports
             if self.mqtt is not None:
                 self.mqtt.on_desired = lambda p: self.desired.handle(p, source="mqtt")
@@ -224,9 +226,19 @@ class Agent:
                 snap = self.refresh_health()
                 if self.mqtt is not None and self.config.health.publish:
                     self.mqtt.publish(TOPIC_HEALTH, json.dumps(snap, default=str), qos=0)
+                if self.http is not None and self.config.health.publish:
+                    self._put_health(snap)
             except Exception:
                 log.exception("health pass failed")
             stop.wait(self.config.health.interval_s)
+
+    def _put_health(self, snap: dict[str, Any]) -> None:
+        assert self.http is not None
+        try:
+            self.http.put_health(json.dumps(health_report(snap)).encode())
+        except (SyncUnavailable, SyncRejected) as err:
+            self.health.count("health_put_failures")
+            log.debug("health report not delivered: %s", err)
 
     # -- lifecycle -----------------------------------------------------------
 

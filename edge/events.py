@@ -3,7 +3,9 @@
 Workflow: the decision worker gets a :class:`~models.window.EventWindow` and its
 decision (interest of the episode, a stock label and confidence per change), books each
 change in the :class:`~edge.stock.StockBook`, and :func:`window_events` writes the
-events: one ``interest`` event when someone was at the bay, one ``stock`` event per
+events: when someone was at the bay, one ``interest`` event per slot the episode
+concerns (handled or reached, see :mod:`edge.interest`; the bay alone when none,
+with ``slot`` left empty), all with the episode's label, one ``stock`` event per
 change (signed units and grams as weighed, units on the slot after), and a ``level``
 event whenever a slot turns ``low``, ``out`` or back to ``ok``. The first event of a
 window carries the window itself (``window``) so the cloud can train on what units
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from edge.interest import concerns
 from edge.stock import StockBook
 from models.types import WeightChange
 from models.window import EventWindow
@@ -106,17 +109,27 @@ def window_events(
     }
     out: list[dict[str, Any]] = []
     if decision.interest is not None and w.presence is not None:
-        out.append(
-            {
-                **base,
-                "mono_time": max(0.0, w.t_end),
-                "kind": "interest",
-                "label": decision.interest,
-                "confidence": _conf(decision.interest_confidence),
-                "dwell_s": _r(max(0.0, w.presence.dwell), 2),
-                "features": interest_features(w),
-            }
-        )
+        summary = interest_features(w)
+        concerned = concerns(w, origin.skus.keys())
+        for k in concerned:
+            out.append(
+                {
+                    **base,
+                    "mono_time": max(0.0, w.t_end),
+                    "slot": k.slot,
+                    "sku": None if k.slot is None else origin.skus.get(k.slot),
+                    "kind": "interest",
+                    "label": decision.interest,
+                    "confidence": _conf(decision.interest_confidence),
+                    "dwell_s": _r(max(0.0, w.presence.dwell), 2),
+                    "features": {
+                        **summary,
+                        "attribution": k.attribution,
+                        "slot_reach_dwell": k.reach_dwell,
+                        "concerns": len(concerned),
+                    },
+                }
+            )
     for c, (label, conf) in zip(w.changes, decision.stock, strict=True):
         upd = book.apply(c.slot, label, c.units)
         out.append(

@@ -5,13 +5,15 @@ alarms (``buffer_full``, ``disk_full``, ``db_corrupted``, ``camera_down``,
 ``sensor_fault``), set gauges (``model_version``, ``last_sync``) and report the
 state of components (``camera``, ``loadcell.3``). :meth:`Health.snapshot` gives a
 JSON-ready dict; :func:`write_status` writes it atomically to the status file that
-``shelfsense edge status`` reads, and the health worker publishes it on ``…/health``.
+``shelfsense edge status`` reads, and the health worker publishes it on ``…/health``
+and, over HTTP, PUTs :func:`health_report` of it to the cloud.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 from collections import Counter
@@ -31,6 +33,10 @@ DISK_FULL = "disk_full"
 DB_CORRUPTED = "db_corrupted"
 CAMERA_DOWN = "camera_down"
 SENSOR_FAULT = "sensor_fault"
+LOADCELL_LINK_DOWN = "loadcell_link_down"
+
+_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")  # models.wire.KEY_PATTERN
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class HealthConfig(BaseModel):
@@ -48,7 +54,8 @@ class HealthConfig(BaseModel):
         default=STATUS_FILE, min_length=1, description="Status file, relative to unit.data_dir."
     )
     publish: bool = Field(
-        default=True, description="Publish health on shelfsense/<id>/health (MQTT)."
+        default=True,
+        description="Publish health on shelfsense/<id>/health (MQTT) and PUT it to the cloud (HTTP).",
     )
 
 
@@ -137,3 +144,32 @@ def read_status(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def _text(value: object) -> str:
+    return _CONTROL.sub(" ", str(value))[:200]
+
+
+def health_report(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The part of a snapshot the cloud keeps (``models.wire.HealthReport``), fit to its bounds."""
+    alarms = {
+        k: {"since": max(0.0, float(v.get("since", 0.0))), "detail": _text(v.get("detail", ""))}
+        for k, v in snapshot.get("alarms", {}).items()
+        if _KEY.match(k)
+    }
+    components = {
+        k: {"ok": bool(v.get("ok")), "detail": _text(v.get("detail", ""))}
+        for k, v in snapshot.get("components", {}).items()
+        if _KEY.match(k)
+    }
+    counters = {
+        k: min(int(v), 2**53 - 1)
+        for k, v in snapshot.get("counters", {}).items()
+        if _KEY.match(k) and isinstance(v, int) and v >= 0
+    }
+    return {
+        "at": max(0.0, float(snapshot.get("at", 0.0))),
+        "alarms": dict(list(alarms.items())[:64]),
+        "components": dict(list(components.items())[:64]),
+        "counters": dict(list(counters.items())[:256]),
+    }

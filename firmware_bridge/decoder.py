@@ -34,15 +34,15 @@ from firmware_bridge.protocol import (
     decode_frame,
     parse_payload,
 )
+from firmware_bridge.timecheck import ClockStats, StreamClock
 from models.types import ReadingBlock
 
 
 @dataclass(slots=True)
-class DecoderStats:
+class DecoderStats(ClockStats):
     """What a :class:`Decoder` saw: good frames, every kind of damage, sequence gaps.
 
-    ``lost_frames`` sums the frames missing across ``seq_gaps``; ``seq_restarts``
-    counts jumps backwards (the MCU rebooted); ``duplicates`` repeated seqs.
+    The sequence and time counters are :class:`~firmware_bridge.timecheck.ClockStats`.
     """
 
     frames: int = 0
@@ -55,10 +55,6 @@ class DecoderStats:
     bad_channels: int = 0
     out_of_range: int = 0
     oversize: int = 0
-    seq_gaps: int = 0
-    lost_frames: int = 0
-    seq_restarts: int = 0
-    duplicates: int = 0
 
     @property
     def malformed(self) -> int:
@@ -75,7 +71,7 @@ class DecoderStats:
 
     @property
     def dropped(self) -> int:
-        """Every segment dropped (CRC failures plus malformed)."""
+        """Every segment dropped for damage (CRC failures plus malformed)."""
         return self.crc_errors + self.malformed
 
     def as_dict(self) -> dict[str, int]:
@@ -101,24 +97,25 @@ class Decoder:
     """Stateful stream decoder: ``feed(bytes) -> list[Frame]``; never raises on garbage.
 
     Keeps the partial segment between calls, drops and counts damaged segments
-    in :attr:`stats`, counts sequence gaps (modulo 2**16) and unwraps the MCU's
-    u32 microsecond clock into :attr:`Frame.time_us`. :meth:`restart` forgets the
+    in :attr:`stats`, and unwraps the MCU's u32 microsecond clock into
+    :attr:`Frame.time_us` through a :class:`~firmware_bridge.timecheck.StreamClock`,
+    which also drops (and counts) frames whose time step does not fit their seq
+    step, and counts sequence gaps (modulo 2**16). ``check_time=False`` takes every
+    frame as it comes (for tests of framing alone). :meth:`restart` begins a new
     stream (after a reconnect) but keeps the counters.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, check_time: bool = True) -> None:
         self.stats = DecoderStats()
+        self.clock = StreamClock(self.stats, check=check_time)
         self._buf = b""
         self._skipping = False
-        self._last_seq: int | None = None
-        self._last_us = 0
-        self._time_us = 0
 
     def restart(self) -> None:
-        """Forget the partial segment, last seq and clock: a new stream begins."""
+        """Forget the partial segment and the stream: a new connection begins."""
         self._buf = b""
         self._skipping = False
-        self._last_seq = None
+        self.clock.restart()
 
     def feed(self, data: bytes) -> list[Frame]:
         """Frames completed by ``data`` (in order); damage is counted, never raised."""
@@ -141,9 +138,7 @@ class Decoder:
         crc = crc_hqx
         header = HEADER.unpack_from
         sign = _SIGN
-        last_seq = self._last_seq
-        last_us = self._last_us
-        time_us = self._time_us
+        clock = self.clock.step
         for seg in parts:
             size = len(seg)
             if size == 0:
@@ -181,26 +176,10 @@ class Decoder:
                     self._bump(err)
                     continue
                 seq, mcu_us, n, body = frame.seq, frame.mcu_us, frame.channels, frame.body
-            if last_seq is None:
-                time_us = mcu_us
-            else:
-                delta = (seq - last_seq) & 0xFFFF
-                if delta != 1:
-                    if delta == 0:
-                        stats.duplicates += 1
-                    elif delta >= 0x8000:
-                        stats.seq_restarts += 1
-                    else:
-                        stats.seq_gaps += 1
-                        stats.lost_frames += delta - 1
-                time_us += (mcu_us - last_us) & 0xFFFFFFFF
-            last_us = mcu_us
-            last_seq = seq
-            append(new(Frame, (seq, mcu_us, time_us, n, body)))
+            time_us = clock(seq, mcu_us)
+            if time_us is not None:
+                append(new(Frame, (seq, mcu_us, time_us, n, body)))
         stats.frames += len(out)
-        self._last_us = last_us
-        self._time_us = time_us
-        self._last_seq = last_seq
         return out
 
     def _bump(self, err: FrameError) -> None:
@@ -229,7 +208,9 @@ def frames_to_block(frames: Sequence[Frame], *, t0_us: int | None = None) -> Rea
     """Frames of one stream as one :class:`ReadingBlock`.
 
     ``t`` is seconds of the MCU clock: the first frame's ``time_us`` (minus ``t0_us``
-    when given) plus the wrap-safe u32 differences of ``mcu_us`` between frames.
+    when given) plus the differences of ``time_us`` between frames (as a
+    :class:`Decoder` unwrapped and checked them; a negative difference, from frames
+    decoded one by one, is taken modulo 2**32).
     ``valid`` is ``status == 0``. All frames must have the same channel count.
     """
     if not frames:
@@ -237,8 +218,9 @@ def frames_to_block(frames: Sequence[Frame], *, t0_us: int | None = None) -> Rea
     n = frames[0].channels
     if any(f.channels != n for f in frames):
         raise BlockError("frames with different channel counts cannot form one block")
-    us = np.fromiter((f.mcu_us for f in frames), dtype=np.int64, count=len(frames))
-    steps = np.diff(us) % US_MOD
+    us = np.fromiter((f.time_us for f in frames), dtype=np.int64, count=len(frames))
+    steps = np.diff(us)
+    steps[steps < 0] %= US_MOD
     t_us = np.empty(len(frames), dtype=np.int64)
     t_us[0] = frames[0].time_us - (t0_us or 0)
     np.cumsum(steps, out=t_us[1:])

@@ -9,6 +9,13 @@ counts a disconnect and reopens the same path with backoff, so a udev
 ``/dev/serial/by-id/…`` link that comes back on replug just works. Errors are logged
 once per burst, not per frame.
 
+Frames whose MCU time does not fit their seq step are dropped by the decoder
+(:mod:`firmware_bridge.timecheck`); a burst of them is logged once. Frames the MCU
+sent while the port was away are counted (``reconnect_lost_frames``, exact when
+the MCU's seq and time agree on it, else estimated from the host clock).
+:meth:`SerialLoadCells.link_health` says whether the link delivers
+(:mod:`firmware_bridge.link_health`): ``unplugged``, ``silent``, ``damaged`` or ``ok``.
+
 Times: by default (``timebase="host"``) block times are the MCU's microsecond clock
 anchored to the host clock at the first frame of each connection, and never go
 backwards across a reconnect; ``timebase="mcu"`` keeps the MCU's own seconds.
@@ -28,6 +35,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from firmware_bridge.decoder import Decoder, DecoderStats, frames_to_block
+from firmware_bridge.link_health import LinkHealth, RecentCounts, judge_link
 from firmware_bridge.protocol import Frame
 from models.types import ReadingBlock
 
@@ -72,6 +80,7 @@ class LinkStats:
     disconnects: int = 0
     reads: int = 0
     blocks: int = 0
+    reconnect_lost_estimated: int = 0
     last_error: str = ""
     decoder: DecoderStats = field(default_factory=DecoderStats)
 
@@ -146,8 +155,13 @@ class SerialLoadCells:
         self._last_t = float("-inf")
         self._last_frame_at = float("-inf")
         self._dropped_seen = 0
+        self._implausible_seen = 0
+        self._unknown_seen = 0
+        self._period_s: float | None = None
+        self._recent = RecentCounts()
         self._link_burst = _Burst(f"serial {port}", quiet_s=0.0)
         self._data_burst = _Burst(f"frames on {port}", quiet_s=5.0)
+        self._time_burst = _Burst(f"frame times on {port}", quiet_s=5.0)
 
     # -------------------------------------------------------------- public
 
@@ -160,6 +174,18 @@ class SerialLoadCells:
     def healthy(self) -> bool:
         """True when connected and a good frame arrived within ``stale_after`` seconds."""
         return self.connected and self._clock() - self._last_frame_at <= self.stale_after
+
+    def link_health(self) -> LinkHealth:
+        """Whether the link delivers now: ``ok``, ``unplugged``, ``silent`` or ``damaged``."""
+        now = self._clock()
+        self._recent.expire(now)
+        return judge_link(
+            connected=self.connected,
+            since_frame_s=now - self._last_frame_at,
+            good=self._recent.good,
+            damaged=self._recent.damaged,
+            stale_after=self.stale_after,
+        )
 
     def poll(self) -> ReadingBlock | None:
         """One read (at most ~``read_timeout``): the samples that arrived, or None."""
@@ -229,24 +255,52 @@ class SerialLoadCells:
         self.stats.reads += 1
         if not data:
             return
+        st = self._decoder.stats
+        before = (st.dropped, st.implausible_time)
         frames = self._decoder.feed(data)
         now = self._clock()
-        dropped = self._decoder.stats.dropped
-        if dropped != self._dropped_seen:
+        self._recent.add(now, len(frames), st.dropped - before[0] + st.implausible_time - before[1])
+        if st.dropped != self._dropped_seen:
             self._data_burst.error(
                 now,
                 "damaged frames on %s (crc errors %d, malformed %d so far); dropped",
                 self.port,
-                self._decoder.stats.crc_errors,
-                self._decoder.stats.malformed,
+                st.crc_errors,
+                st.malformed,
             )
-            self._dropped_seen = dropped
+            self._dropped_seen = st.dropped
         elif frames:
             self._data_burst.clear(now)
+        if st.implausible_time != self._implausible_seen:
+            self._time_burst.error(
+                now,
+                "frames on %s whose time does not fit their seq (%d so far); dropped, "
+                "nothing is decided from them",
+                self.port,
+                st.implausible_time,
+            )
+            self._implausible_seen = st.implausible_time
+        elif frames:
+            self._time_burst.clear(now)
         if frames:
+            self._count_unknown_loss(now)
             self._last_frame_at = now
+            if self._decoder.clock.period_us is not None:
+                self._period_s = self._decoder.clock.period_us * 1e-6
             self._link_burst.clear(now, force=True)
             self._enqueue(frames, now)
+
+    def _count_unknown_loss(self, now: float) -> None:
+        """After a reconnect the MCU's frames could not tell the loss: estimate it by host time."""
+        unknown = self._decoder.stats.reconnect_unknown
+        if unknown == self._unknown_seen:
+            return
+        self._unknown_seen = unknown
+        gap = now - self._last_frame_at
+        if self._period_s and gap != float("inf"):
+            lost = max(0, round(gap / self._period_s) - 1)
+            self.stats.reconnect_lost_estimated += lost
+            log.info("%s: about %d frames lost while the port was away", self.port, lost)
 
     def _open(self) -> bool:
         now = self._clock()

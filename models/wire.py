@@ -272,3 +272,40 @@ class MqttAck(WireModel):
     refused: list[Refusal] = Field(
         default_factory=list, description="Events refused for good since the last ack."
     )
+
+
+class HealthComponent(WireModel):
+    """The state of one part of a unit (``loadcells``, ``loadcell_link``, ``camera`` …)."""
+
+    ok: bool
+    detail: Text = Field("", max_length=200)
+
+
+class HealthAlarm(WireModel):
+    """A raised alarm: since when (unit wall clock, Unix seconds) and why."""
+
+    since: float = Field(..., ge=0, le=1e10)
+    detail: Text = Field("", max_length=200)
+
+
+_KEYED: dict[str, Any] = {"additionalProperties": False}  # keys only as KEY_PATTERN states
+
+
+class HealthReport(WireModel):
+    """A unit's health as it reports it to the cloud (``PUT /v1/devices/{id}/health``).
+
+    ``alarms`` are the alarms raised now (``loadcell_link_down``, ``camera_down``,
+    ``buffer_full`` …); an alarm absent from a report has cleared.
+    """
+
+    at: float = Field(..., ge=0, le=1e10, description="Unit wall clock, Unix seconds.")
+    alarms: Annotated[
+        dict[FeatureKey, HealthAlarm], Field(max_length=64, json_schema_extra=_KEYED)
+    ] = Field(default_factory=dict)
+    components: Annotated[
+        dict[FeatureKey, HealthComponent], Field(max_length=64, json_schema_extra=_KEYED)
+    ] = Field(default_factory=dict)
+    counters: Annotated[
+        dict[FeatureKey, Annotated[int, Field(ge=0, le=MAX_SAFE_INT)]],
+        Field(max_length=256, json_schema_extra=_KEYED),
+    ] = Field(default_factory=dict)

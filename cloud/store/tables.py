@@ -242,3 +242,13 @@ claim_failures = Table(
     Column("count", BigInteger, nullable=False, default=0),
     Column("last_at", UtcDateTime, nullable=False),
 )
+
+device_health = Table(
+    "device_health",
+    metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("reported_at", UtcDateTime, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("body", JSON, nullable=False),
+)
+"""The latest health report of each unit (``models.wire.HealthReport``)."""

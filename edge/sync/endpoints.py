@@ -6,6 +6,7 @@ from urllib.parse import quote
 
 INGEST_EVENTS_PATH = "/v1/ingest/events"
 DESIRED_PATH = "/v1/devices/{device_id}/desired"
+HEALTH_PATH = "/v1/devices/{device_id}/health"
 
 TOPIC_EVENTS = "events"
 TOPIC_ACK = "ack"
@@ -26,3 +27,8 @@ def url(base_url: str, path: str) -> str:
 def desired_url(base_url: str, device_id: str) -> str:
     """The HTTP desired-state URL of one device."""
     return url(base_url, DESIRED_PATH.format(device_id=quote(device_id, safe="")))
+
+
+def health_url(base_url: str, device_id: str) -> str:
+    """The HTTP health-report URL of one device."""
+    return url(base_url, HEALTH_PATH.format(device_id=quote(device_id, safe="")))

@@ -3,7 +3,8 @@
 Every seq in the answer's ``stored`` and ``duplicates`` is durably stored in the
 cloud, so the worker may mark those rows synced. Network failures, timeouts and 5xx
 raise :class:`SyncUnavailable`; other refusals raise :class:`SyncRejected`. The same
-session polls the desired state when there is no broker.
+session polls the desired state when there is no broker, and PUTs the unit's
+health report (:meth:`HttpTransport.put_health`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import requests
 from pydantic import ValidationError
 
 from edge.buffer.policy import Batch
-from edge.sync.endpoints import INGEST_EVENTS_PATH, desired_url, url
+from edge.sync.endpoints import INGEST_EVENTS_PATH, desired_url, health_url, url
 from edge.sync.identity import Identity
 from edge.sync.transport import SyncRefused, SyncRejected, SyncUnavailable, event_payloads
 from models.wire import BatchAck
@@ -131,6 +132,22 @@ class HttpTransport:
         if resp.status_code >= 300:
             raise SyncRejected(f"GET desired: HTTP {resp.status_code}")
         return resp.content
+
+    def put_health(self, report: bytes) -> None:
+        """PUT a health report (``models.wire.HealthReport`` JSON) as the device's latest."""
+        try:
+            resp = self.session.put(
+                health_url(self.base_url, self.identity.device_id),
+                data=report,
+                headers={"Content-Type": "application/json"},
+                timeout=self.timeout_s,
+            )
+        except requests.RequestException as err:
+            raise SyncUnavailable(f"PUT health: {err}") from err
+        if resp.status_code >= 500:
+            raise SyncUnavailable(f"PUT health: HTTP {resp.status_code}")
+        if resp.status_code >= 300:
+            raise SyncRejected(f"PUT health: HTTP {resp.status_code}")
 
     def close(self) -> None:
         """Close the session."""

@@ -136,7 +136,7 @@ def add_sensing(
             raise ValueError(f"loadcells.source = '{lc.source}' needs [[slots]] in the config")
         calibrations = CalibrationStore(data_dir / CALIBRATION_FILE).load()
         sps = lc.sps
-        source = _hardware_source(cfg)
+        source = _hardware_source(cfg, health)
         stock_file = data_dir / STOCK_FILE
         book = load_stock(stock_file, slots) or StockBook(slots)
     names = ["weight", "camera"] if camera else ["weight"]
@@ -181,7 +181,7 @@ def add_sensing(
     return out
 
 
-def _hardware_source(cfg: Config) -> BlockSource:
+def _hardware_source(cfg: Config, health: Health) -> BlockSource:
     lc = cfg.loadcells
     if lc.source == "hx711":
         from firmware_bridge.gpio_source import GpioLoadCells
@@ -195,12 +195,27 @@ def _hardware_source(cfg: Config) -> BlockSource:
 
         return gpio
 
+    from edge.workers.link import LinkReporter
     from firmware_bridge.serial_link import SerialLoadCells
 
     def serial(stop: threading.Event) -> Iterable[ReadingBlock]:
         link = SerialLoadCells(lc.serial_port, baud=lc.serial_baud, read_timeout=lc.read_timeout_s)
+        reporter = LinkReporter(health)
+
+        def until() -> bool:  # after every read: the link's health, even while it is silent
+            st = link.stats
+            reporter.report(
+                link.link_health(),
+                {
+                    **st.decoder.as_dict(),
+                    "disconnects": st.disconnects,
+                    "reconnect_lost_estimated": st.reconnect_lost_estimated,
+                },
+            )
+            return stop.is_set()
+
         try:
-            yield from link.blocks(BLOCK_S, until=stop.is_set)
+            yield from link.blocks(BLOCK_S, until=until)
         finally:
             link.close()
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from cloud.keys import Role
 from tests.cloud.support import Live, event, make_key, register_unit
 
@@ -23,22 +25,22 @@ def test_stock_is_the_latest_confirmed_figure_per_slot(live: Live) -> None:
         u,
         "unit-1",
         [
-            event("unit-1", 1, t=T0, slot=0, sku="A", stock_units=10),
-            event("unit-1", 2, t=T0 + timedelta(minutes=5), slot=0, sku="A", stock_units=9),
-            event("unit-1", 3, t=T0, slot=1, sku="A", kind="level", label="ok", stock_units=4),
-            event("unit-1", 4, t=T0, slot=2, sku="B", stock_units=None),  # no figure: no row
+            event("unit-1", 2, t=T0, slot=0, sku="A", stock_units=10),
+            event("unit-1", 3, t=T0 + timedelta(minutes=5), slot=0, sku="A", stock_units=9),
+            event("unit-1", 4, t=T0, slot=1, sku="A", kind="level", label="ok", stock_units=4),
+            event("unit-1", 5, t=T0, slot=2, sku="B", stock_units=None),  # no figure: no row
         ],
     )
-    # a late (historical) event older than what is known must not roll the figure back
+    # an older seq stored late (a retried batch) must not roll the figure back
     post(
         u,
         "unit-1",
-        [event("unit-1", 5, t=T0 + timedelta(minutes=1), slot=0, sku="A", stock_units=20)],
+        [event("unit-1", 1, t=T0 + timedelta(minutes=9), slot=0, sku="A", stock_units=20)],
     )
     slots = be.get("/v1/stock", params={"store": "store-1"}).json()
     assert [(s["slot"], s["stock_units"], s["seq"]) for s in slots["data"]] == [
-        (0, 9, 2),
-        (1, 4, 3),
+        (0, 9, 3),
+        (1, 4, 4),
     ]
     assert datetime.fromisoformat(slots["data"][0]["confirmed_at"]) == T0 + timedelta(minutes=5)
     skus = be.get("/v1/stock/skus").json()["data"]
@@ -177,3 +179,44 @@ def test_stock_polls_are_304_until_stock_changes(live: Live) -> None:
     assert (
         be.get("/v1/stock/skus", headers={"If-None-Match": skus.headers["etag"]}).status_code == 304
     )
+
+
+@pytest.mark.parametrize("server", ["live", "pg_live"])
+def test_interest_counts_an_episode_once_per_sku_and_every_episode_per_bay(
+    server: str, request: pytest.FixtureRequest
+) -> None:
+    live: Live = request.getfixturevalue(server)
+    u = live.client(register_unit(live.store, "unit-1"))
+    be = live.client(make_key(live.store, Role.BACKEND))
+    seq = iter(range(1, 100))
+
+    def concern(episode: int, label: str, slot: int | None, sku: str | None, how: str) -> dict:
+        ev = event(
+            "unit-1", next(seq), t=T0, kind="interest", label=label, slot=slot, sku=sku,
+            units=None, dwell_s=float(episode),
+        )  # fmt: skip
+        return {**ev, "episode": episode, "features": {"attribution": how}}
+
+    post(
+        u,
+        "unit-1",
+        [
+            concern(1, "touch", 0, "A", "handled"),  # one episode, two slots of A and one of B
+            concern(1, "touch", 1, "A", "reach"),
+            concern(1, "touch", 2, "B", "reach"),
+            concern(2, "glance", None, None, "bay"),
+            concern(3, "take", 0, "A", "handled"),
+        ],
+    )
+    got = be.get("/v1/interest", params={"since": (T0 - timedelta(hours=1)).isoformat()}).json()
+    per_sku = {d["sku"]: (d["counts"], d["episodes"], d["touch_to_take"]) for d in got["data"]}
+    assert per_sku == {"A": ({"touch": 1, "take": 1}, 2, 0.5), "B": ({"touch": 1}, 1, 0.0)}
+    assert [d["dwell_mean_s"] for d in got["data"]] == [2.0, 1.0]
+    (bay,) = got["bays"]
+    assert (bay["bay_id"], bay["episodes"], bay["reached"]) == ("bay-1", 3, 2)
+    assert bay["counts"] == {"touch": 1, "glance": 1, "take": 1}
+    assert datetime.fromisoformat(bay["hour"]) == T0
+    narrowed = be.get("/v1/interest", params={"since": T0.isoformat(), "sku": "B"}).json()
+    assert [d["sku"] for d in narrowed["data"]] == ["B"] and narrowed["bays"][0]["episodes"] == 3
+    other = be.get("/v1/interest", params={"since": T0.isoformat(), "bay": "bay-2"}).json()
+    assert other == {"data": [], "count": 0, "bays": []}

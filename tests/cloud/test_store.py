@@ -20,7 +20,7 @@ from tests.cloud.support import Live, batch, count_events, event, make_key, regi
 def _no_drift(store) -> None:
     with store.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
 
 
 def test_sqlite_store_is_migrated_wal_and_reopens(tmp_path) -> None:

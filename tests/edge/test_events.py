@@ -60,7 +60,12 @@ def test_take_window_gives_interest_stock_and_level_events() -> None:
         ("level", "low"),
     ]
     interest, stock, level = out
-    assert interest.dwell_s == 10.0 and interest.mono_time == 20.0 and interest.slot is None
+    assert interest.dwell_s == 10.0 and interest.mono_time == 20.0
+    assert (interest.slot, interest.sku, interest.features["attribution"]) == (
+        0,
+        "GUM-50",
+        "handled",
+    )
     assert interest.features["reaches"] == 1 and interest.features["net_units"] == -2
     assert (stock.slot, stock.sku, stock.units, stock.grams) == (0, "GUM-50", -2, -101.0)
     assert stock.stock_units == 3 and stock.mono_time == 14.0 and stock.confidence == 0.92
@@ -130,6 +135,34 @@ def test_every_event_is_a_valid_shelf_event(items: list, presence: bool) -> None
     )
     out = [full(f) for f in window_events(window(changes, presence=presence), d, book, ORIGIN)]
     assert sum(e.kind == "stock" for e in out) == len(items)
-    assert sum(e.kind == "interest" for e in out) == int(presence)
+    concerned = {s for s, *_ in items} | {0}  # the window's reach is on slot 0
+    interest = [e for e in out if e.kind == "interest"]
+    assert [e.slot for e in interest] == (sorted(concerned) if presence else [])
+    assert all(e.label == "browse" and e.sku == ORIGIN.skus[e.slot] for e in interest if e.slot)
     assert all(len(e.features) <= 64 for e in out)
     assert all(v >= 0 for v in book.units.values())
+
+
+def test_interest_goes_to_each_slot_handled_or_reached_and_to_the_bay_without_either() -> None:
+    book = StockBook(slots(), {0: 5, 1: 6})
+    p = Presence("bay", 10.0, 20.0, 10.0, 0.6, 0)
+
+    def interest(reaches: tuple[Presence, ...], changes: list[WeightChange]) -> list[tuple]:
+        w = EventWindow("bay-1", 3, 10.0, 20.0, 14, p, reaches, tuple(changes), {}, 0)
+        d = WindowDecision("touch", 0.8, tuple(("none", 0.9) for _ in changes))
+        evs = [full(f) for f in window_events(w, d, book, ORIGIN, wall_time=WALL)]
+        return [
+            (e.slot, e.sku, e.features["attribution"], e.features["slot_reach_dwell"])
+            for e in evs
+            if e.kind == "interest"
+        ]
+
+    # a 0-unit change (picked up, put back) on slot 1, a reach into slot 0
+    assert interest(
+        (Presence("slot-0", 12.0, 13.5, 1.5, 0.8, 0),), [WeightChange(1, 3.0, 0, 14.0, 15.0, 0.7)]
+    ) == [(0, "GUM-50", "reach", 1.5), (1, "RICE-1000", "handled", 0.0)]
+    # a glance: the bay; a zone over a slot the unit does not have is not a SKU
+    assert interest((), []) == [(None, None, "bay", 0.0)]
+    assert interest((Presence("slot-9", 12.0, 13.0, 1.0, 0.5, 0),), []) == [
+        (None, None, "bay", 0.0)
+    ]

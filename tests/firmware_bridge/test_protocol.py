@@ -80,7 +80,7 @@ def test_decoder_same_frames_whatever_the_chunking(
     frames: list[tuple[int, int, list[int], list[int]]], cuts: list[int]
 ) -> None:
     stream = b"".join(encode_frame(*f) for f in frames)
-    decoder = Decoder()
+    decoder = Decoder(check_time=False)  # framing alone: random seqs and times
     out: list[Frame] = []
     pos = 0
     for cut in cuts:
@@ -103,7 +103,7 @@ def test_every_frame_after_a_delimiter_survives_garbage(
     items: list[tuple[bytes, tuple[int, int, list[int], list[int]]]],
 ) -> None:
     stream = b"".join(junk + encode_frame(*args) for junk, args in items)
-    frames = Decoder().feed(stream)
+    frames = Decoder(check_time=False).feed(stream)
     assert [f.counts for f in frames] == [tuple(args[2]) for _, args in items]
 
 
@@ -151,19 +151,43 @@ def test_truncated_frame_is_counted() -> None:
         decode_frame(cut)
 
 
+def _at(seqs: list[int], ticks: list[int], step_us: int = 12_500) -> bytes:
+    """Frames of ``seqs`` sent at ``ticks`` sample periods of the MCU clock."""
+    return b"".join(encode_frame(s, k * step_us, [s]) for s, k in zip(seqs, ticks, strict=True))
+
+
 def test_sequence_gaps_across_the_wrap() -> None:
     decoder = Decoder()
-    decoder.feed(b"".join(_stream([65533, 65534, 65535, 0, 1])))
+    decoder.feed(_at([65533, 65534, 65535, 0, 1], [0, 1, 2, 3, 4]))
     assert decoder.stats.seq_gaps == 0
-    decoder.feed(b"".join(_stream([4, 65534, 65534])))
-    # 1 -> 4 skips two; 4 -> 65534 goes backwards (a restart); then a duplicate.
-    assert decoder.stats.seq_gaps == 1
-    assert decoder.stats.lost_frames == 2
-    assert decoder.stats.seq_restarts == 1
+    # 1 -> 4 skips two (their time passed too); then the same frame twice
+    out = decoder.feed(_at([4, 4, 5], [7, 7, 8]))
+    assert [f.seq for f in out] == [4, 5]
+    assert (decoder.stats.seq_gaps, decoder.stats.lost_frames) == (1, 2)
     assert decoder.stats.duplicates == 1
-    decoder.feed(b"".join(_stream([65535, 3])))
-    assert decoder.stats.seq_gaps == 2
-    assert decoder.stats.lost_frames == 2 + 3  # 0, 1, 2 are missing
+    before = decoder.feed(_at([8], [11]))[-1].time_us
+    assert (decoder.stats.seq_gaps, decoder.stats.lost_frames) == (2, 4)
+    # the MCU reboots: seq and clock start again; time goes on without a jump
+    out = decoder.feed(_at([0, 1, 2, 3, 4], [0, 1, 2, 3, 4]))
+    assert decoder.stats.seq_restarts == 1 and decoder.stats.time_resyncs == 1
+    assert [f.seq for f in out] == [3, 4]  # followed once the new run agrees
+    assert [f.time_us - before for f in out] == [4 * 12_500, 5 * 12_500]
+
+
+def test_mcu_clock_is_unwrapped_only_when_time_fits_the_seq() -> None:
+    decoder = Decoder()
+    start = 2**32 - 25_000
+    out = decoder.feed(b"".join(encode_frame(i, start + i * 12_500, [i]) for i in range(12)))
+    assert [f.time_us - out[0].time_us for f in out] == [i * 12_500 for i in range(12)]
+    # one frame whose CRC still matches but whose clock is off: dropped, time unmoved
+    t11 = out[-1].time_us
+    mcu = (start + 11 * 12_500) % 2**32
+    for bad in (mcu - 3 * 12_500, mcu + 2**31, mcu + 40 * 12_500):
+        got = decoder.feed(encode_frame(12, bad % 2**32, [99]))
+        assert got == []
+    out = decoder.feed(encode_frame(12, (mcu + 12_500) % 2**32, [12]))
+    assert [(f.seq, f.time_us - t11) for f in out] == [(12, 12_500)]
+    assert decoder.stats.implausible_time == 3 and decoder.stats.time_resyncs == 0
 
 
 def test_unknown_version_and_channel_counts_are_counted() -> None:
@@ -284,8 +308,8 @@ def test_fuzz_mutated_frames_100k() -> None:
         for n in range(1, MAX_CHANNELS + 1)
         for _ in range(4)
     ]
-    decoder = Decoder()
-    checker = Decoder()  # fed one whole segment at a time: must agree with decode_frame
+    decoder = Decoder(check_time=False)  # framing alone: the frames' seqs and times are random
+    checker = Decoder(check_time=False)  # one whole segment at a time: agrees with decode_frame
     outcomes: dict[str, int] = {}
     decoded = 0
     for _ in range(100_000):

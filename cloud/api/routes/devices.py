@@ -6,15 +6,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from cloud import fleet
+from cloud import device_health, fleet
 from cloud.api.deps import (
     ConnDep,
     DesiredPublisherDep,
     OperatorKey,
     ServicesDep,
+    UnitKey,
     UnitOrOperatorKey,
 )
 from cloud.api.errors import AUTH_ERRORS, responses
+from cloud.device_health import DeviceHealthPublic
 from cloud.errors import ForbiddenError
 from cloud.keys import Role
 from cloud.schemas import (
@@ -25,7 +27,7 @@ from cloud.schemas import (
     DevicePublic,
     DevicesPublic,
 )
-from models.wire import DEVICE_ID_PATTERN
+from models.wire import DEVICE_ID_PATTERN, HealthReport
 
 router = APIRouter(
     prefix="/v1/devices", tags=["devices"], responses={**AUTH_ERRORS, **responses(404, 409)}
@@ -88,3 +90,24 @@ def write_desired(
     if publisher is not None:
         publisher.publish(stored)
     return stored
+
+
+@router.put("/{device_id}/health", response_model=DeviceHealthPublic)
+def write_health(
+    device_id: DeviceId, body: HealthReport, key: UnitKey, services: ServicesDep
+) -> DeviceHealthPublic:
+    """A unit reports its health: alarms, component states, counters. Its own only."""
+    if key.device_id != device_id:
+        raise ForbiddenError(
+            f"this key belongs to device {key.device_id!r}",
+            field="device_id",
+            code="device_mismatch",
+        )
+    with services.store.writer.begin() as conn:
+        return device_health.put_health(conn, device_id, body)
+
+
+@router.get("/{device_id}/health", response_model=DeviceHealthPublic)
+def read_health(device_id: DeviceId, _key: OperatorKey, conn: ConnDep) -> DeviceHealthPublic:
+    """A unit's latest health report: which alarms are raised, which parts are down."""
+    return device_health.get_health(conn, device_id)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from cloud.api.deps import ConnDep, ReaderKey
 from cloud.api.errors import AUTH_ERRORS
 from cloud.api.etag import NOT_MODIFIED, etag_response
-from cloud.api.params import SkuQ, StoreQ
+from cloud.api.params import BayQ, SkuQ, StoreQ
 from cloud.checks import aware
 from cloud.reads import interest
 from cloud.schemas import Instant, InterestPublic
@@ -27,14 +27,18 @@ def get_interest(
     conn: ConnDep,
     store: StoreQ = None,
     sku: SkuQ = None,
+    bay: BayQ = None,
     since: Annotated[Instant | None, Query(description="Default: 24 h before until.")] = None,
     until: Annotated[Instant | None, Query(description="Default: now.")] = None,
 ) -> Response:
     """Per store, SKU and hour: episodes by class, dwell mean and max, touch-to-take conversion.
 
-    At most 31 days per request.
+    ``data`` counts, per SKU, the episodes that reached or handled one of its slots
+    (camera slot zones, weight changes); ``bays`` counts every episode per bay and
+    hour, glances and pass-bys without a reach included. ``sku`` narrows ``data``
+    only; ``store`` and ``bay`` narrow both. At most 31 days per request.
     """
     end = aware(until) if until is not None else datetime.now(UTC)
     start = aware(since) if since is not None else end - timedelta(hours=24)
-    data = interest(conn, store=store, sku=sku, since=start, until=end)
-    return etag_response(request, InterestPublic(data=data, count=len(data)))
+    data, bays = interest(conn, store=store, sku=sku, bay=bay, since=start, until=end)
+    return etag_response(request, InterestPublic(data=data, count=len(data), bays=bays))
