@@ -96,16 +96,20 @@ class Buffer:
         self.health = health or Health()
         self._clock = clock
         self._lock = threading.RLock()
-        self.policy = RetentionPolicy(
-            max_bytes=int(self.config.max_mb * 1024 * 1024),
-            keep_synced_s=self.config.keep_synced_days * 86400.0,
-            on_full=self.config.on_full,
-        )
+        self.policy = RetentionPolicy.of(self.config)
         self._hold: HoldQueue[ShelfEvent] = HoldQueue(self.config.hold_max_events)
         self._next_retry = 0.0
         self.mark_path = self.path.with_name(self.path.name + ".seq")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = self._open()
+
+    def apply(self, config: BufferConfig) -> None:
+        """Take a new ``[buffer]`` section (desired state): retention bounds and retries.
+
+        The file, its ``synchronous`` level and the hold queue's size are fixed at open.
+        """
+        self.config = config
+        self.policy.apply_config(config)
 
     # -- opening, corruption ------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 INGEST_EVENTS_PATH = "/v1/ingest/events"
+HEALTH_PATH = "/v1/health"
 DESIRED_PATH = "/v1/devices/{device_id}/desired"
 
 TOPIC_EVENTS = "events"

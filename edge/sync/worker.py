@@ -34,7 +34,7 @@ from pydantic import ValidationError
 from edge.buffer.policy import AckLedger, Batch, BatchPlanner
 from edge.buffer.store import Buffer
 from edge.health import Health
-from edge.sync.backoff import Backoff
+from edge.sync.backoff import Backoff, RetryWait
 from edge.sync.config import SyncConfig
 from edge.sync.transport import (
     SyncError,
@@ -77,6 +77,7 @@ class SyncWorker:
         )
         self._cond = threading.Condition()
         self.wake = threading.Event()
+        self._resume = threading.Event()
         self._last_maintain = time.monotonic()
         self._stalled: dict[str, float] = {}
         self.highest_contiguous = 0  # the highest the cloud has reported
@@ -84,6 +85,15 @@ class SyncWorker:
         self._limit: int | None = None  # batch size cap while bisecting a refused batch
         self._bisect_end: int | None = None  # last seq of the batch being bisected
         self._unacked: dict[int, int] = {}  # MQTT: seq -> sends left unacked
+
+    def apply(self, config: SyncConfig) -> None:
+        """Take a new ``[sync]`` section (desired state): batching, live age and backoff.
+
+        Transports and the mode are fixed at start; a change of those needs a restart.
+        """
+        self.config = config
+        self.planner.live_age_s = config.live_age_s
+        self.backoff.apply(initial_s=config.backoff_initial_s, max_s=config.backoff_max_s)
 
     # -- acknowledgements -----------------------------------------------------
 
@@ -181,12 +191,13 @@ class SyncWorker:
         with self._cond:
             self.ledger.sent(seqs, time.monotonic())
             self._max_sent = max(self._max_sent, max(seqs))
-        self.health.count("batches_sent")
-        self.health.count("historical_sent" if batch.historical else "live_sent", len(seqs))
+        self.health.count("batches_sent")  # every try, whatever became of it
         try:
             replied = t.send(batch)
         except SyncRefused as err:
             return self._refused(batch, err)
+        # events the transport took (HTTP: the cloud answered; MQTT: handed to the broker)
+        self.health.count("historical_sent" if batch.historical else "live_sent", len(seqs))
         if t.acks_in_reply:
             done = self._apply(replied)
             if done and self._bisect_end in seqs:
@@ -272,13 +283,22 @@ class SyncWorker:
             try:
                 sent = self.step()
             except SyncError as err:
-                delay = self.backoff.next_delay()
+                unreachable = isinstance(err, SyncUnavailable)
+                wait = self.backoff.after_failure(
+                    retry_after=err.retry_after if isinstance(err, SyncUnavailable) else None,
+                    probe=unreachable,
+                )
                 self.health.count("sync_failures")
                 self.health.set("sync_error", str(err))
                 if isinstance(err, SyncRejected):
                     self.health.alarm("sync_rejected", str(err))
-                log.info("sync failed (%s); retrying in %.1fs", err, delay)
-                stop.wait(delay)
+                log.info(
+                    "sync failed (%s); retrying in %.1fs%s",
+                    err,
+                    wait.delay_s,
+                    " or when the cloud answers again" if wait.probe else "",
+                )
+                self._wait(stop, wait)
                 continue
             except Exception:
                 log.exception("sync step crashed; backing off")
@@ -287,10 +307,38 @@ class SyncWorker:
                 continue
             self.backoff.reset()
             self.health.clear("sync_rejected")
+            self.health.set("sync_error", None)
             self._housekeeping()
             if not sent:
                 self.wake.wait(self.config.idle_s)
                 self.wake.clear()
+
+    def resume(self) -> None:
+        """A way to the cloud came back (the broker link is up): end a backoff wait now."""
+        self._resume.set()
+
+    def _wait(self, stop: threading.Event, wait: RetryWait) -> None:
+        """Sleep ``wait.delay_s``, ending early on ``stop``, :meth:`resume` or a good probe."""
+        self._resume.clear()
+        now = time.monotonic()
+        end = now + wait.delay_s
+        gap = self.config.probe_s
+        next_probe = now + self.backoff.probe_gap(gap) if wait.probe else end
+        while not stop.is_set():
+            now = time.monotonic()
+            if now >= end:
+                return
+            if now >= next_probe:
+                if any(t.probe() for t in self.transports):
+                    self.health.count("probes_answered")
+                    log.info("the cloud answers again; retrying now")
+                    return
+                next_probe = time.monotonic() + self.backoff.probe_gap(gap)
+                continue
+            if self._resume.wait(max(0.0, min(end, next_probe, now + 0.5) - now)):
+                self._resume.clear()
+                log.info("a link to the cloud came back; retrying now")
+                return
 
     def _housekeeping(self) -> None:
         now = time.monotonic()
