@@ -333,8 +333,8 @@ def test_acks_out_of_order_keep_the_highest_and_ack_resends(tmp_path: Path) -> N
     buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
     buf.append_many([real_event(i) for i in range(100)])
     worker = SyncWorker(buf, [], config=SyncConfig(mode="mqtt"))
-    worker.ledger.sent(range(1, 101), 0.0)
-    worker._max_sent = 100
+    worker.state.ledger.sent(range(1, 101), 0.0)
+    worker.state.max_sent = 100
 
     def ack(hc: int, stored: list[int]) -> int:
         doc = {"device_id": DEVICE, "highest_contiguous": hc, "stored": stored}
@@ -356,8 +356,8 @@ def test_refusals_in_an_ack_quarantine_at_once_and_silence_after_five_sends(
     buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
     buf.append_many([real_event(i) for i in range(10)])
     worker = SyncWorker(buf, [], config=SyncConfig(mode="mqtt"))
-    worker.ledger.sent(range(1, 11), 0.0)
-    worker._max_sent = 10
+    worker.state.ledger.sent(range(1, 11), 0.0)
+    worker.state.max_sent = 10
     refused = [{"seq": 4, "reason": "event_from_future"}, {"seq": 77, "reason": "never sent"}]
     doc = {"device_id": DEVICE, "highest_contiguous": 3, "stored": [1, 2, 3], "refused": refused}
     assert worker.handle_mqtt_ack(json.dumps(doc).encode()) == 3
@@ -369,9 +369,9 @@ def test_refusals_in_an_ack_quarantine_at_once_and_silence_after_five_sends(
     # a refusal that cannot reach the unit: 6 stays unacked while its neighbours are acked
     for _ in range(MQTT_MAX_UNACKED):
         assert not buf.rejected()[1:]
-        worker.ledger.sent([6, 7], 0.0)
-        worker.ledger.accept([7])
-        worker._count_unacked([6, 7], 1)
+        worker.state.ledger.sent([6, 7], 0.0)
+        worker.state.ledger.accept([7])
+        worker._carry_out(worker.state.ack_wait_over([6, 7], "mqtt", 0.0))
     assert [r.seq for r in buf.rejected()] == [4, 6]
     assert str(MQTT_MAX_UNACKED) in buf.rejected()[1].reason
 
