@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edge.buffer import rows
 from edge.config import Config
 from edge.health import read_status
 
@@ -36,22 +37,8 @@ def read_buffer(path: Path) -> dict[str, Any]:
     except sqlite3.Error as err:
         return {"present": True, "error": str(err)}
     try:
-        depth, oldest = conn.execute(
-            "SELECT count(*), min(created) FROM outbox WHERE synced_at IS NULL"
-        ).fetchone()
-        synced, last_sync = conn.execute(
-            "SELECT count(*), max(synced_at) FROM outbox WHERE synced_at IS NOT NULL"
-        ).fetchone()
-        row = conn.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
-        return {
-            "present": True,
-            "depth": int(depth),
-            "oldest_unsynced": oldest,
-            "synced_rows": int(synced),
-            "last_synced_at": last_sync,
-            "seq": int(row[0]) if row else 0,
-            "file_bytes": path.stat().st_size,
-        }
+        view = rows.status_view(conn)
+        return {"present": True, **view, "file_bytes": path.stat().st_size}
     except sqlite3.Error as err:
         return {"present": True, "error": str(err)}
     finally:
