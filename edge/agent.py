@@ -82,9 +82,17 @@ class _Running:
 
 
 def build_transports(
-    sync: SyncConfig, identity: Identity, worker_ack: Callable[[bytes], object]
+    sync: SyncConfig,
+    identity: Identity,
+    *,
+    on_ack: Callable[[bytes], object],
+    on_desired: Callable[[bytes], object] | None = None,
+    on_link: Callable[[bool], None] | None = None,
 ) -> tuple[list[Transport], MqttTransport | None, HttpTransport | None]:
-    """The transports ``sync.mode`` asks for: MQTT first (when connected), then HTTP."""
+    """The transports ``sync.mode`` asks for: MQTT first (when connected), then HTTP.
+
+    The MQTT client starts connecting at once, so its callbacks are wired here.
+    """
     mqtt_t = http_t = None
     if sync.mode in ("mqtt", "both"):
         mqtt_t = MqttTransport(
@@ -94,7 +102,9 @@ def build_transports(
             tls=sync.tls,
             keepalive_s=sync.keepalive_s,
             reconnect_max_s=sync.backoff_max_s,
-            on_ack=worker_ack,
+            on_ack=on_ack,
+            on_desired=on_desired or (lambda _: None),
+            on_link=on_link,
         )
     if sync.mode in ("http", "both"):
         http_t = HttpTransport(sync.base_url, identity, timeout_s=sync.http_timeout_s)
@@ -142,17 +152,17 @@ class Agent:
                 raise ValueError(
                     f"identity is for {ident.device_id!r}, config for {config.unit.device_id!r}"
                 )
-            self.sync = SyncWorker(
-                self.buffer, [], config=config.sync, health=self.health, clock=clock
-            )
             transports, self.mqtt, http_t = build_transports(
-                config.sync, ident, self.sync.handle_mqtt_ack
+                config.sync,
+                ident,
+                on_ack=self._ack,
+                on_desired=lambda p: self.desired.handle(p, source="mqtt"),
+                on_link=self._link,
+            )
+            self.sync = SyncWorker(
+                self.buffer, transports, config=config.sync, health=self.health, clock=clock
             )
             self.http = http_t
-            self.sync.transports = transports
-            if self.mqtt is not None:
-                self.mqtt.on_desired = lambda p: self.desired.handle(p, source="mqtt")
-                self.mqtt.on_link = lambda up: self.health.component("mqtt", up)
             self.add_worker("sync", self.sync.run)
             # Desired state: the retained MQTT message when on a broker, and the HTTP
             # poll whenever there is an HTTP transport ("both" gets it either way).
@@ -162,6 +172,16 @@ class Agent:
                 )
                 self.add_worker("desired", poller.run)
         self.add_worker("health", self._health_loop)
+
+    def _ack(self, payload: bytes) -> None:
+        if self.sync is not None:  # the broker may deliver before the worker exists
+            self.sync.handle_mqtt_ack(payload)
+
+    def _link(self, up: bool) -> None:
+        """The broker link went up or down: health, and a backoff wait ends when it is up."""
+        self.health.component("mqtt", up)
+        if up and self.sync is not None:
+            self.sync.resume()
 
     # -- the seam for producers ---------------------------------------------
 
@@ -183,16 +203,9 @@ class Agent:
 
     def _apply_config(self, new: Config) -> None:
         if self.sync is not None and new.sync != self.config.sync:
-            live = new.sync
-            self.sync.config = live
-            self.sync.planner.live_age_s = live.live_age_s
-            self.sync.backoff.initial_s = live.backoff_initial_s
-            self.sync.backoff.max_s = live.backoff_max_s
+            self.sync.apply(new.sync)
         if new.buffer != self.config.buffer:
-            self.buffer.config = new.buffer
-            self.buffer.policy.max_bytes = int(new.buffer.max_mb * 1024 * 1024)
-            self.buffer.policy.keep_synced_s = new.buffer.keep_synced_days * 86400.0
-            self.buffer.policy.on_full = new.buffer.on_full
+            self.buffer.apply(new.buffer)
         self.config = new
         for hook in self.config_hooks:
             hook(new)
@@ -272,6 +285,7 @@ class Agent:
         for w in self._workers:
             if w.thread is not None:
                 w.thread.join(max(0.1, deadline - time.monotonic()))
+        self.health.set("stopped_at", time.time())  # `edge status`: a clean stop, not a crash
         with contextlib.suppress(Exception):
             self.refresh_health()
         if self.sync is not None:

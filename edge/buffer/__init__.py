@@ -2,7 +2,8 @@
 
 from edge.buffer.config import BufferConfig
 from edge.buffer.policy import AckLedger, Batch, BatchPlanner, PendingRow, RetentionPolicy
-from edge.buffer.store import Buffer, BufferStats, EventInvalid, OutboxError, RejectedRow
+from edge.buffer.rows import RejectedRow
+from edge.buffer.store import Buffer, BufferStats, EventInvalid, OutboxError
 
 __all__ = [
     "AckLedger",

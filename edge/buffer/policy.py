@@ -12,9 +12,9 @@ import math
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from edge.buffer.config import OnFull
+from edge.buffer.config import BufferConfig, OnFull
 
 ROW_OVERHEAD_BYTES = 64  # row header, integer key, index entries: a rough, safe estimate
 
@@ -60,11 +60,32 @@ class RetentionPolicy:
     """
 
     def __init__(self, *, max_bytes: int, keep_synced_s: float, on_full: OnFull) -> None:
+        self.apply(max_bytes=max_bytes, keep_synced_s=keep_synced_s, on_full=on_full)
+
+    @classmethod
+    def of(cls, config: BufferConfig) -> RetentionPolicy:
+        """The policy a ``[buffer]`` section asks for."""
+        return cls(**cls._bounds(config))
+
+    @staticmethod
+    def _bounds(config: BufferConfig) -> dict[str, Any]:
+        return {
+            "max_bytes": int(config.max_mb * 1024 * 1024),
+            "keep_synced_s": config.keep_synced_days * 86400.0,
+            "on_full": config.on_full,
+        }
+
+    def apply(self, *, max_bytes: int, keep_synced_s: float, on_full: OnFull) -> None:
+        """Take new bounds."""
         if max_bytes <= 0:
             raise ValueError("max_bytes must be positive")
         self.max_bytes = max_bytes
         self.keep_synced_s = keep_synced_s
         self.on_full = on_full
+
+    def apply_config(self, config: BufferConfig) -> None:
+        """Take the bounds of a new ``[buffer]`` section."""
+        self.apply(**self._bounds(config))
 
     def expiry_cutoff(self, now: float) -> float:
         """Synced rows synced before this wall time are due for deletion."""

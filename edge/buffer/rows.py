@@ -7,8 +7,10 @@ Seq lists are bound in chunks of :data:`CHUNK` (SQLite's host-parameter limit).
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlite_utils
 
@@ -124,3 +126,27 @@ def requeue(db: sqlite_utils.Database, seqs: Sequence[int] | None) -> int:
         args,
     )
     return int(db.execute(f"DELETE FROM quarantine{where}", args).rowcount)
+
+
+def last_body(db: sqlite_utils.Database) -> str | None:
+    """The JSON of the newest row (sent or not): where a restarted agent resumes."""
+    row = db.execute("SELECT body FROM outbox ORDER BY seq DESC LIMIT 1").fetchone()
+    return None if row is None else str(row[0])
+
+
+def status_view(conn: sqlite3.Connection) -> dict[str, Any]:
+    """Depth, oldest unsent row, synced rows, last sync and last seq (for ``edge status``)."""
+    depth, oldest = conn.execute(
+        "SELECT count(*), min(created) FROM outbox WHERE synced_at IS NULL"
+    ).fetchone()
+    synced, last_sync = conn.execute(
+        "SELECT count(*), max(synced_at) FROM outbox WHERE synced_at IS NOT NULL"
+    ).fetchone()
+    row = conn.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
+    return {
+        "depth": int(depth),
+        "oldest_unsynced": oldest,
+        "synced_rows": int(synced),
+        "last_synced_at": last_sync,
+        "seq": int(row[0]) if row else 0,
+    }

@@ -12,6 +12,10 @@ Rows the cloud refuses for good are moved by :meth:`Buffer.quarantine` into the
 ``quarantine`` table with the reason: counted, alarmed (``events_rejected``), never
 resent and never deleted; :meth:`Buffer.requeue_rejected` puts them back.
 
+The module is the writing half; :mod:`edge.buffer.opening` opens the file (or starts
+anew after corruption) and :mod:`edge.buffer.acks` reads and acknowledges rows, with
+the one error handling (busy, disk full, corruption) every later write goes through.
+
 Durability: WAL with ``synchronous=FULL`` by default, so a committed event survives
 ``kill -9`` and power loss (NORMAL would survive only a process crash). Events are
 rare next to the cost of one WAL fsync, and several events of one decision share
@@ -20,12 +24,11 @@ one transaction.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,20 +36,17 @@ from typing import Any
 import sqlite_utils
 from pydantic import ValidationError
 
-from edge.buffer import rows
+from edge.buffer.acks import EVENTS_REJECTED, OutboxRows
 from edge.buffer.config import BufferConfig
-from edge.buffer.policy import HoldQueue, PendingRow, RetentionPolicy, RoomPlan, Usage
-from edge.buffer.recovery import is_corrupt, is_disk_full, move_aside, salvage_rows
-from edge.buffer.rows import RejectedRow
-from edge.buffer.schema import migrate, pragmas
-from edge.buffer.seqmark import read_mark, write_mark
+from edge.buffer.opening import Opened, open_outbox, start_anew, store_seq
+from edge.buffer.policy import HoldQueue, RetentionPolicy, RoomPlan, Usage
+from edge.buffer.recovery import is_corrupt, is_disk_full
+from edge.buffer.seqmark import write_mark
 from edge.errors import EdgeError
 from edge.health import BUFFER_FULL, DB_CORRUPTED, DISK_FULL, Health
 from models.wire import ShelfEvent
 
 log = logging.getLogger(__name__)
-
-EVENTS_REJECTED = "events_rejected"  # alarm while the quarantine holds rows
 
 
 class OutboxError(EdgeError, RuntimeError):
@@ -70,15 +70,7 @@ class BufferStats:
     rejected: int = 0
 
 
-def _connect(path: Path, synchronous: str) -> sqlite_utils.Database:
-    conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=5)
-    db = sqlite_utils.Database(conn, execute_plugins=False)
-    for p in pragmas(synchronous):
-        db.execute(p)
-    return db
-
-
-class Buffer:
+class Buffer(OutboxRows):
     """The SQLite outbox of one device. Thread-safe: one connection behind a lock."""
 
     def __init__(
@@ -96,81 +88,50 @@ class Buffer:
         self.health = health or Health()
         self._clock = clock
         self._lock = threading.RLock()
-        self.policy = RetentionPolicy(
-            max_bytes=int(self.config.max_mb * 1024 * 1024),
-            keep_synced_s=self.config.keep_synced_days * 86400.0,
-            on_full=self.config.on_full,
-        )
+        self.policy = RetentionPolicy.of(self.config)
         self._hold: HoldQueue[ShelfEvent] = HoldQueue(self.config.hold_max_events)
         self._next_retry = 0.0
         self.mark_path = self.path.with_name(self.path.name + ".seq")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = self._open()
 
+    def apply(self, config: BufferConfig) -> None:
+        """Take a new ``[buffer]`` section (desired state): retention bounds and retries.
+
+        The file, its ``synchronous`` level and the hold queue's size are fixed at open.
+        """
+        self.config = config
+        self.policy.apply_config(config)
+
     # -- opening, corruption ------------------------------------------------
 
     def _open(self) -> sqlite_utils.Database:
-        fresh = not self.path.exists()
         try:
-            db = _connect(self.path, self.config.synchronous)
-            check = db.execute("PRAGMA quick_check").fetchall()
-            if check != [("ok",)]:
-                raise sqlite3.DatabaseError(f"database disk image is malformed: {check[:3]}")
-            migrate(db)
-            seq = self._read_seq(db)
+            opened = open_outbox(self.path, self.config.synchronous, self.mark_path)
         except sqlite3.DatabaseError as err:
             if not is_corrupt(err):
                 raise OutboxError(f"cannot open buffer {self.path}: {err}") from err
-            with contextlib.suppress(Exception):
-                db.conn.close()
             return self._replace_corrupt(str(err))
-        self._reserved = read_mark(self.mark_path)
-        if fresh and self._reserved > seq:
-            seq = self._reserved  # the database was removed: never reuse a seq
-        self._seq = seq
-        self._page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
-        self._recount(db)
-        return db
+        return self._take(opened)
 
-    @staticmethod
-    def _read_seq(db: sqlite_utils.Database) -> int:
-        row = db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
-        meta = int(row[0]) if row else 0
-        top = db.execute("SELECT max(seq) FROM outbox").fetchone()[0] or 0
-        return max(meta, int(top))
+    def _take(self, opened: Opened) -> sqlite_utils.Database:
+        self._seq, self._reserved, self._page_size = opened.seq, opened.reserved, opened.page_size
+        self._recount(opened.db)
+        return opened.db
 
     def _replace_corrupt(self, why: str) -> sqlite_utils.Database:
         """Move the corrupt file (and its WAL) aside, salvage what reads, start anew."""
-        aside = move_aside(self.path, int(self._clock()))
+        opened, aside = start_anew(
+            self.path, self.config.synchronous, self.mark_path, int(self._clock())
+        )
         log.error(
             "buffer %s is corrupt (%s); moved to %s, starting a new one", self.path, why, aside
         )
         self.health.alarm(DB_CORRUPTED, f"moved to {aside.name}: {why}")
         self.health.count("db_corrupted")
-        salvage, salvaged_seq = salvage_rows(aside)
-        db = _connect(self.path, self.config.synchronous)
-        migrate(db)
-        self._page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
-        self._recount(db)
-        self._reserved = read_mark(self.mark_path)
-        self._seq = max(self._reserved, salvaged_seq)
-        if salvage:
-            with db.atomic():
-                db.conn.executemany(
-                    "INSERT OR IGNORE INTO outbox (seq, created, body) VALUES (?, ?, ?)",
-                    [(r.seq, r.created, r.body) for r in salvage],
-                )
-                self._store_seq(db)
-            self.health.count("events_salvaged", len(salvage))
-            self._recount(db)
-        return db
-
-    def _store_seq(self, db: sqlite_utils.Database) -> None:
-        db.execute(
-            "INSERT INTO meta (key, value) VALUES ('seq', ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            [str(self._seq)],
-        )
+        if opened.salvaged:
+            self.health.count("events_salvaged", opened.salvaged)
+        return self._take(opened)
 
     @property
     def db(self) -> sqlite_utils.Database:
@@ -274,7 +235,7 @@ class Buffer:
                     "INSERT INTO outbox (seq, created, body) VALUES (?, ?, ?)", rows
                 )
                 self._seq = top
-                self._store_seq(self._db)
+                store_seq(self._db, top)
         except (sqlite3.Error, OSError) as err:
             self._seq = min(self._seq, events[0].seq - 1)
             if is_disk_full(err):
@@ -376,126 +337,6 @@ class Buffer:
             log.error(
                 "buffer full: %d unsent events evicted (policy %s)", unsynced, self.policy.on_full
             )
-
-    # -- reading, acknowledging -----------------------------------------------
-
-    def pending(
-        self, limit: int, *, before: float | None = None, since: float | None = None
-    ) -> list[PendingRow]:
-        """Unsent rows, oldest first.
-
-        ``before``: only rows created before that wall time (the backlog).
-        ``since``: only rows created at or after it (live).
-        """
-        with self._lock:
-            return rows.pending(self._db, limit, before=before, since=since)
-
-    def ack(self, seqs: Sequence[int]) -> int:
-        """Mark ``seqs`` synced; returns how many unsent rows that marked.
-
-        Seqs unknown to the outbox or already synced are ignored and counted
-        (``acks_ignored``). A write failure leaves the rows unsent (they are resent and
-        the cloud deduplicates).
-        """
-        if not seqs:
-            return 0
-        now = self._clock()
-        with self._lock:
-            try:
-                with self._db.atomic():
-                    done = rows.mark_synced(self._db, seqs, now)
-            except sqlite3.Error as err:
-                log.warning("could not record %d acks: %s", len(seqs), err)
-                self.health.count("ack_write_failed")
-                if is_corrupt(err):
-                    self._db = self._replace_corrupt(str(err))
-                return 0
-        with self._lock:
-            self._n_unsynced -= done
-            self._n_synced += done
-        self.health.count("events_synced", done)
-        self.health.count("acks_ignored", len(set(seqs)) - done)
-        return done
-
-    def ack_through(self, highest_contiguous: int) -> int:
-        """Mark every unsent row with ``seq <= highest_contiguous`` synced; returns how many.
-
-        The cloud's highest contiguous seq says it holds all of ``1..N``, so resends of
-        rows it already had leave the outbox too, whatever order acks arrive in.
-        """
-        if highest_contiguous < 1:
-            return 0
-        now = self._clock()
-        with self._lock:
-            try:
-                done = rows.mark_synced_through(self._db, highest_contiguous, now)
-            except sqlite3.Error as err:
-                log.warning("could not record acks through %d: %s", highest_contiguous, err)
-                self.health.count("ack_write_failed")
-                return 0
-            self._n_unsynced -= done
-            self._n_synced += done
-        self.health.count("events_synced", done)
-        return done
-
-    def quarantine(self, seqs: Sequence[int], reason: str) -> int:
-        """Move unsent rows the cloud refused for good into the quarantine; returns how many.
-
-        They are never resent nor deleted; each is counted (``events_rejected``) and the
-        alarm of the same name stays raised while any is kept.
-        """
-        if not seqs:
-            return 0
-        now = self._clock()
-        with self._lock:
-            try:
-                with self._db.atomic():
-                    moved = rows.quarantine(self._db, seqs, reason, now)
-            except sqlite3.Error as err:
-                log.warning("could not quarantine %d rows: %s", len(seqs), err)
-                return 0
-            self._n_unsynced -= moved
-            self._n_rejected += moved
-            total = self._n_rejected
-        if moved:
-            log.error("%d events refused by the cloud, quarantined: %s", moved, reason)
-            self.health.count(EVENTS_REJECTED, moved)
-            self.health.alarm(EVENTS_REJECTED, f"{total} events refused by the cloud: {reason}")
-        return moved
-
-    def rejected(self, limit: int = 1000) -> list[RejectedRow]:
-        """Quarantined rows, oldest first."""
-        with self._lock:
-            return rows.rejected(self._db, limit)
-
-    def requeue_rejected(self, seqs: Sequence[int] | None = None) -> int:
-        """Put quarantined rows (all, or ``seqs``) back in the outbox to be sent again."""
-        if seqs is not None and not seqs:
-            return 0
-        with self._lock:
-            with self._db.atomic():
-                back = rows.requeue(self._db, seqs)
-            self._n_rejected -= back
-            self._n_unsynced += back
-            if not self._n_rejected:
-                self.health.clear(EVENTS_REJECTED)
-            return back
-
-    def maintain(self) -> int:
-        """Delete synced rows past retention; returns how many."""
-        cutoff = self.policy.expiry_cutoff(self._clock())
-        with self._lock:
-            try:
-                cur = self._db.execute(
-                    "DELETE FROM outbox WHERE synced_at IS NOT NULL AND synced_at < ?", [cutoff]
-                )
-            except sqlite3.Error as err:
-                log.warning("retention pass failed: %s", err)
-                return 0
-            self._n_synced -= cur.rowcount
-            if len(self._hold):
-                self._flush_held()
-            return cur.rowcount
 
     def stats(self) -> BufferStats:
         """Depth, age of the oldest unsent row, synced rows, bytes used, last seq, held."""

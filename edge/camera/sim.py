@@ -120,9 +120,10 @@ class SimulatedSource(FrameSource):
         self._next_shadow_t = t0
         self._wall_start: float | None = None
         rng = np.random.default_rng([seed, 7])
-        self._noise_bank = (rng.standard_normal((NOISE_BANK, height, width)) * noise).astype(
-            np.float32
-        )
+        # frame by frame: the same draws as one call, without a float64 copy of the bank
+        self._noise_bank = np.empty((NOISE_BANK, height, width), np.float32)
+        for i in range(NOISE_BANK):
+            self._noise_bank[i] = rng.standard_normal((height, width)) * noise
         self._rng = np.random.default_rng([seed, 11])
         self._light_phase = rng.uniform(0, 2 * math.pi, size=3)
 

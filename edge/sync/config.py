@@ -54,7 +54,20 @@ class SyncConfig(BaseModel):
         description="Wait this long for new events when the outbox is empty.",
     )
     backoff_initial_s: float = Field(default=1.0, gt=0, le=600, description="First retry delay.")
-    backoff_max_s: float = Field(default=300.0, gt=0, le=3600, description="Longest retry delay.")
+    backoff_max_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Longest retry delay (jittered); a probe or the broker link coming "
+        "back ends it early.",
+    )
+    probe_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=600,
+        description="While backing off from an unreachable cloud, probe it this often "
+        "(GET /v1/health; MQTT: the link) and retry as soon as it answers.",
+    )
     http_timeout_s: float = Field(default=15.0, gt=0, le=300, description="HTTP request timeout.")
     ack_timeout_s: float = Field(
         default=10.0,

@@ -5,8 +5,9 @@ from __future__ import annotations
 from urllib.parse import quote
 
 INGEST_EVENTS_PATH = "/v1/ingest/events"
+PROBE_PATH = "/v1/health"  # the service answers: a cheap check that it is back
 DESIRED_PATH = "/v1/devices/{device_id}/desired"
-HEALTH_PATH = "/v1/devices/{device_id}/health"
+DEVICE_HEALTH_PATH = "/v1/devices/{device_id}/health"
 
 TOPIC_EVENTS = "events"
 TOPIC_ACK = "ack"
@@ -31,4 +32,4 @@ def desired_url(base_url: str, device_id: str) -> str:
 
 def health_url(base_url: str, device_id: str) -> str:
     """The HTTP health-report URL of one device."""
-    return url(base_url, HEALTH_PATH.format(device_id=quote(device_id, safe="")))
+    return url(base_url, DEVICE_HEALTH_PATH.format(device_id=quote(device_id, safe="")))

@@ -13,13 +13,15 @@ import gzip
 import json
 import logging
 import re
+import time
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
 from pydantic import ValidationError
 
 from edge.buffer.policy import Batch
-from edge.sync.endpoints import INGEST_EVENTS_PATH, desired_url, health_url, url
+from edge.sync.endpoints import INGEST_EVENTS_PATH, PROBE_PATH, desired_url, health_url, url
 from edge.sync.identity import Identity
 from edge.sync.transport import SyncRefused, SyncRejected, SyncUnavailable, event_payloads
 from models.wire import BatchAck
@@ -29,6 +31,31 @@ log = logging.getLogger(__name__)
 EVENT_REFUSALS = frozenset({400, 413, 422})  # the body or one event in it is at fault
 WHOLE_BATCH_CODES = frozenset({"device_mismatch"})  # with 403: the key is another device's
 _EVENT_FIELD = re.compile(r"^events\.(\d+)(?:\.|$)")
+MAX_RETRY_AFTER_S = 3600.0  # a longer wait asked for is taken as this
+PROBE_TIMEOUT_S = 3.0
+
+
+def retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date).
+
+    None when absent or unreadable; bounded to ``[0, MAX_RETRY_AFTER_S]``.
+    """
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if seconds != seconds:  # NaN
+        return None
+    return min(MAX_RETRY_AFTER_S, max(0.0, seconds))
 
 
 def refusal(status: int, text: str) -> SyncRejected:
@@ -106,7 +133,12 @@ class HttpTransport:
         except requests.RequestException as err:
             raise SyncUnavailable(f"POST events: {err.__class__.__name__}: {err}") from err
         if resp.status_code >= 500 or resp.status_code in (408, 429):
-            raise SyncUnavailable(f"POST events: HTTP {resp.status_code}")
+            wait = (
+                retry_after(resp.headers.get("Retry-After"))
+                if resp.status_code in (429, 503)
+                else None
+            )
+            raise SyncUnavailable(f"POST events: HTTP {resp.status_code}", retry_after=wait)
         if resp.status_code >= 300:
             raise refusal(resp.status_code, resp.text)
         try:
@@ -116,6 +148,16 @@ class HttpTransport:
         if ack.device_id != self.identity.device_id:
             raise SyncRejected(f"POST events: ack names device {ack.device_id!r}")
         return [*ack.stored, *ack.duplicates]
+
+    def probe(self) -> bool:
+        """True when ``GET /v1/health`` answers without a server error (the cloud is back)."""
+        try:
+            resp = self.session.get(
+                url(self.base_url, PROBE_PATH), timeout=min(self.timeout_s, PROBE_TIMEOUT_S)
+            )
+        except requests.RequestException:
+            return False
+        return resp.status_code < 500
 
     def get_desired(self) -> Any | None:
         """The desired state document, or None when the cloud has none (204/404)."""

@@ -164,6 +164,10 @@ class MqttTransport:
         """True while connected to the broker and subscribed to acks."""
         return self._connected.is_set()
 
+    def probe(self) -> bool:
+        """The broker link is back (paho reconnects by itself)."""
+        return self.available()
+
     def wait_connected(self, timeout: float) -> bool:
         """Block until connected (or ``timeout``); True when connected."""
         return self._connected.wait(timeout)

@@ -14,7 +14,15 @@ class SyncError(EdgeError, ConnectionError):
 
 
 class SyncUnavailable(SyncError):
-    """The cloud cannot be reached now (network down, timeout, 5xx): retry later."""
+    """The cloud cannot be reached now (network down, timeout, 5xx): retry later.
+
+    ``retry_after`` is the wait in seconds the cloud asked for (``Retry-After`` on a
+    429 or 503), or None when it named none.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class SyncRejected(SyncError):
@@ -57,6 +65,10 @@ class Transport(Protocol):
 
     def send(self, batch: Batch) -> list[int]:
         """Send a batch; returns the seqs the reply acknowledged (MQTT acks arrive apart)."""
+        ...
+
+    def probe(self) -> bool:
+        """A cheap check, while backing off, that the cloud answers again."""
         ...
 
     def close(self) -> None:

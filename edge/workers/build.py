@@ -68,10 +68,10 @@ def camera_config(config: Config) -> CameraConfig:
 
 def last_committed(agent: Agent) -> tuple[int, float]:
     """``(episode, mono_time)`` of the newest event in the buffer ((0, 0.0) when empty)."""
-    row = agent.buffer.db.execute("SELECT body FROM outbox ORDER BY seq DESC LIMIT 1").fetchone()
-    if row is None:
+    last = agent.buffer.last_body()
+    if last is None:
         return 0, 0.0
-    body = json.loads(row[0])
+    body = json.loads(last)
     return int(body.get("episode") or 0), float(body.get("mono_time") or 0.0)
 
 

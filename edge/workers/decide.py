@@ -139,9 +139,11 @@ def build_decider(cfg: ModelConfig, *, health: Health | None = None) -> WindowDe
             if health is not None:
                 health.clear("model_refused")
                 health.set("model_version", runtime.version)
+                health.set("decided_by", "model")
             return ModelDecider(runtime, cfg.batch_size)
     if health is not None:
         health.set("model_version", None)
+        health.set("decided_by", "rules")
     return RulesDecider()
 
 

@@ -16,6 +16,7 @@ BENCHES = (
     "camera",
     "model",
     "buffer",
+    "cloud_return",
     "agent",
     "agent_crash",
     "ingest",

@@ -85,6 +85,7 @@ class RealCloud:
     service_login: tuple[str, str] | None = None  # the ingest workers' broker login
     service_port: int | None = None  # their listener, when apart from the units'
     api: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)  # extra SHELFSENSE_CLOUD_* settings
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
@@ -106,7 +107,7 @@ class RealCloud:
         args = [sys.executable, "-m", "shelfsense", "cloud", "serve"]
         args += ["--database-url", self.database_url, "--host", "127.0.0.1"]
         args += ["--port", str(self.port)]
-        env = _env(SHELFSENSE_CLOUD_RATE_PER_S="0")
+        env = _env(**({"SHELFSENSE_CLOUD_RATE_PER_S": "0"} | self.env))
         with self.db.with_suffix(".log").open("ab") as log:  # a pipe could fill and block it
             self.api = subprocess.Popen(
                 args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=log

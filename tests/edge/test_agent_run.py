@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from edge.agent import Agent
-from edge.config import parse_config
+from edge.config import load_config, parse_config
+from edge.status import collect
 from edge.workers.build import add_sensing
 from firmware_bridge.sim.truth import TruthChange
 from tests.edge.agent_support import (
@@ -111,6 +112,8 @@ def test_kill_9_and_restart_lose_and_duplicate_nothing(tmp_path: Path) -> None:
             time.sleep(rng.uniform(1.0, 3.5))  # mid-run: the stretch lasts 6 s at 60x
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
+            st = collect(load_config(cfg))
+            assert not st["agent_running"] and "without a clean stop" in st["agent"]
             now = committed(data / "buffer.db")
             assert all(now[s] == b for s, b in before.items())  # a restart rewrote nothing
             before = now
@@ -119,6 +122,8 @@ def test_kill_9_and_restart_lose_and_duplicate_nothing(tmp_path: Path) -> None:
             wait_until(lambda: finished(data, proc), timeout=90)
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(20) == 0
+            st = collect(load_config(cfg))
+            assert not st["agent_running"] and st["agent"].startswith("stopped")
         finally:
             if proc.poll() is None:
                 proc.kill()

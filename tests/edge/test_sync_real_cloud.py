@@ -10,6 +10,7 @@ decision), ``highest_contiguous`` at the end.
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from edge.buffer import Buffer
+from edge.buffer.policy import Batch
 from edge.buffer.store import EVENTS_REJECTED
 from edge.config import parse_config
 from edge.desired import DesiredStateHandler
@@ -26,6 +28,7 @@ from edge.sync.config import SyncConfig
 from edge.sync.http import HttpTransport
 from edge.sync.identity import Identity
 from edge.sync.mqtt import MqttTransport
+from edge.sync.transport import SyncUnavailable
 from edge.sync.worker import MQTT_MAX_UNACKED, SyncWorker
 from tests.edge.real_cloud import RealCloud, real_cloud, real_event
 from tests.support.mosquitto import Broker
@@ -95,6 +98,44 @@ def test_outage_then_cloud_up_every_event_once_in_order(
         assert_delivered(cloud, DEVICE, 400)
         assert [r["seq"] for r in cloud.rows(DEVICE)] == list(range(1, 401))  # arrival order
         assert buf.stats().rejected == 0 and not buf.health.alarmed(EVENTS_REJECTED)
+
+
+def test_a_probe_ends_a_long_backoff_as_soon_as_the_cloud_is_back(
+    tmp_path: Path, running: Callable[[SyncWorker], None]
+) -> None:
+    with real_cloud(tmp_path, start=False) as cloud:  # the cloud is down
+        key = cloud.register(DEVICE)
+        buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
+        buf.append_many([real_event(i) for i in range(50)])
+        # every retry wait is long (a uniform draw below 10 min; this seed draws 80 s)
+        worker = http_worker(buf, cloud, key, backoff_initial_s=600, backoff_max_s=600)
+        worker.config = worker.config.model_copy(update={"probe_s": 0.2})
+        worker.backoff._rng = random.Random(1)
+        running(worker)
+        wait_until(lambda: buf.health.counter("sync_failures") >= 1)
+        cloud.start()
+        wait_until(lambda: buf.stats().depth == 0)
+        assert buf.health.counter("probes_answered") == 1
+        assert buf.health.counter("sync_failures") == 1
+        assert_delivered(cloud, DEVICE, 50)
+
+
+def test_the_clouds_retry_after_is_read_from_a_429(tmp_path: Path) -> None:
+    with real_cloud(tmp_path, start=False) as cloud:
+        cloud.env = {"SHELFSENSE_CLOUD_RATE_PER_S": "0.2", "SHELFSENSE_CLOUD_RATE_BURST": "1"}
+        cloud.start()
+        key = cloud.register(DEVICE)
+        buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
+        buf.append_many([real_event(i) for i in range(4)])
+        http = HttpTransport(cloud.url, Identity(device_id=DEVICE, api_key=key), timeout_s=5)
+        batch = Batch(rows=buf.pending(2), historical=False)
+        assert http.send(batch) == [1, 2]
+        with pytest.raises(SyncUnavailable) as err:
+            http.send(Batch(rows=buf.pending(4)[2:], historical=False))
+        assert err.value.retry_after is not None and 1.0 <= err.value.retry_after <= 10.0
+        assert http.probe()  # the health route is not rate limited: the cloud is up
+        http.close()
+        buf.close()
 
 
 def test_cloud_killed_mid_sync_then_restarted(
@@ -292,8 +333,8 @@ def test_acks_out_of_order_keep_the_highest_and_ack_resends(tmp_path: Path) -> N
     buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
     buf.append_many([real_event(i) for i in range(100)])
     worker = SyncWorker(buf, [], config=SyncConfig(mode="mqtt"))
-    worker.ledger.sent(range(1, 101), 0.0)
-    worker._max_sent = 100
+    worker.state.ledger.sent(range(1, 101), 0.0)
+    worker.state.max_sent = 100
 
     def ack(hc: int, stored: list[int]) -> int:
         doc = {"device_id": DEVICE, "highest_contiguous": hc, "stored": stored}
@@ -315,8 +356,8 @@ def test_refusals_in_an_ack_quarantine_at_once_and_silence_after_five_sends(
     buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
     buf.append_many([real_event(i) for i in range(10)])
     worker = SyncWorker(buf, [], config=SyncConfig(mode="mqtt"))
-    worker.ledger.sent(range(1, 11), 0.0)
-    worker._max_sent = 10
+    worker.state.ledger.sent(range(1, 11), 0.0)
+    worker.state.max_sent = 10
     refused = [{"seq": 4, "reason": "event_from_future"}, {"seq": 77, "reason": "never sent"}]
     doc = {"device_id": DEVICE, "highest_contiguous": 3, "stored": [1, 2, 3], "refused": refused}
     assert worker.handle_mqtt_ack(json.dumps(doc).encode()) == 3
@@ -328,9 +369,9 @@ def test_refusals_in_an_ack_quarantine_at_once_and_silence_after_five_sends(
     # a refusal that cannot reach the unit: 6 stays unacked while its neighbours are acked
     for _ in range(MQTT_MAX_UNACKED):
         assert not buf.rejected()[1:]
-        worker.ledger.sent([6, 7], 0.0)
-        worker.ledger.accept([7])
-        worker._count_unacked([6, 7], 1)
+        worker.state.ledger.sent([6, 7], 0.0)
+        worker.state.ledger.accept([7])
+        worker._carry_out(worker.state.ack_wait_over([6, 7], "mqtt", 0.0))
     assert [r.seq for r in buf.rejected()] == [4, 6]
     assert str(MQTT_MAX_UNACKED) in buf.rejected()[1].reason
 
