@@ -8,9 +8,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import anyio
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from cloud.admission import Admission
 from cloud.api.etag import VersionedCache
 from cloud.checks import TimeBounds
 from cloud.cursor import CursorCodec
@@ -93,7 +95,15 @@ class Services:
     window: SaleWindow
     stock_cache: VersionedCache
     auth_failures: TokenBuckets  # per source address
+    admission: Admission
     counters: SecurityCounters = field(default_factory=SecurityCounters)
+    _ingest_threads: anyio.CapacityLimiter | None = None
+
+    def ingest_threads(self) -> anyio.CapacityLimiter:
+        """The threads ingest runs on, apart from the pool that serves reads (made in the loop)."""
+        if self._ingest_threads is None:
+            self._ingest_threads = anyio.CapacityLimiter(self.admission.limit)
+        return self._ingest_threads
 
     @classmethod
     def build(cls, settings: CloudSettings, store: Store) -> Services:
@@ -114,4 +124,7 @@ class Services:
             window=SaleWindow.of(settings),
             stock_cache=VersionedCache(),
             auth_failures=TokenBuckets(settings.auth_fail_per_s, settings.auth_fail_burst),
+            admission=Admission(
+                settings.ingest_slots, settings.ingest_queue, settings.ingest_max_wait_s
+            ),
         )
