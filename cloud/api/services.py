@@ -20,6 +20,7 @@ from cloud.keys import ApiKey, authenticate, token_sha256
 from cloud.labels import SaleWindow
 from cloud.ratelimit import TokenBuckets
 from cloud.settings import CloudSettings
+from cloud.shared_limits import SharedBuckets
 from cloud.store import Store
 from cloud.store.tables import server_secrets
 
@@ -89,7 +90,7 @@ class Services:
     settings: CloudSettings
     store: Store
     codec: CursorCodec
-    buckets: TokenBuckets
+    buckets: TokenBuckets | SharedBuckets
     keys: KeyCache
     bounds: TimeBounds
     window: SaleWindow
@@ -118,7 +119,11 @@ class Services:
             settings=settings,
             store=store,
             codec=CursorCodec(secret),
-            buckets=TokenBuckets(settings.rate_per_s, settings.rate_burst),
+            buckets=(
+                SharedBuckets(store, settings.rate_per_s, settings.rate_burst)
+                if store.dialect == "postgresql"
+                else TokenBuckets(settings.rate_per_s, settings.rate_burst)
+            ),
             keys=KeyCache(settings.key_cache_s),
             bounds=TimeBounds.of(settings.max_future_s, settings.max_past_days),
             window=SaleWindow.of(settings),

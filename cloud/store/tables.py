@@ -215,3 +215,11 @@ change_counters = Table(
     Column("name", String(32), primary_key=True),
     Column("value", BigInteger, nullable=False),
 )
+
+rate_buckets = Table(
+    "rate_buckets",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("stamp", Float, nullable=False),  # the database's clock, seconds since the epoch
+)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import cast
 
 import psutil
 import pytest
@@ -49,7 +50,7 @@ def test_serve_logs_startup_and_a_worker_replaced(tmp_path: Path) -> None:
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
-        wait_for_port("127.0.0.1", port, proc, timeout=60)
+        wait_for_port("127.0.0.1", port, cast("subprocess.Popen[bytes]", proc), timeout=60)
         wait_until(lambda: len(workers(proc.pid)) == 2, timeout=60)
         assert any("serving on" in line and "ingest slots" in line for line in lines)
         victim = min(workers(proc.pid))
