@@ -21,6 +21,7 @@ BENCHES = (
     "ingest",
     "reads",
     "mqtt_fuzz",
+    "storm",
 )
 
 

@@ -3,8 +3,8 @@
 Each unit holds a backlog of events (as after an outage) and drains it the way the
 real unit's sync does: gzip batches, a 15 s request timeout, full-jitter backoff
 after a failure, ``Retry-After`` honoured on 503 and 429, events dropped only on
-the cloud's ack. Backend readers poll stock every 100 ms meanwhile. One asyncio
-loop runs them all, so a thousand units cost one process.
+the cloud's ack. Backend readers poll stock every 100 ms meanwhile, from a process of their
+own. One asyncio loop runs all the units, so a thousand units cost one process.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import gzip
 import json
+import multiprocessing
 import random
 import statistics
 import time
@@ -104,6 +105,8 @@ async def drain_unit(
             report.overloaded += resp.status_code == 503
             await asyncio.sleep(float(resp.headers["retry-after"]) + rng.uniform(0, 1))
             continue
+        if 400 <= resp.status_code < 500:  # refused for good: the load is wrong, not the server
+            raise RuntimeError(f"{unit.device_id}: {resp.status_code} {resp.text[:300]}")
         if resp.status_code >= 500:
             report.errors_5xx += 1
         sent_before |= seqs
@@ -129,34 +132,54 @@ async def poll(
             await asyncio.wait_for(stop.wait(), 0.1)
 
 
-async def run_fleet_async(
-    url: str, units: list[FleetUnit], *, batch: int, reader_token: str, readers: int, seed: int
-) -> FleetReport:
-    """Drain every unit's backlog at once while ``readers`` poll; the report."""
+async def read_until(url: str, token: str, readers: int, stop: Any) -> tuple[list[float], int]:
+    """``readers`` clients polling stock until ``stop`` (a process event) is set."""
     report = FleetReport()
-    limits = httpx.Limits(max_connections=len(units) + readers + 10)
-    timeout = httpx.Timeout(TIMEOUT_S)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as client:
-        stop = asyncio.Event()
-        polling = [
-            asyncio.create_task(poll(client, reader_token, report, stop)) for _ in range(readers)
-        ]
+    done = asyncio.Event()
+    async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(TIMEOUT_S)) as client:
+        polling = [asyncio.create_task(poll(client, token, report, done)) for _ in range(readers)]
+        while not stop.is_set():
+            await asyncio.sleep(0.1)
+        done.set()
+        await asyncio.gather(*polling)
+    return report.reads, report.read_errors
+
+
+def _reader_process(url: str, token: str, readers: int, stop: Any, out: Any) -> None:
+    out.put(asyncio.run(read_until(url, token, readers, stop)))
+
+
+async def drain_all(url: str, units: list[FleetUnit], *, batch: int, seed: int) -> FleetReport:
+    """Drain every unit's backlog at once; the report (reads not included)."""
+    report = FleetReport()
+    limits = httpx.Limits(max_connections=len(units) + 10)
+    async with httpx.AsyncClient(
+        base_url=url, limits=limits, timeout=httpx.Timeout(TIMEOUT_S)
+    ) as client:
         t0 = time.perf_counter()
         await asyncio.gather(
             *(drain_unit(client, u, batch, report, seed + i) for i, u in enumerate(units))
         )
         report.drain_s = time.perf_counter() - t0
-        stop.set()
-        await asyncio.gather(*polling)
     return report
 
 
 def run_fleet(
     url: str, units: list[FleetUnit], *, batch: int, reader_token: str, readers: int, seed: int = 0
 ) -> FleetReport:
-    """:func:`run_fleet_async` from synchronous code."""
-    return asyncio.run(
-        run_fleet_async(
-            url, units, batch=batch, reader_token=reader_token, readers=readers, seed=seed
-        )
-    )
+    """Drain every backlog at once while ``readers`` poll from a process of their own.
+
+    The readers get their own process so what they time is the server, not this
+    process busy encoding batches.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    stop, out = ctx.Event(), ctx.Queue()
+    proc = ctx.Process(target=_reader_process, args=(url, reader_token, readers, stop, out))
+    proc.start()
+    try:
+        report = asyncio.run(drain_all(url, units, batch=batch, seed=seed))
+    finally:
+        stop.set()
+    report.reads, report.read_errors = out.get(timeout=60)
+    proc.join(timeout=30)
+    return report
