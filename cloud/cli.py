@@ -193,8 +193,27 @@ def _print(obj: Any) -> None:
     print(json.dumps(obj, indent=2, default=str))
 
 
+def serve_log_config() -> dict[str, Any]:
+    """uvicorn's logging, at info for the server and the cloud's own loggers; no access log.
+
+    Info level shows what an operator must see: workers started, a worker that died
+    and was replaced, shutdowns. Per-request access lines are left out (at a fleet's
+    rate they would drown everything else).
+    """
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    cfg = copy.deepcopy(LOGGING_CONFIG)
+    cfg["loggers"]["uvicorn.error"]["level"] = "INFO"
+    cfg["loggers"]["cloud"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return cfg
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run uvicorn on the app (migrating first)."""
+    import logging.config
+
     import uvicorn
 
     from cloud.api.app import CONFIG_ENV, create_app
@@ -208,6 +227,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     engine = make_engine(settings.database_url, pool_size=1)
     migrate(engine)
     engine.dispose()
+    logging.config.dictConfig(serve_log_config())
+    logging.getLogger("cloud").info(
+        "serving on %s:%s with %d worker(s); per worker %d read + %d write connections, "
+        "%d ingest slots, queue %d",
+        settings.host,
+        settings.port,
+        args.workers,
+        settings.db_pool_size,
+        settings.db_write_pool_size,
+        settings.ingest_slots,
+        settings.ingest_queue,
+    )
+    run: dict[str, Any] = {
+        "log_config": serve_log_config(),
+        "log_level": "info",
+        "access_log": False,
+    }
     if args.workers > 1:
         if args.config:
             os.environ[CONFIG_ENV] = str(args.config)
@@ -219,11 +255,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=settings.host,
             port=settings.port,
             workers=args.workers,
-            log_level="warning",
+            **run,
         )
         return 0
     app = create_app(settings, mqtt=args.mqtt)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    uvicorn.run(app, host=settings.host, port=settings.port, **run)
     return 0
 
 

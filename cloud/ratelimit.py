@@ -1,7 +1,9 @@
 """Per-key token buckets: a sustained rate and a burst, refused with a retry time.
 
-Pure bookkeeping over a clock passed in, so tests drive it without sleeping;
-each API process keeps its own buckets (replicas each allow the rate).
+Pure bookkeeping over a clock passed in, so tests drive it without sleeping.
+On SQLite (one process) a key's buckets live here; on PostgreSQL every API
+process shares them through :mod:`cloud.shared_limits`. Failed-authentication
+buckets per source address stay per process.
 """
 
 from __future__ import annotations

@@ -31,7 +31,32 @@ class CloudSettings(BaseSettings):
         "sqlite:///shelfsense-cloud.db",
         description="SQLAlchemy URL: a SQLite file (WAL) or postgresql+psycopg://…",
     )
-    db_pool_size: int = Field(20, ge=1, le=200, description="Connections kept per process.")
+    db_pool_size: int = Field(
+        10, ge=1, le=200, description="Read connections per process (API reads, key lookups)."
+    )
+    db_write_pool_size: int = Field(
+        5, ge=1, le=100, description="Write connections per process (ingest and other writes)."
+    )
+    ingest_concurrency: int | None = Field(
+        None,
+        ge=1,
+        le=100,
+        description="Ingest batches stored at once per process; unset: one less than the "
+        "write connections (at least 1), so other writes always find one.",
+    )
+    ingest_queue: int = Field(
+        16,
+        ge=0,
+        le=10_000,
+        description="Ingest batches that may wait for a slot per process; past it, 503 with Retry-After.",
+    )
+    ingest_max_wait_s: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="Longest a batch waits for a slot before 503 with Retry-After; keep it well "
+        "under the unit's request timeout (15 s).",
+    )
     cursor_secret: SecretStr | None = Field(
         None,
         description="HMAC key of feed cursors; when unset one is made once and kept in the database.",
@@ -107,6 +132,11 @@ class CloudSettings(BaseSettings):
     mqtt_batch_wait_s: float = Field(
         0.05, ge=0, le=5, description="How long the worker gathers messages before storing."
     )
+
+    @property
+    def ingest_slots(self) -> int:
+        """Ingest batches stored at once per process (``ingest_concurrency`` or from the pool)."""
+        return self.ingest_concurrency or max(1, self.db_write_pool_size - 1)
 
     @classmethod
     def settings_customise_sources(

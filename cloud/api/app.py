@@ -5,7 +5,8 @@ The app opens (and migrates) its store when built, keeps its collaborators in
 a broker in the settings it also runs one MQTT ingest worker for its lifetime.
 With a broker in the settings it publishes desired state retained to the units
 through a :class:`cloud.desired_publish.DesiredPublisher` (one may be passed in;
-``None`` turns publishing off).
+``None`` turns publishing off). Ingest batches pass :mod:`cloud.admission` before
+their body is read.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 
+from cloud.admission import AdmissionMiddleware
 from cloud.api import docs, errors
 from cloud.api.deps import single_values
 from cloud.api.routes import (
@@ -60,7 +62,11 @@ def create_app(
     ``desired_publisher`` defaults to one for the settings' broker (None without
     ``mqtt_host``), started and stopped with the app; one passed in is the caller's to run.
     """
-    opened = store or open_store(settings.database_url, pool_size=settings.db_pool_size)
+    opened = store or open_store(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        write_pool_size=settings.db_write_pool_size,
+    )
     services = Services.build(settings, opened)
     owns_publisher = desired_publisher is FROM_SETTINGS
     publisher = DesiredPublisher.from_settings(settings) if owns_publisher else desired_publisher
@@ -107,6 +113,9 @@ def create_app(
     app.openapi = openapi  # type: ignore[method-assign]
     errors.install(app)
     docs.install(app)
+    app.add_middleware(
+        AdmissionMiddleware, admission=services.admission, paths=frozenset({ingest.EVENTS_PATH})
+    )
     for router in (
         health.router,
         ingest.router,

@@ -8,9 +8,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import anyio
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from cloud.admission import Admission
 from cloud.api.etag import VersionedCache
 from cloud.checks import TimeBounds
 from cloud.cursor import CursorCodec
@@ -18,6 +20,7 @@ from cloud.keys import ApiKey, authenticate, token_sha256
 from cloud.labels import SaleWindow
 from cloud.ratelimit import TokenBuckets
 from cloud.settings import CloudSettings
+from cloud.shared_limits import SharedBuckets
 from cloud.store import Store
 from cloud.store.tables import server_secrets
 
@@ -88,7 +91,7 @@ class Services:
     settings: CloudSettings
     store: Store
     codec: CursorCodec
-    buckets: TokenBuckets
+    buckets: TokenBuckets | SharedBuckets
     keys: KeyCache
     bounds: TimeBounds
     window: SaleWindow
@@ -96,7 +99,15 @@ class Services:
     auth_failures: TokenBuckets  # per source address
     claim_attempts: TokenBuckets  # per source address
     claim_guesses: TokenBuckets  # unknown codes, per first character of the code
+    admission: Admission
     counters: SecurityCounters = field(default_factory=SecurityCounters)
+    _ingest_threads: anyio.CapacityLimiter | None = None
+
+    def ingest_threads(self) -> anyio.CapacityLimiter:
+        """The threads ingest runs on, apart from the pool that serves reads (made in the loop)."""
+        if self._ingest_threads is None:
+            self._ingest_threads = anyio.CapacityLimiter(self.admission.limit)
+        return self._ingest_threads
 
     @classmethod
     def build(cls, settings: CloudSettings, store: Store) -> Services:
@@ -111,7 +122,11 @@ class Services:
             settings=settings,
             store=store,
             codec=CursorCodec(secret),
-            buckets=TokenBuckets(settings.rate_per_s, settings.rate_burst),
+            buckets=(
+                SharedBuckets(store, settings.rate_per_s, settings.rate_burst)
+                if store.dialect == "postgresql"
+                else TokenBuckets(settings.rate_per_s, settings.rate_burst)
+            ),
             keys=KeyCache(settings.key_cache_s),
             bounds=TimeBounds.of(settings.max_future_s, settings.max_past_days),
             window=SaleWindow.of(settings),
@@ -119,4 +134,7 @@ class Services:
             auth_failures=TokenBuckets(settings.auth_fail_per_s, settings.auth_fail_burst),
             claim_attempts=TokenBuckets(settings.claim_per_s, settings.claim_burst),
             claim_guesses=TokenBuckets(settings.claim_fail_per_s, settings.claim_fail_burst),
+            admission=Admission(
+                settings.ingest_slots, settings.ingest_queue, settings.ingest_max_wait_s
+            ),
         )

@@ -27,7 +27,11 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 @dataclass(frozen=True)
 class Store:
-    """An opened store: the read engine, the write engine and the dialect name."""
+    """An opened store: the read engine and the write engine, each with its own pool.
+
+    Reads never wait for a connection behind writes: a burst of ingest holds
+    write connections only.
+    """
 
     engine: Engine
     writer: Engine
@@ -56,6 +60,7 @@ class Store:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+        self.writer.dispose()
 
 
 def _sqlite_hooks(engine: Engine) -> None:
@@ -75,22 +80,25 @@ def _sqlite_hooks(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def make_engine(url: str, *, pool_size: int = 20) -> Engine:
-    """An engine for ``url`` with the pragmas and pool this service needs."""
+def make_engine(url: str, *, pool_size: int = 20, max_overflow: int | None = None) -> Engine:
+    """An engine for ``url`` with the pragmas and pool this service needs.
+
+    The pool keeps ``pool_size`` connections and opens up to ``max_overflow`` more
+    (default: as many again); past that, callers wait for one.
+    """
+    overflow = pool_size if max_overflow is None else max_overflow
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database in (None, "", ":memory:"):
             raise StoreError("the cloud store needs a SQLite file, not an in-memory database")
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, pool_size=pool_size, max_overflow=pool_size, pool_timeout=30)
+        engine = create_engine(parsed, pool_size=pool_size, max_overflow=overflow, pool_timeout=30)
         _sqlite_hooks(engine)
         return engine
     if parsed.get_backend_name() == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(
-            parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-        )
+        return create_engine(parsed, pool_size=pool_size, max_overflow=overflow, pool_pre_ping=True)
     raise StoreError(f"unsupported database URL {parsed.render_as_string()!r}")
 
 
@@ -106,13 +114,24 @@ def migrate(engine: Engine, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
-def open_store(url: str, *, pool_size: int = 20, run_migrations: bool = True) -> Store:
-    """Open the store at ``url``, migrated to the newest schema unless told not to."""
-    engine = make_engine(url, pool_size=pool_size)
+def open_store(
+    url: str,
+    *,
+    pool_size: int = 20,
+    write_pool_size: int | None = None,
+    run_migrations: bool = True,
+) -> Store:
+    """Open the store at ``url``, migrated to the newest schema unless told not to.
+
+    Reads get ``pool_size`` connections, writes ``write_pool_size`` (default: as
+    many), each pool without overflow: a process holds at most their sum.
+    """
+    engine = make_engine(url, pool_size=pool_size, max_overflow=0)
     try:
         if run_migrations:
             migrate(engine)
     except Exception as err:
         engine.dispose()
         raise StoreError(f"cannot open the store: {err}") from err
-    return Store(engine=engine, writer=engine.execution_options(sqlite_immediate=True))
+    writes = make_engine(url, pool_size=write_pool_size or pool_size, max_overflow=0)
+    return Store(engine=engine, writer=writes.execution_options(sqlite_immediate=True))

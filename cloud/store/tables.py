@@ -252,3 +252,11 @@ device_health = Table(
     Column("body", JSON, nullable=False),
 )
 """The latest health report of each unit (``models.wire.HealthReport``)."""
+
+rate_buckets = Table(
+    "rate_buckets",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("stamp", Float, nullable=False),  # the database's clock, seconds since the epoch
+)

@@ -22,6 +22,7 @@ BENCHES = (
     "ingest",
     "reads",
     "mqtt_fuzz",
+    "storm",
 )
 
 

@@ -44,7 +44,11 @@ def serve(settings: CloudSettings, *, mqtt: bool = False) -> Iterator[Live]:
     """The app for ``settings`` under uvicorn in a thread on a free loopback port."""
     from cloud.store import open_store
 
-    store = open_store(settings.database_url, pool_size=settings.db_pool_size)
+    store = open_store(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        write_pool_size=settings.db_write_pool_size,
+    )
     app = create_app(settings, store=store, mqtt=mqtt)
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")

@@ -1,29 +1,34 @@
 """``POST /v1/ingest/events``: a unit's batch, gzip allowed, bounded, stored whole or not at all.
 
-The body is read under ``max_body_bytes`` and, with ``Content-Encoding: gzip``,
-decoded under ``max_decoded_bytes`` (413 past either), then parsed straight from
-bytes as :class:`models.wire.EventBatch` (the schema is added to the OpenAPI
-components by :func:`add_wire_schemas`). The answer lists what is now durably
-stored.
+Admission control (:mod:`cloud.admission`) lets the request in before its body is
+read. The body is then read under ``max_body_bytes`` and, on ingest's own threads,
+with ``Content-Encoding: gzip`` decoded under ``max_decoded_bytes`` (413 past
+either), then parsed straight from bytes as :class:`models.wire.EventBatch` (the
+schema is added to the OpenAPI components by :func:`add_wire_schemas`). The answer
+lists what is now durably stored.
 """
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+import anyio
+from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
 from cloud.api.deps import ServicesDep, UnitKey
 from cloud.api.errors import responses
+from cloud.api.services import Services
 from cloud.checks import check_batch
 from cloud.errors import BadRequestError, PayloadTooLargeError, UnsupportedEncodingError
 from cloud.ingest import store_events
+from cloud.keys import ApiKey
 from cloud.tenancy import bind, registrations
 from models.wire import BatchAck, EventBatch
 
@@ -85,21 +90,21 @@ def gunzip_bounded(data: bytes, limit: int) -> bytes:
 
 
 class _BoundedRequest(Request):
-    """A request whose body is read under the size bounds and gzip-decoded."""
+    """A request whose body is read under the size bound, as sent (still encoded)."""
 
     @property
     def raw_body(self) -> bytes:
-        """The decoded body (read by :class:`BoundedBodyRoute` before the handler runs)."""
+        """The body as sent (read by :class:`BoundedBodyRoute` before the handler runs)."""
         body: bytes = self._body
         return body
 
     async def body(self) -> bytes:
         if not hasattr(self, "_body"):
-            settings = self.app.state.services.settings
-            limit = settings.max_body_bytes
+            limit = self.app.state.services.settings.max_body_bytes
             declared = self.headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > limit:
                 raise PayloadTooLargeError(f"the body is larger than {limit} bytes")
+            content_encoding(self)  # an encoding we cannot decode is refused before reading
             chunks: list[bytes] = []
             size = 0
             async for chunk in self.stream():
@@ -107,16 +112,20 @@ class _BoundedRequest(Request):
                 if size > limit:
                     raise PayloadTooLargeError(f"the body is larger than {limit} bytes")
                 chunks.append(chunk)
-            raw = b"".join(chunks)
-            encoding = self.headers.get("content-encoding", "identity").strip().lower()
-            if encoding == "gzip":
-                raw = gunzip_bounded(raw, settings.max_decoded_bytes)
-            elif encoding not in ("", "identity"):
-                raise UnsupportedEncodingError(
-                    f"Content-Encoding {encoding!r} is not supported; use gzip or none"
-                )
-            self._body = raw
+            self._body = b"".join(chunks)
         return self._body
+
+
+def content_encoding(request: Request) -> str:
+    """``gzip`` or ``identity``; :class:`UnsupportedEncodingError` for anything else."""
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding == "gzip":
+        return encoding
+    if encoding not in ("", "identity"):
+        raise UnsupportedEncodingError(
+            f"Content-Encoding {encoding!r} is not supported; use gzip or none"
+        )
+    return "identity"
 
 
 class BoundedBodyRoute(APIRoute):
@@ -133,13 +142,12 @@ class BoundedBodyRoute(APIRoute):
         return handler
 
 
-def parsed_batch(request: Request) -> EventBatch:
+def parse_batch(raw: bytes) -> EventBatch:
     """The body as an :class:`EventBatch`, parsed straight from JSON bytes (one pass, in Rust).
 
     Errors come out as FastAPI's own validation errors, so they are reported
     like those of any other route.
     """
-    raw = request.raw_body if isinstance(request, _BoundedRequest) else b""
     try:
         return EventBatch.model_validate_json(raw)
     except ValidationError as err:
@@ -147,7 +155,6 @@ def parsed_batch(request: Request) -> EventBatch:
         raise RequestValidationError(errors) from None
 
 
-BatchDep = Annotated[EventBatch, Depends(parsed_batch)]
 BODY = {
     "required": True,
     "content": {
@@ -158,6 +165,7 @@ BODY = {
     },
 }
 router = APIRouter(prefix="/v1/ingest", tags=["ingest"], route_class=BoundedBodyRoute)
+EVENTS_PATH = "/v1/ingest/events"  # the path admission control guards
 
 
 @router.post(
@@ -166,7 +174,7 @@ router = APIRouter(prefix="/v1/ingest", tags=["ingest"], route_class=BoundedBody
     responses=responses(400, 401, 403, 413, 415, 422, 429, 503),
     openapi_extra={"requestBody": BODY},
 )
-def post_events(key: UnitKey, batch: BatchDep, services: ServicesDep) -> BatchAck:
+async def post_events(request: Request, key: UnitKey, services: ServicesDep) -> BatchAck:
     """Store a batch of the calling unit's events, oldest first; every seq is stored once.
 
     Send it as JSON, gzip-encoded (``Content-Encoding: gzip``, every member decoded)
@@ -180,7 +188,23 @@ def post_events(key: UnitKey, batch: BatchDep, services: ServicesDep) -> BatchAc
     whole batch is refused (nothing stored) if one event fails; the error names
     it (``events.3.store``). ``stored`` + ``duplicates`` are durably stored now;
     a unit may drop exactly those from its outbox.
+
+    When this server already stores as many batches as its database takes and its
+    short queue is full, it answers 503 ``overloaded`` with ``Retry-After`` (seconds)
+    without reading the body: send the same batch again after that long.
     """
+    raw = request.raw_body if isinstance(request, _BoundedRequest) else b""
+    gzipped = content_encoding(request) == "gzip"
+    work = functools.partial(ingest_body, services, key, raw, gzipped=gzipped)
+    # ingest has threads of its own: reads never queue behind it for one
+    return await anyio.to_thread.run_sync(work, limiter=services.ingest_threads())
+
+
+def ingest_body(services: Services, key: ApiKey, raw: bytes, *, gzipped: bool) -> BatchAck:
+    """Decode, parse, check and store one batch as sent; the ack of what is stored."""
+    if gzipped:
+        raw = gunzip_bounded(raw, services.settings.max_decoded_bytes)
+    batch = parse_batch(raw)
     now = datetime.now(UTC)
     check_batch(batch, now=now, bounds=services.bounds, key_device=key.device_id)
     with services.store.engine.connect() as conn:

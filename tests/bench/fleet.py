@@ -1,0 +1,185 @@
+"""A fleet load generator: lightweight units and backend readers speaking the real HTTP protocol.
+
+Each unit holds a backlog of events (as after an outage) and drains it the way the
+real unit's sync does: gzip batches, a 15 s request timeout, full-jitter backoff
+after a failure, ``Retry-After`` honoured on 503 and 429, events dropped only on
+the cloud's ack. Backend readers poll stock every 100 ms meanwhile, from a process of their
+own. One asyncio loop runs all the units, so a thousand units cost one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import json
+import multiprocessing
+import random
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+TIMEOUT_S = 15.0
+BACKOFF_BASE_S = 1.0
+BACKOFF_CAP_S = 60.0
+
+
+@dataclass
+class FleetReport:
+    """What a fleet run saw, counted on the units' and readers' side."""
+
+    drain_s: float = 0.0
+    posts: int = 0
+    acked_events: int = 0
+    overloaded: int = 0  # 503 with Retry-After
+    timeouts: int = 0
+    errors_5xx: int = 0  # 5xx other than a 503 overloaded
+    resent_events: int = 0  # events sent again after a timeout or an error
+    reads: list[float] = field(default_factory=list)  # seconds per read
+    read_errors: int = 0
+
+    def read_ms(self, q: float) -> float:
+        """The ``q`` quantile of read latency in milliseconds (0 when nothing was read)."""
+        if len(self.reads) < 2:
+            return 1000 * (self.reads[0] if self.reads else 0.0)
+        return 1000 * statistics.quantiles(self.reads, n=100, method="inclusive")[int(q * 100) - 1]
+
+
+@dataclass
+class FleetUnit:
+    """One unit's identity and backlog (wire events as JSON-ready dicts, oldest first)."""
+
+    device_id: str
+    token: str
+    backlog: list[dict[str, Any]]
+
+
+def full_jitter(attempt: int, rng: random.Random) -> float:
+    """Seconds to wait after the ``attempt``-th failure in a row (AWS full jitter)."""
+    return rng.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))
+
+
+async def drain_unit(
+    client: httpx.AsyncClient, unit: FleetUnit, batch: int, report: FleetReport, seed: int
+) -> None:
+    """Post the unit's backlog until every event is acked."""
+    rng = random.Random(seed)
+    pending = list(unit.backlog)
+    failures = 0
+    sent_before: set[int] = set()
+    headers = {
+        "Authorization": f"Bearer {unit.token}",
+        "Content-Type": "application/json",
+        "Content-Encoding": "gzip",
+    }
+    while pending:
+        chunk = pending[:batch]
+        body = gzip.compress(json.dumps({"device_id": unit.device_id, "events": chunk}).encode())
+        seqs = {ev["seq"] for ev in chunk}
+        report.resent_events += len(seqs & sent_before)
+        report.posts += 1
+        try:
+            resp = await client.post("/v1/ingest/events", content=body, headers=headers)
+        except httpx.TimeoutException:
+            report.timeouts += 1
+            sent_before |= seqs
+            failures += 1
+            await asyncio.sleep(full_jitter(failures, rng))
+            continue
+        except httpx.TransportError:
+            sent_before |= seqs
+            failures += 1
+            await asyncio.sleep(full_jitter(failures, rng))
+            continue
+        if resp.status_code == 200:
+            ack = resp.json()
+            done = set(ack["stored"]) | set(ack["duplicates"])
+            report.acked_events += len(done)
+            pending = [ev for ev in pending if ev["seq"] not in done]
+            failures = 0
+            continue
+        if resp.status_code in (429, 503) and "retry-after" in resp.headers:
+            report.overloaded += resp.status_code == 503
+            await asyncio.sleep(float(resp.headers["retry-after"]) + rng.uniform(0, 1))
+            continue
+        if 400 <= resp.status_code < 500:  # refused for good: the load is wrong, not the server
+            raise RuntimeError(f"{unit.device_id}: {resp.status_code} {resp.text[:300]}")
+        if resp.status_code >= 500:
+            report.errors_5xx += 1
+        sent_before |= seqs
+        failures += 1
+        await asyncio.sleep(full_jitter(failures, rng))
+
+
+async def poll(
+    client: httpx.AsyncClient, token: str, report: FleetReport, stop: asyncio.Event
+) -> None:
+    """Read stock every 100 ms until ``stop``, timing each read."""
+    headers = {"Authorization": f"Bearer {token}"}
+    while not stop.is_set():
+        t0 = time.perf_counter()
+        try:
+            resp = await client.get("/v1/stock", headers=headers)
+            ok = resp.status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        report.reads.append(time.perf_counter() - t0)
+        report.read_errors += not ok
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.1)
+
+
+async def read_until(url: str, token: str, readers: int, stop: Any) -> tuple[list[float], int]:
+    """``readers`` clients polling stock until ``stop`` (a process event) is set."""
+    report = FleetReport()
+    done = asyncio.Event()
+    async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(TIMEOUT_S)) as client:
+        polling = [asyncio.create_task(poll(client, token, report, done)) for _ in range(readers)]
+        while not stop.is_set():
+            await asyncio.sleep(0.1)
+        done.set()
+        await asyncio.gather(*polling)
+    return report.reads, report.read_errors
+
+
+def _reader_process(url: str, token: str, readers: int, stop: Any, out: Any) -> None:
+    out.put(asyncio.run(read_until(url, token, readers, stop)))
+
+
+async def drain_all(url: str, units: list[FleetUnit], *, batch: int, seed: int) -> FleetReport:
+    """Drain every unit's backlog at once; the report (reads not included)."""
+    report = FleetReport()
+    limits = httpx.Limits(max_connections=len(units) + 10)
+    async with httpx.AsyncClient(
+        base_url=url, limits=limits, timeout=httpx.Timeout(TIMEOUT_S)
+    ) as client:
+        t0 = time.perf_counter()
+        await asyncio.gather(
+            *(drain_unit(client, u, batch, report, seed + i) for i, u in enumerate(units))
+        )
+        report.drain_s = time.perf_counter() - t0
+    return report
+
+
+def run_fleet(
+    url: str, units: list[FleetUnit], *, batch: int, reader_token: str, readers: int, seed: int = 0
+) -> FleetReport:
+    """Drain every backlog at once while ``readers`` poll from a process of their own.
+
+    The readers get their own process so what they time is the server, not this
+    process busy encoding batches.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    stop, out = ctx.Event(), ctx.Queue()
+    proc = ctx.Process(target=_reader_process, args=(url, reader_token, readers, stop, out))
+    proc.start()
+    try:
+        report = asyncio.run(drain_all(url, units, batch=batch, seed=seed))
+    finally:
+        stop.set()
+    report.reads, report.read_errors = out.get(timeout=60)
+    proc.join(timeout=30)
+    return report
