@@ -103,3 +103,32 @@ def test_staff_calibrate_three_slots_at_the_terminal(
         truth = bench.truth(channel) - tray
         assert truth == 500
         assert abs(cals[channel].grams(mean) - truth) <= 1.0
+
+
+def test_a_script_calibrates_one_slot_in_two_steps(
+    bay: tuple[SimBay, PtyMcu], tmp_path: Path
+) -> None:
+    bench, mcu = bay
+    cfg = unit_config(tmp_path, mcu.path)
+    base = ["provision", "calibrate", "--config", str(cfg), "--seconds", "1", "--slot", "2"]
+    env = {"PYTHONPATH": str(ROOT)}
+
+    def run(*extra: str) -> tuple[int, str]:
+        term = Terminal([*base, *extra], cwd=ROOT, env=env)
+        try:
+            code = term.wait(60)
+        finally:
+            term.close()
+        return code, term.screen
+
+    code, shown = run("--known-grams", "500")
+    assert code == 1 and "--slot 2 --tare first" in shown
+    assert run("--tare")[0] == 0
+    code, shown = run("--known-grams", "500")  # nothing placed yet
+    assert code == 1 and "Nothing seems to have been placed" in shown
+    bench.place(2, 500)
+    code, shown = run("--known-grams", "500")
+    assert code == 0, shown
+    cal = CalibrationStore(tmp_path / "var" / "calibration.json").load()[2]
+    fresh = bench.read(160)
+    assert abs(cal.grams(float(np.mean(fresh.counts[:, 2]))) - 500) <= 1.0
