@@ -12,6 +12,7 @@ taken alone (``--tare``) waits in ``calibration-tare.json`` for ``--known-grams`
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections import deque
@@ -251,6 +252,17 @@ def known_only(
     save_one(CalibrationStore(data_dir / CALIBRATION_FILE), cal)
     out.write(f"Slot {slot.slot} calibrated ({cal.counts_per_gram:.2f} counts per gram), saved.\n")
     return 0
+
+
+def match_owner(data_dir: Path) -> None:
+    """Give the calibration files the data folder's owner (the service user) when run as root."""
+    if os.geteuid() != 0:
+        return
+    st = data_dir.stat()
+    for name in (CALIBRATION_FILE, TARE_FILE):
+        f = data_dir / name
+        if f.exists() and (f.stat().st_uid, f.stat().st_gid) != (st.st_uid, st.st_gid):
+            os.chown(f, st.st_uid, st.st_gid)
 
 
 def _read_tares(data_dir: Path) -> dict[str, Any]:

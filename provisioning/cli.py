@@ -64,6 +64,16 @@ def register(sub: Any) -> None:
     )
     c.set_defaults(func=cmd_calibrate)
 
+    i = ps.add_parser("install", help="install the config, service, user and udev rule")
+    i.add_argument("--root", type=Path, default=None, help="install into this folder (no enabling)")
+    i.add_argument("--config", type=Path, default=None, help="unit config to install (checked)")
+    i.add_argument(
+        "--mcu-serial",
+        default=None,
+        help="the MCU's USB serial number (default: the one plugged in)",
+    )
+    i.set_defaults(func=cmd_install)
+
 
 def cmd_claim(args: argparse.Namespace) -> int:
     """Claim; prints what happened, or one line saying what to do."""
@@ -92,7 +102,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from edge.errors import ConfigError
     from edge.signals.calibration import CalibrationStore
     from edge.workers.build import CALIBRATION_FILE
-    from provisioning.calibrate import Feed, config_source, interactive, known_only, tare_only
+    from provisioning.calibrate import (
+        Feed,
+        config_source,
+        interactive,
+        known_only,
+        match_owner,
+        tare_only,
+    )
     from provisioning.wizard import Limits
 
     path = config_path(args.config)
@@ -138,3 +155,68 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         return 1
     finally:
         feed.close()
+        match_owner(data_dir)
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    """Write the files (and enable the service on the real root)."""
+    import subprocess
+
+    from edge.config import load_config
+    from edge.errors import ConfigError
+    from provisioning.install import (
+        UNIT_FILE,
+        enable,
+        find_mcu_serials,
+        installed_command,
+        plan,
+        write,
+    )
+
+    root = args.root or Path("/")
+    text = None
+    if args.config is not None:
+        try:
+            load_config(args.config)
+            text = args.config.read_text(encoding="utf-8")
+        except (ConfigError, OSError) as err:
+            print(f"not installed: {err}", file=sys.stderr)
+            return 2
+    serial = args.mcu_serial
+    if serial is None:
+        found = find_mcu_serials()
+        if len(found) > 1:
+            print(
+                f"{len(found)} MCUs plugged in ({', '.join(found)}): give --mcu-serial",
+                file=sys.stderr,
+            )
+            return 2
+        serial = found[0] if found else None
+    try:
+        files = plan(command=installed_command(), mcu_serial=serial, config_text=text)
+    except ValueError as err:
+        print(f"not installed: {err}", file=sys.stderr)
+        return 2
+    for path, what in write(root, files):
+        print(f"  {what} {path}")
+    if serial:
+        print(f"  the MCU with serial {serial} will appear as /dev/shelfsense-mcu")
+    else:
+        print(
+            "  no MCU plugged in: the udev rule matches any RP2040 MCU "
+            "(install again with it plugged in to match its serial number)"
+        )
+    if args.root is not None:
+        print(f"not enabled (--root): on the unit, `systemctl enable {UNIT_FILE.name}`")
+        return 0
+    try:
+        for cmd in enable(root):
+            print(f"  ran {cmd}")
+    except (OSError, subprocess.CalledProcessError) as err:
+        print(f"files written, but enabling failed: {err}", file=sys.stderr)
+        return 1
+    print(
+        "enabled: it starts at boot; claim and calibrate first, then "
+        f"`systemctl start {UNIT_FILE.name}`"
+    )
+    return 0
