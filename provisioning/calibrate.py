@@ -103,7 +103,10 @@ def measure(feed: Feed, m: Measure, out: TextIO, *, label: str = "weight") -> Ve
         last_data = time.monotonic()
         for b in blocks:
             p = m.feed(b.counts, b.valid)
-            live = "  --  " if p.grams is None else f"{p.grams:8.1f} g"
+            if p.grams is not None:
+                live = f"{'about ' if p.approximate else ''}{p.grams:.1f} g"
+            else:
+                live = "--" if p.counts is None else f"{p.counts:.0f} counts"
             state = "steady" if p.settled else "settling..."
             out.write(f"\r  {label}: {live}  {state}   ")
             out.flush()

@@ -79,6 +79,8 @@ class Progress:
     grams: float | None
     settled: bool
     verdict: Verdict | None = None
+    counts: float | None = None  # the raw level, while there is no zero to weigh against
+    approximate: bool = False  # grams from a typical scale: the slot's own is not known yet
 
 
 @dataclass
@@ -126,6 +128,14 @@ class Measure:
         return Verdict(code, _message(code, self, detail))
 
     def _judge(self, allc: npt.NDArray[np.float64], allv: npt.NDArray[np.bool_]) -> Progress:
+        p = self._progress(allc, allv)
+        if p.grams is not None:
+            return Progress(p.grams, p.settled, p.verdict, approximate=not self.counts_per_gram)
+        good = allc[-8:, self.channel][allv[-8:, self.channel]]
+        level = float(np.mean(good)) if good.size else None
+        return Progress(None, p.settled, p.verdict, counts=level)
+
+    def _progress(self, allc: npt.NDArray[np.float64], allv: npt.NDArray[np.bool_]) -> Progress:
         lim, ch = self.limits, self.channel
         n = lim.window
         timed_out = self._seen >= lim.max_wait_s * lim.sps
