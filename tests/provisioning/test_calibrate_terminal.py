@@ -43,6 +43,53 @@ def unit_config(tmp_path: Path, port: str) -> Path:
     return cfg
 
 
+def walk_wizard(term: Terminal, bench: SimBay) -> None:
+    """A person at the wizard: empty, 500 g (once on the wrong slot), a check weight on slot 0."""
+    term.expect("Calibrating 3 slot(s)")
+    for slot, channel, _ in SLOTS:
+        term.expect(f"Slot {slot}: take everything off the tray, then press Enter.")
+        term.type("")
+        term.expect("Known weight in grams:")
+        term.type("500")
+        term.expect("place 500 g on the tray")
+        if slot == 1:  # first the weight lands on the neighbouring slot
+            bench.place(2, 500)
+            term.type("")
+            shown = term.expect("Press Enter to try again")
+            assert "another slot (channel 2)" in shown
+            bench.remove(2, 500)
+            term.type("")
+            term.expect("place 500 g on the tray")
+        bench.place(channel, 500)
+        term.type("")
+        term.expect("Second weight to check, grams (Enter to skip):")
+        if slot == 0:
+            term.type("200")
+            term.expect("place 200 g on the tray")
+            bench.remove(channel, 300)
+            term.type("")
+            shown = term.expect("for 200 g.")
+            read = re.search(r"Check: reads (-?[0-9.]+) g", shown)
+            assert read is not None and abs(float(read.group(1)) - 200) <= 1.0
+            bench.place(channel, 300)
+        else:
+            term.type("")
+        term.expect(f"Slot {slot} calibrated")
+    term.expect("Done: 3 of 3 slot(s) calibrated")
+
+
+def assert_within_a_gram_at_500(bench: SimBay, data_dir: Path) -> None:
+    """Each slot carries 500 g on its tray: the saved calibration reads it within 1 g."""
+    cals = CalibrationStore(data_dir / "calibration.json").load()
+    assert sorted(cals) == [c for _, c, _ in SLOTS]
+    tray = 250.0
+    for _, channel, _ in SLOTS:
+        fresh = bench.read(160)
+        truth = bench.truth(channel) - tray
+        assert truth == 500
+        assert abs(cals[channel].grams(float(np.mean(fresh.counts[:, channel]))) - truth) <= 1.0
+
+
 def test_staff_calibrate_three_slots_at_the_terminal(
     bay: tuple[SimBay, PtyMcu], tmp_path: Path
 ) -> None:
@@ -54,55 +101,11 @@ def test_staff_calibrate_three_slots_at_the_terminal(
         env={"PYTHONPATH": str(ROOT)},
     )
     try:
-        term.expect("Calibrating 3 slot(s)")
-        for slot, channel, _ in SLOTS:
-            term.expect(f"Slot {slot}: take everything off the tray, then press Enter.")
-            term.type("")
-            term.expect("Known weight in grams:")
-            if slot == 1:  # first the weight lands on the neighbouring slot
-                bench.place(2, 500)
-                term.type("500")
-                term.expect("place 500 g on the tray")
-                term.type("")
-                shown = term.expect("Press Enter to try again")
-                assert "another slot (channel 2)" in shown
-                bench.remove(2, 500)
-                bench.place(channel, 500)
-                term.type("")
-                term.expect("place 500 g on the tray")
-                term.type("")
-            else:
-                term.type("500")
-                term.expect("place 500 g on the tray")
-                bench.place(channel, 500)
-                term.type("")
-            term.expect("Second weight to check, grams (Enter to skip):")
-            if slot == 0:
-                term.type("200")
-                term.expect("place 200 g on the tray")
-                bench.remove(channel, 300)
-                term.type("")
-                shown = term.expect("for 200 g.")
-                read = re.search(r"Check: reads (-?[0-9.]+) g", shown)
-                assert read is not None and abs(float(read.group(1)) - 200) <= 1.0
-                bench.place(channel, 300)
-            else:
-                term.type("")
-            term.expect(f"Slot {slot} calibrated")
-        term.expect("Done: 3 of 3 slot(s) calibrated")
+        walk_wizard(term, bench)
         assert term.wait() == 0
     finally:
         term.close()
-
-    cals = CalibrationStore(tmp_path / "var" / "calibration.json").load()
-    assert sorted(cals) == [0, 1, 2]
-    tray = 250.0
-    for _, channel, _ in SLOTS:
-        fresh = bench.read(160)
-        mean = float(np.mean(fresh.counts[:, channel]))
-        truth = bench.truth(channel) - tray
-        assert truth == 500
-        assert abs(cals[channel].grams(mean) - truth) <= 1.0
+    assert_within_a_gram_at_500(bench, tmp_path / "var")
 
 
 def test_a_script_calibrates_one_slot_in_two_steps(
