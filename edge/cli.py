@@ -69,10 +69,46 @@ def register(sub: Any) -> None:
     inst.set_defaults(func=cmd_install_model)
 
 
+CONFIG_ENV = "SHELFSENSE_CONFIG"
+INSTALLED_CONFIG = Path("/etc/shelfsense/unit.toml")
+
+
 def _load(path: Path | None) -> Any:
+    """The config at ``path``, else ``$SHELFSENSE_CONFIG``, else the installed one, else defaults."""
+    import os
+
     from edge.config import load_config
 
+    if path is None and os.environ.get(CONFIG_ENV):
+        path = Path(os.environ[CONFIG_ENV])
+    if path is None and INSTALLED_CONFIG.is_file():
+        path = INSTALLED_CONFIG
     return load_config(path)
+
+
+def _missing(config: Any, where: str) -> list[str]:
+    """What a unit with a valid config still lacks to start: slots, calibration."""
+    from edge.errors import CalibrationError
+    from edge.signals.calibration import CalibrationStore
+    from edge.workers.build import CALIBRATION_FILE
+
+    if config.loadcells.source == "sim":
+        return []
+    if not config.slots:
+        return [f"{where}: slots: load cells from {config.loadcells.source} need [[slots]]"]
+    store = CalibrationStore(Path(config.unit.data_dir) / CALIBRATION_FILE)
+    try:
+        have = store.load()
+    except CalibrationError as err:
+        have, why = {}, str(err)
+    else:
+        why = ""
+    lacking = [s for s in config.slots if s.channel not in have]
+    if not lacking:
+        return []
+    slots = ", ".join(f"slot {s.slot} (channel {s.channel})" for s in lacking)
+    out = [f"{where}: calibration: none for {slots}: run `shelfsense provision calibrate`"]
+    return out + ([f"  ({why})"] if why and len(lacking) == len(config.slots) else [])
 
 
 def check(path: Path | None) -> tuple[Any, list[str]]:
@@ -90,13 +126,17 @@ def check(path: Path | None) -> tuple[Any, list[str]]:
         try:
             ident = load_identity(ident_path)
         except IdentityError as err:
-            errors.append(f"{path or '<defaults>'}: sync.identity_file: {err}")
+            errors.append(
+                f"{path or '<defaults>'}: sync.identity_file: {err} (a unit gets its identity "
+                "with `shelfsense provision claim CODE --cloud URL`)"
+            )
         else:
             if ident.device_id != config.unit.device_id:
                 errors.append(
                     f"{path or '<defaults>'}: unit.device_id: {config.unit.device_id!r} but "
                     f"{ident_path} is for {ident.device_id!r}"
                 )
+    errors += _missing(config, str(path or "<defaults>"))
     return config, errors
 
 

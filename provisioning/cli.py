@@ -1,4 +1,13 @@
-"""``shelfsense provision claim``: put a unit into service with a claim code."""
+"""``shelfsense provision claim|calibrate|install``: put a unit into service.
+
+- ``claim CODE --cloud URL`` receives the unit's identity with an operator's code;
+- ``calibrate`` walks store staff through each slot (empty, known weight, check);
+  ``--slot N --tare`` and ``--slot N --known-grams G`` do one step for scripts;
+- ``install [--root DIR]`` writes the config, systemd unit, sysusers and udev files.
+
+The unit config is ``--config``, else ``$SHELFSENSE_CONFIG``, else
+``/etc/shelfsense/unit.toml``.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +18,15 @@ from pathlib import Path
 from typing import Any
 
 CONFIG_ENV = "SHELFSENSE_CONFIG"
+DEFAULT_CONFIG = Path("/etc/shelfsense/unit.toml")
+
+
+def config_path(arg: Path | None) -> Path:
+    """The unit config: the argument, else ``$SHELFSENSE_CONFIG``, else the installed one."""
+    if arg is not None:
+        return arg
+    env = os.environ.get(CONFIG_ENV)
+    return Path(env) if env else DEFAULT_CONFIG
 
 
 def register(sub: Any) -> None:
@@ -31,6 +49,31 @@ def register(sub: Any) -> None:
     p.add_argument("--owner", default=None, help="user that will own the files (the service's)")
     p.set_defaults(func=cmd_claim)
 
+    c = ps.add_parser("calibrate", help="calibrate the shelf's slots with a known weight")
+    c.add_argument("--config", type=Path, default=None, help="unit config (TOML)")
+    c.add_argument("--slot", type=int, action="append", default=None, help="only this slot")
+    c.add_argument("--tare", action="store_true", help="one step: record the empty tray")
+    c.add_argument(
+        "--known-grams", type=float, default=None, help="one step: the weight now on the slot"
+    )
+    c.add_argument(
+        "--seconds", type=float, default=1.5, help="a steady reading is averaged this long"
+    )
+    c.add_argument(
+        "--max-wait", type=float, default=20.0, help="give up on an unsteady reading after this"
+    )
+    c.set_defaults(func=cmd_calibrate)
+
+    i = ps.add_parser("install", help="install the config, service, user and udev rule")
+    i.add_argument("--root", type=Path, default=None, help="install into this folder (no enabling)")
+    i.add_argument("--config", type=Path, default=None, help="unit config to install (checked)")
+    i.add_argument(
+        "--mcu-serial",
+        default=None,
+        help="the MCU's USB serial number (default: the one plugged in)",
+    )
+    i.set_defaults(func=cmd_install)
+
 
 def cmd_claim(args: argparse.Namespace) -> int:
     """Claim; prints what happened, or one line saying what to do."""
@@ -50,4 +93,130 @@ def cmd_claim(args: argparse.Namespace) -> int:
         return 1
     for path in result.files:
         print(f"  wrote {path}")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """The wizard, or one step of it; exit 1 on a refused reading, 2 on a bad config."""
+    from edge.config import load_config
+    from edge.errors import ConfigError
+    from edge.signals.calibration import CalibrationStore
+    from edge.workers.build import CALIBRATION_FILE
+    from provisioning.calibrate import (
+        Feed,
+        config_source,
+        interactive,
+        known_only,
+        match_owner,
+        tare_only,
+    )
+    from provisioning.wizard import Limits
+
+    path = config_path(args.config)
+    try:
+        cfg = load_config(path)
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        return 2
+    slots = [s for s in cfg.slots if args.slot is None or s.slot in args.slot]
+    if not cfg.slots:
+        print(
+            f"{path}: no [[slots]] configured: say which channel weighs which slot first",
+            file=sys.stderr,
+        )
+        return 2
+    if args.slot and len(slots) != len(set(args.slot)):
+        known = ", ".join(str(s.slot) for s in cfg.slots)
+        print(f"no such slot: the config has slots {known}", file=sys.stderr)
+        return 2
+    one_step = args.tare or args.known_grams is not None
+    if one_step and len(slots) != 1:
+        print("--tare and --known-grams work on one slot: give --slot N", file=sys.stderr)
+        return 2
+    if args.known_grams is not None and not 0 < args.known_grams < 100_000:
+        print("--known-grams must be a weight in grams, e.g. 500", file=sys.stderr)
+        return 2
+    if cfg.loadcells.source == "sim":
+        print("load cells are simulated (loadcells.source = 'sim'): an idle bench bay answers")
+    limits = Limits(sps=cfg.loadcells.sps, window_s=args.seconds, max_wait_s=args.max_wait)
+    data_dir = Path(cfg.unit.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    feed = Feed(config_source(cfg))
+    try:
+        if args.tare:
+            return tare_only(feed, slots[0], data_dir, sys.stdout, limits)
+        if args.known_grams is not None:
+            return known_only(feed, slots[0], args.known_grams, data_dir, sys.stdout, limits)
+        store = CalibrationStore(data_dir / CALIBRATION_FILE)
+        left = interactive(feed, slots, store, sys.stdin, sys.stdout, limits)
+        return 1 if left else 0
+    except KeyboardInterrupt:
+        print("\nstopped: slots finished so far are saved")
+        return 1
+    finally:
+        feed.close()
+        match_owner(data_dir)
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    """Write the files (and enable the service on the real root)."""
+    import subprocess
+
+    from edge.config import load_config
+    from edge.errors import ConfigError
+    from provisioning.install import (
+        UNIT_FILE,
+        enable,
+        find_mcu_serials,
+        installed_command,
+        plan,
+        write,
+    )
+
+    root = args.root or Path("/")
+    text = None
+    if args.config is not None:
+        try:
+            load_config(args.config)
+            text = args.config.read_text(encoding="utf-8")
+        except (ConfigError, OSError) as err:
+            print(f"not installed: {err}", file=sys.stderr)
+            return 2
+    serial = args.mcu_serial
+    if serial is None:
+        found = find_mcu_serials()
+        if len(found) > 1:
+            print(
+                f"{len(found)} MCUs plugged in ({', '.join(found)}): give --mcu-serial",
+                file=sys.stderr,
+            )
+            return 2
+        serial = found[0] if found else None
+    try:
+        files = plan(command=installed_command(), mcu_serial=serial, config_text=text)
+    except ValueError as err:
+        print(f"not installed: {err}", file=sys.stderr)
+        return 2
+    for path, what in write(root, files):
+        print(f"  {what} {path}")
+    if serial:
+        print(f"  the MCU with serial {serial} will appear as /dev/shelfsense-mcu")
+    else:
+        print(
+            "  no MCU plugged in: the udev rule matches any RP2040 MCU "
+            "(install again with it plugged in to match its serial number)"
+        )
+    if args.root is not None:
+        print(f"not enabled (--root): on the unit, `systemctl enable {UNIT_FILE.name}`")
+        return 0
+    try:
+        for cmd in enable(root):
+            print(f"  ran {cmd}")
+    except (OSError, subprocess.CalledProcessError) as err:
+        print(f"files written, but enabling failed: {err}", file=sys.stderr)
+        return 1
+    print(
+        "enabled: it starts at boot; claim and calibrate first, then "
+        f"`systemctl start {UNIT_FILE.name}`"
+    )
     return 0

@@ -90,3 +90,46 @@ def test_install_model_checks_the_folder(
     (bundle / "manifest.json").write_text(json.dumps({"version": 3, "format": 1}))
     assert main(["edge", "install-model", str(bundle)]) == 0
     assert "version 3" in capsys.readouterr().out
+
+
+def test_check_config_says_which_slots_want_calibration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edge.signals.calibration import CalibrationStore, ChannelCalibration
+
+    slots = "".join(
+        f'[[slots]]\nslot = {i}\nchannel = {i}\nsku = "S{i}"\nunit_grams = 100\n' for i in range(3)
+    )
+    cfg = write_unit(tmp_path, '[loadcells]\nsource = "serial"\n' + slots)
+    assert main(["edge", "run", "--config", str(cfg), "--check-config"]) == 2
+    err = capsys.readouterr().err
+    assert "slot 0 (channel 0), slot 1 (channel 1), slot 2 (channel 2)" in err
+    assert "provision calibrate" in err and "config OK" not in err
+    CalibrationStore(tmp_path / "calibration.json").save(
+        {0: ChannelCalibration(0, 100.0, 250.0), 2: ChannelCalibration(2, 50.0, 240.0)}
+    )
+    assert main(["edge", "run", "--config", str(cfg), "--check-config"]) == 2
+    err = capsys.readouterr().err
+    assert "none for slot 1 (channel 1)" in err and "slot 0" not in err
+    CalibrationStore(tmp_path / "calibration.json").save(
+        {c: ChannelCalibration(c, 100.0, 250.0) for c in range(3)}
+    )
+    assert main(["edge", "run", "--config", str(cfg), "--check-config"]) == 0
+    assert "config OK" in capsys.readouterr().out
+
+
+def test_check_config_says_how_to_get_an_identity(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = write_unit(tmp_path, identity=False)
+    assert main(["edge", "run", "--config", str(cfg), "--check-config"]) == 2
+    assert "provision claim" in capsys.readouterr().err
+
+
+def test_the_config_comes_from_the_environment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = write_unit(tmp_path)
+    monkeypatch.setenv("SHELFSENSE_CONFIG", str(cfg))
+    assert main(["edge", "run", "--check-config"]) == 0
+    assert "unit-c" in capsys.readouterr().out
