@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 
-from cloud.api import docs, errors
+from cloud.api import docs, errors, metrics
 from cloud.api.deps import single_values
 from cloud.api.routes import (
     claims,
@@ -107,6 +107,7 @@ def create_app(
     app.openapi = openapi  # type: ignore[method-assign]
     errors.install(app)
     docs.install(app)
+    metrics.install(app)
     for router in (
         health.router,
         ingest.router,

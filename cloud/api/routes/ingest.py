@@ -188,6 +188,7 @@ def post_events(key: UnitKey, batch: BatchDep, services: ServicesDep) -> BatchAc
     evs = [bind(ev, reg, where=f"events.{i}") for i, ev in enumerate(batch.events)]
     result = store_events(services.store, evs, now=now)
     d = batch.device_id
+    services.ingest_counts.add(len(result.stored.get(d, [])), len(result.duplicates.get(d, [])))
     return BatchAck(
         device_id=d,
         stored=list(result.stored.get(d, [])),
