@@ -32,6 +32,7 @@ from cloud.api.routes import (
     stores,
 )
 from cloud.api.services import Services
+from cloud.console import install as install_console
 from cloud.desired_publish import DesiredPublisher
 from cloud.settings import CloudSettings, build_settings
 from cloud.store import Store, open_store
@@ -108,6 +109,7 @@ def create_app(
     errors.install(app)
     docs.install(app)
     metrics.install(app)
+    install_console(app)
     for router in (
         health.router,
         ingest.router,
