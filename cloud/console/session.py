@@ -64,7 +64,7 @@ def read_session(secret: bytes, cookie: str | None, *, now: float) -> Session | 
     if not cookie or len(cookie) > MAX_COOKIE or cookie.count(".") != 1:
         return None
     body, mac = cookie.split(".")
-    if not hmac.compare_digest(mac, _mac(secret, "session", body)):
+    if not hmac.compare_digest(mac.encode(), _mac(secret, "session", body).encode()):
         return None
     try:
         doc = json.loads(_unb64(body))
@@ -83,4 +83,4 @@ def csrf_ok(secret: bytes, nonce: str | None, token: str | None) -> bool:
     """True when ``token`` is the CSRF token of ``nonce``."""
     if not nonce or not token or len(token) > 100:
         return False
-    return hmac.compare_digest(token, csrf_token(secret, nonce))
+    return hmac.compare_digest(token.encode(), csrf_token(secret, nonce).encode())

@@ -46,10 +46,12 @@ def stocked_store(store: Store, *, device: str = "unit-1", store_id: str = "stor
     return token
 
 
-def stock_batch(device: str, seq: int, slot: int, sku: str, stock: int, **kw: object) -> dict:
-    """One stock event of today (a minute ago) as a batch."""
+def stock_batch(
+    device: str, seq: int, slot: int, sku: str, stock: int, *, ago_s: float = 60, **kw: object
+) -> dict:
+    """One stock event of today (``ago_s`` seconds ago, or just after midnight) as a batch."""
     when = max(
-        datetime.now(UTC) - timedelta(minutes=1),
+        datetime.now(UTC) - timedelta(seconds=ago_s),
         datetime.now(UTC).replace(hour=0, minute=0, second=1, microsecond=0),
     )
     ev = event(device, seq, t=when, slot=slot, sku=sku, stock_units=stock, **kw)  # type: ignore[arg-type]
