@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -37,6 +38,7 @@ def register(sub: SubParsers) -> None:
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     p.add_argument("--mqtt", action="store_true", help="also run an MQTT ingest worker")
+    p.add_argument("--access-log", action="store_true", help="log every request (uvicorn)")
     p.set_defaults(func=cmd_serve)
 
     p = cloud_sub.add_parser("migrate", help="bring the database schema to the newest version")
@@ -207,7 +209,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"port": args.port})
     engine = make_engine(settings.database_url, pool_size=1)
     migrate(engine)
+    dialect = engine.dialect.name
     engine.dispose()
+    log = logging.getLogger("cloud.serve")
+    if log.getEffectiveLevel() > logging.INFO:
+        logging.getLogger("cloud").setLevel(logging.INFO)
+    log.info(
+        "shelfsense cloud listening on http://%s:%d (%s database, %d worker(s), MQTT ingest %s)",
+        settings.host,
+        settings.port,
+        dialect,
+        args.workers,
+        "on" if args.mqtt and settings.mqtt_host and args.workers == 1 else "off",
+    )
+    level = "info" if args.access_log else "warning"
     if args.workers > 1:
         if args.config:
             os.environ[CONFIG_ENV] = str(args.config)
@@ -219,11 +234,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=settings.host,
             port=settings.port,
             workers=args.workers,
-            log_level="warning",
+            log_level=level,
+            access_log=args.access_log,
         )
         return 0
     app = create_app(settings, mqtt=args.mqtt)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, log_level=level, access_log=args.access_log
+    )
     return 0
 
 
