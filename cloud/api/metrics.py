@@ -32,6 +32,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from cloud.api.deps import OperatorKey
+from cloud.api.errors import responses
 from cloud.store.tables import device_progress, devices
 
 PREFIX = "shelfsense"
@@ -257,7 +258,14 @@ def install(app: FastAPI) -> None:
     app.include_router(router)
 
 
-@router.get("/metrics", response_class=Response, include_in_schema=True)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}},
+        **responses(401, 403, 429),
+    },
+)
 def metrics(request: Request, _key: OperatorKey) -> Response:
     """Every metric of this process in the Prometheus text format (operator key)."""
     registry: CollectorRegistry = request.app.state.metrics_registry
