@@ -122,3 +122,48 @@ def test_store_and_unit_pages_show_posted_stock_escaped(live: Live) -> None:
         assert fleet.status_code == 200 and "unit-1" in fleet.text
         assert client.get("/console/units/no-such-unit").status_code == 404
         assert client.get("/console/stores/no-such-store").status_code == 404
+
+
+def test_fleet_shows_state_and_alarms_where_health_is_stored(live: Live) -> None:
+    """With a ``device_health`` table (latest report per unit) the fleet page reads it."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import JSON, Column, MetaData, String, Table
+
+    from cloud.store.tables import UtcDateTime
+
+    health = Table(
+        "device_health",
+        MetaData(),
+        Column("device_id", String(64), primary_key=True),
+        Column("reported_at", UtcDateTime, nullable=False),
+        Column("received_at", UtcDateTime, nullable=False),
+        Column("body", JSON, nullable=False),
+    )
+    register_unit(live.store, "unit-a")
+    register_unit(live.store, "unit-b")
+    now = datetime.now(UTC)
+    report = {"at": now.timestamp(), "alarms": {"camera_down": {"since": 1.0, "detail": "<b>"}}}
+    report["components"] = {"camera": {"ok": False, "detail": ""}}
+    with live.store.writer.begin() as conn:
+        health.create(conn, checkfirst=True)
+        conn.execute(
+            health.insert(),
+            [
+                {"device_id": "unit-a", "reported_at": now, "received_at": now, "body": report},
+                {
+                    "device_id": "unit-b",
+                    "reported_at": now - timedelta(hours=1),
+                    "received_at": now - timedelta(hours=1),
+                    "body": {"at": 1.0},
+                },
+            ],
+        )
+    with signed_in(live, make_key(live.store, Role.OPERATOR)) as client:
+        page = client.get("/console/fleet", params={"sort": "alarms"}).text
+        assert 'class="state online">online' in page and 'class="state offline">offline' in page
+        assert "camera_down" in page and "camera down" in page
+        assert page.index("unit-a") < page.index("unit-b")
+        offline = client.get("/console/fleet", params={"state": "offline"}).text
+        assert "unit-b" in offline and "unit-a" not in offline
+        assert "online" in client.get("/console/units/unit-a").text
