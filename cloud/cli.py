@@ -37,6 +37,7 @@ def register(sub: SubParsers) -> None:
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     p.add_argument("--mqtt", action="store_true", help="also run an MQTT ingest worker")
+    p.add_argument("--access-log", action="store_true", help="log every request (uvicorn)")
     p.set_defaults(func=cmd_serve)
 
     p = cloud_sub.add_parser("migrate", help="bring the database schema to the newest version")
@@ -194,11 +195,11 @@ def _print(obj: Any) -> None:
 
 
 def serve_log_config() -> dict[str, Any]:
-    """uvicorn's logging, at info for the server and the cloud's own loggers; no access log.
+    """uvicorn's logging, at info for the server and the cloud's own loggers.
 
-    Info level shows what an operator must see: workers started, a worker that died
-    and was replaced, shutdowns. Per-request access lines are left out (at a fleet's
-    rate they would drown everything else).
+    Info level shows what an operator must see: where it listens, workers started, a
+    worker that died and was replaced, shutdowns. Per-request access lines only with
+    ``--access-log`` (at a fleet's rate they would drown everything else).
     """
     import copy
 
@@ -226,13 +227,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"port": args.port})
     engine = make_engine(settings.database_url, pool_size=1)
     migrate(engine)
+    dialect = engine.dialect.name
     engine.dispose()
     logging.config.dictConfig(serve_log_config())
     logging.getLogger("cloud").info(
-        "serving on %s:%s with %d worker(s); per worker %d read + %d write connections, "
-        "%d ingest slots, queue %d",
+        "shelfsense cloud listening on http://%s:%d (%s database, MQTT ingest %s); serving on "
+        "%d worker(s), per worker %d read + %d write connections, %d ingest slots, queue %d",
         settings.host,
         settings.port,
+        dialect,
+        "on" if args.mqtt and settings.mqtt_host and args.workers == 1 else "off",
         args.workers,
         settings.db_pool_size,
         settings.db_write_pool_size,
@@ -242,7 +246,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     run: dict[str, Any] = {
         "log_config": serve_log_config(),
         "log_level": "info",
-        "access_log": False,
+        "access_log": args.access_log,
     }
     if args.workers > 1:
         if args.config:

@@ -32,6 +32,8 @@ from edge.buffer.store import Buffer
 from edge.config import Config
 from edge.desired import DesiredPoller, DesiredStateHandler
 from edge.health import Health, health_report, write_status
+from edge.metrics_file import TEXTFILE, write_textfile
+from edge.metrics_file import render as render_metrics
 from edge.sync.config import SyncConfig
 from edge.sync.endpoints import TOPIC_HEALTH
 from edge.sync.http import HttpTransport
@@ -231,6 +233,8 @@ class Agent:
         h.set("buffer_used_bytes", stats.used_bytes)
         snap = h.snapshot()
         write_status(self.data_dir / self.config.health.status_file, snap)
+        text = render_metrics(snap, device_id=self.config.unit.device_id, now=snap["at"])
+        write_textfile(self.data_dir / TEXTFILE, text)
         return snap
 
     def _health_loop(self, stop: threading.Event) -> None:

@@ -111,6 +111,14 @@ class Health:
         with self._lock:
             return self._gauges.get(name, default)
 
+    def observe(self, name: str, seconds: float) -> None:
+        """Add one timing to gauge ``name`` (``{count, sum, last}``)."""
+        with self._lock:
+            t = self._gauges.setdefault(name, {"count": 0, "sum": 0.0, "last": None})
+            t["count"] += 1
+            t["sum"] += seconds
+            t["last"] = seconds
+
     def component(self, name: str, ok: bool, detail: str = "") -> None:
         """Report the state of a component (a load-cell channel, the camera, a link)."""
         with self._lock:

@@ -49,9 +49,10 @@ def config_source(cfg: Config) -> Source:
                 yield block
 
         return idle
-    from edge.workers.build import _hardware_source
+    from edge.health import Health
+    from edge.workers.build import hardware_source
 
-    return _hardware_source(cfg)
+    return hardware_source(cfg, Health())
 
 
 class Feed:

@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from cloud.admission import AdmissionMiddleware
-from cloud.api import docs, errors
+from cloud.api import docs, errors, metrics
 from cloud.api.deps import single_values
 from cloud.api.routes import (
     claims,
@@ -34,6 +34,7 @@ from cloud.api.routes import (
     stores,
 )
 from cloud.api.services import Services
+from cloud.console import install as install_console
 from cloud.desired_publish import DesiredPublisher
 from cloud.settings import CloudSettings, build_settings
 from cloud.store import Store, open_store
@@ -116,6 +117,8 @@ def create_app(
     app.add_middleware(
         AdmissionMiddleware, admission=services.admission, paths=frozenset({ingest.EVENTS_PATH})
     )
+    metrics.install(app)
+    install_console(app)
     for router in (
         health.router,
         ingest.router,

@@ -85,6 +85,21 @@ class SecurityCounters:
 
 
 @dataclass
+class IngestCounts:
+    """Events taken over HTTP since this process started: newly stored and already held."""
+
+    stored: int = 0
+    duplicates: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, stored: int, duplicates: int) -> None:
+        """Count one accepted batch."""
+        with self._lock:
+            self.stored += stored
+            self.duplicates += duplicates
+
+
+@dataclass
 class Services:
     """The per-app collaborators handed to routes through dependencies."""
 
@@ -101,6 +116,7 @@ class Services:
     claim_guesses: TokenBuckets  # unknown codes, per first character of the code
     admission: Admission
     counters: SecurityCounters = field(default_factory=SecurityCounters)
+    ingest_counts: IngestCounts = field(default_factory=IngestCounts)
     _ingest_threads: anyio.CapacityLimiter | None = None
 
     def ingest_threads(self) -> anyio.CapacityLimiter:

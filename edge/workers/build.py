@@ -136,7 +136,7 @@ def add_sensing(
             raise ValueError(f"loadcells.source = '{lc.source}' needs [[slots]] in the config")
         calibrations = CalibrationStore(data_dir / CALIBRATION_FILE).load()
         sps = lc.sps
-        source = _hardware_source(cfg, health)
+        source = hardware_source(cfg, health)
         stock_file = data_dir / STOCK_FILE
         book = load_stock(stock_file, slots) or StockBook(slots)
     names = ["weight", "camera"] if camera else ["weight"]
@@ -181,7 +181,7 @@ def add_sensing(
     return out
 
 
-def _hardware_source(cfg: Config, health: Health) -> BlockSource:
+def hardware_source(cfg: Config, health: Health) -> BlockSource:
     lc = cfg.loadcells
     if lc.source == "hx711":
         from firmware_bridge.gpio_source import GpioLoadCells

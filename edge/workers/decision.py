@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -127,7 +128,9 @@ class DecisionWorker:
         if not ready:
             return 0
         self.windows += len(ready)
+        started = time.perf_counter()
         decisions = self._decide(ready)
+        self.health.observe("inference_seconds", time.perf_counter() - started)
         origin = Origin(
             self.origin.store,
             self.origin.bay,
@@ -147,6 +150,8 @@ class DecisionWorker:
         n = len(committed) if isinstance(committed, list) else len(fields)
         self.emitted += n
         self.health.count("events_decided", n)
+        for f in fields:
+            self.health.count(f"decisions.{f['kind']}.{self.decider.decided_by}")
         self.health.set("stock_units", {str(k): v for k, v in sorted(self.book.units.items())})
         if math.isfinite(until):
             self.health.set("decided_until", round(until, 3))

@@ -19,6 +19,7 @@ from typing import Any
 
 from edge.agent import Agent
 from edge.config import load_config, parse_config
+from edge.metrics_file import TEXTFILE
 from edge.status import collect
 from edge.workers.build import add_sensing
 from firmware_bridge.sim.truth import TruthChange
@@ -163,6 +164,9 @@ def test_weight_keeps_deciding_while_the_camera_is_down(tmp_path: Path) -> None:
     assert snap["gauges"]["camera"]["failures"] >= 2
     assert snap["components"]["camera"]["ok"] is False and "camera_down" in snap["alarms"]
     assert snap["components"]["loadcells"]["ok"] is True
+    prom = (tmp_path / TEXTFILE).read_text()  # the node_exporter textfile, written with status
+    assert 'shelfsense_unit_decisions_total{head="stock",decided_by="rules"' in prom
+    assert "shelfsense_unit_inference_seconds_count" in prom
     truth = [c for c in sensing.run.changes if c.kind in ("removal", "return", "restock")]
     book = sensing.decisions.book
     for s, units in sensing.run.final_units.items():  # stock followed the weight alone

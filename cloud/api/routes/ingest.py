@@ -212,6 +212,7 @@ def ingest_body(services: Services, key: ApiKey, raw: bytes, *, gzipped: bool) -
     evs = [bind(ev, reg, where=f"events.{i}") for i, ev in enumerate(batch.events)]
     result = store_events(services.store, evs, now=now)
     d = batch.device_id
+    services.ingest_counts.add(len(result.stored.get(d, [])), len(result.duplicates.get(d, [])))
     return BatchAck(
         device_id=d,
         stored=list(result.stored.get(d, [])),

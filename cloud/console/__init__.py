@@ -1,0 +1,36 @@
+"""The web console served by the cloud under ``/console``: server-rendered pages, local assets.
+
+:func:`install` gives an app the console's routes, its templates (Jinja2, every
+value escaped), its stylesheet under ``/console/static`` and the secret that
+signs sessions (kept in the database, shared by every replica).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from cloud.api.services import server_secret
+from cloud.console.routes import router
+
+HERE = Path(__file__).parent
+
+
+def templates() -> Jinja2Templates:
+    """The console's templates, autoescaped."""
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"), autoescape=True, undefined=StrictUndefined
+    )
+    return Jinja2Templates(env=env)
+
+
+def install(app: FastAPI) -> None:
+    """Serve the console from ``app``."""
+    app.state.console_secret = server_secret(app.state.services.store, "console")
+    app.state.console_templates = templates()
+    app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")
+    app.include_router(router)

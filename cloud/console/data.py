@@ -1,0 +1,204 @@
+"""What the console pages show, read through the same functions as the API.
+
+Stock and interest come from :mod:`cloud.reads`, units from :mod:`cloud.fleet`;
+the stock line of the day is one read of the day's stock events over the
+``(kind, store, sku, wall_time)`` index. Unit health is read from the
+``device_health`` table where the database has one (latest report per unit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import JSON, Connection, column, inspect, select, table
+
+from cloud import fleet, reads
+from cloud.console.charts import Heatmap, LineChart, interest_heatmap, stock_lines
+from cloud.schemas import DevicePublic, EventPublic, StockSkuPublic
+from cloud.store.tables import UtcDateTime, events, utc_naive
+
+LOW_STOCK = 3  # at or under this many units a SKU is flagged low
+ONLINE_S = 120.0  # a unit whose last health report is older than this is offline
+MAX_LINE_POINTS = 20_000
+RECENT_EVENTS = 50
+
+_health = table(
+    "device_health",
+    column("device_id"),
+    column("received_at", UtcDateTime),
+    column("body", JSON),
+)
+
+
+def day_start(now: datetime) -> datetime:
+    """Midnight UTC of ``now``'s day."""
+    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+@dataclass
+class StockRow:
+    """A SKU's stock now with its flag (``out``, ``low`` or empty)."""
+
+    sku: str
+    units: int
+    slots: int
+    confirmed_at: datetime
+    flag: str
+
+
+@dataclass
+class StorePage:
+    """Everything the store page shows."""
+
+    store_id: str
+    day: datetime
+    stock: list[StockRow]
+    heatmap: Heatmap
+    chart: LineChart
+    conversion: list[tuple[str, int, int, float | None]]
+
+
+def _flag(units: int, low: int) -> str:
+    return "out" if units <= 0 else "low" if units <= low else ""
+
+
+def stock_rows(items: list[StockSkuPublic], *, low: int = LOW_STOCK) -> list[StockRow]:
+    """Stock per SKU with flags, emptiest first."""
+    rows = [
+        StockRow(s.sku, s.stock_units, s.slots, s.newest_confirmed_at, _flag(s.stock_units, low))
+        for s in items
+    ]
+    return sorted(rows, key=lambda r: (r.units, r.sku))
+
+
+def stock_readings(
+    conn: Connection, store_id: str, since: datetime, until: datetime
+) -> dict[str, list[tuple[datetime, int]]]:
+    """Stock per SKU after each stock event in ``[since, until)``, summed over its slots."""
+    e = events.c
+    stmt = (
+        select(e.sku, e.bay_id, e.slot, e.wall_time, e.stock_units)
+        .where(
+            e.kind == "stock",
+            e.store_id == store_id,
+            e.sku.is_not(None),
+            e.stock_units.is_not(None),
+            e.wall_time >= utc_naive(since),
+            e.wall_time < utc_naive(until),
+        )
+        .order_by(e.wall_time, e.id)
+        .limit(MAX_LINE_POINTS)
+    )
+    per_slot: dict[tuple[str, str, int | None], int] = {}
+    out: dict[str, list[tuple[datetime, int]]] = {}
+    for r in conn.execute(stmt):
+        per_slot[(r.sku, r.bay_id, r.slot)] = int(r.stock_units)
+        total = sum(v for (sku, _, _), v in per_slot.items() if sku == r.sku)
+        when = r.wall_time if r.wall_time.tzinfo else r.wall_time.replace(tzinfo=UTC)
+        out.setdefault(r.sku, []).append((when, total))
+    return out
+
+
+def store_page(conn: Connection, store_id: str, *, now: datetime, low: int) -> StorePage:
+    """The store page of ``store_id`` for the UTC day of ``now`` (404 for an unknown store)."""
+    fleet.require_store(conn, store_id)
+    start = day_start(now)
+    end = start + timedelta(days=1)
+    stock = stock_rows(reads.stock_skus(conn, store=store_id, sku=None), low=low)
+    hours, _bays = reads.interest(conn, store=store_id, sku=None, since=start, until=end)
+    heat = interest_heatmap([(h.sku, h.hour.hour, h.episodes, h.touch_to_take) for h in hours])
+    totals: dict[str, list[int]] = {}
+    for h in hours:
+        t = totals.setdefault(h.sku, [0, 0])
+        t[0] += h.counts.get("touch", 0)
+        t[1] += h.counts.get("take", 0)
+    conversion = [
+        (sku, touch, take, take / (touch + take) if touch + take else None)
+        for sku, (touch, take) in sorted(totals.items())
+    ]
+    chart = stock_lines(stock_readings(conn, store_id, start, end), start=start, end=min(now, end))
+    return StorePage(store_id, start, stock, heat, chart, conversion)
+
+
+@dataclass
+class UnitRow:
+    """A unit as the fleet page lists it."""
+
+    device: DevicePublic
+    lag_s: float | None
+    state: str  # online, offline or unknown (no health stored)
+    alarms: list[str] = field(default_factory=list)
+    down: list[str] = field(default_factory=list)
+    model_version: Any = None
+
+
+def has_health(conn: Connection) -> bool:
+    """True when this database stores unit health reports."""
+    return bool(inspect(conn).has_table("device_health"))
+
+
+def _health_of(
+    conn: Connection, ids: list[str] | None
+) -> dict[str, tuple[datetime, dict[str, Any]]]:
+    if not has_health(conn):
+        return {}
+    stmt = select(_health.c.device_id, _health.c.received_at, _health.c.body)
+    if ids is not None:
+        stmt = stmt.where(_health.c.device_id.in_(ids))
+    return {r.device_id: (r.received_at, r.body or {}) for r in conn.execute(stmt)}
+
+
+def _row(d: DevicePublic, health: tuple[datetime, dict[str, Any]] | None, now: datetime) -> UnitRow:
+    lag = None if d.last_seen_at is None else max(0.0, (now - d.last_seen_at).total_seconds())
+    if health is None:
+        return UnitRow(d, lag, "unknown")
+    received, body = health
+    received = received if received.tzinfo else received.replace(tzinfo=UTC)
+    online = (now - received).total_seconds() <= ONLINE_S
+    components = body.get("components") or {}
+    return UnitRow(
+        d,
+        lag,
+        "online" if online else "offline",
+        sorted(body.get("alarms") or {}),
+        sorted(k for k, c in components.items() if isinstance(c, dict) and not c.get("ok", True)),
+        (body.get("gauges") or {}).get("model_version"),
+    )
+
+
+SORTS = {
+    "unit": lambda r: (r.device.device_id,),
+    "store": lambda r: (r.device.store_id, r.device.device_id),
+    "lag": lambda r: (-(r.lag_s if r.lag_s is not None else float("inf")), r.device.device_id),
+    "alarms": lambda r: (-len(r.alarms), r.device.device_id),
+}
+
+
+def fleet_rows(
+    conn: Connection, *, store: str | None, state: str | None, sort: str, now: datetime
+) -> list[UnitRow]:
+    """Every unit (of ``store`` if given, in ``state`` if given), sorted by ``sort``."""
+    devices = fleet.list_devices(conn, store)
+    health = _health_of(conn, None)
+    rows = [_row(d, health.get(d.device_id), now) for d in devices]
+    if state:
+        rows = [r for r in rows if r.state == state]
+    return sorted(rows, key=SORTS.get(sort, SORTS["store"]))
+
+
+def unit_page(
+    conn: Connection, device_id: str, *, now: datetime
+) -> tuple[UnitRow, list[EventPublic]]:
+    """A unit (404 when unknown) and its latest events, newest first."""
+    device = fleet.get_device(conn, device_id)
+    health = _health_of(conn, [device_id]).get(device_id)
+    stmt = (
+        select(*reads.FEED_COLUMNS)
+        .where(events.c.device_id == device_id)
+        .order_by(events.c.seq.desc())
+        .limit(RECENT_EVENTS)
+    )
+    recent = [EventPublic.model_validate(r._asdict()) for r in conn.execute(stmt)]
+    return _row(device, health, now), recent

@@ -1,0 +1,58 @@
+"""Signing in to the console over plain HTTP, and a store with stock for its pages."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from cloud import fleet
+from cloud.schemas import SlotCreate
+from cloud.store import Store
+from tests.cloud.support import Live, event, register_unit
+
+XSS_SKU = "<script>alert(1)</script>"
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token of the first form on a page."""
+    found = CSRF.search(html)
+    assert found, html[:500]
+    return found.group(1)
+
+
+@contextmanager
+def signed_in(live: Live, token: str) -> Iterator[httpx.Client]:
+    """A client with a console session of ``token`` (asserts the sign-in worked)."""
+    with httpx.Client(base_url=live.url, timeout=30) as client:
+        form = client.get("/console/signin")
+        r = client.post(
+            "/console/signin", data={"key": token, "csrf": csrf_of(form.text), "next": "/console/"}
+        )
+        assert r.status_code == 303, r.text
+        yield client
+
+
+def stocked_store(store: Store, *, device: str = "unit-1", store_id: str = "store-1") -> str:
+    """A unit on a bay with two slots (one SKU named like a script); its unit key."""
+    token = register_unit(store, device, store_id)
+    with store.writer.begin() as conn:
+        fleet.add_slot(conn, store_id, "bay-1", SlotCreate(slot=0, sku="SKU-1", unit_grams=100.0))
+        fleet.add_slot(conn, store_id, "bay-1", SlotCreate(slot=1, sku=XSS_SKU, unit_grams=50.0))
+    return token
+
+
+def stock_batch(
+    device: str, seq: int, slot: int, sku: str, stock: int, *, ago_s: float = 60, **kw: object
+) -> dict:
+    """One stock event of today (``ago_s`` seconds ago, or just after midnight) as a batch."""
+    when = max(
+        datetime.now(UTC) - timedelta(seconds=ago_s),
+        datetime.now(UTC).replace(hour=0, minute=0, second=1, microsecond=0),
+    )
+    ev = event(device, seq, t=when, slot=slot, sku=sku, stock_units=stock, **kw)  # type: ignore[arg-type]
+    return {"device_id": device, "events": [ev]}

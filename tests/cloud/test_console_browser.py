@@ -1,0 +1,127 @@
+"""The console in a real headless Chromium: sign in, pages, escaping, CSRF, roles; screenshots.
+
+Screenshots go to the test's tmp dir; with ``SHELFSENSE_CONSOLE_SHOTS=docs/console`` they
+are also written there (the README shows those).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from cloud.keys import Role
+from tests.cloud.console_support import XSS_SKU, stock_batch, stocked_store
+from tests.cloud.support import Live, event, make_key, register_unit
+from tests.support.browser import browser_page
+
+SHOTS_ENV = "SHELFSENSE_CONSOLE_SHOTS"
+
+
+def shot(page: Any, tmp_path: Path, name: str) -> Path:
+    """A full-page screenshot in the tmp dir (and in ``$SHELFSENSE_CONSOLE_SHOTS`` if set)."""
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 1000
+    where = os.environ.get(SHOTS_ENV)
+    if where:
+        Path(where).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, Path(where) / path.name)
+    return path
+
+
+def sign_in(page: Any, live: Live, token: str) -> None:
+    page.goto(f"{live.url}/console/")
+    page.wait_for_selector("#key")
+    page.fill("#key", token)
+    page.click("#signin")
+    page.wait_for_selector("#stores")
+
+
+def post(live: Live, token: str, body: dict[str, Any]) -> None:
+    with live.client(token) as client:
+        r = client.post("/v1/ingest/events", json=body)
+        assert r.status_code == 200, r.text
+
+
+def test_console_pages_in_a_real_browser(live: Live, tmp_path: Path) -> None:
+    unit = stocked_store(live.store)
+    register_unit(live.store, "unit-2", "store-1", "bay-2")
+    changes = [(0, "SKU-1", 12), (1, XSS_SKU, 6), (0, "SKU-1", 11), (1, XSS_SKU, 5)]
+    changes += [(0, "SKU-1", 10), (1, XSS_SKU, 2)]
+    for seq, (slot, sku, stock) in enumerate(changes, start=1):  # spread over the last hours
+        ago = (len(changes) - seq) * 2400 + 60
+        post(live, unit, stock_batch("unit-1", seq, slot, sku, stock, ago_s=ago))
+    interest = [
+        event("unit-1", 10 + i, kind="interest", label=label, slot=0, sku="SKU-1", units=None)
+        for i, label in enumerate(["touch", "touch", "take", "browse"])
+    ]
+    post(live, unit, {"device_id": "unit-1", "events": interest})
+    dialogs: list[str] = []
+    with browser_page(live.url) as (page, visit):
+        p: Any = page
+        p.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        p.set_viewport_size({"width": 1200, "height": 900})
+        p.goto(f"{live.url}/console/fleet")
+        p.wait_for_selector("#key")  # sent to sign in first
+        shot(p, tmp_path, "signin")
+        p.fill("#key", make_key(live.store, Role.OPERATOR))
+        p.click("#signin")
+        p.wait_for_selector("#units")  # back where it was going
+        assert "unit-1" in p.inner_text("#units") and "unit-2" in p.inner_text("#units")
+        shot(p, tmp_path, "fleet")
+
+        p.goto(f"{live.url}/console/stores/store-1")
+        p.wait_for_selector("#stock")
+        stock = p.inner_text("#stock")
+        assert XSS_SKU in stock  # shown as text, never run
+        assert "SKU-1\t10" in stock
+        assert p.locator("#stock-chart polyline").count() == 2
+        assert "take" not in p.inner_text("#interest")  # counts in cells, not labels
+        shot(p, tmp_path, "store")
+
+        post(live, unit, stock_batch("unit-1", 20, 0, "SKU-1", 0))  # a change while it is open
+        p.reload()
+        p.wait_for_selector("#stock .flag.out")
+        assert "SKU-1\t0\tout" in p.inner_text("#stock")
+
+        p.goto(f"{live.url}/console/units/unit-1")
+        p.wait_for_selector("#events")
+        assert XSS_SKU in p.inner_text("#events")
+        shot(p, tmp_path, "unit")
+        assert p.locator("script").count() == 0
+    assert dialogs == []
+    assert visit.refused == [], f"the console asked outside the service: {visit.refused}"
+
+
+def test_a_form_without_its_csrf_token_is_refused_in_the_browser(live: Live) -> None:
+    with browser_page(live.url) as (page, _visit):
+        p: Any = page
+        sign_in(p, live, make_key(live.store, Role.OPERATOR))
+        p.fill("#add-store input[name=store_id]", "store-forged")
+        p.eval_on_selector("#add-store input[name=csrf]", "n => n.remove()")
+        with p.expect_response(lambda r: r.url.endswith("/console/stores")) as answer:
+            p.click("#add-store button")
+        assert answer.value.status == 403
+        p.goto(f"{live.url}/console/")
+        assert "store-forged" not in p.inner_text("#stores")
+        p.fill("#add-store input[name=store_id]", "store-real")
+        p.click("#add-store button")
+        p.wait_for_selector("text=store-real")
+
+
+def test_a_backend_key_cannot_register_a_store_from_the_browser(live: Live) -> None:
+    with browser_page(live.url) as (page, _visit):
+        p: Any = page
+        sign_in(p, live, make_key(live.store, Role.BACKEND))
+        assert p.locator("#add-store").count() == 0
+        csrf = p.get_attribute("header input[name=csrf]", "value")
+        status = p.evaluate(
+            """csrf => fetch('/console/stores', {method: 'POST',
+                 body: new URLSearchParams({store_id: 'store-b', csrf})}).then(r => r.status)""",
+            csrf,
+        )
+        assert status == 403
+        p.reload()
+        assert "store-b" not in p.inner_text("#stores")
