@@ -111,6 +111,16 @@ class RolloutState:
     phase: int = 0
     touched: Mapping[str, int | None] = field(default_factory=dict)  # unit -> version before
     reason: str = ""
+    created_at: datetime | None = None  # reports older than this are about an earlier rollout
+
+    def report_of(self, reports: Mapping[str, Report], device_id: str) -> Report | None:
+        """A unit's report if it is about this rollout's version and not older than it."""
+        r = reports.get(device_id)
+        if r is None or r.version != self.version:
+            return None
+        if self.created_at is not None and r.since < self.created_at:
+            return None
+        return r
 
     def sizes(self) -> list[int]:
         """Cumulative units per phase."""
@@ -125,9 +135,7 @@ class RolloutState:
         return [
             d
             for d in self.touched
-            if (r := reports.get(d)) is not None
-            and r.version == self.version
-            and r.state in FAILED_STATES
+            if (r := self.report_of(reports, d)) is not None and r.state in FAILED_STATES
         ]
 
     def _revert(self) -> list[SetDesired]:
@@ -171,8 +179,8 @@ class RolloutState:
         for d in self.touched:
             if d in failed:
                 continue
-            r = reports.get(d)
-            if r is None or r.version != self.version or r.state != "active":
+            r = self.report_of(reports, d)
+            if r is None or r.state != "active":
                 return False
             if now - r.since < self.min_soak:
                 return False

@@ -28,7 +28,7 @@ from cloud.ota_schemas import (
     RolloutCreate,
     RolloutPublic,
 )
-from cloud.rollout_plan import LIVE, Report, RolloutState, SetDesired, parse_phases
+from cloud.rollout_plan import FAILED_STATES, LIVE, Report, RolloutState, SetDesired, parse_phases
 from cloud.schemas import DesiredState, DesiredStatePublic
 from cloud.store import Store
 from cloud.store.tables import device_groups, device_reported, devices, rollout_units, rollouts
@@ -167,6 +167,7 @@ def _state(conn: Connection, row: Any) -> RolloutState:
         phase=row.phase,
         touched={u.device_id: u.previous_version for u in units if u.touched_at is not None},
         reason=row.reason,
+        created_at=row.created_at,
     )
 
 
@@ -262,21 +263,15 @@ def get_rollout(conn: Connection, rollout_id: int) -> RolloutPublic:
         states: Counter[str] = Counter()
         reasons: Counter[str] = Counter()
         for d in members:
-            rep = reports.get(d)
+            rep = state.report_of(reports, d)
             if d not in state.touched:
                 states["not_started"] += 1
-            elif rep is None or rep.version != state.version:
+            elif rep is None:
                 states["pending"] += 1
             else:
                 states[rep.state] += 1
-        for d in members:
-            rep = reports.get(d)
-            if (
-                rep is not None
-                and rep.version == state.version
-                and rep.state in ("failed", "rolled_back")
-            ):
-                reasons[_reason(conn, d)] += 1
+                if rep.state in FAILED_STATES:
+                    reasons[_reason(conn, d)] += 1
         per_phase.append(
             PhaseCounts(
                 phase=i,

@@ -173,9 +173,11 @@ class TufRepository:
         data = md.to_bytes(JSONSerializer(compact=False))
         role = md.signed.type
         if versioned:
-            with atomic_write(self.metadata_dir / f"{md.signed.version}.{role}.json", "wb") as f:
+            with atomic_write(
+                self.metadata_dir / f"{md.signed.version}.{role}.json", "wb", perms=0o644
+            ) as f:
                 f.write(data)
-        with atomic_write(self.metadata_dir / f"{role}.json", "wb") as f:
+        with atomic_write(self.metadata_dir / f"{role}.json", "wb", perms=0o644) as f:
             f.write(data)
 
     def _service_signer(self, role: str) -> CryptoSigner:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -214,3 +215,12 @@ class RolloutMachine(RuleBasedStateMachine):
 
 TestRolloutMachine = RolloutMachine.TestCase
 TestRolloutMachine.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+
+
+def test_reports_older_than_the_rollout_do_not_count() -> None:
+    state, _ = replace(rollout(), created_at=T0).tick(T0, {}, {})
+    stale = {d: Report("rolled_back", 2, T0 - timedelta(minutes=5)) for d in state.touched}
+    state, actions = state.tick(T0 + SOAK, stale, {})
+    assert state.status == "running" and actions == []
+    fresh = {d: Report("active", 2, T0 + timedelta(minutes=1)) for d in state.touched}
+    assert state.tick(T0 + 2 * SOAK, fresh, {})[0].phase == 2

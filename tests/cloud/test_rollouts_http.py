@@ -16,6 +16,7 @@ from cloud.tuf_repo import TufRepository, init_repository, key_file, load_signer
 from models.bundle import generate_key
 from tests.cloud.ota_support import train_output
 from tests.cloud.support import Live, make_key, register_fleet, serve
+from tests.support.waiting import wait_until
 
 UNITS = [f"unit-{i}" for i in range(6)]
 
@@ -139,3 +140,32 @@ def test_group_rollout_and_halt(fleet: tuple[Live, dict[str, str]]) -> None:
         with live.client(tokens[first]) as unit:
             assert unit.get(f"/v1/devices/{first}/reported").json()["state"] == "active"
             assert unit.get("/v1/rollouts").status_code == 403
+
+
+def test_background_thread_promotes_after_the_soak(
+    sqlite_settings: CloudSettings, tmp_path: Path
+) -> None:
+    settings = sqlite_settings.model_copy(
+        update={"tuf_dir": tmp_path / "tuf", "rollout_tick_s": 0.1}
+    )
+    repo = TufRepository.from_settings(settings)
+    init_repository(repo, tmp_path / "keys")
+    with serve(settings) as live:
+        tokens = register_fleet(live.store, {d: ("store-1", "bay-1") for d in UNITS[:3]})
+        key = generate_key()
+        with live.store.writer.begin() as conn:
+            registry.publish(
+                conn,
+                repo,
+                registry.read_candidate(train_output(tmp_path / "r", key, 2), [key.public_key()]),
+                load_signer(key_file(tmp_path / "keys", "targets")),
+            )
+        with live.client(make_key(live.store, Role.OPERATOR)) as op:
+            rid = op.post(
+                "/v1/rollouts",
+                json={"model_version": 2, "phases": "1,100%", "min_soak_s": 0.5},
+            ).json()["rollout_id"]
+            first = next(d for d, v in desired(live, tokens).items() if v == 2)
+            report(live, tokens[first], first, "active", 2)
+            wait_until(lambda: op.get(f"/v1/rollouts/{rid}").json()["phase"] == 1, timeout=20)
+        assert set(desired(live, tokens).values()) == {2}
