@@ -94,3 +94,29 @@ def test_cli_publish_list_show(tmp_path: Path, capsys: pytest.CaptureFixture[str
     train_output(out, key, 4)
     assert main([*publish, *trusted, *db]) != 0
     assert "version 4 is not higher than the published 4" in capsys.readouterr().err
+
+
+def test_cli_rollout_tag_create_show_halt(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = ["--database-url", f"sqlite:///{tmp_path / 'c.db'}", "--tuf-dir", str(tmp_path / "tuf")]
+    assert main(["fleet", "tuf", "init", "--keys-dir", str(tmp_path / "keys"), *db]) == 0
+    out = train_output(tmp_path / "run", generate_key(), 2)
+    publish = ["fleet", "models", "publish", str(out), "--keys-dir", str(tmp_path / "keys")]
+    assert main([*publish, "--trusted-key", str(out / "trusted-key.pem"), *db]) == 0
+    assert main(["fleet", "stores", "add", "s1", *db[:2]]) == 0
+    assert main(["fleet", "stores", "add-bay", "s1", "b1", *db[:2]]) == 0
+    for d in ("u1", "u2", "u3"):
+        assert main(["fleet", "devices", "add", d, "--store", "s1", "--bay", "b1", *db[:2]]) == 0
+    assert main(["fleet", "devices", "tag", "u1", "north", *db]) == 0
+    assert main(["fleet", "devices", "tag", "u2", "north", *db]) == 0
+    capsys.readouterr()
+    create = ["fleet", "rollouts", "create", "--model", "2", "--phases", "canary:1,100%"]
+    assert main([*create, "--group", "north", "--abort-failed", "10%", *db]) == 0
+    shown = capsys.readouterr().out
+    assert "rollout 1: model v2 running, phase 0 (canary:1,100%), 2 units in north" in shown
+    assert "phase 0 canary:1     1 units: pending 1" in shown
+    assert main(["fleet", "rollouts", "halt", "1", *db]) == 0
+    assert "model v2 halted" in capsys.readouterr().out
+    assert main(["fleet", "rollouts", "resume", "1", *db]) != 0
+    assert "cannot resume a rollout that is halted" in capsys.readouterr().err

@@ -21,9 +21,15 @@ from tests.support.waiting import wait_until
 UNITS = [f"unit-{i}" for i in range(6)]
 
 
-@pytest.fixture
-def fleet(sqlite_settings: CloudSettings, tmp_path: Path) -> Iterator[tuple[Live, dict[str, str]]]:
-    settings = sqlite_settings.model_copy(update={"tuf_dir": tmp_path / "tuf", "rollout_tick_s": 0})
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fleet(
+    request: pytest.FixtureRequest, sqlite_settings: CloudSettings, tmp_path: Path
+) -> Iterator[tuple[Live, dict[str, str]]]:
+    """Six units and versions 1-3 published, on SQLite and on PostgreSQL."""
+    update: dict[str, object] = {"tuf_dir": tmp_path / "tuf", "rollout_tick_s": 0}
+    if request.param == "postgresql":
+        update["database_url"] = request.getfixturevalue("pg_url")
+    settings = sqlite_settings.model_copy(update=update)
     repo = TufRepository.from_settings(settings)
     init_repository(repo, tmp_path / "keys")
     with serve(settings) as live:
