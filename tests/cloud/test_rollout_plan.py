@@ -124,8 +124,8 @@ class RolloutMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.state = rollout(12, "canary:2,25%,50%,100%", abort=0.2)
-        self.before = {d: 1 for d in self.state.units}
-        self.desired = dict(self.before)
+        self.before: dict[str, int | None] = {d: 1 for d in self.state.units}
+        self.desired: dict[str, int | None] = dict(self.before)
         self.reports: dict[str, Report] = {}
         self.now = T0
         self.promotions: list[tuple[int, datetime, dict[str, Report]]] = []

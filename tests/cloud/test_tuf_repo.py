@@ -7,6 +7,7 @@ timestamp, and follow a root rotation.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from tests.cloud.support import Live, serve
 
 
 @pytest.fixture
-def ota_live(sqlite_settings: CloudSettings, tmp_path: Path) -> Live:
+def ota_live(sqlite_settings: CloudSettings, tmp_path: Path) -> Iterator[Live]:
     settings = sqlite_settings.model_copy(update={"tuf_dir": tmp_path / "tuf"})
     init_repository(TufRepository.from_settings(settings), tmp_path / "keys")
     with serve(settings) as running:
