@@ -74,6 +74,12 @@ def register(fleet_sub: Any, db_args: Callable[[argparse.ArgumentParser], None])
     p.add_argument("--group", default=None, help="only units of this group")
     p.add_argument("--min-soak", type=duration, default=duration("2h"), help="e.g. 2h, 30m")
     p.add_argument("--abort-failed", type=share, default=0.05, help="e.g. 5%%")
+    p.add_argument(
+        "--min-shadow-agreement",
+        type=share,
+        default=None,
+        help="canary units must agree this much in shadow, e.g. 95%%",
+    )
     p.set_defaults(func=cmd_rollouts_create)
     p = common(rs.add_parser("list", help="rollouts, newest first"))
     p.set_defaults(func=cmd_rollouts_list)
@@ -251,6 +257,7 @@ def cmd_rollouts_create(args: argparse.Namespace) -> int:
         group=args.group,
         min_soak_s=args.min_soak.total_seconds(),
         abort_failed=args.abort_failed,
+        min_shadow_agreement=args.min_shadow_agreement,
     )
     store = _store(args)
     with store.writer.begin() as conn:

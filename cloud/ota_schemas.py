@@ -49,6 +49,13 @@ class ReportedCreate(ApiModel):
     version: int | None = Field(None, ge=0, le=2**31 - 1, description="The version this is about.")
     previous_version: int | None = Field(None, ge=0, le=2**31 - 1)
     progress: float | None = Field(None, ge=0, le=1, description="Download progress, 0..1.")
+    shadow_agreement: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="In shadow: share of live windows where the candidate agreed with the "
+        "current model (kept for the version until a new figure comes).",
+    )
     reason: str = Field("", max_length=500, description="Why it failed or rolled back.")
 
 
@@ -82,6 +89,13 @@ class RolloutCreate(ApiModel):
     abort_failed: float = Field(
         0.05, ge=0, le=1, description="Abort when more than this share of units failed."
     )
+    min_shadow_agreement: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Canary units must report at least this shadow agreement; below it a "
+        "unit counts as failed.",
+    )
 
 
 class PhaseCounts(ApiModel):
@@ -105,6 +119,7 @@ class RolloutPublic(ApiModel):
     group: str | None
     min_soak_s: float
     abort_failed: float
+    min_shadow_agreement: float | None = None
     status: RolloutStatus
     phase: int = Field(description="Index of the phase being rolled out.")
     phase_started_at: datetime

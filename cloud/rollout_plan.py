@@ -12,6 +12,10 @@ On each :meth:`RolloutState.tick` it
    version for at least ``min_soak`` (failed units, under the threshold, do not hold
    it back); after the last phase the rollout is completed.
 
+With ``min_shadow_agreement`` the first phase's units must also have reported, while
+shadowing the candidate beside the current model, at least that agreement; one below
+it counts as failed.
+
 ``pause``/``resume`` stop and restart promotion; ``halt`` and ``rollback`` put every
 touched unit back on the version it had. The service (:mod:`cloud.rollouts`) stores the
 state and applies the :class:`SetDesired` actions.
@@ -87,6 +91,7 @@ class Report:
     state: str
     version: int | None
     since: datetime
+    shadow_agreement: float | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,7 @@ class RolloutState:
     touched: Mapping[str, int | None] = field(default_factory=dict)  # unit -> version before
     reason: str = ""
     created_at: datetime | None = None  # reports older than this are about an earlier rollout
+    min_shadow_agreement: float | None = None  # asked of the first phase's units
 
     def report_of(self, reports: Mapping[str, Report], device_id: str) -> Report | None:
         """A unit's report if it is about this rollout's version and not older than it."""
@@ -131,12 +137,23 @@ class RolloutState:
         pos = self.units.index(device_id)
         return next(i for i, size in enumerate(self.sizes()) if pos < size)
 
+    def failure(self, reports: Mapping[str, Report], device_id: str) -> str | None:
+        """Why a touched unit counts as failed (its state, or too little shadow agreement)."""
+        r = self.report_of(reports, device_id)
+        if r is None:
+            return None
+        if r.state in FAILED_STATES:
+            return r.state
+        need, got = self.min_shadow_agreement, r.shadow_agreement
+        if need is not None and got is not None and got < need and self._canary(device_id):
+            return f"shadow agreement {got:.2f} below {need:.2f}"
+        return None
+
+    def _canary(self, device_id: str) -> bool:
+        return device_id in self.units[: self.sizes()[0]]
+
     def _failed(self, reports: Mapping[str, Report]) -> list[str]:
-        return [
-            d
-            for d in self.touched
-            if (r := self.report_of(reports, d)) is not None and r.state in FAILED_STATES
-        ]
+        return [d for d in self.touched if self.failure(reports, d) is not None]
 
     def _revert(self) -> list[SetDesired]:
         return [SetDesired(d, prev) for d, prev in sorted(self.touched.items())]
@@ -154,7 +171,7 @@ class RolloutState:
             return self, []
         failed = self._failed(reports)
         if self.touched and len(failed) / len(self.touched) > self.abort_failed:
-            why = "; ".join(sorted({f"{d}: {reports[d].state}" for d in failed})[:5])
+            why = "; ".join(sorted(f"{d}: {self.failure(reports, d)}" for d in failed)[:5])
             reason = (
                 f"{len(failed)} of {len(self.touched)} units failed, more than "
                 f"{self.abort_failed:.0%} ({why})"
@@ -181,6 +198,9 @@ class RolloutState:
                 continue
             r = self.report_of(reports, d)
             if r is None or r.state != "active":
+                return False
+            shadowed = r.shadow_agreement is not None or self.min_shadow_agreement is None
+            if not shadowed and self._canary(d):  # the canary must have shadowed first
                 return False
             if now - r.since < self.min_soak:
                 return False

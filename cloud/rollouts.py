@@ -66,6 +66,8 @@ def record_report(
     ).first()
     values: dict[str, Any] = body.model_dump() | {"updated_at": now}
     same = old is not None and (old.state, old.version) == (body.state, body.version)
+    if body.shadow_agreement is None and old is not None and old.version == body.version:
+        values["shadow_agreement"] = old.shadow_agreement  # kept once the unit goes active
     values["since"] = old.since if old is not None and same else now
     if old is None:
         conn.execute(insert(device_reported).values(device_id=device_id, **values))
@@ -87,7 +89,7 @@ def get_report(conn: Connection, device_id: str) -> ReportedPublic:
 
 def _reports(conn: Connection, units: list[str]) -> dict[str, Report]:
     rows = conn.execute(select(device_reported).where(device_reported.c.device_id.in_(units)))
-    return {r.device_id: Report(r.state, r.version, r.since) for r in rows}
+    return {r.device_id: Report(r.state, r.version, r.since, r.shadow_agreement) for r in rows}
 
 
 # rollouts -----------------------------------------------------------------------------
@@ -121,6 +123,7 @@ def create_rollout(conn: Connection, body: RolloutCreate, now: datetime | None =
             group_name=body.group,
             min_soak_s=body.min_soak_s,
             abort_failed=body.abort_failed,
+            min_shadow_agreement=body.min_shadow_agreement,
             status="running",
             phase=0,
             phase_started_at=now,
@@ -168,6 +171,7 @@ def _state(conn: Connection, row: Any) -> RolloutState:
         touched={u.device_id: u.previous_version for u in units if u.touched_at is not None},
         reason=row.reason,
         created_at=row.created_at,
+        min_shadow_agreement=row.min_shadow_agreement,
     )
 
 
@@ -270,8 +274,11 @@ def get_rollout(conn: Connection, rollout_id: int) -> RolloutPublic:
                 states["pending"] += 1
             else:
                 states[rep.state] += 1
-                if rep.state in FAILED_STATES:
+                why = state.failure(reports, d)
+                if why in FAILED_STATES:
                     reasons[_reason(conn, d)] += 1
+                elif why is not None:
+                    reasons[why] += 1
         per_phase.append(
             PhaseCounts(
                 phase=i,

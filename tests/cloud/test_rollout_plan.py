@@ -224,3 +224,16 @@ def test_reports_older_than_the_rollout_do_not_count() -> None:
     assert state.status == "running" and actions == []
     fresh = {d: Report("active", 2, T0 + timedelta(minutes=1)) for d in state.touched}
     assert state.tick(T0 + 2 * SOAK, fresh, {})[0].phase == 2
+
+
+def test_canary_must_shadow_with_enough_agreement() -> None:
+    state, _ = replace(rollout(), min_shadow_agreement=0.9).tick(T0, {}, {})
+    canary = sorted(state.touched)
+    plain = {d: Report("active", 2, T0) for d in canary}
+    assert state.tick(T0 + SOAK, plain, {})[0].phase == 0  # never shadowed: held
+    good = {d: Report("active", 2, T0, shadow_agreement=0.97) for d in canary}
+    assert state.tick(T0 + SOAK, good, {})[0].phase == 2
+    poor = good | {canary[0]: Report("shadow", 2, T0, shadow_agreement=0.6)}
+    aborted, actions = state.tick(T0 + SOAK, poor, {})
+    assert aborted.status == "aborted" and "shadow agreement 0.60 below 0.90" in aborted.reason
+    assert len(actions) == 2

@@ -175,3 +175,27 @@ def test_background_thread_promotes_after_the_soak(
             report(live, tokens[first], first, "active", 2)
             wait_until(lambda: op.get(f"/v1/rollouts/{rid}").json()["phase"] == 1, timeout=20)
         assert set(desired(live, tokens).values()) == {2}
+
+
+def test_canary_shadow_agreement_gates_promotion(fleet: tuple[Live, dict[str, str]]) -> None:
+    live, tokens = fleet
+    with live.client(make_key(live.store, Role.OPERATOR)) as op:
+        rid = op.post(
+            "/v1/rollouts",
+            json={
+                "model_version": 2,
+                "phases": "canary:2,100%",
+                "min_soak_s": 0,
+                "min_shadow_agreement": 0.9,
+            },
+        ).json()["rollout_id"]
+        canary = [d for d, v in desired(live, tokens).items() if v == 2]
+        for d in canary:
+            with live.client(tokens[d]) as unit:
+                body = {"state": "shadow", "version": 2, "shadow_agreement": 0.95}
+                assert unit.post(f"/v1/devices/{d}/reported", json=body).status_code == 200
+        for d in canary:  # going active keeps the agreement reported in shadow
+            report(live, tokens[d], d, "active", 2)
+        assert op.get(f"/v1/rollouts/{rid}").json()["phase"] == 1
+        with live.client(tokens[canary[0]]) as unit:
+            assert unit.get(f"/v1/devices/{canary[0]}/reported").json()["shadow_agreement"] == 0.95
