@@ -71,6 +71,9 @@ def register(sub: SubParsers) -> None:
     from cloud import claims_cli
 
     claims_cli.register(fleet_sub, db_args)
+    from cloud import ota_cli
+
+    ota_cli.register(fleet_sub, db_args)
 
 
 def fleet_subcommands(sub: SubParsers) -> SubParsers:

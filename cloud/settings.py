@@ -133,6 +133,21 @@ class CloudSettings(BaseSettings):
         0.05, ge=0, le=5, description="How long the worker gathers messages before storing."
     )
 
+    tuf_dir: Path = Field(
+        Path("shelfsense-tuf"),
+        description="The TUF repository: metadata, targets and the service's snapshot and "
+        "timestamp keys (made by `fleet tuf init`).",
+    )
+    tuf_timestamp_expiry_s: float = Field(
+        86400.0, ge=60, description="Lifetime of a signed timestamp: a frozen mirror shows by then."
+    )
+    tuf_snapshot_expiry_s: float = Field(
+        7 * 86400.0, ge=60, description="Lifetime of a signed snapshot."
+    )
+    rollout_tick_s: float = Field(
+        30.0, ge=0, description="How often the service advances rollouts; 0 turns the thread off."
+    )
+
     @property
     def ingest_slots(self) -> int:
         """Ingest batches stored at once per process (``ingest_concurrency`` or from the pool)."""

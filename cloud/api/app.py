@@ -30,12 +30,15 @@ from cloud.api.routes import (
     interest,
     keys,
     labels,
+    models,
+    rollouts,
     stock,
     stores,
 )
 from cloud.api.services import Services
 from cloud.console import install as install_console
 from cloud.desired_publish import DesiredPublisher
+from cloud.ota_ticker import RolloutTicker
 from cloud.settings import CloudSettings, build_settings
 from cloud.store import Store, open_store
 
@@ -75,6 +78,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         worker = None
+        ticker = RolloutTicker(settings, opened, publisher=publisher)
         if owns_publisher and publisher is not None:
             publisher.start()
         if mqtt and settings.mqtt_host:
@@ -83,9 +87,11 @@ def create_app(
             worker = IngestWorker.from_settings(settings, opened)
             worker.start()
             _app.state.ingest_worker = worker
+        ticker.start()
         try:
             yield
         finally:
+            ticker.stop()
             if worker is not None:
                 worker.stop()
             if owns_publisher and publisher is not None:
@@ -132,6 +138,10 @@ def create_app(
         devices.router,
         keys.router,
         claims.router,
+        models.router,
+        models.tuf_router,
+        rollouts.router,
+        rollouts.device_router,
     ):
         app.include_router(router)
     return app

@@ -260,3 +260,70 @@ rate_buckets = Table(
     Column("tokens", Float, nullable=False),
     Column("stamp", Float, nullable=False),  # the database's clock, seconds since the epoch
 )
+
+
+# over-the-air model rollouts (registry, groups, unit reports, rollouts) -----------------
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("target_name", String(128), nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("manifest", JSON, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("training", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("published_at", UtcDateTime, nullable=False),
+)
+
+device_groups = Table(
+    "device_groups",
+    metadata,
+    Column("device_id", String(64), ForeignKey("devices.device_id"), primary_key=True),
+    Column("group_name", String(64), primary_key=True),
+    Index("ix_device_groups_group", "group_name"),
+)
+
+device_reported = Table(
+    "device_reported",
+    metadata,
+    Column("device_id", String(64), ForeignKey("devices.device_id"), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("previous_version", Integer, nullable=True),
+    Column("progress", Float, nullable=True),
+    Column("shadow_agreement", Float, nullable=True),
+    Column("reason", String(500), nullable=False, default=""),
+    Column("since", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("rollout_id", Integer, primary_key=True, autoincrement=True),
+    Column("model_version", Integer, ForeignKey("model_versions.version"), nullable=False),
+    Column("phases", String(200), nullable=False),
+    Column("group_name", String(64), nullable=True),
+    Column("min_soak_s", Float, nullable=False),
+    Column("abort_failed", Float, nullable=False),
+    Column("min_shadow_agreement", Float, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("phase", Integer, nullable=False),
+    Column("phase_started_at", UtcDateTime, nullable=False),
+    Column("reason", String(500), nullable=False, default=""),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+rollout_units = Table(
+    "rollout_units",
+    metadata,
+    Column("rollout_id", Integer, ForeignKey("rollouts.rollout_id"), primary_key=True),
+    Column("device_id", String(64), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("previous_version", Integer, nullable=True),
+    Column("touched_at", UtcDateTime, nullable=True),
+)

@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +196,11 @@ def train_bundle(
         "held-out windows": len(ho),
         "vocabulary": tok.vocab_size,
     }
+    if train:  # the time range the windows cover (unit clock: epoch seconds, or sim seconds)
+        span = [min(r.window.t_start for r in train), max(r.window.t_end for r in train)]
+        facts["training from"], facts["training to"] = (
+            datetime.fromtimestamp(t, UTC).isoformat() if t > 1e9 else t for t in span
+        )
     timings: dict[str, float] = {}
     stages = tqdm(total=7, desc="train", disable=not cfg.progress, unit="stage")
 

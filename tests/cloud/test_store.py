@@ -18,12 +18,13 @@ from cloud.store.engine import MIGRATIONS
 from cloud.store.tables import metadata
 from tests.cloud.support import Live, batch, count_events, event, make_key, register_unit
 
+HEAD = ScriptDirectory(str(MIGRATIONS)).get_current_head()  # one head: a chain, no fork
+
 
 def _no_drift(store) -> None:
     with store.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
-        head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD
 
 
 def test_sqlite_store_is_migrated_wal_and_reopens(tmp_path) -> None:

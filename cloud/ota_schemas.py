@@ -1,0 +1,137 @@
+"""Request and response bodies of the model registry, units' OTA reports and rollouts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field
+
+from cloud.schemas import ID_PATTERN, ApiModel
+
+OtaState = Literal[
+    "pending", "downloading", "verifying", "shadow", "active", "failed", "rolled_back"
+]
+OTA_STATES: tuple[str, ...] = OtaState.__args__  # type: ignore[attr-defined]
+RolloutStatus = Literal["running", "paused", "completed", "aborted", "halted", "rolled_back"]
+Version = Field(ge=0, le=2**31 - 1)
+
+
+class ModelPublic(ApiModel):
+    """A published model version."""
+
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())
+
+    version: int
+    target_name: str = Field(description="The TUF target path of its archive.")
+    bytes: int = Field(description="Size of the archive.")
+    sha256: str
+    manifest: dict[str, Any] = Field(description="The bundle manifest, less its file list.")
+    metrics: dict[str, Any]
+    training: dict[str, Any] = Field(description="Windows and time range it was trained on.")
+    created_at: datetime
+    published_at: datetime
+
+
+class ModelsPublic(ApiModel):
+    """Published versions, newest first."""
+
+    data: list[ModelPublic]
+    count: int
+
+
+class ReportedCreate(ApiModel):
+    """What a unit says of its model update."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, protected_namespaces=())
+
+    state: OtaState
+    version: int | None = Field(None, ge=0, le=2**31 - 1, description="The version this is about.")
+    previous_version: int | None = Field(None, ge=0, le=2**31 - 1)
+    progress: float | None = Field(None, ge=0, le=1, description="Download progress, 0..1.")
+    shadow_agreement: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="In shadow: share of live windows where the candidate agreed with the "
+        "current model (kept for the version until a new figure comes).",
+    )
+    reason: str = Field("", max_length=500, description="Why it failed or rolled back.")
+
+
+class ReportedPublic(ReportedCreate):
+    """A unit's latest report, with since when it is in that state."""
+
+    device_id: str
+    since: datetime
+    updated_at: datetime
+
+
+class GroupTag(ApiModel):
+    """A group a unit belongs to (rollouts may target a group)."""
+
+    group: str = Field(pattern=ID_PATTERN, max_length=64)
+
+
+class RolloutCreate(ApiModel):
+    """A rollout of a published version to the fleet or one group."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, protected_namespaces=())
+
+    model_version: int = Field(ge=0, le=2**31 - 1)
+    phases: str = Field(
+        "canary:2,10%,50%,100%",
+        max_length=200,
+        description="Comma-separated phases: `canary:N`, `N` units, or `P%` of the units.",
+    )
+    group: str | None = Field(None, pattern=ID_PATTERN, max_length=64)
+    min_soak_s: float = Field(7200.0, ge=0, le=90 * 86400, description="Active this long first.")
+    abort_failed: float = Field(
+        0.05, ge=0, le=1, description="Abort when more than this share of units failed."
+    )
+    min_shadow_agreement: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Canary units must report at least this shadow agreement; below it a "
+        "unit counts as failed.",
+    )
+
+
+class PhaseCounts(ApiModel):
+    """How many units of one phase are in each OTA state."""
+
+    phase: int
+    name: str
+    units: int
+    states: dict[str, int]
+    reasons: dict[str, int] = Field(description="Failure and roll-back reasons, counted.")
+
+
+class RolloutPublic(ApiModel):
+    """A rollout, its position and its units' states per phase."""
+
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())
+
+    rollout_id: int
+    model_version: int
+    phases: str
+    group: str | None
+    min_soak_s: float
+    abort_failed: float
+    min_shadow_agreement: float | None = None
+    status: RolloutStatus
+    phase: int = Field(description="Index of the phase being rolled out.")
+    phase_started_at: datetime
+    reason: str
+    created_at: datetime
+    updated_at: datetime
+    units: int
+    per_phase: list[PhaseCounts] = Field(default_factory=list)
+
+
+class RolloutsPublic(ApiModel):
+    """Rollouts, newest first."""
+
+    data: list[RolloutPublic]
+    count: int

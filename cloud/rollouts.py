@@ -1,0 +1,304 @@
+"""The rollout service: stores rollouts, feeds the pure decisions, applies their actions.
+
+:func:`tick` loads each running rollout with its units' latest reports, asks
+:class:`cloud.rollout_plan.RolloutState` what to do, stores the new state and sets each
+touched unit's desired model version (``cloud.fleet.set_desired``), all in one
+transaction per rollout (the rollout row locked where the database can). It returns the
+desired states it changed so the caller can publish them to the units. The API's
+background thread, the CLI and the routes call it; running it twice at once is safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from cloud import fleet, registry
+from cloud.errors import ConflictError, NotFoundError
+from cloud.ota_schemas import (
+    GroupTag,
+    PhaseCounts,
+    ReportedCreate,
+    ReportedPublic,
+    RolloutCreate,
+    RolloutPublic,
+)
+from cloud.rollout_plan import FAILED_STATES, LIVE, Report, RolloutState, SetDesired, parse_phases
+from cloud.schemas import DesiredState, DesiredStatePublic
+from cloud.store import Store
+from cloud.store.tables import device_groups, device_reported, devices, rollout_units, rollouts
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# groups and reports -------------------------------------------------------------------
+
+
+def tag_device(conn: Connection, device_id: str, body: GroupTag) -> list[str]:
+    """Put a unit in a group; returns its groups."""
+    fleet.get_device(conn, device_id)
+    ins = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(device_groups)
+    conn.execute(ins.values(device_id=device_id, group_name=body.group).on_conflict_do_nothing())
+    return groups_of(conn, device_id)
+
+
+def groups_of(conn: Connection, device_id: str) -> list[str]:
+    """The groups of a unit."""
+    stmt = select(device_groups.c.group_name).where(device_groups.c.device_id == device_id)
+    return sorted(conn.execute(stmt).scalars())
+
+
+def record_report(
+    conn: Connection, device_id: str, body: ReportedCreate, now: datetime | None = None
+) -> ReportedPublic:
+    """Store a unit's report; ``since`` moves only when its state or version changes."""
+    now = now or _now()
+    fleet.get_device(conn, device_id)
+    old = conn.execute(
+        select(device_reported).where(device_reported.c.device_id == device_id).with_for_update()
+    ).first()
+    values: dict[str, Any] = body.model_dump() | {"updated_at": now}
+    same = old is not None and (old.state, old.version) == (body.state, body.version)
+    if body.shadow_agreement is None and old is not None and old.version == body.version:
+        values["shadow_agreement"] = old.shadow_agreement  # kept once the unit goes active
+    values["since"] = old.since if old is not None and same else now
+    if old is None:
+        conn.execute(insert(device_reported).values(device_id=device_id, **values))
+    else:
+        conn.execute(
+            update(device_reported).where(device_reported.c.device_id == device_id).values(**values)
+        )
+    return ReportedPublic(device_id=device_id, **values)
+
+
+def get_report(conn: Connection, device_id: str) -> ReportedPublic:
+    """A unit's latest report."""
+    row = conn.execute(select(device_reported).where(device_reported.c.device_id == device_id))
+    found = row.first()
+    if found is None:
+        raise NotFoundError(f"device {device_id!r} has not reported", field="device_id")
+    return ReportedPublic.model_validate(dict(found._mapping))
+
+
+def _reports(conn: Connection, units: list[str]) -> dict[str, Report]:
+    rows = conn.execute(select(device_reported).where(device_reported.c.device_id.in_(units)))
+    return {r.device_id: Report(r.state, r.version, r.since, r.shadow_agreement) for r in rows}
+
+
+# rollouts -----------------------------------------------------------------------------
+
+
+def _order(version: int, device_id: str) -> str:
+    return hashlib.sha256(f"{version}:{device_id}".encode()).hexdigest()
+
+
+def create_rollout(conn: Connection, body: RolloutCreate, now: datetime | None = None) -> int:
+    """Store a new rollout over the eligible units (a group, or every unit); its id."""
+    now = now or _now()
+    registry.get_model(conn, body.model_version)
+    parse_phases(body.phases)
+    live = conn.execute(select(rollouts.c.rollout_id).where(rollouts.c.status.in_(LIVE))).first()
+    if live is not None:
+        raise ConflictError(
+            f"rollout {live.rollout_id} is still running or paused: halt or finish it first",
+            code="rollout_live",
+        )
+    stmt = select(devices.c.device_id)
+    if body.group is not None:
+        stmt = stmt.join(device_groups, device_groups.c.device_id == devices.c.device_id).where(
+            device_groups.c.group_name == body.group
+        )
+    units = sorted(conn.execute(stmt).scalars(), key=lambda d: _order(body.model_version, d))
+    rollout_id = conn.execute(
+        insert(rollouts).values(
+            model_version=body.model_version,
+            phases=body.phases,
+            group_name=body.group,
+            min_soak_s=body.min_soak_s,
+            abort_failed=body.abort_failed,
+            min_shadow_agreement=body.min_shadow_agreement,
+            status="running",
+            phase=0,
+            phase_started_at=now,
+            reason="",
+            created_at=now,
+            updated_at=now,
+        )
+    ).inserted_primary_key
+    assert rollout_id is not None
+    rollout_id = rollout_id[0]
+    if units:
+        conn.execute(
+            insert(rollout_units),
+            [
+                {"rollout_id": rollout_id, "device_id": d, "position": i}
+                for i, d in enumerate(units)
+            ],
+        )
+    return int(rollout_id)
+
+
+def _row(conn: Connection, rollout_id: int, *, lock: bool = False) -> Any:
+    stmt = select(rollouts).where(rollouts.c.rollout_id == rollout_id)
+    row = conn.execute(stmt.with_for_update() if lock else stmt).first()
+    if row is None:
+        raise NotFoundError(f"no rollout {rollout_id}", field="rollout_id")
+    return row
+
+
+def _state(conn: Connection, row: Any) -> RolloutState:
+    units = conn.execute(
+        select(rollout_units)
+        .where(rollout_units.c.rollout_id == row.rollout_id)
+        .order_by(rollout_units.c.position)
+    ).all()
+    return RolloutState(
+        version=row.model_version,
+        phases=parse_phases(row.phases),
+        units=tuple(u.device_id for u in units),
+        min_soak=timedelta(seconds=row.min_soak_s),
+        abort_failed=row.abort_failed,
+        phase_started_at=row.phase_started_at,
+        status=row.status,
+        phase=row.phase,
+        touched={u.device_id: u.previous_version for u in units if u.touched_at is not None},
+        reason=row.reason,
+        created_at=row.created_at,
+        min_shadow_agreement=row.min_shadow_agreement,
+    )
+
+
+def _save(conn: Connection, rollout_id: int, old: RolloutState, new: RolloutState) -> None:
+    now = _now()
+    conn.execute(
+        update(rollouts)
+        .where(rollouts.c.rollout_id == rollout_id)
+        .values(
+            status=new.status,
+            phase=new.phase,
+            phase_started_at=new.phase_started_at,
+            reason=new.reason[:500],
+            updated_at=now,
+        )
+    )
+    for device_id in set(new.touched) - set(old.touched):
+        conn.execute(
+            update(rollout_units)
+            .where(rollout_units.c.rollout_id == rollout_id, rollout_units.c.device_id == device_id)
+            .values(previous_version=new.touched[device_id], touched_at=now)
+        )
+
+
+def _current(conn: Connection, units: tuple[str, ...]) -> dict[str, int | None]:
+    """Each unit's version now: its desired version, else the one it reports running."""
+    rows = conn.execute(
+        select(devices.c.device_id, devices.c.desired_model_version).where(
+            devices.c.device_id.in_(units)
+        )
+    )
+    current: dict[str, int | None] = {r.device_id: r.desired_model_version for r in rows}
+    for d, rep in _reports(conn, list(units)).items():
+        if current.get(d) is None and rep.state == "active":
+            current[d] = rep.version
+    return current
+
+
+def _apply(conn: Connection, actions: list[SetDesired]) -> list[DesiredStatePublic]:
+    changed = []
+    for action in actions:
+        config = fleet.get_desired(conn, action.device_id).config
+        body = DesiredState(model_version=action.version, config=config)
+        changed.append(fleet.set_desired(conn, action.device_id, body))
+    return changed
+
+
+def _step(store: Store, rollout_id: int, command: str | None, now: datetime) -> list[Any]:
+    with store.writer.begin() as conn:
+        row = _row(conn, rollout_id, lock=True)
+        state = _state(conn, row)
+        if command is None:
+            new, actions = state.tick(
+                now, _reports(conn, list(state.units)), _current(conn, state.units)
+            )
+        else:
+            new, actions = getattr(state, command)()
+        _save(conn, rollout_id, state, new)
+        return _apply(conn, actions)
+
+
+def tick(store: Store, now: datetime | None = None) -> list[DesiredStatePublic]:
+    """Advance every running rollout once; the desired states that changed."""
+    now = now or _now()
+    with store.engine.connect() as conn:
+        ids = list(
+            conn.execute(select(rollouts.c.rollout_id).where(rollouts.c.status == "running"))
+            .scalars()
+            .all()
+        )
+    changed: list[DesiredStatePublic] = []
+    for rollout_id in ids:
+        changed += _step(store, rollout_id, None, now)
+    return changed
+
+
+def command(store: Store, rollout_id: int, name: str) -> list[DesiredStatePublic]:
+    """``pause``, ``resume``, ``halt`` or ``rollback`` one rollout; the desired states changed."""
+    if name not in ("pause", "resume", "halt", "rollback"):
+        raise ValueError(f"unknown rollout command {name!r}")
+    return _step(store, rollout_id, name, _now())
+
+
+def get_rollout(conn: Connection, rollout_id: int) -> RolloutPublic:
+    """A rollout with its units' states per phase."""
+    row = _row(conn, rollout_id)
+    state = _state(conn, row)
+    reports = _reports(conn, list(state.units))
+    sizes = state.sizes()
+    per_phase = []
+    for i, phase in enumerate(state.phases):
+        members = state.units[(sizes[i - 1] if i else 0) : sizes[i]]
+        states: Counter[str] = Counter()
+        reasons: Counter[str] = Counter()
+        for d in members:
+            rep = state.report_of(reports, d)
+            if d not in state.touched:
+                states["not_started"] += 1
+            elif rep is None:
+                states["pending"] += 1
+            else:
+                states[rep.state] += 1
+                why = state.failure(reports, d)
+                if why in FAILED_STATES:
+                    reasons[_reason(conn, d)] += 1
+                elif why is not None:
+                    reasons[why] += 1
+        per_phase.append(
+            PhaseCounts(
+                phase=i,
+                name=phase.name,
+                units=len(members),
+                states=dict(states),
+                reasons=dict(reasons),
+            )
+        )
+    return RolloutPublic(
+        **dict(row._mapping), group=row.group_name, units=len(state.units), per_phase=per_phase
+    )
+
+
+def _reason(conn: Connection, device_id: str) -> str:
+    stmt = select(device_reported.c.reason).where(device_reported.c.device_id == device_id)
+    return conn.execute(stmt).scalar() or "no reason given"
+
+
+def list_rollouts(conn: Connection) -> list[RolloutPublic]:
+    """Every rollout, newest first."""
+    ids = conn.execute(select(rollouts.c.rollout_id).order_by(rollouts.c.rollout_id.desc()))
+    return [get_rollout(conn, i) for i in ids.scalars().all()]
