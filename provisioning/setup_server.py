@@ -50,7 +50,7 @@ class SetupServer(ThreadingHTTPServer):
         session: SetupSession,
         unit: SetupUnit,
         *,
-        linger_s: float = 60.0,
+        linger_s: float = 10.0,
     ) -> None:
         super().__init__(address, _Handler)
         self.session = session

@@ -127,3 +127,38 @@ def test_the_unit_claims_itself_from_a_qr_shown_to_its_camera(
         assert unit.sync.base_url == cloud.url
     assert f"claim code seen by the camera: {code}" in said
     assert said[-1] == "claimed with the code shown to the camera"
+
+
+def test_a_spent_code_shown_to_the_camera_is_refused_once_with_a_message(
+    cloud: Live,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("zxingcpp")
+    from provisioning.claim import claim
+
+    code = str(make_code(cloud)["code"])
+    claim(code, cloud.url, tmp_path / "first-unit", say=lambda _: None)
+    cam = SimulatedSource(duration_s=600, fps=10, seed=2, realtime=True)
+    cam.hold_up(qr_card(QR_PAYLOAD + display(code)))
+    stop = threading.Event()
+    said: list[str] = []
+    real = zxing_decoder()
+    frames: list[int] = []
+
+    def decode(image: np.ndarray) -> list[str]:
+        frames.append(1)
+        return real(image)
+
+    with setup_mode(tmp_path, cloud=cloud.url) as su:
+        thread = su.unit.watch_camera(cam, stop, decoder=decode, say=said.append)
+        assert thread is not None
+        try:
+            wait_until(lambda: "already been used" in su.unit.camera_note, timeout=30)
+            seen = len(frames)
+            wait_until(lambda: len(frames) > seen + 10, timeout=30)  # still watching
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+        assert not su.unit.claim_state()[1]
+        assert not (tmp_path / "var" / IDENTITY_FILE).exists()
+    assert sum("claim by camera failed" in s for s in said) == 1, said
