@@ -286,8 +286,9 @@ def cmd_setup(args: argparse.Namespace) -> int:
         print(f"cannot serve the setup page on port {args.port}: {err}", file=sys.stderr)
         return 1
     stop = threading.Event()
+    camera = None
     if not args.no_camera and not unit.claim_state()[1]:
-        unit.watch_camera(make_source(cfg.camera), stop)
+        camera = unit.watch_camera(make_source(cfg.camera), stop)
     host = _lan_address() if args.host in ("0.0.0.0", "") else args.host
     print(f"setup page: http://{host}:{server.server_address[1]}/")
     print(f"PIN: {session.pin}")
@@ -298,6 +299,8 @@ def cmd_setup(args: argparse.Namespace) -> int:
         why = "stopped"
     finally:
         stop.set()
+        if camera is not None:
+            camera.join(timeout=10)
         feed.close()
         match_owner(data_dir)
     print(f"setup {why}; the setup page is closed")

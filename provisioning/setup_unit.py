@@ -72,6 +72,7 @@ class SetupUnit:
         self.claimed: ClaimResult | None = None
         self._camera_note = "The camera is not watching for claim codes."
         self.camera_state: QrClaimState | None = None
+        self._camera_stop: threading.Event | None = None
 
     @property
     def camera_note(self) -> str:
@@ -97,6 +98,8 @@ class SetupUnit:
                 code, self.cloud, self.data_dir, config=self.config_path, say=said.append
             )
             self.claimed = result
+            if self._camera_stop is not None:  # claimed by hand: the camera has no more to do
+                self._camera_stop.set()
             return result
 
     def claim(self, typed: str) -> tuple[str, bool]:
@@ -208,6 +211,7 @@ class SetupUnit:
             return None
         self._camera_note = "The camera is watching for a claim code: hold its QR code up to it."
         state = self.camera_state = QrClaimState()
+        self._camera_stop = stop
 
         def run() -> None:
             try:
