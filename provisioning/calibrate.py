@@ -59,6 +59,7 @@ class Feed:
     """Drains a source in a thread; :meth:`take` gives what arrived since the last call."""
 
     def __init__(self, source: Source) -> None:
+        self.source = source
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._blocks: deque[ReadingBlock] = deque(maxlen=400)

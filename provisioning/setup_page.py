@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from html import escape
 
-DECISION_HEADINGS = ("#", "time", "what", "slot", "units", "sent")
+DECISION_HEADINGS = ("#", "time", "what", "slot", "moved", "sent")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +36,7 @@ class PageState:
     slots: list[SlotView] = field(default_factory=list)
     decisions: list[tuple[str, ...]] = field(default_factory=list)
     decisions_note: str = ""
+    running: bool = False
     message: str = ""
     bad: bool = False
 
@@ -99,15 +100,20 @@ def _claim(state: PageState) -> str:
     return out + "</section>"
 
 
-def _slot(s: SlotView, csrf: str) -> str:
+def _slot(s: SlotView, csrf: str, running: bool) -> str:
     mark, status = ("ok", "calibrated") if s.calibrated else ("todo", "not calibrated")
     if s.tared and not s.calibrated:
         status = "empty tray recorded: place the known weight"
-    return (
+    head = (
         f'<tr id="slot-{s.slot}"><td>Slot {s.slot}<br><small>{escape(s.sku)}, '
         f"channel {s.channel}</small></td>"
         f'<td class="live" data-live-slot="{s.slot}">{escape(s.weight)}</td>'
-        f'<td><span class="{mark}">{escape(status)}</span><br>'
+        f'<td><span class="{mark}">{escape(status)}</span>'
+    )
+    if running:
+        return head + "</td></tr>"
+    return (
+        head + "<br>"
         '<form class="inline" method="post" action="/calibrate">'
         + _csrf(csrf)
         + f'<input type="hidden" name="slot" value="{s.slot}">'
@@ -122,7 +128,7 @@ def _slot(s: SlotView, csrf: str) -> str:
 
 
 def _calibrate(state: PageState) -> str:
-    rows = "".join(_slot(s, state.csrf) for s in state.slots)
+    rows = "".join(_slot(s, state.csrf, state.running) for s in state.slots)
     return (
         '<section id="calibrate"><h2>2. Calibrate</h2>'
         "<p>For each slot: take everything off the tray and press <b>Tray is empty</b>; "
@@ -137,10 +143,19 @@ def _decisions(state: PageState) -> str:
     body = "".join(
         "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in state.decisions
     )
+    start = ""
+    if not state.running:
+        start = (
+            '<form method="post" action="/start">'
+            + _csrf(state.csrf)
+            + "<p>Once every slot is calibrated, start the unit: it takes over the load "
+            "cells and begins deciding.</p><button type=submit>Start the unit</button></form>"
+        )
     return (
         '<section id="working"><h2>3. See it working</h2>'
-        "<p>Take a product off a calibrated slot and put it back: the weight above "
-        "changes at once, and the unit's decisions appear here.</p>"
+        + start
+        + "<p>Take a product off a slot and put it back: the unit's decisions appear here, "
+        "with the weight it saw move.</p>"
         f'<p id="decisions-note">{escape(state.decisions_note)}</p>'
         f'<table><thead><tr>{head}</tr></thead><tbody id="decisions">{body}</tbody></table>'
         "</section>"

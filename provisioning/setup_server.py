@@ -237,6 +237,7 @@ class _Handler(BaseHTTPRequestHandler):
                 slots=srv.unit.slot_views(),
                 decisions=rows,
                 decisions_note=note,
+                running=srv.unit.running,
                 message=message,
                 bad=bad,
             )
@@ -262,6 +263,8 @@ class _Handler(BaseHTTPRequestHandler):
             result = srv.unit.claim(form.get("code", ""))
         elif path == "/calibrate":
             result = self._calibrate(form)
+        elif path == "/start":
+            result = srv.unit.start()
         elif path == "/finish":
             srv.end_setup()
             self._send(200, setup_page.gone_page("Setup is finished. The unit is in service."))

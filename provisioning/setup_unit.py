@@ -15,6 +15,7 @@ import contextlib
 import io
 import json
 import math
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -42,6 +43,23 @@ from provisioning.wizard import Limits, SlotWizard, Step
 
 RECENT = 10
 ClaimFn = Callable[..., ClaimResult]
+StartFn = Callable[[], None]
+
+
+def start_service() -> None:
+    """Start the installed agent service (``provision install``); OSError when it cannot."""
+    import subprocess
+
+    from provisioning.install import SERVICE
+
+    try:
+        done = subprocess.run(
+            ["systemctl", "start", SERVICE], capture_output=True, text=True, timeout=60, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise OSError(f"systemctl start {SERVICE} took more than a minute") from None
+    if done.returncode != 0:
+        raise OSError(done.stderr.strip() or f"systemctl start {SERVICE} failed")
 
 
 class SetupUnit:
@@ -56,6 +74,7 @@ class SetupUnit:
         cloud: str | None = None,
         limits: Limits | None = None,
         claim_fn: ClaimFn = claim,
+        start_agent: StartFn = start_service,
     ) -> None:
         self.cfg = cfg
         self.feed = feed
@@ -65,6 +84,8 @@ class SetupUnit:
         self.data_dir = Path(cfg.unit.data_dir)
         self.store = CalibrationStore(self.data_dir / CALIBRATION_FILE)
         self._claim_fn = claim_fn
+        self._start_agent = start_agent
+        self.running = False  # the agent has the load cells now
         self._slots = {s.slot: s for s in cfg.slots}
         self._wizards = {s.slot: SlotWizard(s.slot, s.channel, self.limits) for s in cfg.slots}
         self._measuring = threading.Lock()
@@ -95,7 +116,12 @@ class SetupUnit:
                 return self.claimed
             said: list[str] = []
             result = self._claim_fn(
-                code, self.cloud, self.data_dir, config=self.config_path, say=said.append
+                code,
+                self.cloud,
+                self.data_dir,
+                config=self.config_path,
+                owner=_data_owner(self.data_dir),
+                say=said.append,
             )
             self.claimed = result
             if self._camera_stop is not None:  # claimed by hand: the camera has no more to do
@@ -132,6 +158,11 @@ class SetupUnit:
 
     def calibrate(self, number: int, step: str, grams: float | None) -> tuple[str, bool]:
         """Run one step on slot ``number``: ``(message, refused)``."""
+        if self.running:
+            return (
+                "The unit is running and reads the load cells itself: calibrate in setup only.",
+                True,
+            )
         s = self._slots.get(number)
         if s is None:
             known = ", ".join(str(n) for n in self._slots) or "none"
@@ -178,7 +209,9 @@ class SetupUnit:
                 good = block.counts[:, s.channel][block.valid[:, s.channel]]
                 level = float(np.mean(good)) if good.size else None
             cal, wiz = cals.get(s.channel), self._wizards[s.slot]
-            if level is None:
+            if self.running:
+                weight = "read by the unit"
+            elif level is None:
                 weight = "no reading"
             elif cal is not None:
                 weight = f"{cal.grams(level):.1f} g"
@@ -227,6 +260,36 @@ class SetupUnit:
         thread.start()
         return thread
 
+    # -- start the unit ----------------------------------------------------------
+
+    def start(self) -> tuple[str, bool]:
+        """Hand the load cells to the agent and start it: ``(message, refused)``."""
+        if self.running:
+            return "The unit is already running.", False
+        if not self.claim_state()[1]:
+            return "Claim the unit first (step 1).", True
+        cals = load_all(self.store)
+        missing = [str(s.slot) for s in self._slots.values() if s.channel not in cals]
+        if missing:
+            return f"Calibrate slot(s) {', '.join(missing)} first (step 2).", True
+        if not self._measuring.acquire(blocking=False):
+            return "Another step is being measured: wait for it to finish.", True
+        try:
+            self.feed.close()  # the agent reads the load cells from now on
+            try:
+                self._start_agent()
+            except OSError as err:
+                self.feed = Feed(self.feed.source)  # setup keeps the load cells
+                return f"The unit could not be started: {err}", True
+            self.running = True
+        finally:
+            self._measuring.release()
+        return (
+            "The unit is running: take a product off a slot and put it back; "
+            "its decisions appear below within seconds.",
+            False,
+        )
+
     # -- see it working ------------------------------------------------------------
 
     def decisions(self) -> tuple[list[tuple[str, ...]], str]:
@@ -252,6 +315,18 @@ class SetupUnit:
         return out, note
 
 
+def _data_owner(data_dir: Path) -> str | None:
+    """Run as root, the identity goes to the data folder's owner (the service user)."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    try:
+        return pwd.getpwuid(data_dir.stat().st_uid).pw_name
+    except (OSError, KeyError):
+        return None
+
+
 def _row(seq: int, body: str, synced: float | None) -> tuple[str, ...]:
     try:
         ev: dict[str, Any] = json.loads(body)
@@ -262,6 +337,10 @@ def _row(seq: int, body: str, synced: float | None) -> tuple[str, ...]:
         when = datetime.fromisoformat(when.replace("Z", "+00:00")).strftime("%H:%M:%S")
     what = f"{ev.get('kind', '?')}: {ev.get('label', '?')}"
     slot = "" if ev.get("slot") is None else f"{ev['slot']} ({ev.get('sku') or ''})"
-    units = ev.get("units")
-    units_s = "" if not isinstance(units, int | float) or math.isnan(units) else f"{units:+g}"
-    return (str(seq), when, what, slot, units_s, "yes" if synced else "not yet")
+    moved = []
+    units, grams = ev.get("units"), ev.get("grams")
+    if isinstance(units, int | float) and math.isfinite(units):
+        moved.append(f"{units:+g} unit(s)")
+    if isinstance(grams, int | float) and math.isfinite(grams):
+        moved.append(f"{grams:+.0f} g")
+    return (str(seq), when, what, slot, ", ".join(moved), "yes" if synced else "not yet")

@@ -66,6 +66,9 @@ def test_forms_need_the_session_and_its_csrf_token(tmp_path: Path) -> None:
         nine = {"csrf": csrf, "slot": "9", "step": "empty"}
         assert send("POST", f"{url}/calibrate", session, nine).status_code == 303
         assert "There is no slot 9" in send("GET", f"{url}/", session).text
+        assert send("POST", f"{url}/start", session, {"csrf": csrf}).status_code == 303
+        assert "Claim the unit first (step 1)." in send("GET", f"{url}/", session).text
+        assert su.agents == [] and not su.unit.running
         assert send("PUT", f"{url}/", session).status_code == 405
         live = send("GET", f"{url}/live", session).json()
         assert [s["slot"] for s in live["slots"]] == [0, 1]
