@@ -63,7 +63,7 @@ def claim_code_of(text: str) -> str | None:
         return None
     body = text.strip()
     if body.lower().startswith(QR_PAYLOAD):
-        body = body[len(QR_PAYLOAD) :]
+        body = body[len(QR_PAYLOAD) :].strip()
     try:
         return normalize(body)
     except ClaimCodeError:

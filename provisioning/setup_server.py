@@ -105,6 +105,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: SetupServer
     server_version = "shelfsense-setup"
     sys_version = ""
+    timeout = 15  # a phone that stops sending mid-request lets go of its thread
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the console shows the PIN and the outcome, not every request."""

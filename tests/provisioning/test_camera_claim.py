@@ -14,12 +14,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cloud.claims_cli import QR_PAYLOAD as CLOUD_QR_PAYLOAD
 from edge.camera.sim import SimulatedSource, qr_card
 from edge.config import load_config
 from edge.sync.identity import load_identity
-from models.claim_code import display
+from models.claim_code import ClaimCodeError, display, normalize
 from provisioning.camera_claim import (
     QR_PAYLOAD,
     QrClaimState,
@@ -50,6 +52,36 @@ def test_the_unit_reads_the_same_qr_text_the_operator_prints() -> None:
     assert claim_code_of("https://example.com/") is None
     assert claim_code_of(QR_PAYLOAD + code[:-1] + ("0" if code[-1] != "0" else "1")) is None
     assert claim_code_of(QR_PAYLOAD + "X" * 200) is None
+
+
+@given(st.text(max_size=120))
+def test_any_qr_text_is_a_valid_code_or_nothing(text: str) -> None:
+    code = claim_code_of(text)
+    assert code is None or normalize(code) == code
+
+
+SOME_CODES = [valid_code() for _ in range(20)]
+TYPED = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(SOME_CODES).map(display),
+    st.sampled_from(SOME_CODES).map(str.lower),
+    st.tuples(
+        st.sampled_from(SOME_CODES),
+        st.integers(0, 9),
+        st.sampled_from("0123456789ABCDEFGHJKMNPQRSTVWXYZ"),
+    ).map(
+        lambda t: t[0][: t[1]] + t[2] + t[0][t[1] + 1 :]  # one character changed (or not)
+    ),
+)
+
+
+@given(st.sampled_from(["", QR_PAYLOAD, QR_PAYLOAD.upper()]), TYPED)
+def test_a_text_is_a_code_only_when_its_check_character_fits(head: str, body: str) -> None:
+    try:
+        want: str | None = normalize(body.strip())
+    except ClaimCodeError:
+        want = None
+    assert claim_code_of(head + body) == want
 
 
 def test_a_refused_code_is_not_tried_again_and_a_passing_failure_waits() -> None:
