@@ -378,9 +378,9 @@ class OtaReport(WireModel):
         None, ge=0, le=MAX_VERSION, description="The version this is about."
     )
     previous_version: int | None = Field(None, ge=0, le=MAX_VERSION)
-    progress: float | None = Field(None, ge=0, le=1, description="Download progress, 0..1.")
+    progress: float | None = Field(default=None, ge=0, le=1, description="Download progress, 0..1.")
     shadow_agreement: float | None = Field(
-        None,
+        default=None,
         ge=0,
         le=1,
         description="In shadow: share of live windows where the candidate agreed with the "

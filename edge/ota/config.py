@@ -1,0 +1,50 @@
+"""The ``[ota]`` section of a unit config: where the trusted TUF root lives, how long to watch."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from edge.ota.state import OtaSettings
+
+
+class OtaConfig(BaseModel):
+    """How the unit fetches, checks, switches to and watches a new model version."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    enabled: bool = Field(
+        True, description="Follow the cloud's desired model version (needs a trusted root)."
+    )
+    trusted_root: str = Field(
+        "tuf-root.json",
+        min_length=1,
+        description="The TUF root the unit trusts (from its claim), relative to unit.data_dir.",
+    )
+    metadata_dir: str = Field(
+        "tuf", min_length=1, description="TUF metadata cache, relative to unit.data_dir."
+    )
+    state_file: str = Field(
+        "ota.json", min_length=1, description="Where the OTA state is kept, in unit.data_dir."
+    )
+    watch_s: float = Field(
+        600.0, ge=0, le=7 * 86400, description="After a switch, watch this long before active."
+    )
+    max_errors: int = Field(
+        3, ge=1, le=10_000, description="Inference errors while watching that roll back."
+    )
+    max_boots: int = Field(
+        3, ge=1, le=100, description="Agent restarts while watching that roll back."
+    )
+    retry_s: float = Field(
+        60.0, ge=0.1, le=86400, description="Wait before retrying a cut or stalled download."
+    )
+    timeout_s: int = Field(30, ge=1, le=600, description="Socket timeout of a download.")
+
+    def settings(self) -> OtaSettings:
+        """The decision settings of :class:`edge.ota.state.OtaState`."""
+        return OtaSettings(
+            watch_s=self.watch_s,
+            max_errors=self.max_errors,
+            max_boots=self.max_boots,
+            retry_s=self.retry_s,
+        )
