@@ -53,14 +53,15 @@ def _reason(err: Exception) -> tuple[str, bool]:
         (tuf_errors.LengthOrHashMismatchError, "target or metadata length/hash mismatch", False),
         (tuf_errors.DownloadLengthMismatchError, "download longer than its signed length", False),
         (tuf_errors.RepositoryError, "repository refused", False),
-        (tuf_errors.SlowRetrievalError, "download stalled", True),
+        (tuf_errors.SlowRetrievalError, "download stalled or cloud unreachable", True),
         (tuf_errors.DownloadHTTPError, "download failed (HTTP)", True),
         (tuf_errors.DownloadError, "download failed", True),
         (OSError, "download failed", True),
     ]
     for kind, what, retry in kinds:
         if isinstance(err, kind):
-            detail = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+            cause = err if str(err) else (err.__cause__ or err.__context__ or err)
+            detail = str(cause).splitlines()[0][:200] if str(cause) else type(err).__name__
             return f"{what}: {detail}", retry
     return f"{type(err).__name__}: {str(err)[:200]}", True
 

@@ -1,0 +1,141 @@
+"""The unit's OTA client against the real cloud's TUF repository, and TUF's attacks on it.
+
+Each attack is refused with a reason the unit reports as ``failed``; the model in use
+(version 1 in its slot) stays in use and whole. The happy path switches to version 2
+and keeps version 1 as the previous slot.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from cloud.settings import CloudSettings
+from cloud.tuf_repo import TufRepository, init_repository
+from models.bundle import verify_bundle
+from tests.edge.ota_support import OtaCloud, Unit, ota_cloud, unit
+from tests.support.waiting import wait_until
+
+
+@pytest.fixture
+def cloud(tmp_path: Path) -> Iterator[OtaCloud]:
+    from tests.cloud.conftest import build_settings
+
+    settings: CloudSettings = build_settings(
+        database_url=f"sqlite:///{tmp_path / 'cloud.db'}", rate_per_s=0, db_pool_size=5
+    )
+    with ota_cloud(settings, tmp_path) as running:
+        yield running
+
+
+def update(u: Unit, version: int) -> None:
+    """Ask for ``version`` and step the worker until it says where it ended."""
+    u.worker.want(version)
+
+    def settled() -> bool:
+        u.worker.step()
+        return bool(u.reports) and u.last().state in ("active", "failed", "rolled_back")
+
+    wait_until(settled, timeout=30)
+
+
+def still_on_version_1(u: Unit, cloud: OtaCloud) -> None:
+    assert u.slots.current_version() == 1
+    assert verify_bundle(u.slots.current_link, trusted_keys=[cloud.key.public_key()]).version == 1
+
+
+def test_fetch_verify_switch_and_keep_the_previous(cloud: OtaCloud, tmp_path: Path) -> None:
+    cloud.publish(2)
+    u = unit(cloud, tmp_path / "unit")
+    update(u, 2)
+    assert [r.state for r in u.reports] == [
+        "downloading",
+        "verifying",
+        "staged",
+        "active",
+    ]
+    assert (u.last().version, u.last().previous_version) == (2, 1)
+    assert (u.slots.current_version(), u.slots.previous_version()) == (2, 1)
+    assert json.loads((tmp_path / "unit" / "ota.json").read_text())["current"] == 2
+
+
+def refused(u: Unit, cloud: OtaCloud, version: int, why: str) -> None:
+    update(u, version)
+    assert u.last().state == "failed" and u.last().version == version
+    assert why in u.last().reason, u.last().reason
+    still_on_version_1(u, cloud)
+    reports = len(u.reports)
+    u.worker.want(version)
+    u.worker.step()
+    assert len(u.reports) == reports  # not tried again while it is the desired version
+
+
+def test_tampered_target(cloud: OtaCloud, tmp_path: Path) -> None:
+    stored = cloud.stored_target(cloud.publish(2))
+    data = bytearray(stored.read_bytes())
+    data[600] ^= 0xFF  # same length, other bytes
+    stored.write_bytes(bytes(data))
+    refused(unit(cloud, tmp_path / "unit"), cloud, 2, "length/hash mismatch")
+
+
+def test_target_longer_than_signed(cloud: OtaCloud, tmp_path: Path) -> None:
+    stored = cloud.stored_target(cloud.publish(2))
+    stored.write_bytes(stored.read_bytes() + b"\0" * 4096)  # endless data, cut at the length
+    refused(unit(cloud, tmp_path / "unit"), cloud, 2, "download longer than its signed length")
+
+
+def test_frozen_timestamp(cloud: OtaCloud, tmp_path: Path) -> None:
+    cloud.publish(2)
+    frozen = TufRepository(cloud.repo.path, clock=lambda: datetime.now(UTC) - timedelta(days=3))
+    frozen.refresh(force=True)  # signed three days ago: expired for two
+    refused(unit(cloud, tmp_path / "unit"), cloud, 2, "expired")
+
+
+def test_metadata_rolled_back(cloud: OtaCloud, tmp_path: Path) -> None:
+    cloud.publish(2)
+    old_timestamp = (cloud.repo.metadata_dir / "timestamp.json").read_bytes()
+    cloud.publish(3)
+    u = unit(cloud, tmp_path / "unit")
+    update(u, 3)  # the unit has now seen the newer timestamp
+    assert u.slots.current_version() == 3
+    cloud.publish(4)
+    (cloud.repo.metadata_dir / "timestamp.json").write_bytes(old_timestamp)  # a replayed mirror
+    update(u, 4)
+    assert u.last().state == "failed" and "older version" in u.last().reason
+    assert u.slots.current_version() == 3
+
+
+def test_untrusted_root(cloud: OtaCloud, tmp_path: Path) -> None:
+    cloud.publish(2)
+    other = TufRepository(tmp_path / "other-tuf")
+    init_repository(other, tmp_path / "other-keys")
+    u = unit(cloud, tmp_path / "unit", root=other.root_bytes(1))
+    refused(u, cloud, 2, "not signed by a trusted key")
+
+
+def test_version_not_published(cloud: OtaCloud, tmp_path: Path) -> None:
+    cloud.publish(2)
+    refused(unit(cloud, tmp_path / "unit"), cloud, 9, "version 9 is not in the repository")
+
+
+def test_bundle_needing_a_newer_agent(cloud: OtaCloud, tmp_path: Path) -> None:
+    cloud.publish(2, min_agent_version="9.0.0")
+    refused(unit(cloud, tmp_path / "unit"), cloud, 2, "needs agent 9.0.0")
+
+
+def test_cloud_down_is_retried_not_refused(cloud: OtaCloud, tmp_path: Path) -> None:
+    cloud.publish(2)
+    u = unit(cloud, tmp_path / "unit")
+    url = u.worker.fetcher.base_url
+    u.worker.fetcher.base_url = "http://127.0.0.1:9"  # nothing listens: a cut
+    u.worker.want(2)
+    u.worker.step()
+    assert u.last().state == "downloading" and "unreachable" in u.last().reason, u.last().reason
+    still_on_version_1(u, cloud)
+    u.worker.fetcher.base_url = url
+    wait_until(lambda: (u.worker.step(), u.last().state == "active")[1], timeout=30)
+    assert u.slots.current_version() == 2
