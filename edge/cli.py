@@ -267,6 +267,9 @@ def cmd_install_model(args: argparse.Namespace) -> int:
     except (BundleError, DowngradeError, OSError) as err:
         print(f"{dest}: not installed: {err}", file=sys.stderr)
         return EXIT_CONFIG
+    if replaced == version:
+        print(f"version {version} is already in use at {dest}: nothing to do")
+        return 0
     kept = f"; version {replaced} kept as the previous slot" if replaced is not None else ""
     print(f"installed as {dest} (-> {dest.resolve().name}){kept}")
     print("a running agent switches to it within seconds, else from its next start")

@@ -39,6 +39,9 @@ class OtaConfig(BaseModel):
         60.0, ge=0.1, le=86400, description="Wait before retrying a cut or stalled download."
     )
     timeout_s: int = Field(30, ge=1, le=600, description="Socket timeout of a download.")
+    watch_poll_s: float = Field(
+        5.0, gt=0, le=3600, description="How often the decision worker looks for a new bundle."
+    )
 
     def settings(self) -> OtaSettings:
         """The decision settings of :class:`edge.ota.state.OtaState`."""

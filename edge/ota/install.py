@@ -91,11 +91,15 @@ def install_bundle(
 ) -> tuple[Bundle, int | None]:
     """Install bundle folder ``src`` as ``bundle_dir`` via the slots; the bundle and the one replaced.
 
+    A bundle of the version already in use changes nothing.
+
     Raises ``BundleError`` (refused), :class:`DowngradeError` or ``OSError``.
     """
     incoming = verify_bundle(src, trusted_keys=trusted_keys, agent_version=agent_version)
     slots = Slots.open(bundle_dir)
     current = slots.current_version()
+    if current == incoming.version:
+        return incoming, current  # already in use: nothing to do
     if current is not None and incoming.version < current and not allow_downgrade:
         raise DowngradeError(
             f"version {incoming.version} is older than {current} in use "

@@ -137,5 +137,10 @@ def test_cloud_down_is_retried_not_refused(cloud: OtaCloud, tmp_path: Path) -> N
     assert u.last().state == "downloading" and "unreachable" in u.last().reason, u.last().reason
     still_on_version_1(u, cloud)
     u.worker.fetcher.base_url = url
-    wait_until(lambda: (u.worker.step(), u.last().state == "active")[1], timeout=30)
+
+    def active() -> bool:
+        u.worker.step()
+        return u.last().state == "active"
+
+    wait_until(active, timeout=30)
     assert u.slots.current_version() == 2

@@ -58,6 +58,8 @@ def test_install_model_keeps_the_previous_and_refuses_a_downgrade(
     assert install(cfg, v1) == 2
     assert "older than 2 in use" in capsys.readouterr().err
     assert (slots.current_version(), slots.previous_version()) == (2, 1)
+    assert install(cfg, v2) == 0
+    assert "already in use" in capsys.readouterr().out
     assert install(cfg, v1, "--allow-downgrade") == 0
     assert (slots.current_version(), slots.previous_version()) == (1, 2)
 
@@ -92,7 +94,11 @@ def test_kill_9_while_staging_or_switching_leaves_a_whole_model(
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
         goal = rng.randint(1, 6)
-        wait_until(lambda goal=goal: int(counter.read_text() or 0) >= goal, timeout=60)
+
+        def switched(goal: int = goal) -> bool:
+            return int(counter.read_text() or 0) >= goal
+
+        wait_until(switched, timeout=60)
         os.kill(child.pid, signal.SIGKILL)
         child.wait(10)
         slots = Slots.open(current)
