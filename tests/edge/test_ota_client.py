@@ -2,7 +2,8 @@
 
 Each attack is refused with a reason the unit reports as ``failed``; the model in use
 (version 1 in its slot) stays in use and whole. The happy path switches to version 2
-and keeps version 1 as the previous slot.
+and keeps version 1 as the previous slot. After a switch, inference errors, a model
+that does not load and a crash loop each put version 1 back and report ``rolled_back``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 
 from cloud.settings import CloudSettings
 from cloud.tuf_repo import TufRepository, init_repository
+from edge.ota.state import OtaSettings
 from models.bundle import verify_bundle
 from tests.edge.ota_support import OtaCloud, Unit, ota_cloud, unit
 from tests.support.waiting import wait_until
@@ -144,3 +146,52 @@ def test_cloud_down_is_retried_not_refused(cloud: OtaCloud, tmp_path: Path) -> N
 
     wait_until(active, timeout=30)
     assert u.slots.current_version() == 2
+
+
+def switched_and_watching(cloud: OtaCloud, where: Path) -> Unit:
+    cloud.publish(2)
+    u = unit(cloud, where, settings=OtaSettings(watch_s=3600, max_errors=3, max_boots=3))
+    u.worker.want(2)
+    u.worker.step()
+    assert u.last().state == "staged" and u.worker.state.phase == "watching"
+    assert (u.slots.current_version(), u.slots.previous_version()) == (2, 1)
+    return u
+
+
+def test_inference_errors_after_the_switch_roll_back(cloud: OtaCloud, tmp_path: Path) -> None:
+    u = switched_and_watching(cloud, tmp_path / "unit")
+    u.health.count("decision_errors", 3)  # what the decision worker counts
+    u.worker.step()
+    assert u.last().state == "rolled_back" and u.last().version == 2
+    assert u.last().reason == "3 inference errors after the switch"
+    still_on_version_1(u, cloud)
+    assert u.slots.previous_version() == 2  # kept, but not tried again while desired
+    u.worker.want(2)
+    u.worker.step()
+    assert u.slots.current_version() == 1
+
+
+def test_a_model_that_does_not_load_rolls_back(cloud: OtaCloud, tmp_path: Path) -> None:
+    u = switched_and_watching(cloud, tmp_path / "unit")
+    u.health.alarm("model_refused", "golden batch 1 interest: outputs differ")
+    u.health.count("model_load_failures")
+    u.worker.step()
+    assert u.last().state == "rolled_back"
+    assert "did not load: golden batch 1 interest" in u.last().reason
+    still_on_version_1(u, cloud)
+
+
+def test_a_crash_loop_after_the_switch_rolls_back(cloud: OtaCloud, tmp_path: Path) -> None:
+    switched_and_watching(cloud, tmp_path / "unit")
+    for boot in (1, 2, 3):  # the agent restarts (its state file and slots stay)
+        again = unit(
+            cloud,
+            tmp_path / "unit",
+            installed=None,
+            settings=OtaSettings(watch_s=3600, max_errors=3, max_boots=3),
+        )
+        if boot < 3:
+            assert again.worker.state.phase == "watching" and again.reports == []
+    assert again.last().state == "rolled_back"
+    assert again.last().reason == "crash loop: 3 restarts while watching"
+    still_on_version_1(again, cloud)
