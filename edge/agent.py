@@ -201,7 +201,10 @@ class Agent:
 
     def emit(self, events: Iterable[Mapping[str, Any]]) -> list[ShelfEvent]:
         """Commit events from a decision to the buffer (one transaction) and wake sync."""
+        events = list(events)
         out = self.buffer.append_many(events)
+        if self.ota is not None:
+            self.ota.saw(events)
         if out and self.sync is not None:
             self.sync.wake.set()
         return out

@@ -38,6 +38,16 @@ class OtaConfig(BaseModel):
     retry_s: float = Field(
         60.0, ge=0.1, le=86400, description="Wait before retrying a cut or stalled download."
     )
+    collapse_share: float = Field(
+        0.95,
+        gt=0.5,
+        le=1,
+        description="While watching, one label deciding this share of a head's windows "
+        "(where the model before did not) rolls back.",
+    )
+    min_windows: int = Field(
+        50, ge=1, le=1_000_000, description="Windows of a head needed to judge its distribution."
+    )
     timeout_s: int = Field(30, ge=1, le=600, description="Socket timeout of a download.")
     watch_poll_s: float = Field(
         5.0, gt=0, le=3600, description="How often the decision worker looks for a new bundle."
@@ -50,4 +60,6 @@ class OtaConfig(BaseModel):
             max_errors=self.max_errors,
             max_boots=self.max_boots,
             retry_s=self.retry_s,
+            collapse_share=self.collapse_share,
+            min_windows=self.min_windows,
         )

@@ -3,9 +3,10 @@
 A new desired version is fetched (:class:`Fetch`), checked (:class:`Verify`: TUF has
 already checked length and hashes; the bundle's signature, its minimum agent version
 and its golden outputs on this unit), staged in the inactive slot and switched to
-(:class:`Switch`). The switch starts a watch: inference errors or a model that fails
-to load, or the agent restarting ``max_boots`` times before the watch ends, put the
-previous slot back (:class:`RollBack`). A version that failed or rolled back is not
+(:class:`Switch`). The switch starts a watch: inference errors, a model that fails
+to load, a collapsed decision distribution (one label for nearly every window where
+the model before did not), or the agent restarting ``max_boots`` times before the
+watch ends, put the previous slot back (:class:`RollBack`). A version that failed or rolled back is not
 tried again until the desired version changes. Every step says where it is
 (:class:`Report`, sent to the cloud as ``models.wire.OtaReport``).
 
@@ -17,6 +18,7 @@ persists so that a restart resumes (:meth:`OtaState.booted`).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -74,6 +76,8 @@ class OtaSettings:
     max_errors: int = 3
     max_boots: int = 3
     retry_s: float = 60.0
+    collapse_share: float = 0.95
+    min_windows: int = 50
 
 
 @dataclass
@@ -186,6 +190,30 @@ class OtaState:
         if self.phase != "watching":
             return []
         return self._roll_back(reason)
+
+    def judge(self, new: Mapping[str, int], old: Mapping[str, int], now: float) -> list[Action]:
+        """Label counts (``"stock.none"``…) of the new model since the switch and of the one before.
+
+        One label deciding nearly every window of a head (``collapse_share`` of at least
+        ``min_windows``) where the model before did not is a collapsed model: roll back.
+        Without enough windows of the model before to compare, nothing is judged.
+        """
+        if self.phase != "watching":
+            return []
+        for head in sorted({k.split(".", 1)[0] for k in new}):
+            mine = {k: n for k, n in new.items() if k.startswith(head + ".")}
+            theirs = {k: n for k, n in old.items() if k.startswith(head + ".")}
+            total, before = sum(mine.values()), sum(theirs.values())
+            if total < self.settings.min_windows or before < self.settings.min_windows:
+                continue
+            label, n = max(mine.items(), key=lambda kv: (kv[1], kv[0]))
+            share = n / total
+            if share >= self.settings.collapse_share > theirs.get(label, 0) / before:
+                return self._roll_back(
+                    f"decision distribution collapsed: {share:.0%} {label.split('.', 1)[1]}"
+                    f" ({head}, {total} windows)"
+                )
+        return []
 
     def tick(self, now: float) -> list[Action]:
         """Time passes: retry a download, end a watch."""

@@ -1,9 +1,10 @@
 """The OTA shell: carries out :class:`~edge.ota.state.OtaState`'s actions and feeds back outcomes.
 
 One thread. Desired versions arrive through :meth:`OtaWorker.want` (the desired-state
-handler's ``on_model``); the loop hands them, the time, and the inference errors and
-refused loads counted by the decision worker since the last look to the state
-machine, persists its snapshot (before acting, so a restart resumes from it), then
+handler's ``on_model``); the loop hands them, the time, the inference errors and
+refused loads counted by the decision worker since the last look, and the labels the
+new and the previous model decided (:meth:`OtaWorker.saw`, from the agent's ``emit``)
+to the state machine, persists its snapshot (before acting, so a restart resumes from it), then
 runs each action: fetch with :class:`~edge.ota.fetch.TufFetcher`, stage and check in
 the slot not in use (:mod:`edge.ota.install`; ``check`` loads the bundle and replays
 its golden outputs), switch or roll back the slot pointer (:class:`~edge.ota.slots.Slots`),
@@ -19,8 +20,10 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -81,6 +84,8 @@ class OtaWorker:
         self._seen = self._counts()
         self._unsent: OtaReport | None = None
         self.wake = threading.Event()
+        self._lock = threading.Lock()
+        self._labels: defaultdict[int | None, Counter[str]] = defaultdict(Counter)
 
     def _load(self, settings: OtaSettings) -> OtaState:
         try:
@@ -113,6 +118,21 @@ class OtaWorker:
             self.health.counter("model_load_failures"),
         )
 
+    def saw(self, events: Sequence[Mapping[str, Any]]) -> None:
+        """Events just committed (the agent's ``emit``): count labels per deciding model."""
+        with self._lock:
+            for e in events:
+                if e.get("decided_by") == "model" and e.get("kind") in ("interest", "stock"):
+                    self._labels[e.get("model_version")][f"{e['kind']}.{e['label']}"] += 1
+
+    def _label_counts(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Label counts of the current and the previous model; others are forgotten."""
+        keep = (self.state.current, self.state.previous)
+        with self._lock:
+            for version in [v for v in self._labels if v not in keep]:
+                del self._labels[version]
+            return dict(self._labels[keep[0]]), dict(self._labels[keep[1]])
+
     def want(self, version: int) -> None:
         """The cloud wants ``version`` (called from the desired-state handler's thread)."""
         self._wanted.put(version)
@@ -143,6 +163,8 @@ class OtaWorker:
             detail = self.health.snapshot()["alarms"].get("model_refused", {}).get("detail", "")
             actions += self.state.model_failed(f"the new model did not load: {detail}", now)
         actions += self.state.observe(errors - seen_errors, now)
+        if self.state.phase == "watching":
+            actions += self.state.judge(*self._label_counts(), now)
         actions += self.state.tick(now)
         self.run_actions(actions)
         if self._unsent is not None:

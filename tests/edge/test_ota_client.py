@@ -195,3 +195,17 @@ def test_a_crash_loop_after_the_switch_rolls_back(cloud: OtaCloud, tmp_path: Pat
     assert again.last().state == "rolled_back"
     assert again.last().reason == "crash loop: 3 restarts while watching"
     still_on_version_1(again, cloud)
+
+
+def test_a_collapsed_model_rolls_back(cloud: OtaCloud, tmp_path: Path) -> None:
+    u = switched_and_watching(cloud, tmp_path / "unit")
+
+    def event(version: int, label: str) -> dict[str, object]:
+        return {"kind": "stock", "label": label, "decided_by": "model", "model_version": version}
+
+    u.worker.saw([event(1, ["removal", "return", "none"][i % 3]) for i in range(60)])
+    u.worker.saw([event(2, "none") for _ in range(59)] + [event(2, "removal")])
+    u.worker.step()
+    assert u.last().state == "rolled_back"
+    assert u.last().reason == "decision distribution collapsed: 98% none (stock, 60 windows)"
+    still_on_version_1(u, cloud)

@@ -187,6 +187,12 @@ class OtaMachine(RuleBasedStateMachine):
     def errors(self, n: int) -> None:
         self.apply(self.s.observe(n, self.now))
 
+    @rule(share=st.floats(min_value=0, max_value=1))
+    def labels(self, share: float) -> None:
+        n = round(100 * share)
+        new = {"stock.none": n, "stock.removal": 100 - n}
+        self.apply(self.s.judge(new, {"stock.none": 10, "stock.removal": 90}, self.now))
+
     @rule()
     def model_failed(self) -> None:
         self.apply(self.s.model_failed("did not load", self.now))
@@ -235,3 +241,26 @@ class OtaMachine(RuleBasedStateMachine):
 
 OtaMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=40, deadline=None)
 TestOtaMachine = OtaMachine.TestCase
+
+
+def watching(**kw: float) -> OtaState:
+    s = OtaState(current=1, settings=OtaSettings(watch_s=100, min_windows=20, **kw))
+    s.desire(2, 0), s.fetched(2, 0), s.verified(2, 0)
+    return s
+
+
+def test_a_collapsed_distribution_rolls_back() -> None:
+    s = watching()
+    before = {"stock.removal": 30, "stock.none": 10, "stock.return": 10}
+    assert s.judge({"stock.none": 19}, before, 1) == []  # too few windows to tell
+    acts = s.judge({"stock.none": 48, "stock.removal": 2}, before, 2)
+    assert acts[0] == RollBack(1, "decision distribution collapsed: 96% none (stock, 50 windows)")
+
+
+def test_a_distribution_like_the_one_before_is_kept() -> None:
+    s = watching()
+    before = {"interest.pass_by": 97, "interest.glance": 3}  # a quiet corridor: that is normal
+    assert s.judge({"interest.pass_by": 98, "interest.glance": 2}, before, 1) == []
+    few_before = {"interest.pass_by": 5}  # too few windows of the model before to compare
+    assert s.judge({"interest.pass_by": 100}, few_before, 1) == []
+    assert s.phase == "watching"
