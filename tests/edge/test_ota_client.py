@@ -17,6 +17,7 @@ import pytest
 
 from cloud.settings import CloudSettings
 from cloud.tuf_repo import TufRepository, init_repository
+from edge.ota.slots import Slots
 from edge.ota.state import OtaSettings
 from models.bundle import verify_bundle
 from tests.edge.ota_support import OtaCloud, Unit, ota_cloud, unit
@@ -209,3 +210,58 @@ def test_a_collapsed_model_rolls_back(cloud: OtaCloud, tmp_path: Path) -> None:
     assert u.last().state == "rolled_back"
     assert u.last().reason == "decision distribution collapsed: 98% none (stock, 60 windows)"
     still_on_version_1(u, cloud)
+
+
+@pytest.mark.parametrize("state", ["downloading", "verifying", "staged", "watching"])
+def test_kill_9_in_every_ota_state_then_a_restart_finishes(
+    cloud: OtaCloud, tmp_path: Path, state: str
+) -> None:
+    """The client is killed right after it says ``state`` (in the middle of the next step);
+    the unit then runs v1 or v2 whole, and the restarted client ends on v2, v1 kept."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from models.bundle import public_key_pem
+
+    cloud.publish(2)
+    where = tmp_path / "unit"
+    first = unit(cloud, where)  # v1 installed, root and metadata folder in place
+    assert first.slots.current_version() == 1
+    (where / "tuf-root.json").write_bytes(cloud.repo.root_bytes(1))
+    pem = tmp_path / "trusted.pem"
+    pem.write_bytes(public_key_pem(cloud.key))
+    root = Path(__file__).resolve().parents[2]
+    args = ["-m", "tests.edge.ota_agent_child", cloud.live.url, str(where), str(pem), "2"]
+    child = subprocess.Popen(
+        [sys.executable, *args],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    said = []
+    for line in child.stdout:
+        said.append(line.strip())
+        if said[-1] == state:
+            break
+    child.send_signal(signal.SIGKILL)
+    child.wait(10)
+    child.stdout.close()
+    assert said[-1] == state, said
+    slots = Slots.open(where / "models" / "current")
+    running = slots.current_version()
+    assert running in (1, 2)  # never none, never a mix:
+    assert (
+        verify_bundle(slots.current_link, trusted_keys=[cloud.key.public_key()]).version == running
+    )
+    again = unit(cloud, where, installed=None)  # the agent restarts
+
+    def active() -> bool:
+        again.worker.step()
+        return bool(again.reports) and again.last().state == "active"
+
+    wait_until(active, 30)
+    assert (slots.current_version(), slots.previous_version()) == (2, 1)
