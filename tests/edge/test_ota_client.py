@@ -265,3 +265,27 @@ def test_kill_9_in_every_ota_state_then_a_restart_finishes(
 
     wait_until(active, 30)
     assert (slots.current_version(), slots.previous_version()) == (2, 1)
+
+
+def test_a_stalled_mirror_times_out_and_is_retried(cloud: OtaCloud, tmp_path: Path) -> None:
+    import socket
+
+    cloud.publish(2)
+    u = unit(cloud, tmp_path / "unit")
+    with socket.socket() as stall:  # accepts connections (backlog), never answers
+        stall.bind(("127.0.0.1", 0))
+        stall.listen(8)
+        url = u.worker.fetcher.base_url
+        u.worker.fetcher.base_url = f"http://127.0.0.1:{stall.getsockname()[1]}"
+        u.worker.fetcher.timeout_s = 1
+        u.worker.want(2)
+        u.worker.step()
+    assert u.last().state == "downloading" and "stalled" in u.last().reason, u.last().reason
+    still_on_version_1(u, cloud)
+    u.worker.fetcher.base_url = url
+
+    def active() -> bool:
+        u.worker.step()
+        return u.last().state == "active"
+
+    wait_until(active, timeout=30)
