@@ -48,7 +48,11 @@ def _reason(err: Exception) -> tuple[str, bool]:
     kinds: list[tuple[type[Exception], str, bool]] = [
         (tuf_errors.ExpiredMetadataError, "metadata expired (frozen or stale mirror)", False),
         (tuf_errors.EqualVersionNumberError, "metadata replayed (same version)", False),
-        (tuf_errors.BadVersionNumberError, "metadata rolled back to an older version", False),
+        (
+            tuf_errors.BadVersionNumberError,
+            "metadata older than expected (rollback, mix-and-match)",
+            False,
+        ),
         (tuf_errors.UnsignedMetadataError, "metadata not signed by a trusted key", False),
         (tuf_errors.LengthOrHashMismatchError, "target or metadata length/hash mismatch", False),
         (tuf_errors.DownloadLengthMismatchError, "download longer than its signed length", False),

@@ -108,7 +108,7 @@ def test_metadata_rolled_back(cloud: OtaCloud, tmp_path: Path) -> None:
     cloud.publish(4)
     (cloud.repo.metadata_dir / "timestamp.json").write_bytes(old_timestamp)  # a replayed mirror
     update(u, 4)
-    assert u.last().state == "failed" and "older version" in u.last().reason
+    assert u.last().state == "failed" and "older than expected" in u.last().reason
     assert u.slots.current_version() == 3
 
 
@@ -289,3 +289,11 @@ def test_a_stalled_mirror_times_out_and_is_retried(cloud: OtaCloud, tmp_path: Pa
         return u.last().state == "active"
 
     wait_until(active, timeout=30)
+
+
+def test_mix_and_match_targets_is_refused(cloud: OtaCloud, tmp_path: Path) -> None:
+    cloud.publish(2)
+    cloud.publish(3)
+    meta = cloud.repo.metadata_dir
+    (meta / "3.targets.json").write_bytes((meta / "2.targets.json").read_bytes())
+    refused(unit(cloud, tmp_path / "unit"), cloud, 3, "older than expected")
