@@ -4,8 +4,10 @@ The unit runs the whole agent in sim mode with a real int8 model (version 1) in 
 slots. The operator publishes version 2 (a TUF target) and starts a rollout; the unit
 polls its desired state, fetches v2 through python-tuf, verifies it, loads it and
 replays its golden outputs, switches slots without missing a decision, watches, and
-reports ``active``; the rollout completes on that report. The cloud's events of the
-unit run 1..N once each, decided by v1 and then by v2, never back.
+reports ``active``; the rollout completes on that report. Then a v3 whose golden
+outputs do not reproduce on the unit is refused (``failed``, the reason names the
+golden batch) and v2 goes on deciding. The cloud's events of the unit run 1..N once
+each, decided by v1 and then by v2, never back.
 """
 
 from __future__ import annotations
@@ -39,20 +41,26 @@ pytest.importorskip("torch")  # the bundle is exported from a tiny random studen
 
 
 def real_versions(tmp: Path) -> tuple[dict[int, Path], Path, Ed25519PrivateKey]:
-    """A real int8 bundle as versions 1 and 2 (train-output folders), one signing key."""
+    """A real int8 bundle as versions 1, 2 and 3 (train-output folders), one signing key."""
     from tests.models.conftest import build_bundle
 
     built = build_bundle(tmp / "built", version=1)
     golden = Bundle.golden(verify_bundle(built.path, trusted_keys=[built.key.public_key()]))
     tok = ShelfTokenizer.default()
+
+    # v3: signed and gated, but its golden outputs are not what the model computes here
+    def one_hot(row: list[float]) -> list[float]:
+        return [1.0] + [0.0] * (len(row) - 1)
+
+    off = [{**g, "interest_probs": [one_hot(r) for r in g["interest_probs"]]} for g in golden]
     outs = {}
-    for version in (1, 2):
+    for version in (1, 2, 3):
         out = train_output(tmp / f"run{version}", built.key, version)  # the gates report
         write_bundle(
             out / "bundle",
             files={MODEL_ONNX: built.onnx},
             tokenizer=tok,
-            golden=golden,
+            golden=off if version == 3 else golden,
             version=version,
             model={"vocab_size": tok.vocab_size, "max_len": tok.max_len},
             metrics={},
@@ -72,12 +80,13 @@ def test_rollout_moves_a_sim_unit_to_v2_without_missing_a_decision(tmp_path: Pat
     with ota_cloud(settings, tmp_path) as cloud:
         live = cloud.live
         with live.store.writer.begin() as conn:
-            registry.publish(
-                conn,
-                cloud.repo,
-                registry.read_candidate(outs[2], [key.public_key()]),
-                load_signer(key_file(cloud.keys_dir, "targets")),
-            )
+            for version in (2, 3):
+                registry.publish(
+                    conn,
+                    cloud.repo,
+                    registry.read_candidate(outs[version], [key.public_key()]),
+                    load_signer(key_file(cloud.keys_dir, "targets")),
+                )
         token = register_unit(live.store, DEVICE, STORE, BAY)
         data = tmp_path / "unit"
         data.mkdir()
@@ -129,6 +138,20 @@ def test_rollout_moves_a_sim_unit_to_v2_without_missing_a_decision(tmp_path: Pat
             assert reported["previous_version"] == 1
             shown = op.get(f"/v1/rollouts/{rollout}").json()["per_phase"][0]["states"]
             assert shown == {"active": 1}
+
+            # v3 does not reproduce its golden outputs on the unit: refused, v2 decides on
+            assert op.put(f"/v1/devices/{DEVICE}/desired", json={"model_version": 3}).is_success
+
+            def refused() -> bool:
+                got = op.get(f"/v1/devices/{DEVICE}/reported").json()
+                return bool(got["state"] == "failed" and got["version"] == 3)
+
+            wait_until(refused, timeout=120)
+            reason = op.get(f"/v1/devices/{DEVICE}/reported").json()["reason"]
+            assert "golden" in reason and "interest" in reason, reason
+            assert agent.ota.slots.current_version() == 2
+            decided = agent.buffer.seq
+            wait_until(lambda: agent.buffer.seq > decided + 5, timeout=120)  # still deciding
             wait_until(lambda: agent.buffer.seq > 0 and stored()[-1][0] == agent.buffer.seq)
         finally:
             agent.stop()
