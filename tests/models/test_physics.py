@@ -53,6 +53,7 @@ def test_the_table() -> None:
     assert mask.shape == (2, N) and not mask[0, STOCK_LABELS.index("removal")]
 
 
+@settings(deadline=None)
 @given(logits=logit_rows)
 def test_a_plus_six_change_is_never_a_removal_whatever_the_logits(logits: FloatArray) -> None:
     ((k, conf),) = decode_stock(logits, allowed_mask([_change(6, 600.0)]))
@@ -61,6 +62,7 @@ def test_a_plus_six_change_is_never_a_removal_whatever_the_logits(logits: FloatA
     assert 0.0 <= conf <= 1.0
 
 
+@settings(deadline=None)
 @given(
     logits=arrays(np.float32, (4, N), elements=any_logit),
     units=st.lists(st.integers(-50, 50), min_size=4, max_size=4),
@@ -164,6 +166,7 @@ def test_a_bundle_with_an_unknown_decoding_is_refused(
         rt.load(path)
 
 
+@settings(deadline=None)
 @given(
     units=st.integers(-30, 30),
     grams=st.floats(-5000, 5000) | st.sampled_from([float("nan"), float("inf")]),
