@@ -1,7 +1,7 @@
 """Model bundles: one folder, signed, verified before anything in it is used.
 
-A bundle holds ``manifest.json`` (format, integer version, labels, model shape,
-metrics, sha256 and size of every other file, created, minimum agent version),
+A bundle holds ``manifest.json`` (format, integer version, labels, the stock
+decoding — ``physics-mask-v1``, see :mod:`models.physics` —, model shape, metrics, sha256 and size of every other file, created, minimum agent version),
 ``model.onnx`` (int8), optionally ``model.tflite``, ``vocab.json`` (the tokenizer
 file), ``golden.jsonl`` (inputs with the outputs the bundle must reproduce, one
 batch per line at the batch size it was made with) and ``manifest.sig``, a detached
@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from models.errors import BundleError
 from models.labels import HEADS
+from models.physics import DECODING
 from models.tokens import ShelfTokenizer
 
 BUNDLE_FORMAT: Final[int] = 1
@@ -110,6 +111,11 @@ class Bundle:
         """Labels per head, in logit order."""
         return {k: list(v) for k, v in self.manifest["labels"].items()}
 
+    @property
+    def decoding(self) -> str:
+        """How the runtime decodes the stock head (bundles made before the key: the same)."""
+        return str(self.manifest.get("decoding", DECODING))
+
     def file(self, name: str) -> Path:
         """Path of one of the bundle's files."""
         return self.path / name
@@ -175,6 +181,7 @@ def write_bundle(
             "created": (created or datetime.now(UTC)).isoformat(),
             "min_agent_version": min_agent_version,
             "labels": {k: list(v) for k, v in HEADS.items()},
+            "decoding": DECODING,
             "model": dict(model),
             "metrics": dict(metrics),
             "files": {

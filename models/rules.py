@@ -5,7 +5,10 @@ and the weight changes (units gone for good -> ``take``; weight moved and came b
 slot handled with no unit moved (a change of 0 units), or a long reach -> ``touch``;
 long and busy -> ``browse``; a stop -> ``glance``; else ``pass_by``). Stock is a
 decision list per change over signed grams, units, fit to the slot's unit weight,
-confidence and whether anyone was there. Every threshold is fitted on the training
+confidence and whether anyone was there; a label the physics table
+(:mod:`models.physics`) forbids for the change falls back to the one its sign says
+(``removal``, ``return``/``restock``, ``none``), so the rules obey the same table
+as the model's masked decoding. Every threshold is fitted on the training
 windows by coordinate search for the best macro-F1 of its head, so the baseline is as
 good as thresholds on these features can be, not a strawman.
 """
@@ -22,6 +25,7 @@ import numpy as np
 from models.dataset import LabeledWindow
 from models.labels import INTEREST_LABELS, STOCK_LABELS
 from models.metrics import macro_f1
+from models.physics import allows
 from models.types import WeightChange
 from models.window import EventWindow
 
@@ -78,7 +82,20 @@ def interest_rule(r: InterestRules, w: EventWindow) -> str:
 
 
 def stock_rule(r: StockRules, w: EventWindow, c: WeightChange) -> str:
-    """Stock label of one change by the decision list."""
+    """Stock label of one change by the decision list, within the physics table."""
+    label = _stock_list(r, w, c)
+    if allows(label, c.units, c.grams):
+        return label
+    if not math.isfinite(c.grams):
+        return "sensor_fault"
+    if c.units < 0:
+        return "removal"
+    if c.units > 0:
+        return "restock" if c.units >= r.restock_units else "return"
+    return "none"
+
+
+def _stock_list(r: StockRules, w: EventWindow, c: WeightChange) -> str:
     if abs(c.grams) < r.noise_grams or (c.units == 0 and _fit_of(w, c) < r.misplaced_fit):
         return "none"
     if w.presence is None or c.confidence < r.fault_confidence:

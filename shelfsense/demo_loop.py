@@ -28,8 +28,10 @@ BAY = "bay-1"
 def train_bundle_for_demo(work: Path, scenario: str, seed: int) -> tuple[Path | None, Path]:
     """Train on simulated data from the real pipeline: (bundle dir or None, public key file).
 
-    The bundle is None when the student did not pass its gates: the unit then keeps
-    deciding with the rule baseline, as a unit in the field would.
+    The bundle is None when the student did not pass its gates (among them: not worse
+    than the fitted rules on the held-out store, every class predicted and judged): the
+    demo says so plainly and the unit decides with the rule baseline, as a unit in the
+    field would.
     """
     from edge.dataset import simulate_dataset
     from models.bundle import generate_key, public_key_pem
@@ -65,7 +67,9 @@ def train_bundle_for_demo(work: Path, scenario: str, seed: int) -> tuple[Path | 
     pub = work / "trusted.pem"
     pub.write_bytes(public_key_pem(key))
     if res.bundle is None:
-        print("   the gates refused this student: no bundle; the unit decides with the rules")
+        refused = sum(not ok for _, ok, _ in res.gates.checks)
+        print(f"   FELL BACK TO THE RULES: {refused} gate(s) above refused this student;")
+        print("   no bundle is installed and the unit decides with the rules")
         return None, pub
     size = sum(p.stat().st_size for p in res.bundle.iterdir())
     print(f"   signed bundle: {res.bundle} ({size / 1024:.0f} KiB)")

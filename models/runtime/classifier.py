@@ -6,6 +6,10 @@ each was made with (dynamic int8 computes activation scales per batch, so a gold
 output only holds for its own batch). Only when all of that passes does the new model
 replace the old one; on any failure :meth:`ModelRuntime.load` raises
 :class:`~models.errors.BundleError` and the runtime keeps the model it had.
+
+Decisions go through the physics mask (``models.runtime.decoding``): a stock label the
+measured change forbids is never chosen, whatever the backend's logits. Golden outputs
+stay the model's own probabilities (unmasked), since they check the model file.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from models.bundle import Bundle, load_public_key, verify_bundle
 from models.errors import BackendError, BundleError
+from models.physics import allowed_mask
 from models.runtime.base import FloatArray, InferenceBackend
 from models.runtime.config import ModelConfig
+from models.runtime.decoding import DECODINGS, decode_stock
 from models.tokens import Encoded, pad_batch
 from models.window import EventWindow
 
@@ -46,16 +52,22 @@ def softmax(x: FloatArray) -> FloatArray:
     return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
+def run_logits(
+    backend: InferenceBackend, batch: Sequence[Encoded], length: int | None = None
+) -> tuple[FloatArray, list[FloatArray]]:
+    """Raw logits for one batch: interest ``(B, n)`` and per-window stock ``(changes, m)``."""
+    ids, mask = pad_batch(batch, length)
+    interest, stock = backend.run(np.asarray(ids, np.int64), np.asarray(mask, np.int64))
+    per = [np.asarray(stock[b, list(e.change_positions)]) for b, e in enumerate(batch)]
+    return np.asarray(interest), per
+
+
 def run_encoded(
     backend: InferenceBackend, batch: Sequence[Encoded], length: int | None = None
 ) -> tuple[FloatArray, list[FloatArray]]:
-    """Probabilities for one batch: interest ``(B, n)`` and per-window stock ``(changes, m)``."""
-    ids, mask = pad_batch(batch, length)
-    interest, stock = backend.run(np.asarray(ids, np.int64), np.asarray(mask, np.int64))
-    pi = softmax(interest)
-    ps = softmax(stock)
-    per = [ps[b, list(e.change_positions)] for b, e in enumerate(batch)]
-    return pi, per
+    """The model's own probabilities (no physics mask): what golden outputs record."""
+    interest, stock = run_logits(backend, batch, length)
+    return softmax(interest), [softmax(s) for s in stock]
 
 
 def check_golden(
@@ -149,6 +161,10 @@ class ModelRuntime:
         bundle = verify_bundle(
             path, trusted_keys=self.trusted_keys, agent_version=self.agent_version
         )
+        if bundle.decoding not in DECODINGS:
+            raise BundleError(
+                f"{path}: decoding {bundle.decoding!r} unknown; known: {', '.join(DECODINGS)}"
+            )
         cls = self._backends[self.backend_name]
         if not bundle.has(cls.model_file):
             raise BundleError(f"{path}: bundle has no {cls.model_file} for backend {cls.name}")
@@ -184,21 +200,22 @@ class ModelRuntime:
         if self._bundle is None or self._backend is None:
             raise BackendError("no model loaded")
         labels = self._bundle.labels
-        parts: list[tuple[int, Encoded]] = []
+        tok = self._bundle.tokenizer
+        parts: list[tuple[int, Encoded, EventWindow]] = []
         for i, w in enumerate(windows):
-            parts.extend((i, e) for e in self.encode(w))
+            parts.extend((i, tok.encode(sub), sub) for sub in tok.split(w))
         interest: dict[int, FloatArray] = {}
-        stock: dict[int, list[FloatArray]] = {i: [] for i in range(len(windows))}
+        stock: dict[int, list[tuple[int, float]]] = {i: [] for i in range(len(windows))}
         for start in range(0, len(parts), batch_size):
             chunk = parts[start : start + batch_size]
-            pi, ps = run_encoded(self._backend, [e for _, e in chunk])
-            for (i, _), p_i, p_s in zip(chunk, pi, ps, strict=True):
-                interest.setdefault(i, p_i)
-                stock[i].extend(p_s)
+            li, ls = run_logits(self._backend, [e for _, e, _ in chunk])
+            for (i, _, sub), l_i, l_s in zip(chunk, li, ls, strict=True):
+                interest.setdefault(i, softmax(l_i))
+                stock[i].extend(decode_stock(l_s, allowed_mask(sub.changes)))
         out = []
         for i in range(len(windows)):
             p = interest[i]
             k = int(p.argmax())
-            changes = tuple((labels["stock"][int(s.argmax())], float(s.max())) for s in stock[i])
+            changes = tuple((labels["stock"][j], conf) for j, conf in stock[i])
             out.append(Decision(labels["interest"][k], float(p[k]), changes))
         return out

@@ -2,7 +2,8 @@
 
 :func:`encode_records` tokenizes once; :class:`WindowSet` serves the encodings to a
 ``torch`` DataLoader or the HF Trainer; :class:`PadCollator` pads a batch and places
-the stock labels at each change's ``[CHG]`` position; :class:`MaskCollator` makes
+the stock labels at each change's ``[CHG]`` position (and the physics mask of each
+change, :mod:`models.physics`, which the stock loss applies as the runtime does); :class:`MaskCollator` makes
 masked-token pretraining batches (15 % of value tokens; 80/10/10 mask/random/keep).
 :func:`class_weights` weighs rare classes up so that a few ``return`` or ``misplaced``
 changes among hundreds of removals still shape the stock head.
@@ -14,22 +15,36 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import torch
 from torch.utils.data import Dataset
 
 from models.dataset import LabeledWindow
 from models.labels import IGNORE_INDEX, INTEREST_LABELS, STOCK_LABELS
+from models.physics import allowed_row
 from models.tokens import CLS, MASK, PAD, SEP, ShelfTokenizer
 
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """One encoded window with label ids (``IGNORE_INDEX`` where unlabelled)."""
+    """One encoded window with label ids (``IGNORE_INDEX`` where unlabelled).
+
+    ``allowed`` holds each change's physics mask over the stock labels (empty: every
+    label allowed, for items made without their changes).
+    """
 
     ids: tuple[int, ...]
     change_positions: tuple[int, ...]
     interest: int
     stock: tuple[int, ...]
+    allowed: tuple[tuple[bool, ...], ...] = ()
+
+    def stock_mask(self) -> npt.NDArray[np.bool_]:
+        """The physics mask of the item's changes, shape ``(changes, stock labels)``."""
+        if not self.allowed:
+            return np.ones((len(self.change_positions), len(STOCK_LABELS)), np.bool_)
+        return np.asarray(self.allowed, np.bool_)
 
 
 def split_records(records: Sequence[LabeledWindow], tok: ShelfTokenizer) -> list[LabeledWindow]:
@@ -58,7 +73,8 @@ def encode_records(records: Sequence[LabeledWindow], tok: ShelfTokenizer) -> lis
             STOCK_LABELS.index(s) if s is not None else IGNORE_INDEX for s in r.stock_labels
         )
         interest = INTEREST_LABELS.index(r.interest) if r.interest is not None else IGNORE_INDEX
-        items.append(Item(e.ids, e.change_positions, interest, stock))
+        allowed = tuple(allowed_row(c.units, c.grams) for c in r.window.changes)
+        items.append(Item(e.ids, e.change_positions, interest, stock, allowed))
     return items
 
 
@@ -104,29 +120,39 @@ class WindowSet(Dataset[dict[str, Any]]):
             "change_positions": it.change_positions,
             "interest": it.interest,
             "stock": it.stock,
+            "allowed": it.stock_mask(),
         }
 
 
 class PadCollator:
-    """Pads a batch to its longest window and builds the label tensors."""
+    """Pads a batch to its longest window and builds the label and physics-mask tensors.
+
+    ``stock_allowed`` has shape ``(B, L, stock labels)``: each change's physics mask
+    at its ``[CHG]`` position, every label allowed elsewhere (no label there anyway).
+    """
 
     def __call__(self, batch: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         n = max(len(b["ids"]) for b in batch)
         ids = torch.full((len(batch), n), PAD, dtype=torch.long)
         mask = torch.zeros((len(batch), n), dtype=torch.long)
         stock = torch.full((len(batch), n), IGNORE_INDEX, dtype=torch.long)
+        allowed = torch.ones((len(batch), n, len(STOCK_LABELS)), dtype=torch.bool)
         for i, b in enumerate(batch):
             k = len(b["ids"])
             ids[i, :k] = torch.tensor(b["ids"], dtype=torch.long)
             mask[i, :k] = 1
             for pos, lab in zip(b["change_positions"], b["stock"], strict=True):
                 stock[i, pos] = lab
+            if "allowed" in b:
+                pos = list(b["change_positions"])
+                allowed[i, pos] = torch.as_tensor(np.asarray(b["allowed"], np.bool_))
         interest = torch.tensor([b["interest"] for b in batch], dtype=torch.long)
         return {
             "input_ids": ids,
             "attention_mask": mask,
             "interest_labels": interest,
             "stock_labels": stock,
+            "stock_allowed": allowed,
         }
 
 

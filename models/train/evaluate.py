@@ -2,7 +2,9 @@
 
 Contenders are the teacher and student in PyTorch, the exported student in
 onnxruntime (fp32 and int8) and the rule baseline. Each yields a :class:`Predictions`
-over the same encoded items, so scores and agreement compare like with like.
+over the same encoded items, so scores and agreement compare like with like. Stock
+is decoded through the runtime's physics mask (``models.runtime.decoding``) for every
+model contender; ``masked=False`` shows what the mask changes.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from models.labels import IGNORE_INDEX, INTEREST_LABELS, STOCK_LABELS
 from models.metrics import confusion, macro_f1, per_class_f1
 from models.rules import RuleBaseline
 from models.runtime.base import InferenceBackend
-from models.runtime.classifier import run_encoded
+from models.runtime.classifier import run_logits
+from models.runtime.decoding import decode_stock
 from models.tokens import Encoded
 from models.train.data import Item, PadCollator, WindowSet
 from models.train.model import ShelfBert
@@ -58,8 +61,16 @@ class Score:
         return self.interest if name == "interest" else self.stock
 
 
-def predict_torch(model: ShelfBert, items: Sequence[Item], batch_size: int = 64) -> Predictions:
-    """Predictions of a PyTorch model."""
+def _stock_ids(logits: npt.ArrayLike, it: Item, masked: bool) -> I64:
+    x = np.asarray(logits, np.float32)
+    allowed = it.stock_mask() if masked else np.ones(x.shape, np.bool_)
+    return np.asarray([k for k, _ in decode_stock(x, allowed)], np.int64)
+
+
+def predict_torch(
+    model: ShelfBert, items: Sequence[Item], batch_size: int = 64, *, masked: bool = True
+) -> Predictions:
+    """Predictions of a PyTorch model (stock through the physics mask unless ``masked=False``)."""
     model = model.eval()
     coll = PadCollator()
     ds = WindowSet(items)
@@ -71,23 +82,25 @@ def predict_torch(model: ShelfBert, items: Sequence[Item], batch_size: int = 64)
             x = coll(batch)
             out = model(input_ids=x["input_ids"], attention_mask=x["attention_mask"])
             interest.extend(out.interest_logits.argmax(-1).tolist())
-            s = out.stock_logits.argmax(-1)
+            s = out.stock_logits
             for b, it in enumerate(batch):
-                stock.append(s[b, list(it["change_positions"])].numpy().astype(np.int64))
+                logits = s[b, list(it["change_positions"])].numpy()
+                stock.append(_stock_ids(logits, ds.items[start + b], masked))
     return Predictions(np.asarray(interest, np.int64), stock)
 
 
 def predict_backend(
-    backend: InferenceBackend, items: Sequence[Item], batch_size: int = 1
+    backend: InferenceBackend, items: Sequence[Item], batch_size: int = 1, *, masked: bool = True
 ) -> Predictions:
-    """Predictions of an inference backend (the runtime's own code path)."""
+    """Predictions of an inference backend (the runtime's own code path and decoding)."""
     interest: list[int] = []
     stock: list[I64] = []
     for start in range(0, len(items), batch_size):
-        chunk = [Encoded(it.ids, it.change_positions) for it in items[start : start + batch_size]]
-        pi, ps = run_encoded(backend, chunk)
-        interest.extend(pi.argmax(-1).tolist())
-        stock.extend(p.argmax(-1).astype(np.int64) for p in ps)
+        part = items[start : start + batch_size]
+        chunk = [Encoded(it.ids, it.change_positions) for it in part]
+        li, ls = run_logits(backend, chunk)
+        interest.extend(li.argmax(-1).tolist())
+        stock.extend(_stock_ids(x, it, masked) for x, it in zip(ls, part, strict=True))
     return Predictions(np.asarray(interest, np.int64), stock)
 
 

@@ -7,7 +7,9 @@ both heads on the labelled ones. The student learns from the teacher's soft targ
 (temperature, KL) and the hard labels; optionally also from the teacher's hidden states
 (through a learned projection) and attention maps, as TinyBERT does. Fine-tuning and
 the student's hard-label loss can weigh classes (``class_weights``), so rare stock
-kinds count.
+kinds count. Every stock loss (hard labels and the teacher's soft targets) is taken
+over the labels the physics table allows for the change (``models.physics``), the
+mask the runtime decodes with.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from transformers import BertForMaskedLM, PrinterCallback, Trainer, TrainingArgu
 
 from models.tokens import CHG_ID
 from models.train.data import Item, MaskCollator, PadCollator, WindowSet
-from models.train.model import ShelfBert, head_loss
+from models.train.model import ShelfBert, head_loss, mask_stock_logits
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,7 @@ class WeightedTrainer(Trainer):
             out.stock_logits,
             inputs["interest_labels"],
             inputs["stock_labels"],
+            stock_allowed=inputs.get("stock_allowed"),
             **_weighted(self.class_weights, inputs["input_ids"].device),
         )
 
@@ -206,7 +209,10 @@ class DistillTrainer(WeightedTrainer):
         kd = _kl(s.interest_logits, t.interest_logits, temp)
         chg = inputs["input_ids"] == CHG_ID
         if chg.any():
-            kd = kd + _kl(s.stock_logits[chg], t.stock_logits[chg], temp)
+            allowed = inputs.get("stock_allowed")
+            s_stock = mask_stock_logits(s.stock_logits, allowed)
+            t_stock = mask_stock_logits(t.stock_logits, allowed)
+            kd = kd + _kl(s_stock[chg], t_stock[chg], temp)
         hard = self.hard_loss(s, inputs)
         loss = d.alpha * kd + (1 - d.alpha) * hard
         mask = inputs["attention_mask"].unsqueeze(-1).float()

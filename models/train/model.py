@@ -111,6 +111,21 @@ class ShelfBert(BertPreTrainedModel):
         )
 
 
+MASKED_LOGIT = -1e4
+"""What a forbidden stock logit becomes in training: finite (KL and fp16 stay defined),
+far enough below any real logit that its softmax share is 0 in float32."""
+
+
+def mask_stock_logits(stock: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
+    """Stock logits with the labels physics forbids (``allowed`` False) pushed out of reach.
+
+    The same table the runtime decodes with (:mod:`models.physics`); ``None`` masks nothing.
+    """
+    if allowed is None:
+        return stock
+    return stock.masked_fill(~allowed.to(stock.device), MASKED_LOGIT)
+
+
 def head_loss(
     interest: torch.Tensor,
     stock: torch.Tensor,
@@ -119,13 +134,23 @@ def head_loss(
     *,
     interest_weight: torch.Tensor | None = None,
     stock_weight: torch.Tensor | None = None,
+    stock_allowed: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Cross-entropy of both heads, each over its labelled items only.
 
     ``interest_weight`` and ``stock_weight`` weigh each class (see
     :func:`models.train.data.class_weights`); ``None`` weighs every class alike.
+    ``stock_allowed`` (``(B, L, labels)``, from :class:`~models.train.data.PadCollator`)
+    is the physics mask: the stock loss is taken over the allowed labels only, as the
+    runtime decodes, and a label the measured change forbids (a mislabelled or
+    mis-measured change) teaches nothing and is left out.
     """
     ce = nn.functional.cross_entropy
+    if stock_allowed is not None:
+        stock = mask_stock_logits(stock, stock_allowed)
+        labels = stock_labels.clamp(min=0).unsqueeze(-1)
+        ok = stock_allowed.to(stock.device).gather(-1, labels).squeeze(-1)
+        stock_labels = stock_labels.masked_fill(~ok, IGNORE_INDEX)
     loss = interest.new_zeros(())
     if (interest_labels != IGNORE_INDEX).any():
         loss = loss + ce(

@@ -3,8 +3,10 @@
 :func:`train_bundle` takes labelled training windows and held-out windows (another
 store, ideally), fits the rule baseline, pretrains and fine-tunes the teacher, distils
 the student, exports and quantizes it, scores every contender on the held-out set,
-applies the gates and, only if they pass, writes a signed bundle whose golden outputs
-the runtime then reproduces before the bundle is renamed into place.
+applies the gates (``models.train.gates``: against the teacher, the fp32 student and
+the fitted rules, and per class) and, only if they pass, writes a signed bundle whose
+golden outputs the runtime then reproduces before the bundle is renamed into place.
+Every model contender's stock head is decoded through the physics mask, as on a unit.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from models.train.evaluate import (
 )
 from models.train.export import export_onnx, export_tflite, quantize_int8
 from models.train.fit import DistillArgs, StageArgs, distill, finetune, pretrain_mlm
-from models.train.gates import Gates, metric_gates
+from models.train.gates import Gates, metric_gates, shop_gates, trained_classes
 from models.train.model import ShelfBert, build_model, parameter_count
 from models.train.report import write_report
 
@@ -69,6 +71,7 @@ class TrainConfig:
     golden_batch_sizes: tuple[int, ...] = (1, 8)
     gate_ratio: float = 0.97
     gate_agreement: float = 0.99
+    gate_rules_tolerance: float = 0.02  # stock macro-F1 the model may lag the fitted rules by
     progress: bool = True
     threads: int | None = None  # torch CPU threads; None leaves torch's default
     seed: int = 0  # weight initialisation and data order: the same data gives the same bundle
@@ -255,6 +258,16 @@ def train_bundle(
             ratio=cfg.gate_ratio,
             min_agreement=cfg.gate_agreement,
         )
+        trained = trained_classes(
+            {
+                "interest": [it.interest for it in labelled],
+                "stock": [s for it in labelled for s in it.stock],
+            }
+        )
+        shop = shop_gates(
+            scores["student int8"], scores["rules"], trained, tolerance=cfg.gate_rules_tolerance
+        )
+        gates.checks.extend(shop.checks)
         stages.update()
         facts.update(
             {

@@ -20,6 +20,11 @@
    onnxruntime (the unit's code path), the fp32 student on onnxruntime, the trained
    teacher in PyTorch and a BERT-base-shaped teacher (12 x 768, random init, from
    config) in PyTorch. Medians per window and ratios against the int8 student.
+   Masked decoding (the physics table, ``models.physics``) against the plain argmax on
+   the same int8 student and held-out windows: stock macro-F1 of each, how many changes
+   the plain argmax gives a label the measured change forbids, and the median ms per
+   window of each decoding (model run included); measured even when the gates refuse
+   the student (it is then exported and quantized here).
 4. **Footprint**: bundle bytes; peak RSS of a fresh process (torch blocked) that loads
    the bundle and classifies 10,000 windows (``--quick``: 2,000).
 
@@ -58,6 +63,7 @@ class BenchResult:
     peak_rss_mb: float = 0.0
     classified: int = 0
     sizes: dict[str, str] = field(default_factory=dict)
+    decoding: dict[str, float] = field(default_factory=dict)
 
 
 def _one_run(args: tuple[str, int, float, str]) -> str:
@@ -136,6 +142,58 @@ def latency(
     torch_fn(base)(encs[0])
     out["BERT-base teacher (PyTorch, 12x768)"] = _median_ms(torch_fn(base), encs[:n_base])
     return out
+
+
+def decoding(model: Path, items: list[Any]) -> dict[str, float]:
+    """Masked vs plain-argmax stock decoding of one int8 model: F1, forbidden labels, latency."""
+    import numpy as np
+
+    from models.runtime.classifier import run_logits
+    from models.runtime.decoding import decode_stock, decode_unmasked
+    from models.runtime.onnx import OnnxBackend
+    from models.tokens import Encoded
+    from models.train.evaluate import predict_backend, score
+
+    be = OnnxBackend(model, threads=1)
+    masked = predict_backend(be, items, masked=True)
+    plain = predict_backend(be, items, masked=False)
+    forbidden = sum(
+        int(not it.stock_mask()[k, int(lab)])
+        for it, labs in zip(items, plain.stock, strict=True)
+        for k, lab in enumerate(labs)
+    )
+    with_changes = [it for it in items if it.change_positions]
+    encs = [(Encoded(it.ids, it.change_positions), it.stock_mask()) for it in with_changes]
+
+    def run_masked(x: tuple[Any, Any]) -> None:
+        _, ls = run_logits(be, [x[0]])
+        decode_stock(ls[0], x[1])
+
+    def run_plain(x: tuple[Any, Any]) -> None:
+        _, ls = run_logits(be, [x[0]])
+        decode_unmasked(ls[0])
+
+    run_masked(encs[0])
+    ms_plain, ms_masked = [], []
+    for _ in range(3):  # interleaved rounds, so drift in the machine's load hits both alike
+        ms_plain.append(_median_ms(run_plain, encs))
+        ms_masked.append(_median_ms(run_masked, encs))
+    n_changes = sum(len(it.change_positions) for it in items)
+    return {
+        "stock macro-F1, masked": score(items, masked).stock.macro_f1,
+        "stock macro-F1, plain argmax": score(items, plain).stock.macro_f1,
+        "changes": float(n_changes),
+        "forbidden labels, plain argmax": float(forbidden),
+        "forbidden labels, masked": float(
+            sum(
+                int(not it.stock_mask()[k, int(lab)])
+                for it, labs in zip(items, masked.stock, strict=True)
+                for k, lab in enumerate(labs)
+            )
+        ),
+        "ms per window, masked": float(np.median(ms_masked)),
+        "ms per window, plain argmax": float(np.median(ms_plain)),
+    }
 
 
 RSS_SCRIPT = textwrap.dedent(
@@ -236,11 +294,20 @@ def run(
             },
             "+ hidden-state and attention transfer": r.scores["student int8"],
         }
+    tok = ShelfTokenizer.default()
+    items = encode_records(split_records(held, tok), tok)
+    if res.bundle is not None:
+        r.decoding = decoding(res.bundle / "model.onnx", items)
+    elif res.student is not None:  # refused by the gates: measure the decoding all the same
+        from models.train.export import export_onnx, quantize_int8
+
+        fp32_path, int8_path = out_dir / "refused-fp32.onnx", out_dir / "refused-int8.onnx"
+        export_onnx(res.student, fp32_path)
+        quantize_int8(fp32_path, int8_path)
+        r.decoding = decoding(int8_path, items)
     if res.bundle is None:
         return r
     r.bundle_bytes = sum(p.stat().st_size for p in res.bundle.iterdir())
-    tok = ShelfTokenizer.default()
-    items = encode_records(split_records(held, tok), tok)
     n_lat = 100 if quick else 300
     fp32 = None
     r.latency_ms = latency(res.teacher, res.bundle, fp32, items[:n_lat], 20 if quick else 100)
@@ -283,6 +350,24 @@ def table(r: BenchResult) -> str:
         lines += ["| variant | interest | stock |", "| --- | --- | --- |"]
         lines += [
             f"| {n} | {s['interest']:.3f} | {s['stock']:.3f} |" for n, s in r.transfer.items()
+        ]
+    if r.decoding:
+        d = r.decoding
+        lines += [
+            "",
+            "## Stock decoding: physics mask vs plain argmax (same int8 student, held-out)",
+            "",
+            "| decoding | stock macro-F1 | labels the change forbids | median ms per window |",
+            "| --- | ---: | ---: | ---: |",
+            f"| physics-mask-v1 | {d['stock macro-F1, masked']:.3f} | "
+            f"{d['forbidden labels, masked']:.0f} of {d['changes']:.0f} | "
+            f"{d['ms per window, masked']:.3f} |",
+            f"| plain argmax | {d['stock macro-F1, plain argmax']:.3f} | "
+            f"{d['forbidden labels, plain argmax']:.0f} of {d['changes']:.0f} | "
+            f"{d['ms per window, plain argmax']:.3f} |",
+            "",
+            f"- latency masked / plain: "
+            f"{d['ms per window, masked'] / max(d['ms per window, plain argmax'], 1e-9):.3f}",
         ]
     if r.latency_ms:
         lines += ["", "## Latency, batch 1, one thread (median ms per window)", ""]

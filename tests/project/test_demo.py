@@ -54,3 +54,4 @@ def test_demo_loop_trains_serves_and_syncs(
     deciders = set(re.findall(r"\[(model|rules)\]$", out, flags=re.M))
     gated = "signed bundle:" in out
     assert deciders == ({"model"} if gated else {"rules"})
+    assert gated or "FELL BACK TO THE RULES" in out  # a refused student is said out loud
