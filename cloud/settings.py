@@ -57,6 +57,21 @@ class CloudSettings(BaseSettings):
         description="Longest a batch waits for a slot before 503 with Retry-After; keep it well "
         "under the unit's request timeout (15 s).",
     )
+    ingest_processes: int = Field(
+        0,
+        ge=0,
+        le=32,
+        description="Processes of their own that decode and store ingest batches, per API "
+        "process; 0: threads of the API process. With them, reads never wait for the API "
+        "process's interpreter lock while a batch is parsed.",
+    )
+    ingest_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="How much lower the CPU priority of ingest processes is (a nice increment): "
+        "under a storm, ingest slows before reads do.",
+    )
     cursor_secret: SecretStr | None = Field(
         None,
         description="HMAC key of feed cursors; when unset one is made once and kept in the database.",
