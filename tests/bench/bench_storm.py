@@ -3,10 +3,13 @@
 ``cloud serve`` runs in its own process (``--workers``) on SQLite or PostgreSQL;
 :mod:`tests.bench.fleet` drains ``--units`` backlogs of ``--events`` events each
 (gzip batches, 15 s timeout, full-jitter backoff, Retry-After honoured) while
-``--readers`` backend clients poll stock every 100 ms. Reported: drain time, events
-lost and resent, 503s and timeouts, other 5xx, read p99 / max during the drain, the
-server's peak RSS (all its processes). Run:
-``.venv/bin/python -m tests.bench.bench_storm [--quick] [--pg] [--units N] [--events N]``.
+``--readers`` backend clients poll the store's stock, its interest over the last
+24 h and its feed, one route every 100 ms each. Reported: drain time, events lost
+and resent, 503s and timeouts, other 5xx, the server's peak RSS (all its processes,
+ingest processes included), and read p50 / p99 per route during the drain against
+the same reads for ``--quiet-s`` seconds after it (the baseline: same server, same
+data, no storm). Run: ``.venv/bin/python -m tests.bench.bench_storm [--quick] [--pg]
+[--units N] [--events N] [--ingest-processes N]``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psutil
@@ -27,7 +31,15 @@ from sqlalchemy import func, select
 from cloud.keys import Role
 from cloud.store import open_store
 from cloud.store.tables import events
-from tests.bench.fleet import FleetReport, FleetUnit, run_fleet
+from tests.bench.fleet import (
+    ROUTES,
+    FleetReport,
+    FleetUnit,
+    ReadPlan,
+    quantile_ms,
+    read_quietly,
+    run_fleet,
+)
 from tests.cloud import traffic
 from tests.cloud.support import make_key, register_fleet
 from tests.support.mosquitto import free_port, wait_for_port
@@ -36,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextmanager
-def server(url: str, workers: int) -> Iterator[tuple[int, int]]:
+def server(url: str, workers: int, ingest_processes: int = 0) -> Iterator[tuple[int, int]]:
     """``shelfsense cloud serve`` in its own process on a free port: (port, pid)."""
     port = free_port()
     env = {
@@ -46,7 +58,8 @@ def server(url: str, workers: int) -> Iterator[tuple[int, int]]:
         "PYTHONPATH": str(ROOT),
     }
     cmd = [sys.executable, "-m", "shelfsense", "cloud", "serve", "--database-url", url,
-           "--port", str(port), "--workers", str(workers)]  # fmt: skip
+           "--port", str(port), "--workers", str(workers),
+           "--ingest-processes", str(ingest_processes)]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port("127.0.0.1", port, proc, timeout=60)
@@ -70,15 +83,34 @@ def rss_peak(pid: int, stop: threading.Event, out: list[int]) -> None:
     out.append(peak)
 
 
+def read_row(name: str, reads: dict[str, list[float]]) -> dict[str, object]:
+    """p50 / p99 per route of one set of reads."""
+    row: dict[str, object] = {"reads": name}
+    for route in ROUTES:
+        n = len(reads.get(route, []))
+        row[route] = (
+            f"{quantile_ms(reads, 0.5, route):.1f} / {quantile_ms(reads, 0.99, route):.1f} ({n})"
+        )
+    return row
+
+
 def storm(
-    url: str, units: int, per_unit: int, batch: int, readers: int, workers: int
-) -> dict[str, object]:
-    """One storm on the database at ``url``; its figures."""
+    url: str,
+    units: int,
+    per_unit: int,
+    batch: int,
+    readers: int,
+    workers: int,
+    ingest_processes: int = 0,
+    quiet_s: float = 20.0,
+) -> tuple[dict[str, object], list[dict[str, object]]]:
+    """One storm on the database at ``url``: its figures, and the reads quiet and during the drain."""
     store = open_store(url, pool_size=2)
     by_device: dict[str, list[dict[str, object]]] = {}
     home: dict[str, tuple[str, str]] = {}
+    end = datetime.now(UTC) - timedelta(minutes=1)
     for ev in traffic.events(
-        units * per_unit, seed=7, device_prefix="storm-", stores=1, bays=units
+        units * per_unit, seed=7, device_prefix="storm-", stores=1, bays=units, end=end
     ):
         by_device.setdefault(ev.device_id, []).append(ev.model_dump(mode="json"))
         home[ev.device_id] = (ev.store, ev.bay)
@@ -86,33 +118,53 @@ def storm(
     reader = make_key(store, Role.BACKEND)
     fleet = [FleetUnit(d, tokens[d], evs) for d, evs in by_device.items()]
     sent = sum(len(u.backlog) for u in fleet)
+    plan = ReadPlan(
+        store=next(iter(home.values()))[0],
+        interest_since=(end - timedelta(hours=24)).isoformat(),
+        interest_until=end.isoformat(),
+    )
     peak: list[int] = []
-    with server(url, workers=workers) as (port, pid):
+    with server(url, workers=workers, ingest_processes=ingest_processes) as (port, pid):
+        base = f"http://127.0.0.1:{port}"
         stop = threading.Event()
         watcher = threading.Thread(target=rss_peak, args=(pid, stop, peak))
         watcher.start()
         report: FleetReport = run_fleet(
-            f"http://127.0.0.1:{port}", fleet, batch=batch, reader_token=reader, readers=readers
+            base, fleet, batch=batch, reader_token=reader, readers=readers, plan=plan
         )
         stop.set()
         watcher.join()
+        quiet, quiet_errors = read_quietly(base, reader, readers, quiet_s, plan)
     with store.engine.connect() as conn:
         stored = conn.execute(select(func.count()).select_from(events)).scalar_one()
     store.dispose()
-    return {
+    row: dict[str, object] = {
         "units": len(fleet),
         "events": sent,
+        "ingest processes": ingest_processes,
         "drain s": round(report.drain_s, 1),
         "lost": sent - stored,
         "resent": report.resent_events,
         "503": report.overloaded,
         "timeouts": report.timeouts,
         "other 5xx": report.errors_5xx,
-        "stock p99 ms": round(report.read_ms(0.99), 1),
-        "stock max ms": round(1000 * max(report.reads, default=0), 1),
-        "reads": len(report.reads),
+        "read errors": report.read_errors + quiet_errors,
         "RSS MB": round(peak[0] / 2**20) if peak else 0,
     }
+    reads = [read_row("quiet (baseline)", quiet), read_row("during the drain", report.reads)]
+    ratio: dict[str, object] = {"reads": "p99 ratio, drain / quiet"}
+    for route in ROUTES:
+        q99 = quantile_ms(quiet, 0.99, route)
+        ratio[route] = f"{quantile_ms(report.reads, 0.99, route) / q99:.2f}" if q99 else "-"
+    return row, [*reads, ratio]
+
+
+def table(rows: list[dict[str, object]]) -> str:
+    """Markdown table of ``rows`` (same keys each)."""
+    head = rows[0]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    lines += ["| " + " | ".join(str(v) for v in r.values()) + " |" for r in rows]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,20 +175,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--units", type=int, default=None)
     p.add_argument("--events", type=int, default=None, help="backlog events per unit")
     p.add_argument("--readers", type=int, default=20)
+    p.add_argument(
+        "--ingest-processes", type=int, default=0, help="cloud serve --ingest-processes N"
+    )
+    p.add_argument("--quiet-s", type=float, default=20.0, help="seconds of baseline reads")
     args = p.parse_args(argv)
     units = args.units or (10 if args.quick else 100)
     per_unit = args.events or (200 if args.quick else 1000)
+    extra = (args.ingest_processes, 5.0 if args.quick else args.quiet_s)
     if args.pg:
         from tests.support.postgres import pg_schema
 
         with pg_schema() as url:
-            row = storm(url, units, per_unit, 500, args.readers, workers=2)
+            row, reads = storm(url, units, per_unit, 500, args.readers, 2, *extra)
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            row = storm(f"sqlite:///{tmp}/storm.db", units, per_unit, 500, args.readers, workers=1)
-    print("| " + " | ".join(row) + " |")
-    print("|" + " --- |" * len(row))
-    print("| " + " | ".join(str(v) for v in row.values()) + " |")
+            row, reads = storm(
+                f"sqlite:///{tmp}/storm.db", units, per_unit, 500, args.readers, 1, *extra
+            )
+    print(table([row]))
+    print()
+    print(table(reads))
     return 0
 
 
