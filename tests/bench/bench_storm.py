@@ -3,8 +3,8 @@
 ``cloud serve`` runs in its own process (``--workers``) on SQLite or PostgreSQL;
 :mod:`tests.bench.fleet` drains ``--units`` backlogs of ``--events`` events each
 (gzip batches, 15 s timeout, full-jitter backoff, Retry-After honoured) while
-``--readers`` backend clients poll the store's stock, its interest over the last
-24 h and its feed, one route every 100 ms each. Reported: drain time, events lost
+``--readers`` backend clients poll the store's stock, its interest per SKU over the
+last 24 h (the next SKU each time) and its feed, one route every 100 ms each. Reported: drain time, events lost
 and resent, 503s and timeouts, other 5xx, the server's peak RSS (all its processes,
 ingest processes included), and read p50 / p99 per route during the drain against
 the same reads for ``--quiet-s`` seconds after it (the baseline: same server, same
@@ -118,8 +118,10 @@ def storm(
     reader = make_key(store, Role.BACKEND)
     fleet = [FleetUnit(d, tokens[d], evs) for d, evs in by_device.items()]
     sent = sum(len(u.backlog) for u in fleet)
+    skus = sorted({str(ev["sku"]) for evs in by_device.values() for ev in evs if ev["sku"]})
     plan = ReadPlan(
         store=next(iter(home.values()))[0],
+        skus=tuple(skus),
         interest_since=(end - timedelta(hours=24)).isoformat(),
         interest_until=end.isoformat(),
     )

@@ -3,8 +3,8 @@
 Each unit holds a backlog of events (as after an outage) and drains it the way the
 real unit's sync does: gzip batches, a 15 s request timeout, full-jitter backoff
 after a failure, ``Retry-After`` honoured on 503 and 429, events dropped only on
-the cloud's ack. Backend readers meanwhile poll stock, interest and the event feed
-(following its cursor), one route every 100 ms each, from a process of their own;
+the cloud's ack. Backend readers meanwhile poll a store's stock, interest per SKU
+and its event feed (following the cursor), one route every 100 ms each, from a process of their own;
 :func:`read_quietly` times the same reads with no storm, the baseline. One asyncio
 loop runs all the units, so a thousand units cost one process.
 """
@@ -59,18 +59,25 @@ def quantile_ms(reads: dict[str, list[float]], q: float, route: str | None = Non
 
 @dataclass(frozen=True)
 class ReadPlan:
-    """What backend readers ask for: one store's stock, its interest over a window, its feed."""
+    """What backend readers ask for: one store's stock, its feed, and interest per SKU.
+
+    Interest is read per SKU (as the backend pulls it), each read the next of ``skus``,
+    over ``[interest_since, interest_until)`` (the server's default, the last 24 h, if unset).
+    """
 
     store: str | None = None
-    interest_since: str | None = None  # ISO instants; the server's default (last 24 h) if None
+    skus: tuple[str, ...] = ()
+    interest_since: str | None = None
     interest_until: str | None = None
 
-    def path(self, route: str, cursor: str) -> str:
-        """The next request of ``route`` (the feed after ``cursor``)."""
+    def path(self, route: str, cursor: str, turn: int = 0) -> str:
+        """The ``turn``-th request of ``route`` (the feed after ``cursor``)."""
         q: dict[str, str] = {"store": self.store} if self.store else {}
         if route == "stock":
             return "/v1/stock?" + urlencode(q)
         if route == "interest":
+            if self.skus:
+                q["sku"] = self.skus[turn % len(self.skus)]
             if self.interest_since and self.interest_until:
                 q |= {"since": self.interest_since, "until": self.interest_until}
             return "/v1/interest?" + urlencode(q)
@@ -161,10 +168,9 @@ async def poll(
     turn = first
     while not stop.is_set():
         route = ROUTES[turn % len(ROUTES)]
-        turn += 1
         t0 = time.perf_counter()
         try:
-            resp = await client.get(plan.path(route, cursor), headers=headers)
+            resp = await client.get(plan.path(route, cursor, turn), headers=headers)
             ok = resp.status_code == 200
             if ok and route == "feed":
                 cursor = resp.json()["next_cursor"]
@@ -172,6 +178,7 @@ async def poll(
             ok = False
         report.reads.setdefault(route, []).append(time.perf_counter() - t0)
         report.read_errors += not ok
+        turn += 1
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.1)
 

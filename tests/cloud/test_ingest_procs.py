@@ -15,6 +15,7 @@ from typing import cast
 import httpx
 import psutil
 import pytest
+from fastapi import FastAPI
 
 from cloud.api.services import Services
 from cloud.keys import Role
@@ -28,8 +29,9 @@ ROOT = Path(__file__).resolve().parents[2]
 GZIP = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
 
 
-def settings_for(tmp_path: Path, processes: int, **kw: object) -> CloudSettings:
+def settings_for(tmp_path: Path, processes: int, **kw: int) -> CloudSettings:
     return build_settings(
+        None,
         database_url=f"sqlite:///{tmp_path / 'c.db'}",
         rate_per_s=0,
         ingest_processes=processes,
@@ -38,7 +40,8 @@ def settings_for(tmp_path: Path, processes: int, **kw: object) -> CloudSettings:
 
 
 def services_of(live: Live) -> Services:
-    services: Services = live.server.config.app.state.services
+    app = cast("FastAPI", live.server.config.app)
+    services: Services = app.state.services
     return services
 
 
