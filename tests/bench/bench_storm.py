@@ -3,8 +3,9 @@
 ``cloud serve`` runs in its own process (``--workers``) on SQLite or PostgreSQL;
 :mod:`tests.bench.fleet` drains ``--units`` backlogs of ``--events`` events each
 (gzip batches, 15 s timeout, full-jitter backoff, Retry-After honoured) while
-``--readers`` backend clients poll the store's stock, its interest per SKU over the
-last 24 h (the next SKU each time) and its feed, one route every 100 ms each. Reported: drain time, events lost
+``--readers`` backend clients poll the stock of a store (units come in stores of 10
+bays; reader ``i`` reads store ``i``), its interest per SKU over the last 24 h (the
+next SKU each time) and its feed, one route every 100 ms each. Reported: drain time, events lost
 and resent, 503s and timeouts, other 5xx, the server's peak RSS (all its processes,
 ingest processes included), and read p50 / p99 per route during the drain against
 the same reads for ``--quiet-s`` seconds after it (the baseline: same server, same
@@ -109,8 +110,9 @@ def storm(
     by_device: dict[str, list[dict[str, object]]] = {}
     home: dict[str, tuple[str, str]] = {}
     end = datetime.now(UTC) - timedelta(minutes=1)
+    stores, bays = max(1, units // 10), min(units, 10)  # a chain of 10-bay stores
     for ev in traffic.events(
-        units * per_unit, seed=7, device_prefix="storm-", stores=1, bays=units, end=end
+        units * per_unit, seed=7, device_prefix="storm-", stores=stores, bays=bays, end=end
     ):
         by_device.setdefault(ev.device_id, []).append(ev.model_dump(mode="json"))
         home[ev.device_id] = (ev.store, ev.bay)
@@ -118,10 +120,12 @@ def storm(
     reader = make_key(store, Role.BACKEND)
     fleet = [FleetUnit(d, tokens[d], evs) for d, evs in by_device.items()]
     sent = sum(len(u.backlog) for u in fleet)
-    skus = sorted({str(ev["sku"]) for evs in by_device.values() for ev in evs if ev["sku"]})
+    skus: dict[str, set[str]] = {}
+    for wire in (w for evs in by_device.values() for w in evs):
+        if wire["sku"]:
+            skus.setdefault(str(wire["store"]), set()).add(str(wire["sku"]))
     plan = ReadPlan(
-        store=next(iter(home.values()))[0],
-        skus=tuple(skus),
+        stores=tuple((st, tuple(sorted(ss))) for st, ss in sorted(skus.items())),
         interest_since=(end - timedelta(hours=24)).isoformat(),
         interest_until=end.isoformat(),
     )

@@ -59,25 +59,26 @@ def quantile_ms(reads: dict[str, list[float]], q: float, route: str | None = Non
 
 @dataclass(frozen=True)
 class ReadPlan:
-    """What backend readers ask for: one store's stock, its feed, and interest per SKU.
+    """What backend readers ask for: a store's stock, its feed, and its interest per SKU.
 
-    Interest is read per SKU (as the backend pulls it), each read the next of ``skus``,
-    over ``[interest_since, interest_until)`` (the server's default, the last 24 h, if unset).
+    Reader ``i`` reads store ``stores[i % len(stores)]`` (all stores when there are
+    none); its interest reads take that store's SKUs in turn, over
+    ``[interest_since, interest_until)`` (the server's default, the last 24 h, if unset).
     """
 
-    store: str | None = None
-    skus: tuple[str, ...] = ()
+    stores: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (store, its SKUs)
     interest_since: str | None = None
     interest_until: str | None = None
 
-    def path(self, route: str, cursor: str, turn: int = 0) -> str:
-        """The ``turn``-th request of ``route`` (the feed after ``cursor``)."""
-        q: dict[str, str] = {"store": self.store} if self.store else {}
+    def path(self, route: str, cursor: str, turn: int = 0, reader: int = 0) -> str:
+        """The ``turn``-th request of ``route`` by ``reader`` (the feed after ``cursor``)."""
+        store, skus = self.stores[reader % len(self.stores)] if self.stores else (None, ())
+        q: dict[str, str] = {"store": store} if store else {}
         if route == "stock":
             return "/v1/stock?" + urlencode(q)
         if route == "interest":
-            if self.skus:
-                q["sku"] = self.skus[turn % len(self.skus)]
+            if skus:
+                q["sku"] = skus[turn % len(skus)]
             if self.interest_since and self.interest_until:
                 q |= {"since": self.interest_since, "until": self.interest_until}
             return "/v1/interest?" + urlencode(q)
@@ -160,17 +161,17 @@ async def poll(
     plan: ReadPlan,
     report: FleetReport,
     stop: asyncio.Event,
-    first: int = 0,
+    reader: int = 0,
 ) -> None:
     """Read stock, interest and the feed in turn, one every 100 ms, until ``stop``; time each."""
     headers = {"Authorization": f"Bearer {token}"}
     cursor = ""
-    turn = first
+    turn = reader
     while not stop.is_set():
         route = ROUTES[turn % len(ROUTES)]
         t0 = time.perf_counter()
         try:
-            resp = await client.get(plan.path(route, cursor, turn), headers=headers)
+            resp = await client.get(plan.path(route, cursor, turn, reader), headers=headers)
             ok = resp.status_code == 200
             if ok and route == "feed":
                 cursor = resp.json()["next_cursor"]
@@ -191,7 +192,7 @@ async def read_until(
     done = asyncio.Event()
     async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(TIMEOUT_S)) as client:
         polling = [
-            asyncio.create_task(poll(client, token, plan, report, done, first=i))
+            asyncio.create_task(poll(client, token, plan, report, done, reader=i))
             for i in range(readers)
         ]
         while not stop.is_set():

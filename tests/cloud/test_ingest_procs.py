@@ -174,3 +174,18 @@ def test_ingest_processes_end_with_a_killed_server(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=30)
+
+
+@pytest.mark.pg
+def test_ingest_processes_on_postgresql_store_every_event_once(pg_url: str) -> None:
+    settings = build_settings(None, database_url=pg_url, rate_per_s=0, ingest_processes=2)
+    with serve(settings) as live:
+        assert len(ingest_pids(live)) == 2
+        units = [
+            FleetUnit(d, register_unit(live.store, d), batch(d, range(1, 101))["events"])
+            for d in (f"pg-{i}" for i in range(5))
+        ]
+        reader = make_key(live.store, Role.BACKEND)
+        report = run_fleet(live.url, units, batch=30, reader_token=reader, readers=2)
+        assert count_events(live.store) == 5 * 100
+        assert report.acked_events == 5 * 100 and report.errors_5xx == 0
