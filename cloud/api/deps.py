@@ -7,7 +7,7 @@ interpreter lock) once per dependency before its query even starts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -99,7 +99,7 @@ def current_key(
     return key
 
 
-def require(*roles: Role) -> Callable[[ApiKey], ApiKey]:
+def require(*roles: Role) -> Callable[[ApiKey], Awaitable[ApiKey]]:
     """A dependency that lets only keys of ``roles`` through (403 otherwise)."""
     allowed = ", ".join(r.value for r in roles)
 
