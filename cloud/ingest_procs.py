@@ -23,6 +23,7 @@ import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from typing import Any
 
 from cloud.checks import TimeBounds
 from cloud.errors import StoreError
@@ -44,6 +45,7 @@ class IngestContext:
 
 
 _context: IngestContext | None = None  # one per ingest process, made by ``_start``
+_gathering: Any = None  # the barrier every process of a new set meets at in ``_ready``
 
 
 def _watch_parent(parent: int) -> None:
@@ -53,9 +55,10 @@ def _watch_parent(parent: int) -> None:
     os._exit(0)  # the server is gone: nobody is left to answer
 
 
-def _start(settings_json: str, nice: int, parent: int) -> None:
+def _start(settings_json: str, nice: int, parent: int, gathering: Any) -> None:
     """Set up one ingest process: lower priority, end with the parent, open the store."""
-    global _context
+    global _context, _gathering
+    _gathering = gathering
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if nice:
         os.nice(nice)
@@ -69,6 +72,9 @@ def _start(settings_json: str, nice: int, parent: int) -> None:
 
 
 def _ready() -> int:
+    """This process's pid once every process of its set has started (so each gets one call)."""
+    if _gathering is not None:
+        _gathering.wait(timeout=120)
     return os.getpid()
 
 
@@ -88,21 +94,22 @@ class IngestPool:
         self.nice = nice
         self.replaced = 0  # processes that died and were replaced since start
         self._pool: ProcessPoolExecutor | None = None
+        self._mp = multiprocessing.get_context("spawn")
 
-    def _new_pool(self) -> ProcessPoolExecutor:
+    def _new_pool(self, gathering: Any = None) -> ProcessPoolExecutor:
         # spawn: a clean interpreter, no copy of the server's threads, locks or sockets
         return ProcessPoolExecutor(
             self.processes,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=self._mp,
             initializer=_start,
-            initargs=(self.settings.model_dump_json(), self.nice, os.getpid()),
+            initargs=(self.settings.model_dump_json(), self.nice, os.getpid(), gathering),
         )
 
     def start(self) -> list[int]:
         """Start every process and wait until each has its store open; their pids."""
-        self._pool = self._new_pool()
+        self._pool = self._new_pool(self._mp.Barrier(self.processes))
         futures = [self._pool.submit(_ready) for _ in range(self.processes)]
-        return sorted({f.result(timeout=120) for f in futures})
+        return sorted(f.result(timeout=150) for f in futures)
 
     def pids(self) -> list[int]:
         """The ingest processes alive now."""

@@ -41,8 +41,9 @@ class CloudSettings(BaseSettings):
         None,
         ge=1,
         le=100,
-        description="Ingest batches stored at once per process; unset: one less than the "
-        "write connections (at least 1), so other writes always find one.",
+        description="Ingest batches stored at once per process; unset: one per ingest process, "
+        "or without them one less than the write connections (at least 1), so other writes "
+        "always find one.",
     )
     ingest_queue: int = Field(
         16,
@@ -165,8 +166,15 @@ class CloudSettings(BaseSettings):
 
     @property
     def ingest_slots(self) -> int:
-        """Ingest batches stored at once per process (``ingest_concurrency`` or from the pool)."""
-        return self.ingest_concurrency or max(1, self.db_write_pool_size - 1)
+        """Ingest batches stored at once per process.
+
+        ``ingest_concurrency`` if set; else one per ingest process (a batch admitted
+        is being stored, not waiting unseen behind another); else one less than the
+        write connections.
+        """
+        return (
+            self.ingest_concurrency or self.ingest_processes or max(1, self.db_write_pool_size - 1)
+        )
 
     @classmethod
     def settings_customise_sources(
