@@ -17,9 +17,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cloud.schemas import DesiredStatePublic
 from cloud.settings import CloudSettings
-from models.wire import topic
+from models.wire import DesiredState, topic
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +84,7 @@ class DesiredPublisher:
         self.client.disconnect()
         self.client.loop_stop()
 
-    def publish(self, desired: DesiredStatePublic) -> bool:
+    def publish(self, desired: DesiredState) -> bool:
         """Publish ``desired`` retained and wait for the broker's PUBACK; False (logged) on failure.
 
         Never raises: the stored state is already committed and served over HTTP.

@@ -16,8 +16,6 @@ from cloud.errors import ConflictError, NotFoundError
 from cloud.schemas import (
     BayCreate,
     BayPublic,
-    DesiredState,
-    DesiredStatePublic,
     DeviceCreate,
     DevicePublic,
     SlotCreate,
@@ -26,6 +24,7 @@ from cloud.schemas import (
     StorePublic,
 )
 from cloud.store.tables import bays, device_progress, devices, slots, stores
+from models.wire import DesiredSpec, DesiredState
 
 
 def _now() -> datetime:
@@ -188,7 +187,7 @@ def get_device(conn: Connection, device_id: str) -> DevicePublic:
     return _device(row)
 
 
-def get_desired(conn: Connection, device_id: str) -> DesiredStatePublic:
+def get_desired(conn: Connection, device_id: str) -> DesiredState:
     """The state a unit should be in."""
     row = conn.execute(
         select(
@@ -199,7 +198,7 @@ def get_desired(conn: Connection, device_id: str) -> DesiredStatePublic:
     ).first()
     if row is None:
         raise NotFoundError(f"no device {device_id!r}", field="device_id")
-    return DesiredStatePublic(
+    return DesiredState(
         device_id=device_id,
         model_version=row.desired_model_version,
         config=row.desired_config or {},
@@ -207,7 +206,7 @@ def get_desired(conn: Connection, device_id: str) -> DesiredStatePublic:
     )
 
 
-def set_desired(conn: Connection, device_id: str, body: DesiredState) -> DesiredStatePublic:
+def set_desired(conn: Connection, device_id: str, body: DesiredSpec) -> DesiredState:
     """Set the state a unit should be in."""
     done = conn.execute(
         update(devices)

@@ -8,11 +8,8 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 
 from cloud.schemas import ID_PATTERN, ApiModel
+from models.wire import OtaReport
 
-OtaState = Literal[
-    "pending", "downloading", "verifying", "shadow", "active", "failed", "rolled_back"
-]
-OTA_STATES: tuple[str, ...] = OtaState.__args__  # type: ignore[attr-defined]
 RolloutStatus = Literal["running", "paused", "completed", "aborted", "halted", "rolled_back"]
 Version = Field(ge=0, le=2**31 - 1)
 
@@ -40,26 +37,11 @@ class ModelsPublic(ApiModel):
     count: int
 
 
-class ReportedCreate(ApiModel):
-    """What a unit says of its model update."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, protected_namespaces=())
-
-    state: OtaState
-    version: int | None = Field(None, ge=0, le=2**31 - 1, description="The version this is about.")
-    previous_version: int | None = Field(None, ge=0, le=2**31 - 1)
-    progress: float | None = Field(None, ge=0, le=1, description="Download progress, 0..1.")
-    shadow_agreement: float | None = Field(
-        None,
-        ge=0,
-        le=1,
-        description="In shadow: share of live windows where the candidate agreed with the "
-        "current model (kept for the version until a new figure comes).",
-    )
-    reason: str = Field("", max_length=500, description="Why it failed or rolled back.")
+ReportedCreate = OtaReport
+"""What a unit says of its model update: the wire's :class:`models.wire.OtaReport`."""
 
 
-class ReportedPublic(ReportedCreate):
+class ReportedPublic(OtaReport):
     """A unit's latest report, with since when it is in that state."""
 
     device_id: str

@@ -29,9 +29,9 @@ from cloud.ota_schemas import (
     RolloutPublic,
 )
 from cloud.rollout_plan import FAILED_STATES, LIVE, Report, RolloutState, SetDesired, parse_phases
-from cloud.schemas import DesiredState, DesiredStatePublic
 from cloud.store import Store
 from cloud.store.tables import device_groups, device_reported, devices, rollout_units, rollouts
+from models.wire import DesiredSpec, DesiredState
 
 
 def _now() -> datetime:
@@ -210,11 +210,11 @@ def _current(conn: Connection, units: tuple[str, ...]) -> dict[str, int | None]:
     return current
 
 
-def _apply(conn: Connection, actions: list[SetDesired]) -> list[DesiredStatePublic]:
+def _apply(conn: Connection, actions: list[SetDesired]) -> list[DesiredState]:
     changed = []
     for action in actions:
         config = fleet.get_desired(conn, action.device_id).config
-        body = DesiredState(model_version=action.version, config=config)
+        body = DesiredSpec(model_version=action.version, config=config)
         changed.append(fleet.set_desired(conn, action.device_id, body))
     return changed
 
@@ -233,7 +233,7 @@ def _step(store: Store, rollout_id: int, command: str | None, now: datetime) -> 
         return _apply(conn, actions)
 
 
-def tick(store: Store, now: datetime | None = None) -> list[DesiredStatePublic]:
+def tick(store: Store, now: datetime | None = None) -> list[DesiredState]:
     """Advance every running rollout once; the desired states that changed."""
     now = now or _now()
     with store.engine.connect() as conn:
@@ -242,13 +242,13 @@ def tick(store: Store, now: datetime | None = None) -> list[DesiredStatePublic]:
             .scalars()
             .all()
         )
-    changed: list[DesiredStatePublic] = []
+    changed: list[DesiredState] = []
     for rollout_id in ids:
         changed += _step(store, rollout_id, None, now)
     return changed
 
 
-def command(store: Store, rollout_id: int, name: str) -> list[DesiredStatePublic]:
+def command(store: Store, rollout_id: int, name: str) -> list[DesiredState]:
     """``pause``, ``resume``, ``halt`` or ``rollback`` one rollout; the desired states changed."""
     if name not in ("pause", "resume", "halt", "rollback"):
         raise ValueError(f"unknown rollout command {name!r}")

@@ -23,7 +23,6 @@ from pydantic import (
 from models.wire import (
     DEVICE_ID_PATTERN,
     MAX_SAFE_INT,
-    FeatureMap,
     Text,
     WireInstant,
 )
@@ -166,22 +165,6 @@ class DevicesPublic(ApiModel):
 
     data: list[DevicePublic]
     count: int
-
-
-class DesiredState(ApiModel):
-    """What a unit should run: the model version and config overrides."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, protected_namespaces=())
-
-    model_version: int | None = Field(None, ge=0, le=2**31 - 1, examples=[7])
-    config: FeatureMap = Field(default_factory=dict)
-
-
-class DesiredStatePublic(DesiredState):
-    """A unit's desired state as stored."""
-
-    device_id: str
-    updated_at: datetime | None = None
 
 
 # keys ------------------------------------------------------------------------------------

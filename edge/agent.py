@@ -1,6 +1,6 @@
 """The agent process: workers on threads, clean shutdown on SIGTERM, sd_notify for systemd.
 
-:class:`Agent` owns the buffer, the health object and the sync, desired-state and
+:class:`Agent` owns the buffer, the health object and the sync, desired-state, OTA and
 health workers. Producers plug in through the seam :meth:`Agent.add_worker`: a
 weight, camera or decision worker is any callable ``run(stop: threading.Event)``
 that hands its events to :meth:`Agent.emit` (which commits them to the buffer before
@@ -34,6 +34,7 @@ from edge.desired import DesiredPoller, DesiredStateHandler
 from edge.health import Health, health_report, write_status
 from edge.metrics_file import TEXTFILE, write_textfile
 from edge.metrics_file import render as render_metrics
+from edge.ota.build import build_ota
 from edge.sync.config import SyncConfig
 from edge.sync.endpoints import TOPIC_HEALTH
 from edge.sync.http import HttpTransport
@@ -173,6 +174,10 @@ class Agent:
                     http_t.get_desired, self.desired, interval_s=config.sync.desired_poll_s
                 )
                 self.add_worker("desired", poller.run)
+        self.ota = build_ota(config, self.health, http=self.http, mqtt=self.mqtt)
+        if self.ota is not None:
+            self.model_hooks.append(self.ota.want)
+            self.add_worker("ota", self.ota.run)
         self.add_worker("health", self._health_loop)
 
     def _ack(self, payload: bytes) -> None:
@@ -196,7 +201,10 @@ class Agent:
 
     def emit(self, events: Iterable[Mapping[str, Any]]) -> list[ShelfEvent]:
         """Commit events from a decision to the buffer (one transaction) and wake sync."""
+        events = list(events)
         out = self.buffer.append_many(events)
+        if self.ota is not None:
+            self.ota.saw(events)
         if out and self.sync is not None:
             self.sync.wake.set()
         return out

@@ -7,8 +7,9 @@
 - ``edge status [--config unit.toml] [--json]`` reads the status file and the buffer.
 - ``edge install-model PATH`` checks that PATH is a model bundle folder; with a trusted
   key (``--trusted-key`` or the config's ``model.trusted_key``) it verifies it, and with
-  ``--config`` installs it as the unit's ``model.bundle_dir`` (copy, verify, swap), so
-  the model decides from the agent's next start; fetching bundles is the OTA step's.
+  ``--config`` installs it through the A/B slots of ``model.bundle_dir`` (copy into the
+  slot not in use, verify, switch the pointer; the bundle replaced is kept), refusing
+  an older version than the one in use unless ``--allow-downgrade``.
 
 Only the standard library is imported at top level; handlers import what they need.
 """
@@ -65,6 +66,11 @@ def register(sub: Any) -> None:
         type=Path,
         default=None,
         help="unit config: install into its model.bundle_dir (key from model.trusted_key)",
+    )
+    inst.add_argument(
+        "--allow-downgrade",
+        action="store_true",
+        help="install even when the bundle is older than the one in use",
     )
     inst.set_defaults(func=cmd_install_model)
 
@@ -246,13 +252,25 @@ def cmd_install_model(args: argparse.Namespace) -> int:
     if config is None:
         print("not installed: give --config to install it into the unit's model.bundle_dir")
         return 0
-    from edge.workers.bundles import install_bundle
+    from edge import AGENT_VERSION
+    from edge.ota.install import DowngradeError, install_bundle
 
     dest = Path(config.model.bundle_dir)
     try:
-        install_bundle(path, dest, trusted_keys=keys)
-    except (BundleError, OSError) as err:
+        _, replaced = install_bundle(
+            path,
+            dest,
+            trusted_keys=keys,
+            agent_version=AGENT_VERSION,
+            allow_downgrade=args.allow_downgrade,
+        )
+    except (BundleError, DowngradeError, OSError) as err:
         print(f"{dest}: not installed: {err}", file=sys.stderr)
         return EXIT_CONFIG
-    print(f"installed as {dest}; the agent decides with it from its next start")
+    if replaced == version:
+        print(f"version {version} is already in use at {dest}: nothing to do")
+        return 0
+    kept = f"; version {replaced} kept as the previous slot" if replaced is not None else ""
+    print(f"installed as {dest} (-> {dest.resolve().name}){kept}")
+    print("a running agent switches to it within seconds, else from its next start")
     return 0

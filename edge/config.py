@@ -21,6 +21,7 @@ from edge.buffer.config import BufferConfig
 from edge.camera.config import CameraConfig
 from edge.errors import ConfigError
 from edge.health import HealthConfig
+from edge.ota.config import OtaConfig
 from edge.signals.config import SignalsConfig
 from edge.sync.config import SyncConfig
 from models.runtime.config import ModelConfig
@@ -118,6 +119,7 @@ class Config(Section):
     sync: SyncConfig = Field(default_factory=SyncConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
     signals: SignalsConfig = Field(default_factory=SignalsConfig)
+    ota: OtaConfig = Field(default_factory=OtaConfig)  # type: ignore[arg-type]
 
     @model_validator(mode="after")
     def _unique_slots(self) -> Config:

@@ -1,21 +1,19 @@
 """Desired state from the cloud: a model version and config overrides, validated and applied.
 
 The cloud keeps a retained JSON document on ``shelfsense/<id>/desired`` (and serves
-it at ``GET /v1/devices/<id>/desired`` for units without a broker)::
+it at ``GET /v1/devices/<id>/desired`` for units without a broker), one dialect
+defined in :class:`models.wire.DesiredState`::
 
-    {"device_id": "unit-7", "rev": 12, "model_version": 5,
-     "config": {"sync": {"batch_size": 100}, "health": {"interval_s": 10}}}
+    {"device_id": "unit-7", "model_version": 5,
+     "config": {"sync.batch_size": 100, "health.interval_s": 10},
+     "updated_at": "2026-12-05T07:00:00"}
 
-:class:`DesiredState` validates the document; :class:`DesiredStateHandler` checks it
-is addressed to this unit, merges the overrides into the running config, validates
-the result as a whole and hands it to ``on_config``; a new model version goes to
-``on_model`` (the OTA step). Anything malformed, addressed elsewhere, touching keys
-that may not change remotely, or failing validation is logged, counted and ignored.
-
-The real cloud publishes (retained, on the same topic) and serves the same body: a
-flat ``config`` with dotted keys (``{"sync.batch_size": 100}``) and an
-``updated_at`` instead of ``rev``; both forms are accepted over MQTT and HTTP: dotted keys are expanded, and an older ``updated_at`` than the one
-applied is stale like a lower ``rev``.
+:class:`DesiredStateHandler` validates it, checks it is addressed to this unit and
+newer than the one applied (``updated_at``), expands the dotted keys, merges them into
+the running config, validates the result as a whole and hands it to ``on_config``; a
+new model version goes to ``on_model`` (the OTA client). Anything malformed, addressed
+elsewhere, older, touching keys that may not change remotely, or failing validation is
+logged, counted and ignored.
 :class:`DesiredPoller` fetches the document over HTTP on a timer (whenever the unit
 has an HTTP transport, broker or not); the same document arriving both ways is
 applied once.
@@ -31,37 +29,18 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from edge.config import Config, parse_config
 from edge.errors import ConfigError
 from edge.health import Health
 from edge.sync.transport import SyncError
-from models.wire import DEVICE_ID_PATTERN
+from models.wire import DesiredState
 
 log = logging.getLogger(__name__)
 
 # Sections the cloud may change live; identity and hardware wiring stay local.
 REMOTE_SECTIONS = frozenset({"sync", "health", "buffer", "slots"})
-
-
-class DesiredState(BaseModel):
-    """The cloud's desired state for one unit."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    device_id: str = Field(..., pattern=DEVICE_ID_PATTERN, description="Unit it is meant for.")
-    rev: int = Field(default=0, ge=0, description="Revision; a lower one than applied is ignored.")
-    model_version: int | None = Field(
-        default=None, ge=0, description="Model bundle version to run."
-    )
-    config: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Config overrides, nested by section or flat with dotted keys.",
-    )
-    updated_at: datetime | None = Field(
-        default=None, description="When the cloud last changed it (orders documents like rev)."
-    )
 
 
 def expand_dotted(flat: Mapping[str, Any]) -> dict[str, Any]:
@@ -113,7 +92,6 @@ class DesiredStateHandler:
         self.health = health
         self.on_config = on_config
         self.on_model = on_model
-        self.applied_rev = -1
         self.applied_at: datetime | None = None
         self.model_version: int | None = None
         self._digest = ""
@@ -146,10 +124,6 @@ class DesiredStateHandler:
                 return self._reject(
                     "desired_unauthorised", f"{source}: addressed to {doc.device_id!r}"
                 )
-            if doc.rev < self.applied_rev:
-                return self._reject(
-                    "desired_stale", f"{source}: rev {doc.rev} < {self.applied_rev}"
-                )
             if doc.updated_at and self.applied_at and _aware(doc.updated_at) < self.applied_at:
                 return self._reject(
                     "desired_stale", f"{source}: updated {doc.updated_at} < {self.applied_at}"
@@ -164,7 +138,9 @@ class DesiredStateHandler:
             if overrides:
                 data = merge(self.config.model_dump(mode="json"), overrides)
                 try:
-                    new = parse_config(data, source=f"desired state rev {doc.rev}")
+                    new = parse_config(
+                        data, source=f"desired state of {doc.updated_at or '(no time)'}"
+                    )
                 except ConfigError as err:
                     return self._reject("desired_invalid", str(err))
                 if new != self.config:
@@ -179,11 +155,10 @@ class DesiredStateHandler:
                 changed = True
                 if self.on_model:
                     self.on_model(doc.model_version)
-            self.applied_rev = doc.rev
             if doc.updated_at:
                 self.applied_at = _aware(doc.updated_at)
             self._digest = digest
-            self.health.set("desired_rev", doc.rev)
+            self.health.set("desired_updated_at", doc.updated_at and doc.updated_at.isoformat())
             return changed
 
 

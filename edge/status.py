@@ -114,6 +114,7 @@ def collect(config: Config, *, now: float | None = None) -> dict[str, Any]:
         "device_id": config.unit.device_id,
         "model_version": gauges.get("model_version"),
         "decided_by": gauges.get("decided_by"),
+        "model_update": gauges.get("ota_report"),
         "buffer": {**buf, "path": str(db_path)},
         "buffer_depth": buf.get("depth"),
         "oldest_unsynced_age_s": None if oldest is None else max(0.0, now - oldest),
@@ -144,6 +145,16 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f} d"
 
 
+def _update(report: dict[str, Any] | None) -> str:
+    """The last OTA report: ``failed v3 (needs agent 9.0.0 …)``, or ``-``."""
+    if not report:
+        return "-"
+    text = f"{report.get('state')} v{report.get('version')}"
+    if report.get("previous_version") is not None:
+        text += f", previous v{report['previous_version']}"
+    return text + (f" ({report['reason']})" if report.get("reason") else "")
+
+
 def render_table(status: dict[str, Any]) -> str:
     """A plain two-column table for a terminal."""
     rows: list[tuple[str, str]] = [
@@ -151,6 +162,7 @@ def render_table(status: dict[str, Any]) -> str:
         ("agent", status["agent"]),
         ("decided by", str(status.get("decided_by") or "-")),
         ("model version", str(status.get("model_version") or "-")),
+        ("model update", _update(status.get("model_update"))),
         ("buffer depth", "-" if status["buffer_depth"] is None else str(status["buffer_depth"])),
         ("oldest unsynced", _age(status["oldest_unsynced_age_s"])),
         (

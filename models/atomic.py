@@ -5,7 +5,8 @@ without an error the data is flushed (and fsynced unless ``durable=False``) and 
 file is renamed over the target with ``os.replace``, so a reader sees the old file or
 the new one, never a mix. On an error the temporary file is removed and the old file
 stays as it was. Calibration, the stock book, the seq mark, exports, broker files and
-the simulator's outputs are all written this way.
+the simulator's outputs are all written this way. :func:`replace_symlink` switches a
+pointer (the model slot in use) the same way.
 """
 
 from __future__ import annotations
@@ -53,3 +54,31 @@ def write_text_atomic(
     """Replace ``path`` with ``text`` whole."""
     with atomic_write(path, perms=perms, durable=durable) as f:
         f.write(text)
+
+
+def fsync_dir(path: Path | str) -> None:
+    """Make a rename or a new link in folder ``path`` durable (POSIX: fsync the folder)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_symlink(link: Path | str, target: str, *, durable: bool = True) -> None:
+    """Point ``link`` at ``target`` in one step: a new link beside it renamed over it.
+
+    A reader sees the old target or the new one, never no link; ``durable`` fsyncs the
+    folder so the change survives a power cut.
+    """
+    link = Path(link)
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.link")
+    tmp.unlink(missing_ok=True)
+    os.symlink(target, tmp)
+    try:
+        os.replace(tmp, link)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if durable:
+        fsync_dir(link.parent)

@@ -309,3 +309,81 @@ class HealthReport(WireModel):
         dict[FeatureKey, Annotated[int, Field(ge=0, le=MAX_SAFE_INT)]],
         Field(max_length=256, json_schema_extra=_KEYED),
     ] = Field(default_factory=dict)
+
+
+# desired state and OTA reports ---------------------------------------------------------
+
+MAX_VERSION = 2**31 - 1
+ConfigValue = (
+    float
+    | Annotated[int, Field(ge=-(2**53), le=2**53)]
+    | Annotated[str, StringConstraints(max_length=MAX_FEATURE_TEXT, pattern=TEXT_PATTERN)]
+    | bool
+    | None
+)
+ConfigKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+){1,3}$")]
+"""A dotted config key as in the unit's TOML: ``section.key`` (``sync.batch_size``)."""
+ConfigOverrides = Annotated[
+    dict[ConfigKey, ConfigValue],
+    Field(max_length=64, json_schema_extra={"additionalProperties": False}),
+]
+"""At most 64 config overrides, each a dotted key and a scalar value."""
+
+
+class DesiredSpec(WireModel):
+    """What an operator (or a rollout) sets for a unit: the model version and config overrides.
+
+    ``config`` is flat: dotted keys (``{"sync.batch_size": 100}``) with scalar values.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, protected_namespaces=())
+
+    model_version: int | None = Field(
+        None, ge=0, le=MAX_VERSION, description="Model bundle version to run.", examples=[7]
+    )
+    config: ConfigOverrides = Field(default_factory=dict)
+
+
+class DesiredState(DesiredSpec):
+    """The desired state of one unit as the cloud stores, serves and publishes it.
+
+    The one document on ``shelfsense/<device_id>/desired`` (retained) and the answer of
+    ``GET /v1/devices/<id>/desired``. ``updated_at`` orders documents: a unit ignores
+    one older than the one it applied.
+    """
+
+    device_id: str = Field(..., pattern=DEVICE_ID_PATTERN, description="Unit it is meant for.")
+    updated_at: datetime | None = Field(None, description="When the cloud last changed it (UTC).")
+
+
+OtaPhase = Literal[
+    "pending", "downloading", "verifying", "staged", "shadow", "active", "failed", "rolled_back"
+]
+"""Where a unit is with a model version: fetched, checked, switched to, or refused."""
+OTA_PHASES: tuple[str, ...] = OtaPhase.__args__  # type: ignore[attr-defined]
+
+
+class OtaReport(WireModel):
+    """What a unit says of its model update (``POST /v1/devices/<id>/reported``).
+
+    ``version`` is the version this is about (the one being fetched, the one now
+    active, or the one that failed or rolled back); ``previous_version`` is the one
+    that decided before it (after ``failed`` or ``rolled_back``, the one deciding again).
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, protected_namespaces=())
+
+    state: OtaPhase
+    version: int | None = Field(
+        None, ge=0, le=MAX_VERSION, description="The version this is about."
+    )
+    previous_version: int | None = Field(None, ge=0, le=MAX_VERSION)
+    progress: float | None = Field(default=None, ge=0, le=1, description="Download progress, 0..1.")
+    shadow_agreement: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="In shadow: share of live windows where the candidate agreed with the "
+        "current model (kept for the version until a new figure comes).",
+    )
+    reason: Text = Field("", max_length=500, description="Why it failed or rolled back.")

@@ -59,9 +59,11 @@ class Feed:
     """Drains a source in a thread; :meth:`take` gives what arrived since the last call."""
 
     def __init__(self, source: Source) -> None:
+        self.source = source
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._blocks: deque[ReadingBlock] = deque(maxlen=400)
+        self._last: ReadingBlock | None = None
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(source,), daemon=True)
         self._thread.start()
@@ -71,6 +73,7 @@ class Feed:
             for block in source(self._stop):
                 with self._lock:
                     self._blocks.append(block)
+                    self._last = block
                 if self._stop.is_set():
                     return
         except Exception as err:  # the wizard reports it as a dead channel
@@ -82,6 +85,11 @@ class Feed:
             out = list(self._blocks)
             self._blocks.clear()
         return out
+
+    def latest(self) -> ReadingBlock | None:
+        """The newest block read (left in place for :meth:`take`), for a live display."""
+        with self._lock:
+            return self._last
 
     def close(self) -> None:
         """Stop reading."""

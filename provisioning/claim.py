@@ -7,8 +7,9 @@ The workflow, each step safe to repeat after a power cut or a lost answer:
 2. the unit's own Ed25519 key pair is made once (``device-key.pem``, 0600) and kept:
    a retried claim sends the same public key, which is how the cloud knows it;
 3. ``POST /v1/claims`` with the code and the public key answers the identity;
-4. the broker CA and the model-signing key, then ``identity.json``, are written
-   atomically (0600), then the config's ``[unit]`` and ``[sync]`` keys;
+4. the broker CA, the model-signing key and the trusted TUF root (``tuf-root.json``,
+   which the OTA client starts from), then ``identity.json``, are written atomically
+   (0600), then the config's ``[unit]`` and ``[sync]`` keys (and ``model.trusted_key``);
 5. ``POST /v1/claims/complete`` with the new key spends the code.
 
 A failure before step 5 leaves the code usable by this unit (and only this unit);
@@ -36,6 +37,7 @@ KEY_FILE = "device-key.pem"
 IDENTITY_FILE = "identity.json"
 CA_FILE = "broker-ca.pem"
 SIGNING_KEY_FILE = "model-signing.pub.pem"
+TUF_ROOT_FILE = "tuf-root.json"  # the OTA client's trusted root (``ota.trusted_root``)
 MAX_ANSWER_BYTES = 256 * 1024
 TIMEOUT_S = 15.0
 
@@ -130,6 +132,9 @@ def _write_config(path: Path, grant: ClaimGrant, cloud: str, data_dir: Path) -> 
     sync = doc.setdefault("sync", tomlkit.table())
     sync["base_url"] = cloud
     sync["identity_file"] = str((data_dir / IDENTITY_FILE).resolve())
+    if grant.model_signing_key_pem:  # bundles (offline or over the air) are checked with it
+        model = doc.setdefault("model", tomlkit.table())
+        model["trusted_key"] = str((data_dir / SIGNING_KEY_FILE).resolve())
     write_text_atomic(path, tomlkit.dumps(doc), perms=0o640)
 
 
@@ -173,6 +178,9 @@ def claim(
     if grant.model_signing_key_pem:
         write_text_atomic(data_dir / SIGNING_KEY_FILE, grant.model_signing_key_pem, perms=0o600)
         files.append(data_dir / SIGNING_KEY_FILE)
+    if grant.tuf_root:
+        write_text_atomic(data_dir / TUF_ROOT_FILE, json.dumps(grant.tuf_root), perms=0o600)
+        files.append(data_dir / TUF_ROOT_FILE)
     write_text_atomic(data_dir / IDENTITY_FILE, json.dumps(ident, indent=2) + "\n", perms=0o600)
     files.append(data_dir / IDENTITY_FILE)
     if config is not None:

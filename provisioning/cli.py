@@ -3,7 +3,10 @@
 - ``claim CODE --cloud URL`` receives the unit's identity with an operator's code;
 - ``calibrate`` walks store staff through each slot (empty, known weight, check);
   ``--slot N --tare`` and ``--slot N --known-grams G`` do one step for scripts;
-- ``install [--root DIR]`` writes the config, systemd unit, sysusers and udev files.
+- ``install [--root DIR]`` writes the config, systemd unit, sysusers and udev files;
+- ``setup`` serves the setup page on the store network (claim, calibrate, see it
+  working from a phone, with the PIN printed here) and watches the camera for a
+  claim code's QR, until staff finish setup.
 
 The unit config is ``--config``, else ``$SHELFSENSE_CONFIG``, else
 ``/etc/shelfsense/unit.toml``.
@@ -63,6 +66,19 @@ def register(sub: Any) -> None:
         "--max-wait", type=float, default=20.0, help="give up on an unsteady reading after this"
     )
     c.set_defaults(func=cmd_calibrate)
+
+    st = ps.add_parser("setup", help="serve the setup page for a phone (PIN shown here)")
+    st.add_argument("--config", type=Path, default=None, help="unit config (TOML)")
+    st.add_argument("--cloud", default=None, help="the cloud's address (default: the config's)")
+    st.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")
+    st.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    st.add_argument(
+        "--minutes", type=float, default=60.0, help="setup mode ends by itself after this long"
+    )
+    st.add_argument(
+        "--no-camera", action="store_true", help="do not watch the camera for a claim QR code"
+    )
+    st.set_defaults(func=cmd_setup)
 
     i = ps.add_parser("install", help="install the config, service, user and udev rule")
     i.add_argument("--root", type=Path, default=None, help="install into this folder (no enabling)")
@@ -220,3 +236,72 @@ def cmd_install(args: argparse.Namespace) -> int:
         f"`systemctl start {UNIT_FILE.name}`"
     )
     return 0
+
+
+def _lan_address() -> str:
+    """This unit's address on the store network (no packet is sent), else localhost."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))  # TEST-NET-1: routing only, nothing is sent
+            return str(s.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    """Serve the setup page until staff finish (0), or it times out (1); 2 on a bad config."""
+    import threading
+
+    from edge.camera.registry import make_source
+    from edge.config import load_config
+    from edge.errors import ConfigError
+    from provisioning.calibrate import Feed, config_source, match_owner
+    from provisioning.setup_server import SetupServer
+    from provisioning.setup_session import SetupSession
+    from provisioning.setup_unit import SetupUnit
+    from provisioning.wizard import Limits
+
+    path = config_path(args.config)
+    try:
+        cfg = load_config(path)
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        return 2
+    if not 0 < args.minutes <= 24 * 60:
+        print("--minutes must be between 0 and 1440", file=sys.stderr)
+        return 2
+    data_dir = Path(cfg.unit.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    feed = Feed(config_source(cfg))
+    unit = SetupUnit(
+        cfg, feed, config_path=path, cloud=args.cloud, limits=Limits(sps=cfg.loadcells.sps)
+    )
+    session = SetupSession()
+    try:
+        server = SetupServer((args.host, args.port), session, unit)
+    except OSError as err:
+        feed.close()
+        print(f"cannot serve the setup page on port {args.port}: {err}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    camera = None
+    if not args.no_camera and not unit.claim_state()[1]:
+        camera = unit.watch_camera(make_source(cfg.camera), stop)
+    host = _lan_address() if args.host in ("0.0.0.0", "") else args.host
+    print(f"setup page: http://{host}:{server.server_address[1]}/")
+    print(f"PIN: {session.pin}")
+    print(f"(setup mode ends when staff press Finish, or in {args.minutes:g} minutes)", flush=True)
+    try:
+        why = server.run(deadline_s=args.minutes * 60)
+    except KeyboardInterrupt:
+        why = "stopped"
+    finally:
+        stop.set()
+        if camera is not None:
+            camera.join(timeout=10)
+        feed.close()
+        match_owner(data_dir)
+    print(f"setup {why}; the setup page is closed")
+    return 0 if why == "finished" else 1

@@ -8,6 +8,10 @@ that slot's polygon. On top come soft drifting shadows and the shopper's cast
 shadow, mains-like flicker and slow light drift (a global gain), and sensor noise.
 Everything is drawn from seeded generators, so a (visits, zones, seed) triple
 always gives the same frames; frame ``i`` is at ``t0 + i / fps``.
+
+A person can also hold a card up to the camera (:meth:`SimulatedSource.hold_up`, e.g.
+a claim code's QR made by :func:`qr_card`): it is drawn in front of the scene, lit
+and noisy like the rest, until taken away.
 """
 
 from __future__ import annotations
@@ -126,6 +130,18 @@ class SimulatedSource(FrameSource):
             self._noise_bank[i] = rng.standard_normal((height, width)) * noise
         self._rng = np.random.default_rng([seed, 11])
         self._light_phase = rng.uniform(0, 2 * math.pi, size=3)
+        self._card: F32 | None = None
+
+    def hold_up(self, card: npt.NDArray[np.uint8] | None) -> None:
+        """Hold ``card`` (uint8 luma, no larger than a frame) in front of the camera; None takes it away."""
+        if card is None:
+            self._card = None
+            return
+        if card.ndim != 2 or card.shape[0] > self.height or card.shape[1] > self.width:
+            raise ValueError(
+                f"a card must be a 2-D image within {self.width}x{self.height}, got {card.shape}"
+            )
+        self._card = card.astype(np.float32)
 
     @classmethod
     def from_config(
@@ -190,6 +206,11 @@ class SimulatedSource(FrameSource):
             self._update_shadows(t)
             for sh in self._shadow_list:
                 self._draw_shadow(img, sh, t)
+        card = self._card
+        if card is not None:
+            h, w = card.shape
+            y0, x0 = (self.height - h) // 2, (self.width - w) // 2
+            img[y0 : y0 + h, x0 : x0 + w] = card
         if self.flicker:
             img *= self.gain(t) * (1.0 + 0.008 * float(self._rng.standard_normal()))
         if self.noise > 0:
@@ -366,6 +387,21 @@ class SimulatedSource(FrameSource):
         edge = (1.0 - d) * (min(rx, ry) / max(soft, 1e-3)) + 0.5
         alpha = np.clip(edge, 0.0, 1.0).astype(np.float32)
         return slice(y0, y1), slice(x0, x1), alpha
+
+
+def qr_card(text: str, *, module_px: int = 3, border: int = 4) -> npt.NDArray[np.uint8]:
+    """A printed card with ``text`` as a QR code (dark modules on white), for :meth:`hold_up`.
+
+    Needs the ``segno`` package (the one ``fleet claim-codes create`` draws with).
+    """
+    try:
+        import segno
+    except ImportError:
+        raise RuntimeError("drawing a QR card needs the segno package: pip install segno") from None
+    modules = np.array(segno.make(text, error="m").matrix, dtype=bool)
+    cells = np.kron(modules, np.ones((module_px, module_px), dtype=bool))
+    card = np.where(cells, 25, 230).astype(np.uint8)
+    return np.pad(card, border * module_px, constant_values=230)
 
 
 def _box(zone: ZoneSpec, width: int, height: int) -> tuple[int, int, int, int]:

@@ -8,6 +8,7 @@ INGEST_EVENTS_PATH = "/v1/ingest/events"
 PROBE_PATH = "/v1/health"  # the service answers: a cheap check that it is back
 DESIRED_PATH = "/v1/devices/{device_id}/desired"
 DEVICE_HEALTH_PATH = "/v1/devices/{device_id}/health"
+REPORTED_PATH = "/v1/devices/{device_id}/reported"
 
 TOPIC_EVENTS = "events"
 TOPIC_ACK = "ack"
@@ -33,3 +34,8 @@ def desired_url(base_url: str, device_id: str) -> str:
 def health_url(base_url: str, device_id: str) -> str:
     """The HTTP health-report URL of one device."""
     return url(base_url, DEVICE_HEALTH_PATH.format(device_id=quote(device_id, safe="")))
+
+
+def reported_url(base_url: str, device_id: str) -> str:
+    """The HTTP OTA-report URL of one device."""
+    return url(base_url, REPORTED_PATH.format(device_id=quote(device_id, safe="")))

@@ -21,7 +21,14 @@ import requests
 from pydantic import ValidationError
 
 from edge.buffer.policy import Batch
-from edge.sync.endpoints import INGEST_EVENTS_PATH, PROBE_PATH, desired_url, health_url, url
+from edge.sync.endpoints import (
+    INGEST_EVENTS_PATH,
+    PROBE_PATH,
+    desired_url,
+    health_url,
+    reported_url,
+    url,
+)
 from edge.sync.identity import Identity
 from edge.sync.transport import SyncRefused, SyncRejected, SyncUnavailable, event_payloads
 from models.wire import BatchAck
@@ -190,6 +197,22 @@ class HttpTransport:
             raise SyncUnavailable(f"PUT health: HTTP {resp.status_code}")
         if resp.status_code >= 300:
             raise SyncRejected(f"PUT health: HTTP {resp.status_code}")
+
+    def post_reported(self, report: bytes) -> None:
+        """POST an OTA report (``models.wire.OtaReport`` JSON) as the device's latest."""
+        try:
+            resp = self.session.post(
+                reported_url(self.base_url, self.identity.device_id),
+                data=report,
+                headers={"Content-Type": "application/json"},
+                timeout=self.timeout_s,
+            )
+        except requests.RequestException as err:
+            raise SyncUnavailable(f"POST reported: {err}") from err
+        if resp.status_code >= 500:
+            raise SyncUnavailable(f"POST reported: HTTP {resp.status_code}")
+        if resp.status_code >= 300:
+            raise SyncRejected(f"POST reported: HTTP {resp.status_code}: {resp.text[:200]}")
 
     def close(self) -> None:
         """Close the session."""

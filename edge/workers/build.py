@@ -159,7 +159,7 @@ def add_sensing(
         tick_s=SIM_TICK_S if sim else None,
         skip_through=resumed,
         blind=WeightOnlyDecider(),
-        watch=None if sim else BundleWatch(cfg.model, health=health),
+        watch=BundleWatch(cfg.model, health=health, every_s=cfg.ota.watch_poll_s),
         stock_file=stock_file,
     )
     out = Sensing(inbox, weight, decisions, run=run, resumed_through=resumed)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from edge import AGENT_VERSION
 from edge.events import WindowDecision
 from edge.health import Health
 from models.runtime.config import ModelConfig
@@ -121,26 +122,31 @@ class ModelDecider:
         ]
 
 
+def load_model(cfg: ModelConfig, *, health: Health | None = None) -> ModelDecider:
+    """The bundle in ``cfg.bundle_dir`` loaded, warmed and golden-checked; raises if refused."""
+    from models.runtime import ModelRuntime
+
+    runtime = ModelRuntime.from_config(cfg, agent_version=AGENT_VERSION)
+    runtime.load(Path(cfg.bundle_dir))
+    if health is not None:
+        health.clear("model_refused")
+        health.set("model_version", runtime.version)
+        health.set("decided_by", "model")
+    return ModelDecider(runtime, cfg.batch_size)
+
+
 def build_decider(cfg: ModelConfig, *, health: Health | None = None) -> WindowDecider:
     """The model when a bundle is installed in ``cfg.bundle_dir`` and loads; else the rules."""
     bundle = Path(cfg.bundle_dir)
     if (bundle / "manifest.json").is_file():
         from models.errors import ModelError
-        from models.runtime import ModelRuntime
 
         try:
-            runtime = ModelRuntime.from_config(cfg)
-            runtime.load(bundle)
+            return load_model(cfg, health=health)
         except (ModelError, OSError) as err:
             log.error("model bundle %s refused, the rules decide: %s", bundle, err)
             if health is not None:
                 health.alarm("model_refused", str(err)[:200])
-        else:
-            if health is not None:
-                health.clear("model_refused")
-                health.set("model_version", runtime.version)
-                health.set("decided_by", "model")
-            return ModelDecider(runtime, cfg.batch_size)
     if health is not None:
         health.set("model_version", None)
         health.set("decided_by", "rules")
@@ -151,8 +157,10 @@ class BundleWatch:
     """Notices a bundle installed (or replaced) in ``model.bundle_dir`` while the agent runs.
 
     :meth:`poll` looks at the manifest at most every ``every_s`` seconds and, when it
-    changed, builds the decider afresh (the model if the new bundle loads, else the
-    rules), so ``shelfsense edge install-model`` takes effect without a restart.
+    changed, loads the new bundle (verified, warmed, golden outputs replayed) while the
+    decider in use goes on; a bundle that does not load leaves that decider in place
+    (counted as ``model_load_failures``, which the OTA watch reads). So an OTA switch
+    or ``shelfsense edge install-model`` takes effect without a restart.
     """
 
     def __init__(
@@ -189,4 +197,17 @@ class BundleWatch:
             return None
         self._stamp = stamp
         log.info("model bundle in %s changed: reloading", self.cfg.bundle_dir)
-        return build_decider(self.cfg, health=self.health)
+        if stamp is None:
+            return build_decider(self.cfg, health=self.health)
+        from models.errors import ModelError
+
+        try:  # the decider in use keeps deciding until the new one is loaded and warm
+            return load_model(self.cfg, health=self.health)
+        except (ModelError, OSError) as err:
+            log.error(
+                "model bundle %s refused, the model in use goes on: %s", self.cfg.bundle_dir, err
+            )
+            if self.health is not None:
+                self.health.count("model_load_failures")
+                self.health.alarm("model_refused", str(err)[:200])
+            return None

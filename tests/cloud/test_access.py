@@ -70,13 +70,13 @@ def test_operator_registers_fleet_and_sets_desired_state(live: Live) -> None:
     assert op.post("/v1/keys", json={"role": "unit"}).status_code == 422
     assert (
         op.put(
-            "/v1/devices/u1/desired", json={"model_version": 4, "config": {"fps": 5}}
+            "/v1/devices/u1/desired", json={"model_version": 4, "config": {"camera.fps": 5}}
         ).status_code
         == 200
     )
     unit = live.client(made["token"])
     got = unit.get("/v1/devices/u1/desired").json()
-    assert (got["model_version"], got["config"]) == (4, {"fps": 5})
+    assert (got["model_version"], got["config"]) == (4, {"camera.fps": 5})
     # the unit's events are held to its registration: slot 0 is not a slot of its bay
     r = unit.post(URL, json=batch("u1", [1, 2], store="s1", bay="b1"))
     assert (r.status_code, r.json()["code"], r.json()["field"]) == (

@@ -28,11 +28,11 @@ from cloud.checks import TimeBounds
 from cloud.desired_publish import DesiredPublisher
 from cloud.keys import revoke_key, split_token
 from cloud.mqtt_ingest import IngestWorker
-from cloud.schemas import DesiredStatePublic
 from cloud.store import Store, open_store
 from cloud.store.tables import events
 from edge.sync.identity import Identity
 from edge.sync.mqtt import MqttTransport
+from models.wire import DesiredState
 from tests.cloud.support import event, register_unit
 from tests.support.mosquitto import Broker, free_port, mosquitto_binary, run_mosquitto_conf
 from tests.support.postgres import pg_schema
@@ -378,7 +378,7 @@ def test_the_cloud_publishes_desired_to_the_unit_and_ingests_beside_it(fleet: Fl
     try:
         assert a.wait_connected(WAIT)
         assert a.client._client_id == b"unit-a"  # the edge asks for its login as client id
-        assert pub.publish(DesiredStatePublic(device_id="unit-a"))
+        assert pub.publish(DesiredState(device_id="unit-a"))
         wait_for(lambda: len(desired) == 1)
         assert json.loads(desired[0])["device_id"] == "unit-a"
         for seq in range(1, 6):

@@ -65,9 +65,9 @@ def test_desired_config_applied_to_running_sync(tmp_path: Path) -> None:
     agent.model_hooks.append(models.append)
     body = {
         "device_id": "unit-a",
-        "rev": 1,
+        "updated_at": "2026-12-05T07:00:00Z",
         "model_version": 2,
-        "config": {"sync": {"batch_size": 7}, "buffer": {"max_mb": 1}},
+        "config": {"sync.batch_size": 7, "buffer.max_mb": 1},
     }
     assert agent.desired.handle(json.dumps(body))
     assert agent.sync is not None and agent.sync.config.batch_size == 7

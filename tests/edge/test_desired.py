@@ -24,6 +24,7 @@ from tests.edge.cloud_stand_in import IngestHttpServer, IngestStore
 from tests.support.mosquitto import Broker
 
 DEVICE = "unit-d"
+T1, T2 = "2026-12-05T07:00:00", "2026-12-05T07:00:01"
 
 
 def handler() -> tuple[DesiredStateHandler, list[Config], list[int]]:
@@ -42,12 +43,12 @@ def doc(**kw: Any) -> bytes:
 
 def test_config_change_applied_live_and_model_handed_over() -> None:
     h, configs, models = handler()
-    assert h.handle(doc(rev=1, model_version=3, config={"sync": {"batch_size": 50}}))
+    assert h.handle(doc(updated_at=T1, model_version=3, config={"sync.batch_size": 50}))
     assert configs[-1].sync.batch_size == 50
     assert configs[-1].unit.device_id == DEVICE  # the rest kept
     assert models == [3]
-    assert not h.handle(doc(rev=1, model_version=3, config={"sync": {"batch_size": 50}}))
-    assert h.handle(doc(rev=2, model_version=4))
+    assert not h.handle(doc(updated_at=T1, model_version=3, config={"sync.batch_size": 50}))
+    assert h.handle(doc(updated_at=T2, model_version=4))
     assert models == [3, 4] and len(configs) == 1
 
 
@@ -60,9 +61,11 @@ def test_config_change_applied_live_and_model_handed_over() -> None:
             json.dumps({"device_id": "other-unit", "model_version": 9}).encode(),
             "desired_unauthorised",
         ),
-        (doc(config={"unit": {"device_id": "stolen"}}), "desired_unauthorised"),
-        (doc(config={"sync": {"batch_size": -1}}), "desired_invalid"),
-        (doc(config={"sync": {"no_such_key": 1}}), "desired_invalid"),
+        (doc(config={"unit.device_id": "stolen"}), "desired_unauthorised"),
+        (doc(config={"sync.batch_size": -1}), "desired_invalid"),
+        (doc(config={"sync.no_such_key": 1}), "desired_invalid"),
+        (doc(config={"sync": {"batch_size": 1}}), "desired_malformed"),  # nested: not the dialect
+        (doc(rev=1, model_version=2), "desired_malformed"),  # revisions: not the dialect
     ],
 )
 def test_bad_documents_are_counted_and_ignored(payload: bytes, counter: str) -> None:
@@ -73,20 +76,28 @@ def test_bad_documents_are_counted_and_ignored(payload: bytes, counter: str) -> 
     assert h.config == before and configs == [] and models == []
 
 
-def test_stale_revision_ignored() -> None:
+def test_older_document_ignored() -> None:
     h, _, _ = handler()
-    assert h.handle(doc(rev=5, config={"health": {"interval_s": 10}}))
-    assert not h.handle(doc(rev=4, config={"health": {"interval_s": 99}}))
+    assert h.handle(doc(updated_at=T2, config={"health.interval_s": 10}))
+    assert not h.handle(doc(updated_at=T1, config={"health.interval_s": 99}))
     assert h.config.health.interval_s == 10
     assert h.health.counter("desired_stale") == 1
 
 
 @settings(max_examples=50, suppress_health_check=[HealthCheck.too_slow])
-@given(st.dictionaries(st.text(max_size=8), st.integers() | st.text(max_size=5), max_size=4))
+@given(
+    st.dictionaries(
+        st.sampled_from(["sync.", "buffer.", "unit.", "model.", ""]).flatmap(
+            lambda p: st.text(max_size=8).map(lambda k: p + k)
+        ),
+        st.integers() | st.text(max_size=5) | st.floats() | st.booleans(),
+        max_size=4,
+    )
+)
 def test_arbitrary_config_overrides_never_crash(overrides: dict[str, Any]) -> None:
     h, _, _ = handler()
     before = h.config
-    changed = h.handle(doc(rev=1, config={"sync": overrides}))
+    changed = h.handle(doc(updated_at=T1, config=overrides))
     if not changed:
         assert h.config == before
     else:
@@ -106,7 +117,7 @@ def test_poll_over_http(tmp_path: Path) -> None:
         h, _, models = handler()
         poller = DesiredPoller(HttpTransport(server.base_url, ident).get_desired, h, interval_s=1)
         assert not poller.poll_once()  # nothing desired yet (404)
-        server.desired[DEVICE] = {"device_id": DEVICE, "rev": 1, "model_version": 2}
+        server.desired[DEVICE] = {"device_id": DEVICE, "updated_at": T1, "model_version": 2}
         assert poller.poll_once() and models == [2]
         assert not poller.poll_once()  # same document
         server.stop()
@@ -120,7 +131,7 @@ def test_retained_desired_over_mqtt(mosquitto: Broker) -> None:
     pub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     pub.connect(mosquitto.host, mosquitto.port)
     pub.loop_start()
-    body = doc(rev=3, model_version=7, config={"sync": {"live_age_s": 30}})
+    body = doc(updated_at=T1, model_version=7, config={"sync.live_age_s": 30})
     pub.publish(topic(DEVICE, "desired"), body, qos=1, retain=True).wait_for_publish(5)
     h, configs, models = handler()
     t = MqttTransport(

@@ -28,6 +28,10 @@ def test_status_from_files(tmp_path: Path) -> None:
     now[0] += 100
     buf.ack([1, 2])
     health.set("model_version", 4)
+    health.set(
+        "ota_report",
+        {"state": "rolled_back", "version": 5, "previous_version": 4, "reason": "crash loop"},
+    )
     health.set("last_sync", now[0])
     health.alarm(DISK_FULL, "no space")
     health.component("camera", False, "no frames for 30 s")
@@ -43,6 +47,7 @@ def test_status_from_files(tmp_path: Path) -> None:
     assert st["counters"]["events_committed"] == 5
     table = render_table(st)
     assert "ALARM disk_full" in table and "camera" in table and "FAULT" in table
+    assert "rolled_back v5, previous v4 (crash loop)" in table.split("model update")[1]
     json.dumps(st)  # JSON-ready
     buf.close()
     # after a clean stop (no -wal/-shm left) the read-only view still works
@@ -54,6 +59,7 @@ def test_status_without_agent_or_buffer(tmp_path: Path) -> None:
     assert st["buffer"]["present"] is False and st["buffer_depth"] is None
     assert not st["agent_running"] and st["last_sync"] is None
     assert "not reporting" in render_table(st)
+    assert render_table(st).split("model update")[1].split("\n")[0].strip() == "-"
 
 
 def test_stale_status_file_of_a_live_process_means_running_but_not_reporting(

@@ -121,7 +121,8 @@ def test_install_model_verifies_then_switches_the_unit_to_the_model(
     assert main(["edge", "install-model", str(bundle), "--config", str(cfg)]) == 0
     assert "installed" in capsys.readouterr().out
     assert (current / "manifest.json").is_file()
-    assert [p.name for p in current.parent.iterdir()] == ["current"]  # no temp left behind
+    assert sorted(p.name for p in current.parent.iterdir()) == ["current", "slot-a"]
+    assert current.is_symlink()  # the pointer; no temporary left behind
     assert watch.poll() is None  # not due yet: looks every few seconds
     now[0] = 10.0
     live = watch.poll()  # the running agent switches to the model it finds

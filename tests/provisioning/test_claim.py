@@ -15,6 +15,7 @@ import pytest
 
 from cloud.keys import Role
 from cloud.settings import CloudSettings, build_settings
+from cloud.tuf_repo import TufRepository, init_repository
 from edge.config import load_config
 from edge.sync.identity import load_identity
 from models.claim_code import display, new_code
@@ -32,7 +33,9 @@ def cloud(tmp_path: Path) -> Iterator[Live]:
         rate_per_s=0,
         db_pool_size=5,
         signing_public_key_file=pub,
+        tuf_dir=tmp_path / "tuf",
     )
+    init_repository(TufRepository.from_settings(settings), tmp_path / "tuf-keys")
     with serve(settings) as live:
         register_unit(live.store, "seed-unit", "store-7", "bay-2")
         yield live
@@ -62,8 +65,10 @@ def test_a_claimed_unit_sends_events_under_its_new_identity(cloud: Live, tmp_pat
     result = claim(code.lower().replace("-", " "), cloud.url, data, config=config, say=said.append)
 
     assert result.store_id == "store-7" and result.bay_id == "bay-2"
-    for path in (data / IDENTITY_FILE, data / KEY_FILE, data / "model-signing.pub.pem"):
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    for name in (IDENTITY_FILE, KEY_FILE, "model-signing.pub.pem", "tuf-root.json"):
+        assert stat.S_IMODE((data / name).stat().st_mode) == 0o600, name
+    trusted = TufRepository(tmp_path / "tuf").metadata_file("root.json").read_bytes()
+    assert json.loads((data / "tuf-root.json").read_text()) == json.loads(trusted)
     ident = load_identity(data / IDENTITY_FILE)
     assert ident.device_id == result.device_id and ident.mqtt_username == result.device_id
     unit = load_config(config)
@@ -73,6 +78,8 @@ def test_a_claimed_unit_sends_events_under_its_new_identity(cloud: Live, tmp_pat
         "bay-2",
     )
     assert unit.sync.base_url == cloud.url
+    assert unit.model.trusted_key == (data / "model-signing.pub.pem").resolve()
+    assert (data / unit.ota.trusted_root).is_file()  # the OTA client can start from it
     assert "# staff notes stay" in config.read_text()
     assert not list(data.glob(".*.tmp")), "no half-written file stays behind"
 

@@ -10,9 +10,10 @@ finds one with a chance of about 3 in 100,000. Refusals are counted by reason.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path as FsPath
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 
@@ -28,6 +29,8 @@ from cloud.claim_schemas import (
     ClaimCodesPublic,
 )
 from cloud.errors import CloudError, RateLimitedError
+from cloud.settings import CloudSettings
+from cloud.tuf_repo import TufRepository
 from models.claim_code import ClaimCodeError, ClaimGrant, ClaimRequest, display, normalize
 
 GUESS_GROUP_CHARS = 1  # 32 groups, each limited apart: a guessed-at group spares the others
@@ -106,8 +109,17 @@ def claim(body: ClaimRequest, request: Request, services: ServicesDep) -> ClaimG
         mqtt_password=got.key.token,
         broker_ca_pem=_read_file(settings.broker_ca_file),
         model_signing_key_pem=_read_file(settings.signing_public_key_file),
-        tuf_root=None,
+        tuf_root=_tuf_root(settings),
     )
+
+
+def _tuf_root(settings: CloudSettings) -> dict[str, Any] | None:
+    """The repository's newest root, which the unit will trust (None: no repository yet)."""
+    repo = TufRepository.from_settings(settings)
+    if not repo.exists():
+        return None
+    root: dict[str, Any] = json.loads(repo.metadata_file("root.json").read_bytes())
+    return root
 
 
 @router.post(

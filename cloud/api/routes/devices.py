@@ -21,13 +21,11 @@ from cloud.errors import ForbiddenError
 from cloud.keys import Role
 from cloud.schemas import (
     ID_PATTERN,
-    DesiredState,
-    DesiredStatePublic,
     DeviceCreate,
     DevicePublic,
     DevicesPublic,
 )
-from models.wire import DEVICE_ID_PATTERN, HealthReport
+from models.wire import DEVICE_ID_PATTERN, DesiredSpec, DesiredState, HealthReport
 
 router = APIRouter(
     prefix="/v1/devices", tags=["devices"], responses={**AUTH_ERRORS, **responses(404, 409)}
@@ -60,8 +58,8 @@ def read_device(device_id: DeviceId, _key: OperatorKey, conn: ConnDep) -> Device
     return fleet.get_device(conn, device_id)
 
 
-@router.get("/{device_id}/desired", response_model=DesiredStatePublic)
-def read_desired(device_id: DeviceId, key: UnitOrOperatorKey, conn: ConnDep) -> DesiredStatePublic:
+@router.get("/{device_id}/desired", response_model=DesiredState)
+def read_desired(device_id: DeviceId, key: UnitOrOperatorKey, conn: ConnDep) -> DesiredState:
     """What the unit should run. A unit key reads only its own."""
     if key.role is Role.UNIT and key.device_id != device_id:
         raise ForbiddenError(
@@ -72,14 +70,14 @@ def read_desired(device_id: DeviceId, key: UnitOrOperatorKey, conn: ConnDep) -> 
     return fleet.get_desired(conn, device_id)
 
 
-@router.put("/{device_id}/desired", response_model=DesiredStatePublic)
+@router.put("/{device_id}/desired", response_model=DesiredState)
 def write_desired(
     device_id: DeviceId,
-    body: DesiredState,
+    body: DesiredSpec,
     _key: OperatorKey,
     services: ServicesDep,
     publisher: DesiredPublisherDep,
-) -> DesiredStatePublic:
+) -> DesiredState:
     """Set what the unit should run (model version, config overrides).
 
     Once stored, the state is also published retained on ``shelfsense/<id>/desired``

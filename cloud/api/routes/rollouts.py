@@ -31,8 +31,7 @@ from cloud.ota_schemas import (
     RolloutPublic,
     RolloutsPublic,
 )
-from cloud.schemas import DesiredStatePublic
-from models.wire import DEVICE_ID_PATTERN
+from models.wire import DEVICE_ID_PATTERN, DesiredState
 
 router = APIRouter(
     prefix="/v1/rollouts", tags=["rollouts"], responses={**AUTH_ERRORS, **responses(404, 409)}
@@ -47,7 +46,7 @@ DeviceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
 RolloutId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
-def publish(publisher: DesiredPublisherDep, changed: list[DesiredStatePublic]) -> None:
+def publish(publisher: DesiredPublisherDep, changed: list[DesiredState]) -> None:
     """Send changed desired states to the units (when the cloud has a broker)."""
     if publisher is not None:
         for state in changed:

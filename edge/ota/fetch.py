@@ -1,0 +1,136 @@
+"""Fetching a model version from the cloud's TUF repository with python-tuf's ngclient.
+
+:class:`TufFetcher` refreshes the signed metadata (root, timestamp, snapshot, targets)
+from ``<cloud>/v1/tuf/metadata/`` starting from the root the unit trusts (installed at
+provisioning; afterwards the newest root it verified, kept in its metadata folder),
+looks up ``model-v<N>.tar`` and downloads it from ``/v1/tuf/targets/``: ngclient
+streams it into a temporary file no longer than the signed length and checks its
+hashes before handing it over. Any refusal becomes a :class:`FetchError` whose
+``retry`` says whether trying again later could help (a cut or a stall) or not (a
+tampered target, a wrong key, older or expired metadata, a version not published).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+from tuf.api import exceptions as tuf_errors
+from tuf.ngclient import Updater, UpdaterConfig
+from tuf.ngclient.urllib3_fetcher import Urllib3Fetcher
+
+from edge.errors import EdgeError
+
+log = logging.getLogger(__name__)
+
+MAX_ARCHIVE_BYTES = 8 * 1024 * 1024  # a bundle is at most 5 MiB; its tar a little more
+MAX_METADATA_BYTES = 512 * 1024
+
+
+class FetchError(EdgeError, RuntimeError):
+    """A model version that could not be fetched; ``retry`` when a later try may succeed."""
+
+    def __init__(self, reason: str, *, retry: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry = retry
+
+
+def target_name(version: int) -> str:
+    """The TUF target path of a model version (as the cloud's registry names it)."""
+    return f"model-v{version}.tar"
+
+
+def _reason(err: Exception) -> tuple[str, bool]:
+    """A short reason for a refusal, and whether to retry."""
+    kinds: list[tuple[type[Exception], str, bool]] = [
+        (tuf_errors.ExpiredMetadataError, "metadata expired (frozen or stale mirror)", False),
+        (tuf_errors.EqualVersionNumberError, "metadata replayed (same version)", False),
+        (
+            tuf_errors.BadVersionNumberError,
+            "metadata older than expected (rollback, mix-and-match)",
+            False,
+        ),
+        (tuf_errors.UnsignedMetadataError, "metadata not signed by a trusted key", False),
+        (tuf_errors.LengthOrHashMismatchError, "target or metadata length/hash mismatch", False),
+        (tuf_errors.DownloadLengthMismatchError, "download longer than its signed length", False),
+        (tuf_errors.RepositoryError, "repository refused", False),
+        (tuf_errors.SlowRetrievalError, "download stalled or cloud unreachable", True),
+        (tuf_errors.DownloadHTTPError, "download failed (HTTP)", True),
+        (tuf_errors.DownloadError, "download failed", True),
+        (OSError, "download failed", True),
+    ]
+    for kind, what, retry in kinds:
+        if isinstance(err, kind):
+            cause = err if str(err) else (err.__cause__ or err.__context__ or err)
+            detail = str(cause).splitlines()[0][:200] if str(cause) else type(err).__name__
+            return f"{what}: {detail}", retry
+    return f"{type(err).__name__}: {str(err)[:200]}", True
+
+
+class TufFetcher:
+    """Downloads model archives from ``base_url``'s TUF repository, verified."""
+
+    def __init__(
+        self,
+        base_url: str,
+        metadata_dir: Path,
+        *,
+        trusted_root: bytes,
+        timeout_s: int = 30,
+        max_bytes: int = MAX_ARCHIVE_BYTES,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.metadata_dir = Path(metadata_dir)
+        self.trusted_root = trusted_root
+        self.timeout_s = timeout_s
+        self.max_bytes = max_bytes
+
+    def _updater(self, target_dir: Path) -> Updater:
+        self.metadata_dir.mkdir(parents=True, exist_ok=True)
+        cached = self.metadata_dir / "root.json"
+        return Updater(
+            metadata_dir=str(self.metadata_dir),
+            metadata_base_url=f"{self.base_url}/v1/tuf/metadata/",
+            target_dir=str(target_dir),
+            target_base_url=f"{self.base_url}/v1/tuf/targets/",
+            fetcher=Urllib3Fetcher(socket_timeout=self.timeout_s, app_user_agent="shelfsense"),
+            config=UpdaterConfig(
+                root_max_length=MAX_METADATA_BYTES,
+                timestamp_max_length=MAX_METADATA_BYTES,
+                snapshot_max_length=MAX_METADATA_BYTES,
+                targets_max_length=MAX_METADATA_BYTES,
+            ),
+            # the newest root verified so far; the provisioned one only the first time
+            bootstrap=None if cached.is_file() else self.trusted_root,
+        )
+
+    def fetch(self, version: int) -> bytes:
+        """The verified archive of ``version``; raises :class:`FetchError`."""
+        name = target_name(version)
+        with tempfile.TemporaryDirectory(prefix=".ota-", dir=self.metadata_dir.parent) as tmp:
+            try:
+                updater = self._updater(Path(tmp))
+                updater.refresh()
+                info = updater.get_targetinfo(name)
+                if info is None:
+                    raise FetchError(f"version {version} is not in the repository", retry=False)
+                if info.length > self.max_bytes:
+                    raise FetchError(
+                        f"{name} is {info.length} bytes, more than {self.max_bytes}", retry=False
+                    )
+                path = updater.download_target(info, filepath=str(Path(tmp) / "archive.tar"))
+                data = Path(path).read_bytes()
+            except FetchError:
+                raise
+            except Exception as err:
+                reason, retry = _reason(err)
+                log.warning("model version %d not fetched: %s", version, reason)
+                raise FetchError(reason, retry=retry) from None
+        return data
+
+    def forget(self) -> None:
+        """Drop the cached metadata (the provisioned root is trusted again)."""
+        shutil.rmtree(self.metadata_dir, ignore_errors=True)
