@@ -36,6 +36,13 @@ def register(sub: SubParsers) -> None:
     p.add_argument("--host", default=None)
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    p.add_argument(
+        "--ingest-processes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="store ingest batches in N processes of their own per worker (at lower priority)",
+    )
     p.add_argument("--mqtt", action="store_true", help="also run an MQTT ingest worker")
     p.add_argument("--access-log", action="store_true", help="log every request (uvicorn)")
     p.set_defaults(func=cmd_serve)
@@ -228,6 +235,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"host": args.host})
     if args.port is not None:
         settings = settings.model_copy(update={"port": args.port})
+    if args.ingest_processes is not None:
+        settings = settings.model_copy(update={"ingest_processes": args.ingest_processes})
     engine = make_engine(settings.database_url, pool_size=1)
     migrate(engine)
     dialect = engine.dialect.name
@@ -235,7 +244,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.config.dictConfig(serve_log_config())
     logging.getLogger("cloud").info(
         "shelfsense cloud listening on http://%s:%d (%s database, MQTT ingest %s); serving on "
-        "%d worker(s), per worker %d read + %d write connections, %d ingest slots, queue %d",
+        "%d worker(s), per worker %d read + %d write connections, %d ingest slots, queue %d, "
+        "%d ingest processes",
         settings.host,
         settings.port,
         dialect,
@@ -245,6 +255,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings.db_write_pool_size,
         settings.ingest_slots,
         settings.ingest_queue,
+        settings.ingest_processes,
     )
     run: dict[str, Any] = {
         "log_config": serve_log_config(),
@@ -256,6 +267,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             os.environ[CONFIG_ENV] = str(args.config)
         if args.database_url:
             os.environ["SHELFSENSE_CLOUD_DATABASE_URL"] = args.database_url
+        if args.ingest_processes is not None:
+            os.environ["SHELFSENSE_CLOUD_INGEST_PROCESSES"] = str(args.ingest_processes)
         uvicorn.run(
             "cloud.api.app:app_from_env",
             factory=True,

@@ -41,8 +41,9 @@ class CloudSettings(BaseSettings):
         None,
         ge=1,
         le=100,
-        description="Ingest batches stored at once per process; unset: one less than the "
-        "write connections (at least 1), so other writes always find one.",
+        description="Ingest batches stored at once per process; unset: one per ingest process, "
+        "or without them one less than the write connections (at least 1), so other writes "
+        "always find one.",
     )
     ingest_queue: int = Field(
         16,
@@ -56,6 +57,21 @@ class CloudSettings(BaseSettings):
         le=60,
         description="Longest a batch waits for a slot before 503 with Retry-After; keep it well "
         "under the unit's request timeout (15 s).",
+    )
+    ingest_processes: int = Field(
+        0,
+        ge=0,
+        le=32,
+        description="Processes of their own that decode and store ingest batches, per API "
+        "process; 0: threads of the API process. With them, reads never wait for the API "
+        "process's interpreter lock while a batch is parsed.",
+    )
+    ingest_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="How much lower the CPU priority of ingest processes is (a nice increment): "
+        "under a storm, ingest slows before reads do.",
     )
     cursor_secret: SecretStr | None = Field(
         None,
@@ -150,8 +166,15 @@ class CloudSettings(BaseSettings):
 
     @property
     def ingest_slots(self) -> int:
-        """Ingest batches stored at once per process (``ingest_concurrency`` or from the pool)."""
-        return self.ingest_concurrency or max(1, self.db_write_pool_size - 1)
+        """Ingest batches stored at once per process.
+
+        ``ingest_concurrency`` if set; else one per ingest process (a batch admitted
+        is being stored, not waiting unseen behind another); else one less than the
+        write connections.
+        """
+        return (
+            self.ingest_concurrency or self.ingest_processes or max(1, self.db_write_pool_size - 1)
+        )
 
     @classmethod
     def settings_customise_sources(

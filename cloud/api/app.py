@@ -6,11 +6,13 @@ a broker in the settings it also runs one MQTT ingest worker for its lifetime.
 With a broker in the settings it publishes desired state retained to the units
 through a :class:`cloud.desired_publish.DesiredPublisher` (one may be passed in;
 ``None`` turns publishing off). Ingest batches pass :mod:`cloud.admission` before
-their body is read.
+their body is read; with ``ingest_processes`` they are stored by processes of
+their own (:mod:`cloud.ingest_procs`), started and stopped with the app.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -42,6 +44,7 @@ from cloud.ota_ticker import RolloutTicker
 from cloud.settings import CloudSettings, build_settings
 from cloud.store import Store, open_store
 
+log = logging.getLogger(__name__)
 CONFIG_ENV = "SHELFSENSE_CLOUD_CONFIG"
 FROM_SETTINGS: Any = object()  # default of ``desired_publisher``: built from the settings
 
@@ -87,11 +90,16 @@ def create_app(
             worker = IngestWorker.from_settings(settings, opened)
             worker.start()
             _app.state.ingest_worker = worker
+        if services.ingest_pool is not None:
+            pids = services.ingest_pool.start()
+            log.info("ingest in %d processes (pids %s)", len(pids), ", ".join(map(str, pids)))
         ticker.start()
         try:
             yield
         finally:
             ticker.stop()
+            if services.ingest_pool is not None:
+                services.ingest_pool.stop()
             if worker is not None:
                 worker.stop()
             if owns_publisher and publisher is not None:

@@ -1,8 +1,13 @@
-"""Dependencies of the routes, as ``Annotated`` aliases: services, a read connection, the caller's key."""
+"""Dependencies of the routes, as ``Annotated`` aliases: services, a read connection, the caller's key.
+
+Those that do no I/O are ``async``: FastAPI runs a plain ``def`` dependency on a
+worker thread, and a read would otherwise hop threads (and wait for the
+interpreter lock) once per dependency before its query even starts.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -23,7 +28,7 @@ bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer ssk_â€
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-Key: ssk_â€¦`")
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     """The app's services."""
     services: Services = request.app.state.services
     return services
@@ -32,7 +37,7 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_desired_publisher(request: Request) -> DesiredPublisher | None:
+async def get_desired_publisher(request: Request) -> DesiredPublisher | None:
     """The app's desired-state publisher (None when it has no broker)."""
     publisher: DesiredPublisher | None = getattr(request.app.state, "desired_publisher", None)
     return publisher
@@ -50,7 +55,7 @@ def get_conn(services: ServicesDep) -> Iterator[Connection]:
 ConnDep = Annotated[Connection, Depends(get_conn)]
 
 
-def single_values(request: Request) -> None:
+async def single_values(request: Request) -> None:
     """Refuse a query parameter given more than once (every parameter here takes one value)."""
     params = request.query_params
     for name in params:
@@ -94,11 +99,11 @@ def current_key(
     return key
 
 
-def require(*roles: Role) -> Callable[[ApiKey], ApiKey]:
+def require(*roles: Role) -> Callable[[ApiKey], Awaitable[ApiKey]]:
     """A dependency that lets only keys of ``roles`` through (403 otherwise)."""
     allowed = ", ".join(r.value for r in roles)
 
-    def check(key: Annotated[ApiKey, Depends(current_key)]) -> ApiKey:
+    async def check(key: Annotated[ApiKey, Depends(current_key)]) -> ApiKey:
         if key.role not in roles:
             raise ForbiddenError(
                 f"a {key.role.value} key cannot do this; needs {allowed}", code="role_forbidden"

@@ -16,6 +16,7 @@ from cloud.admission import Admission
 from cloud.api.etag import VersionedCache
 from cloud.checks import TimeBounds
 from cloud.cursor import CursorCodec
+from cloud.ingest_procs import IngestPool
 from cloud.keys import ApiKey, authenticate, token_sha256
 from cloud.labels import SaleWindow
 from cloud.ratelimit import TokenBuckets
@@ -117,6 +118,7 @@ class Services:
     admission: Admission
     counters: SecurityCounters = field(default_factory=SecurityCounters)
     ingest_counts: IngestCounts = field(default_factory=IngestCounts)
+    ingest_pool: IngestPool | None = None  # started and stopped with the app
     _ingest_threads: anyio.CapacityLimiter | None = None
 
     def ingest_threads(self) -> anyio.CapacityLimiter:
@@ -152,5 +154,10 @@ class Services:
             claim_guesses=TokenBuckets(settings.claim_fail_per_s, settings.claim_fail_burst),
             admission=Admission(
                 settings.ingest_slots, settings.ingest_queue, settings.ingest_max_wait_s
+            ),
+            ingest_pool=(
+                IngestPool(settings, settings.ingest_processes, nice=settings.ingest_nice)
+                if settings.ingest_processes
+                else None
             ),
         )

@@ -116,6 +116,10 @@ api_keys = Table(
     Column("revoked_at", UtcDateTime, nullable=True),
 )
 
+# what an interest read needs, led by its filters: a store's window is read from the index alone
+INTEREST_READ_COLUMNS = ("kind", "store_id", "wall_time", "bay_id", "sku", "label", "device_id",
+                         "episode", "seq", "dwell_s", "slot")  # fmt: skip
+
 events = Table(
     "events",
     metadata,
@@ -145,6 +149,8 @@ events = Table(
     Index("ix_events_store_id_id", "store_id", "id"),
     Index("ix_events_sku_id", "sku", "id"),
     Index("ix_events_kind_store_sku_time", "kind", "store_id", "sku", "wall_time"),
+    # a store's interest over a time window, from the index alone (migration 0009)
+    Index("ix_events_interest_read", *INTEREST_READ_COLUMNS),
 )
 
 windows = Table(

@@ -3,10 +3,16 @@
 ``cloud serve`` runs in its own process (``--workers``) on SQLite or PostgreSQL;
 :mod:`tests.bench.fleet` drains ``--units`` backlogs of ``--events`` events each
 (gzip batches, 15 s timeout, full-jitter backoff, Retry-After honoured) while
-``--readers`` backend clients poll stock every 100 ms. Reported: drain time, events
-lost and resent, 503s and timeouts, other 5xx, read p99 / max during the drain, the
-server's peak RSS (all its processes). Run:
-``.venv/bin/python -m tests.bench.bench_storm [--quick] [--pg] [--units N] [--events N]``.
+``--readers`` backend clients poll the stock of a store (units come in stores of 10
+bays; reader ``i`` reads store ``i``), its interest per SKU over the last 24 h (the
+next SKU each time) and its feed, one route every 100 ms each. Reported: drain time, events lost
+and resent, 503s and timeouts, other 5xx, the server's peak RSS (all its processes,
+ingest processes included), and read p50 / p99 per route during the drain against
+the same reads for ``--quiet-s`` seconds just before it (the baseline: same server,
+no storm). The cloud already holds as many events from before the outage as the
+backlog brings (stored first, through the store path), and interest is read over
+the day before the outage, so quiet and storm reads ask for the same rows. Run: ``.venv/bin/python -m tests.bench.bench_storm [--quick] [--pg]
+[--units N] [--events N] [--ingest-processes N]``.
 """
 
 from __future__ import annotations
@@ -19,24 +25,37 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psutil
 from sqlalchemy import func, select
 
+from cloud.ingest import store_events
 from cloud.keys import Role
-from cloud.store import open_store
+from cloud.store import Store, open_store
 from cloud.store.tables import events
-from tests.bench.fleet import FleetReport, FleetUnit, run_fleet
+from cloud.tenancy import bind, registrations
+from models.wire import ShelfEvent
+from tests.bench.fleet import (
+    ROUTES,
+    FleetReport,
+    FleetUnit,
+    ReadPlan,
+    quantile_ms,
+    read_quietly,
+    run_fleet,
+)
 from tests.cloud import traffic
 from tests.cloud.support import make_key, register_fleet
 from tests.support.mosquitto import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
+SPAN = timedelta(days=20)  # the history and the backlog together
 
 
 @contextmanager
-def server(url: str, workers: int) -> Iterator[tuple[int, int]]:
+def server(url: str, workers: int, ingest_processes: int = 0) -> Iterator[tuple[int, int]]:
     """``shelfsense cloud serve`` in its own process on a free port: (port, pid)."""
     port = free_port()
     env = {
@@ -46,7 +65,8 @@ def server(url: str, workers: int) -> Iterator[tuple[int, int]]:
         "PYTHONPATH": str(ROOT),
     }
     cmd = [sys.executable, "-m", "shelfsense", "cloud", "serve", "--database-url", url,
-           "--port", str(port), "--workers", str(workers)]  # fmt: skip
+           "--port", str(port), "--workers", str(workers),
+           "--ingest-processes", str(ingest_processes)]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port("127.0.0.1", port, proc, timeout=60)
@@ -70,49 +90,112 @@ def rss_peak(pid: int, stop: threading.Event, out: list[int]) -> None:
     out.append(peak)
 
 
+def read_row(name: str, reads: dict[str, list[float]]) -> dict[str, object]:
+    """p50 / p99 per route of one set of reads."""
+    row: dict[str, object] = {"reads": name}
+    for route in ROUTES:
+        n = len(reads.get(route, []))
+        row[route] = (
+            f"{quantile_ms(reads, 0.5, route):.1f} / {quantile_ms(reads, 0.99, route):.1f} ({n})"
+        )
+    return row
+
+
 def storm(
-    url: str, units: int, per_unit: int, batch: int, readers: int, workers: int
-) -> dict[str, object]:
-    """One storm on the database at ``url``; its figures."""
+    url: str,
+    units: int,
+    per_unit: int,
+    batch: int,
+    readers: int,
+    workers: int,
+    ingest_processes: int = 0,
+    quiet_s: float = 20.0,
+) -> tuple[dict[str, object], list[dict[str, object]]]:
+    """One storm on the database at ``url``: its figures, and the reads quiet and during the drain."""
     store = open_store(url, pool_size=2)
     by_device: dict[str, list[dict[str, object]]] = {}
+    history: dict[str, list[ShelfEvent]] = {}
     home: dict[str, tuple[str, str]] = {}
+    end = datetime.now(UTC) - timedelta(minutes=1)
+    outage = end - SPAN / 2  # the older half is stored before; the newer half is the backlog
+    stores, bays = max(1, units // 10), min(units, 10)  # a chain of 10-bay stores
+    skus: dict[str, set[str]] = {}
     for ev in traffic.events(
-        units * per_unit, seed=7, device_prefix="storm-", stores=1, bays=units
-    ):
-        by_device.setdefault(ev.device_id, []).append(ev.model_dump(mode="json"))
+        2 * units * per_unit, seed=7, device_prefix="storm-", stores=stores, bays=bays,
+        span=SPAN, end=end,
+    ):  # fmt: skip
         home[ev.device_id] = (ev.store, ev.bay)
+        if ev.sku:
+            skus.setdefault(ev.store, set()).add(ev.sku)
+        if ev.wall_time < outage:
+            history.setdefault(ev.device_id, []).append(ev)
+        else:
+            by_device.setdefault(ev.device_id, []).append(ev.model_dump(mode="json"))
     tokens = register_fleet(store, home)
+    held = preload(store, history)
     reader = make_key(store, Role.BACKEND)
     fleet = [FleetUnit(d, tokens[d], evs) for d, evs in by_device.items()]
     sent = sum(len(u.backlog) for u in fleet)
+    plan = ReadPlan(  # interest over the day before the outage: the same rows quiet or not
+        stores=tuple((st, tuple(sorted(ss))) for st, ss in sorted(skus.items())),
+        interest_since=(outage - timedelta(hours=24)).isoformat(),
+        interest_until=outage.isoformat(),
+    )
     peak: list[int] = []
-    with server(url, workers=workers) as (port, pid):
+    with server(url, workers=workers, ingest_processes=ingest_processes) as (port, pid):
+        base = f"http://127.0.0.1:{port}"
         stop = threading.Event()
         watcher = threading.Thread(target=rss_peak, args=(pid, stop, peak))
         watcher.start()
+        quiet, quiet_errors = read_quietly(base, reader, readers, quiet_s, plan)
         report: FleetReport = run_fleet(
-            f"http://127.0.0.1:{port}", fleet, batch=batch, reader_token=reader, readers=readers
+            base, fleet, batch=batch, reader_token=reader, readers=readers, plan=plan
         )
         stop.set()
         watcher.join()
     with store.engine.connect() as conn:
         stored = conn.execute(select(func.count()).select_from(events)).scalar_one()
     store.dispose()
-    return {
+    row: dict[str, object] = {
         "units": len(fleet),
         "events": sent,
+        "ingest processes": ingest_processes,
         "drain s": round(report.drain_s, 1),
-        "lost": sent - stored,
+        "lost": sent + held - stored,
         "resent": report.resent_events,
         "503": report.overloaded,
         "timeouts": report.timeouts,
         "other 5xx": report.errors_5xx,
-        "stock p99 ms": round(report.read_ms(0.99), 1),
-        "stock max ms": round(1000 * max(report.reads, default=0), 1),
-        "reads": len(report.reads),
+        "read errors": report.read_errors + quiet_errors,
         "RSS MB": round(peak[0] / 2**20) if peak else 0,
     }
+    reads = [read_row("quiet (baseline)", quiet), read_row("during the drain", report.reads)]
+    ratio: dict[str, object] = {"reads": "p99 ratio, drain / quiet"}
+    for route in ROUTES:
+        q99 = quantile_ms(quiet, 0.99, route)
+        ratio[route] = f"{quantile_ms(report.reads, 0.99, route) / q99:.2f}" if q99 else "-"
+    return row, [*reads, ratio]
+
+
+def preload(store: Store, history: dict[str, list[ShelfEvent]]) -> int:
+    """Store every unit's events from before the outage (the store path, no HTTP); how many."""
+    with store.engine.connect() as conn:
+        regs = registrations(conn, list(history))
+    n = 0
+    for device, evs in history.items():
+        for i in range(0, len(evs), 500):
+            chunk = [bind(ev, regs[device], where="history") for ev in evs[i : i + 500]]
+            store_events(store, chunk, now=datetime.now(UTC))
+            n += len(chunk)
+    return n
+
+
+def table(rows: list[dict[str, object]]) -> str:
+    """Markdown table of ``rows`` (same keys each)."""
+    head = rows[0]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    lines += ["| " + " | ".join(str(v) for v in r.values()) + " |" for r in rows]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,20 +206,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--units", type=int, default=None)
     p.add_argument("--events", type=int, default=None, help="backlog events per unit")
     p.add_argument("--readers", type=int, default=20)
+    p.add_argument(
+        "--ingest-processes", type=int, default=0, help="cloud serve --ingest-processes N"
+    )
+    p.add_argument("--quiet-s", type=float, default=20.0, help="seconds of baseline reads")
     args = p.parse_args(argv)
     units = args.units or (10 if args.quick else 100)
     per_unit = args.events or (200 if args.quick else 1000)
+    extra = (args.ingest_processes, 5.0 if args.quick else args.quiet_s)
     if args.pg:
         from tests.support.postgres import pg_schema
 
         with pg_schema() as url:
-            row = storm(url, units, per_unit, 500, args.readers, workers=2)
+            row, reads = storm(url, units, per_unit, 500, args.readers, 2, *extra)
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            row = storm(f"sqlite:///{tmp}/storm.db", units, per_unit, 500, args.readers, workers=1)
-    print("| " + " | ".join(row) + " |")
-    print("|" + " --- |" * len(row))
-    print("| " + " | ".join(str(v) for v in row.values()) + " |")
+            row, reads = storm(
+                f"sqlite:///{tmp}/storm.db", units, per_unit, 500, args.readers, 1, *extra
+            )
+    print(table([row]))
+    print()
+    print(table(reads))
     return 0
 
 

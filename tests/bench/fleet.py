@@ -3,8 +3,10 @@
 Each unit holds a backlog of events (as after an outage) and drains it the way the
 real unit's sync does: gzip batches, a 15 s request timeout, full-jitter backoff
 after a failure, ``Retry-After`` honoured on 503 and 429, events dropped only on
-the cloud's ack. Backend readers poll stock every 100 ms meanwhile, from a process of their
-own. One asyncio loop runs all the units, so a thousand units cost one process.
+the cloud's ack. Backend readers meanwhile poll a store's stock, interest per SKU
+and its event feed (following the cursor), one route every 100 ms each, from a process of their own;
+:func:`read_quietly` times the same reads with no storm, the baseline. One asyncio
+loop runs all the units, so a thousand units cost one process.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -38,14 +41,52 @@ class FleetReport:
     timeouts: int = 0
     errors_5xx: int = 0  # 5xx other than a 503 overloaded
     resent_events: int = 0  # events sent again after a timeout or an error
-    reads: list[float] = field(default_factory=list)  # seconds per read
+    reads: dict[str, list[float]] = field(default_factory=dict)  # seconds per read, by route
     read_errors: int = 0
 
-    def read_ms(self, q: float) -> float:
-        """The ``q`` quantile of read latency in milliseconds (0 when nothing was read)."""
-        if len(self.reads) < 2:
-            return 1000 * (self.reads[0] if self.reads else 0.0)
-        return 1000 * statistics.quantiles(self.reads, n=100, method="inclusive")[int(q * 100) - 1]
+    def read_ms(self, q: float, route: str | None = None) -> float:
+        """The ``q`` quantile of read latency in ms, of one route or all (0 when nothing was read)."""
+        return quantile_ms(self.reads, q, route)
+
+
+def quantile_ms(reads: dict[str, list[float]], q: float, route: str | None = None) -> float:
+    """The ``q`` quantile in milliseconds of the reads of ``route`` (all routes when None)."""
+    xs = reads.get(route, []) if route else [x for v in reads.values() for x in v]
+    if len(xs) < 2:
+        return 1000 * (xs[0] if xs else 0.0)
+    return 1000 * statistics.quantiles(xs, n=100, method="inclusive")[int(q * 100) - 1]
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """What backend readers ask for: a store's stock, its feed, and its interest per SKU.
+
+    Reader ``i`` reads store ``stores[i % len(stores)]`` (all stores when there are
+    none); its interest reads take that store's SKUs in turn, over
+    ``[interest_since, interest_until)`` (the server's default, the last 24 h, if unset).
+    """
+
+    stores: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (store, its SKUs)
+    interest_since: str | None = None
+    interest_until: str | None = None
+
+    def path(self, route: str, cursor: str, turn: int = 0, reader: int = 0) -> str:
+        """The ``turn``-th request of ``route`` by ``reader`` (the feed after ``cursor``)."""
+        store, skus = self.stores[reader % len(self.stores)] if self.stores else (None, ())
+        q: dict[str, str] = {"store": store} if store else {}
+        if route == "stock":
+            return "/v1/stock?" + urlencode(q)
+        if route == "interest":
+            if skus:
+                q["sku"] = skus[turn % len(skus)]
+            if self.interest_since and self.interest_until:
+                q |= {"since": self.interest_since, "until": self.interest_until}
+            return "/v1/interest?" + urlencode(q)
+        q |= {"limit": "100"} | ({"cursor": cursor} if cursor else {})
+        return "/v1/events?" + urlencode(q)
+
+
+ROUTES = ("stock", "interest", "feed")
 
 
 @dataclass
@@ -115,29 +156,45 @@ async def drain_unit(
 
 
 async def poll(
-    client: httpx.AsyncClient, token: str, report: FleetReport, stop: asyncio.Event
+    client: httpx.AsyncClient,
+    token: str,
+    plan: ReadPlan,
+    report: FleetReport,
+    stop: asyncio.Event,
+    reader: int = 0,
 ) -> None:
-    """Read stock every 100 ms until ``stop``, timing each read."""
+    """Read stock, interest and the feed in turn, one every 100 ms, until ``stop``; time each."""
     headers = {"Authorization": f"Bearer {token}"}
+    cursor = ""
+    turn = reader
     while not stop.is_set():
+        route = ROUTES[turn % len(ROUTES)]
         t0 = time.perf_counter()
         try:
-            resp = await client.get("/v1/stock", headers=headers)
+            resp = await client.get(plan.path(route, cursor, turn, reader), headers=headers)
             ok = resp.status_code == 200
+            if ok and route == "feed":
+                cursor = resp.json()["next_cursor"]
         except httpx.HTTPError:
             ok = False
-        report.reads.append(time.perf_counter() - t0)
+        report.reads.setdefault(route, []).append(time.perf_counter() - t0)
         report.read_errors += not ok
+        turn += 1
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.1)
 
 
-async def read_until(url: str, token: str, readers: int, stop: Any) -> tuple[list[float], int]:
-    """``readers`` clients polling stock until ``stop`` (a process event) is set."""
+async def read_until(
+    url: str, token: str, readers: int, stop: Any, plan: ReadPlan = ReadPlan()
+) -> tuple[dict[str, list[float]], int]:
+    """``readers`` clients polling until ``stop`` (anything with ``is_set()``) is set."""
     report = FleetReport()
     done = asyncio.Event()
     async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(TIMEOUT_S)) as client:
-        polling = [asyncio.create_task(poll(client, token, report, done)) for _ in range(readers)]
+        polling = [
+            asyncio.create_task(poll(client, token, plan, report, done, reader=i))
+            for i in range(readers)
+        ]
         while not stop.is_set():
             await asyncio.sleep(0.1)
         done.set()
@@ -145,8 +202,25 @@ async def read_until(url: str, token: str, readers: int, stop: Any) -> tuple[lis
     return report.reads, report.read_errors
 
 
-def _reader_process(url: str, token: str, readers: int, stop: Any, out: Any) -> None:
-    out.put(asyncio.run(read_until(url, token, readers, stop)))
+class _Deadline:
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def is_set(self) -> bool:
+        return time.monotonic() >= self.end
+
+
+def read_quietly(
+    url: str, token: str, readers: int, seconds: float, plan: ReadPlan = ReadPlan()
+) -> tuple[dict[str, list[float]], int]:
+    """The same reads for ``seconds`` with nothing else going on: the baseline of a storm."""
+    return asyncio.run(read_until(url, token, readers, _Deadline(seconds), plan))
+
+
+def _reader_process(
+    url: str, token: str, readers: int, stop: Any, out: Any, plan: ReadPlan
+) -> None:
+    out.put(asyncio.run(read_until(url, token, readers, stop, plan)))
 
 
 async def drain_all(url: str, units: list[FleetUnit], *, batch: int, seed: int) -> FleetReport:
@@ -165,7 +239,14 @@ async def drain_all(url: str, units: list[FleetUnit], *, batch: int, seed: int) 
 
 
 def run_fleet(
-    url: str, units: list[FleetUnit], *, batch: int, reader_token: str, readers: int, seed: int = 0
+    url: str,
+    units: list[FleetUnit],
+    *,
+    batch: int,
+    reader_token: str,
+    readers: int,
+    seed: int = 0,
+    plan: ReadPlan = ReadPlan(),
 ) -> FleetReport:
     """Drain every backlog at once while ``readers`` poll from a process of their own.
 
@@ -174,7 +255,7 @@ def run_fleet(
     """
     ctx = multiprocessing.get_context("spawn")
     stop, out = ctx.Event(), ctx.Queue()
-    proc = ctx.Process(target=_reader_process, args=(url, reader_token, readers, stop, out))
+    proc = ctx.Process(target=_reader_process, args=(url, reader_token, readers, stop, out, plan))
     proc.start()
     try:
         report = asyncio.run(drain_all(url, units, batch=batch, seed=seed))

@@ -24,11 +24,10 @@ from pydantic import ValidationError
 
 from cloud.api.deps import ServicesDep, UnitKey
 from cloud.api.errors import responses
-from cloud.api.services import Services
 from cloud.checks import check_batch
 from cloud.errors import BadRequestError, PayloadTooLargeError, UnsupportedEncodingError
 from cloud.ingest import store_events
-from cloud.keys import ApiKey
+from cloud.ingest_procs import IngestContext
 from cloud.tenancy import bind, registrations
 from models.wire import BatchAck, EventBatch
 
@@ -195,24 +194,31 @@ async def post_events(request: Request, key: UnitKey, services: ServicesDep) -> 
     """
     raw = request.raw_body if isinstance(request, _BoundedRequest) else b""
     gzipped = content_encoding(request) == "gzip"
-    work = functools.partial(ingest_body, services, key, raw, gzipped=gzipped)
-    # ingest has threads of its own: reads never queue behind it for one
-    return await anyio.to_thread.run_sync(work, limiter=services.ingest_threads())
+    if services.ingest_pool is not None:  # reads keep this process's loop and interpreter lock
+        ack = await services.ingest_pool.store(key.device_id, raw, gzipped=gzipped)
+    else:
+        ctx = IngestContext(services.store, services.bounds, services.settings.max_decoded_bytes)
+        work = functools.partial(ingest_body, ctx, key.device_id, raw, gzipped=gzipped)
+        # ingest has threads of its own: reads never queue behind it for one
+        ack = await anyio.to_thread.run_sync(work, limiter=services.ingest_threads())
+    services.ingest_counts.add(len(ack.stored), len(ack.duplicates))
+    return ack
 
 
-def ingest_body(services: Services, key: ApiKey, raw: bytes, *, gzipped: bool) -> BatchAck:
-    """Decode, parse, check and store one batch as sent; the ack of what is stored."""
+def ingest_body(
+    ctx: IngestContext, key_device: str | None, raw: bytes, *, gzipped: bool
+) -> BatchAck:
+    """Decode, parse, check and store one batch as sent by ``key_device``; the ack of what is stored."""
     if gzipped:
-        raw = gunzip_bounded(raw, services.settings.max_decoded_bytes)
+        raw = gunzip_bounded(raw, ctx.max_decoded_bytes)
     batch = parse_batch(raw)
     now = datetime.now(UTC)
-    check_batch(batch, now=now, bounds=services.bounds, key_device=key.device_id)
-    with services.store.engine.connect() as conn:
+    check_batch(batch, now=now, bounds=ctx.bounds, key_device=key_device)
+    with ctx.store.engine.connect() as conn:
         reg = registrations(conn, [batch.device_id]).get(batch.device_id)
     evs = [bind(ev, reg, where=f"events.{i}") for i, ev in enumerate(batch.events)]
-    result = store_events(services.store, evs, now=now)
+    result = store_events(ctx.store, evs, now=now)
     d = batch.device_id
-    services.ingest_counts.add(len(result.stored.get(d, [])), len(result.duplicates.get(d, [])))
     return BatchAck(
         device_id=d,
         stored=list(result.stored.get(d, [])),
