@@ -12,6 +12,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cloud.keys import Role
 from cloud.settings import CloudSettings, build_settings
@@ -27,7 +29,11 @@ from tests.support.mosquitto import free_port
 @pytest.fixture
 def cloud(tmp_path: Path) -> Iterator[Live]:
     pub = tmp_path / "signing.pub.pem"
-    pub.write_text("-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n")
+    pub.write_bytes(
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     settings: CloudSettings = build_settings(
         database_url=f"sqlite:///{tmp_path / 'cloud.db'}",
         rate_per_s=0,
