@@ -242,7 +242,7 @@ class Agent:
             try:
                 snap = self.refresh_health()
                 if self.mqtt is not None and self.config.health.publish:
-                    self.mqtt.publish(TOPIC_HEALTH, json.dumps(snap, default=str), qos=0)
+                    self.mqtt.publish(TOPIC_HEALTH, json.dumps(health_report(snap)), qos=0)
                 if self.http is not None and self.config.health.publish:
                     self._put_health(snap)
             except Exception:

@@ -2,7 +2,8 @@
 
 The app opens (and migrates) its store when built, keeps its collaborators in
 ``app.state.services`` and closes the store on shutdown. With ``mqtt=True`` and
-a broker in the settings it also runs one MQTT ingest worker for its lifetime.
+a broker in the settings it also runs, for its lifetime, one MQTT ingest worker
+(events) and one fleet state worker (the units' status, health and reported).
 With a broker in the settings it publishes desired state retained to the units
 through a :class:`cloud.desired_publish.DesiredPublisher` (one may be passed in;
 ``None`` turns publishing off). Ingest batches pass :mod:`cloud.admission` before
@@ -78,20 +79,27 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         worker = None
+        fleet_worker = None
         ticker = RolloutTicker(settings, opened, publisher=publisher)
         if owns_publisher and publisher is not None:
             publisher.start()
         if mqtt and settings.mqtt_host:
+            from cloud.fleet_ingest import FleetStateWorker
             from cloud.mqtt_ingest import IngestWorker
 
             worker = IngestWorker.from_settings(settings, opened)
             worker.start()
             _app.state.ingest_worker = worker
+            fleet_worker = FleetStateWorker.from_settings(settings, opened)
+            fleet_worker.start()
+            _app.state.fleet_worker = fleet_worker
         ticker.start()
         try:
             yield
         finally:
             ticker.stop()
+            if fleet_worker is not None:
+                fleet_worker.stop()
             if worker is not None:
                 worker.stop()
             if owns_publisher and publisher is not None:
@@ -112,6 +120,7 @@ def create_app(
     app.state.services = services
     app.state.desired_publisher = publisher
     app.state.ingest_worker = None
+    app.state.fleet_worker = None
     default_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -136,6 +145,7 @@ def create_app(
         labels.export_router,
         stores.router,
         devices.router,
+        devices.alarms_router,
         keys.router,
         claims.router,
         models.router,
