@@ -7,7 +7,7 @@ or over HTTP (``PUT /v1/devices/{id}/health``, ``POST /v1/devices/{id}/reported`
   will says ``offline`` for a unit that vanished);
 - :func:`record_health` keeps the latest :class:`~models.wire.HealthReport`, turns the
   change in its alarms into history rows (raised, cleared) and keeps a sample a minute
-  for the unit's health over the day;
+  (and one whenever its alarms or parts change) for the unit's health over the day;
 - :func:`note_seen` marks the unit heard from.
 
 :func:`device_states` and :func:`list_alarms` are what ``GET /v1/devices``, ``GET
@@ -174,11 +174,20 @@ def _apply_alarms(
 
 def _sample(conn: Connection, device_id: str, report: HealthReport, now: datetime) -> None:
     s = health_samples.c
+    alarms = len(report.alarms)
+    down = sum(1 for c in report.components.values() if not c.ok)
     last = conn.execute(
-        select(s.at).where(s.device_id == device_id).order_by(s.at.desc()).limit(1)
-    ).scalar_one_or_none()
-    if last is not None and (now - _utc(last)).total_seconds() < SAMPLE_EVERY_S:
-        return
+        select(s.at, s.alarms, s.down)
+        .where(s.device_id == device_id)
+        .order_by(s.at.desc())
+        .limit(1)
+    ).first()
+    if (
+        last is not None
+        and (now - _utc(last.at)).total_seconds() < SAMPLE_EVERY_S
+        and (last.alarms, last.down) == (alarms, down)
+    ):
+        return  # a sample a minute, and one whenever alarms or parts change
     age = None if report.oldest_unsynced is None else max(0.0, report.at - report.oldest_unsynced)
     conn.execute(
         insert(health_samples).values(
@@ -186,8 +195,8 @@ def _sample(conn: Connection, device_id: str, report: HealthReport, now: datetim
             at=utc_naive(now),
             buffer_depth=report.buffer_depth,
             oldest_unsynced_age_s=age,
-            alarms=len(report.alarms),
-            down=sum(1 for c in report.components.values() if not c.ok),
+            alarms=alarms,
+            down=down,
         )
     )
     conn.execute(

@@ -136,7 +136,8 @@ class UnitPage:
     row: UnitRow
     events: list[EventPublic]
     alarms: list[AlarmPublic]
-    health_chart: LineChart
+    outbox_chart: LineChart  # events waiting on the unit
+    trouble_chart: LineChart  # alarms raised and parts down
     since: datetime
 
 
@@ -178,10 +179,11 @@ def unit_page(conn: Connection, device_id: str, *, now: datetime) -> UnitPage:
     alarms = fleet_state.list_alarms(conn, device_id=device_id, limit=RECENT_ALARMS)
     since = now - HEALTH_SPAN
     samples = fleet_state.health_history(conn, device_id, since=since)
-    lines = {
-        "outbox depth": [(at, depth) for at, depth, _, _, _ in samples if depth is not None],
+    depth = [(at, d) for at, d, _, _, _ in samples if d is not None]
+    counts = {
         "alarms raised": [(at, n) for at, _, _, n, _ in samples],
         "parts down": [(at, n) for at, _, _, _, n in samples],
     }
-    chart = stock_lines({k: v for k, v in lines.items() if v}, start=since, end=now)
-    return UnitPage(_row(device, now), recent, alarms, chart, since)
+    outbox = stock_lines({"outbox depth": depth} if depth else {}, start=since, end=now)
+    trouble = stock_lines({k: v for k, v in counts.items() if v}, start=since, end=now, height=150)
+    return UnitPage(_row(device, now), recent, alarms, outbox, trouble, since)

@@ -362,4 +362,4 @@ health_samples = Table(
     Column("alarms", Integer, nullable=False),
     Column("down", Integer, nullable=False),
 )
-"""A unit's health over time: one sample a minute at most, kept for a day."""
+"""A unit's health over time: a sample a minute, and one when its alarms or parts change; a day kept."""

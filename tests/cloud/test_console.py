@@ -166,6 +166,6 @@ def test_fleet_and_unit_pages_read_the_stored_fleet_state(live: Live) -> None:
         unit_page = client.get("/console/units/unit-a").text
         assert "online" in unit_page and "<b>no frames" not in unit_page
         assert "&lt;b&gt;no frames&lt;/b&gt;" in unit_page and "&lt;i&gt;x&lt;/i&gt;" in unit_page
-        assert 'id="health-chart"' in unit_page  # a sample stored with the first report
+        assert 'id="outbox-chart"' in unit_page  # a sample stored with the first report
         history = unit_page[unit_page.index('id="alarms"') :]
         assert "disk_full" in history and "raised now" in history

@@ -14,6 +14,7 @@ from cloud.fleet_messages import StateRefused, parse_state_message
 from cloud.fleet_table import age, device_table
 from cloud.keys import Role
 from models.wire import MAX_HEALTH_BYTES, HealthReport
+from shelfsense.cli import main
 from tests.cloud.support import make_key, register_unit
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
@@ -118,7 +119,9 @@ def test_ages_read_at_a_glance() -> None:
 # store and routes -------------------------------------------------------------------------
 
 
-def test_alarm_history_over_http_and_a_unit_writes_only_its_own(live) -> None:
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"])
+def test_alarm_history_over_http_and_a_unit_writes_only_its_own(db, request, capsys) -> None:
+    live = request.getfixturevalue("live" if db == "sqlite" else "pg_live")
     tok1 = register_unit(live.store, "unit-1")
     tok2 = register_unit(live.store, "unit-2", store_id="store-2")
     op = live.client(make_key(live.store, Role.OPERATOR))
@@ -170,6 +173,17 @@ def test_alarm_history_over_http_and_a_unit_writes_only_its_own(live) -> None:
     )
     assert "unit-1" in text and "v7" in text and "buffer_full" in text
     assert text.splitlines()[-1] == "2 units: 1 online, 1 not; 1 alarming"
+
+    db_url = ["--database-url", live.settings.database_url]
+    assert main(["fleet", "devices", "alarms", "--device", "unit-1", *db_url]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["UNIT", "STORE", "ALARM", "RAISED", "CLEARED", "DETAIL"]
+    assert lines[1].split()[:3] == ["unit-1", "store-1", "buffer_full"]
+    assert "raised now" in lines[1] and "outbox at its cap" in lines[1]
+    assert lines[-1] == "2 alarms"
+    assert main(["fleet", "devices", "alarms", "--active", "--json", *db_url]) == 0
+    assert [a["name"] for a in json.loads(capsys.readouterr().out)] == ["buffer_full"]
+    assert main(["fleet", "devices", "alarms", "--limit", "0", *db_url]) == 2
 
 
 def test_health_body_is_bounded_over_http(live) -> None:
