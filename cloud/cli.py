@@ -452,12 +452,12 @@ def cmd_device_list(args: argparse.Namespace) -> int:
     """List units with their state, as a table (or JSON)."""
     from datetime import UTC, datetime
 
-    from cloud import fleet_state
+    from cloud import fleet_views
     from cloud.fleet_table import device_table
 
     now = datetime.now(UTC)
     with open_store_of(args).engine.connect() as conn:
-        states = fleet_state.device_states(conn, store_id=args.store, now=now)
+        states = fleet_views.device_states(conn, store_id=args.store, now=now)
     if args.json:
         _print([d.model_dump(mode="json") for d in states])
     else:
@@ -469,14 +469,14 @@ def cmd_device_alarms(args: argparse.Namespace) -> int:
     """List alarms with their history, as a table (or JSON)."""
     from datetime import UTC, datetime
 
-    from cloud import fleet_state
+    from cloud import fleet_views
     from cloud.fleet_table import alarm_table
 
-    if not 1 <= args.limit <= fleet_state.MAX_ALARMS_LISTED:
-        print(f"--limit must be 1..{fleet_state.MAX_ALARMS_LISTED}", file=sys.stderr)
+    if not 1 <= args.limit <= fleet_views.MAX_ALARMS_LISTED:
+        print(f"--limit must be 1..{fleet_views.MAX_ALARMS_LISTED}", file=sys.stderr)
         return 2
     with open_store_of(args).engine.connect() as conn:
-        found = fleet_state.list_alarms(
+        found = fleet_views.list_alarms(
             conn,
             device_id=args.device,
             store_id=args.store,

@@ -4,8 +4,9 @@ It subscribes (MQTT v5, on the service listener) to
 
 - ``shelfsense/+/status`` as a plain subscription: a shared one gets no retained
   messages, and the retained ``online``/``offline`` (last will included) is how a
-  cloud that starts learns who is online. Every worker stores every status; a
-  status that does not change the stored one changes only when the unit was heard;
+  cloud that starts learns who is online (a retained copy does not count as the
+  unit heard from). Every worker stores every status; a status that does not change
+  the stored one changes only when the unit was heard;
 - ``$share/fleet/shelfsense/+/health`` and ``$share/fleet/shelfsense/+/reported``:
   the broker splits these between the workers, as it does events.
 
@@ -68,7 +69,7 @@ class FleetStateWorker:
         self.ready = threading.Event()
         self.connected = threading.Event()
         self._refusal_log = RateLimitedLog(log, per_minute=20)
-        self._inbox: queue.Queue[tuple[str, bytes]] = queue.Queue(MAX_INBOX)
+        self._inbox: queue.Queue[tuple[str, bytes, bool]] = queue.Queue(MAX_INBOX)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.client = mqtt.Client(
@@ -131,7 +132,7 @@ class FleetStateWorker:
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         try:
-            self._inbox.put_nowait((msg.topic, bytes(msg.payload)))
+            self._inbox.put_nowait((msg.topic, bytes(msg.payload), bool(msg.retain)))
         except queue.Full:
             self.dropped += 1  # the database is far behind: a newer report will come
 
@@ -140,17 +141,19 @@ class FleetStateWorker:
     def _apply(self, msg: StateMessage, now: datetime) -> None:
         with self.store.writer.begin() as conn:
             if msg.online is not None:
-                fleet_state.record_status(conn, msg.device_id, msg.online, now)
+                fleet_state.record_status(
+                    conn, msg.device_id, msg.online, now, retained=msg.retained
+                )
             elif msg.health is not None:
                 fleet_state.record_health(conn, msg.device_id, msg.health, now)
             elif msg.reported is not None:
                 rollouts.record_report(conn, msg.device_id, msg.reported, now)
                 fleet_state.note_seen(conn, msg.device_id, now)
 
-    def handle(self, topic_name: str, payload: bytes) -> bool:
+    def handle(self, topic_name: str, payload: bytes, *, retained: bool = False) -> bool:
         """Store one message; False when it is refused (the reason logged and kept)."""
         try:
-            msg = parse_state_message(topic_name, payload)
+            msg = parse_state_message(topic_name, payload, retained=retained)
         except Exception as err:  # whatever it holds, a message is only ever refused
             self._refuse(topic_name, err)
             return False
@@ -177,11 +180,11 @@ class FleetStateWorker:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                topic_name, payload = self._inbox.get(timeout=0.2)
+                topic_name, payload, retained = self._inbox.get(timeout=0.2)
             except queue.Empty:
                 continue
             try:
-                self.handle(topic_name, payload)
+                self.handle(topic_name, payload, retained=retained)
             except Exception:  # a bug, not a payload: never end the thread
                 self.refused += 1
                 log.exception("fleet state message on %r dropped", topic_name[:200])

@@ -46,6 +46,7 @@ class StateMessage:
     device_id: str
     leaf: Leaf
     online: bool | None = None  # status
+    retained: bool = False  # the broker's stored copy, handed over at subscribe
     health: HealthReport | None = None
     reported: ReportedCreate | None = None
 
@@ -69,7 +70,7 @@ def split_topic(topic_name: str) -> tuple[str, Leaf]:
     return parts[1], parts[2]  # type: ignore[return-value]
 
 
-def parse_state_message(topic_name: str, payload: bytes) -> StateMessage:
+def parse_state_message(topic_name: str, payload: bytes, *, retained: bool = False) -> StateMessage:
     """The state message on ``topic_name``; :class:`StateRefused` (with the reason) otherwise."""
     device_id, leaf = split_topic(topic_name)
     limit = _LIMITS[leaf]
@@ -84,7 +85,7 @@ def parse_state_message(topic_name: str, payload: bytes) -> StateMessage:
                 f"status on {topic_name} is {payload[:16]!r}, not online or offline",
                 field="payload",
             )
-        return StateMessage(device_id, leaf, online=text == b"online")
+        return StateMessage(device_id, leaf, online=text == b"online", retained=retained)
     try:
         if leaf == "health":
             return StateMessage(device_id, leaf, health=HealthReport.model_validate_json(payload))

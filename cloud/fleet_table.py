@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from cloud.fleet_state import AlarmPublic, DeviceStatePublic
+from cloud.fleet_views import AlarmPublic, DeviceStatePublic
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 MAX_CELL = 48

@@ -14,9 +14,9 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from cloud import fleet, fleet_state, reads
+from cloud import fleet, fleet_views, reads
 from cloud.console.charts import Heatmap, LineChart, interest_heatmap, stock_lines
-from cloud.fleet_state import AlarmPublic, DeviceStatePublic
+from cloud.fleet_views import AlarmPublic, DeviceStatePublic
 from cloud.schemas import EventPublic, StockSkuPublic
 from cloud.store.tables import events, utc_naive
 
@@ -160,7 +160,7 @@ def fleet_rows(
     conn: Connection, *, store: str | None, state: str | None, sort: str, now: datetime
 ) -> list[UnitRow]:
     """Every unit (of ``store`` if given, in ``state`` if given), sorted by ``sort``."""
-    rows = [_row(d, now) for d in fleet_state.device_states(conn, store_id=store, now=now)]
+    rows = [_row(d, now) for d in fleet_views.device_states(conn, store_id=store, now=now)]
     if state:
         rows = [r for r in rows if r.state == state]
     return sorted(rows, key=SORTS.get(sort, SORTS["store"]))
@@ -168,7 +168,7 @@ def fleet_rows(
 
 def unit_page(conn: Connection, device_id: str, *, now: datetime) -> UnitPage:
     """A unit (404 when unknown): its state, latest events, alarm history, health over the day."""
-    device = fleet_state.device_state(conn, device_id, now=now)
+    device = fleet_views.device_state(conn, device_id, now=now)
     stmt = (
         select(*reads.FEED_COLUMNS)
         .where(events.c.device_id == device_id)
@@ -176,9 +176,9 @@ def unit_page(conn: Connection, device_id: str, *, now: datetime) -> UnitPage:
         .limit(RECENT_EVENTS)
     )
     recent = [EventPublic.model_validate(r._asdict()) for r in conn.execute(stmt)]
-    alarms = fleet_state.list_alarms(conn, device_id=device_id, limit=RECENT_ALARMS)
+    alarms = fleet_views.list_alarms(conn, device_id=device_id, limit=RECENT_ALARMS)
     since = now - HEALTH_SPAN
-    samples = fleet_state.health_history(conn, device_id, since=since)
+    samples = fleet_views.health_history(conn, device_id, since=since)
     depth = [(at, d) for at, d, _, _, _ in samples if d is not None]
     counts = {
         "alarms raised": [(at, n) for at, _, _, n, _ in samples],

@@ -334,7 +334,7 @@ device_status = Table(
     Column("device_id", String(64), ForeignKey("devices.device_id"), primary_key=True),
     Column("online", Boolean, nullable=True),  # None: never said on MQTT (an HTTP-only unit)
     Column("changed_at", UtcDateTime, nullable=True),  # when ``online`` last changed
-    Column("seen_at", UtcDateTime, nullable=False),  # the last status, health or report
+    Column("seen_at", UtcDateTime, nullable=True),  # the last status, health or report
 )
 """Each unit's online state from its retained ``…/status`` and when it was last heard."""
 

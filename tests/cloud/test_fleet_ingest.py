@@ -123,6 +123,8 @@ def test_a_restarted_cloud_learns_who_is_online_from_the_retained_status(
             ),
             timeout=10,
         )
+        one = _devices(live)["unit-1"]  # the broker's copy: not heard by this cloud yet
+        assert one["last_seen_at"] is None and one["status_changed_at"] is None
     unit.close()
 
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud import fleet_state
+from cloud import fleet_state, fleet_views
 from cloud.fleet_messages import StateRefused, parse_state_message
 from cloud.fleet_table import age, device_table
 from cloud.keys import Role
@@ -165,10 +165,10 @@ def test_alarm_history_over_http_and_a_unit_writes_only_its_own(db, request, cap
 
     with live.store.engine.connect() as conn:
         since = datetime.now(UTC) - timedelta(hours=1)
-        history = fleet_state.health_history(conn, "unit-1", since=since)
+        history = fleet_views.health_history(conn, "unit-1", since=since)
     assert [h[1] for h in history] == [40]  # a sample a minute at most
     text = device_table(
-        [fleet_state.DeviceStatePublic.model_validate(d) for d in listed.values()],
+        [fleet_views.DeviceStatePublic.model_validate(d) for d in listed.values()],
         datetime.now(UTC),
     )
     assert "unit-1" in text and "v7" in text and "buffer_full" in text

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from cloud import device_health, fleet, fleet_state
+from cloud import device_health, fleet, fleet_state, fleet_views
 from cloud.api.deps import (
     ConnDep,
     DesiredPublisherDep,
@@ -23,7 +23,7 @@ from cloud.api.errors import AUTH_ERRORS, responses
 from cloud.api.routes.ingest import BoundedBodyRoute
 from cloud.device_health import DeviceHealthPublic
 from cloud.errors import ForbiddenError
-from cloud.fleet_state import AlarmsPublic, DeviceStatePublic, DeviceStatesPublic
+from cloud.fleet_views import AlarmsPublic, DeviceStatePublic, DeviceStatesPublic
 from cloud.keys import Role
 from cloud.schemas import (
     ID_PATTERN,
@@ -61,14 +61,14 @@ def read_devices(
     store: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
 ) -> DeviceStatesPublic:
     """Every unit with its state: online, versions, outbox, last sync, health, alarms raised."""
-    data = fleet_state.device_states(conn, store_id=store)
+    data = fleet_views.device_states(conn, store_id=store)
     return DeviceStatesPublic(data=data, count=len(data))
 
 
 @router.get("/{device_id}", response_model=DeviceStatePublic)
 def read_device(device_id: DeviceId, _key: OperatorKey, conn: ConnDep) -> DeviceStatePublic:
     """One unit with its state."""
-    return fleet_state.device_state(conn, device_id)
+    return fleet_views.device_state(conn, device_id)
 
 
 @router.get("/{device_id}/desired", response_model=DesiredStatePublic)
@@ -131,10 +131,10 @@ def read_alarms(
     device: Annotated[str | None, Query(pattern=DEVICE_ID_PATTERN)] = None,
     store: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     active: Annotated[bool | None, Query(description="true: raised now; false: cleared")] = None,
-    limit: Annotated[int, Query(ge=1, le=fleet_state.MAX_ALARMS_LISTED)] = 100,
+    limit: Annotated[int, Query(ge=1, le=fleet_views.MAX_ALARMS_LISTED)] = 100,
 ) -> AlarmsPublic:
     """Alarms units raised, newest first, with when each cleared."""
-    data = fleet_state.list_alarms(
+    data = fleet_views.list_alarms(
         conn, device_id=device, store_id=store, active=active, limit=limit
     )
     return AlarmsPublic(data=data, count=len(data))

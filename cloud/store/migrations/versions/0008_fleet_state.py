@@ -23,7 +23,7 @@ def upgrade() -> None:
         sa.Column("device_id", sa.String(64), sa.ForeignKey("devices.device_id"), primary_key=True),
         sa.Column("online", sa.Boolean(), nullable=True),
         sa.Column("changed_at", sa.DateTime(), nullable=True),
-        sa.Column("seen_at", sa.DateTime(), nullable=False),
+        sa.Column("seen_at", sa.DateTime(), nullable=True),
     )
     op.create_table(
         "device_alarms",
