@@ -204,6 +204,23 @@ def _sample(conn: Connection, device_id: str, report: HealthReport, now: datetim
     )
 
 
+def _figures(report: HealthReport, now: datetime) -> dict[str, object]:
+    """What the fleet view shows of a health report (kept on the unit's status row)."""
+    age = None if report.oldest_unsynced is None else max(0.0, report.at - report.oldest_unsynced)
+    return {
+        "health_at": utc_naive(now),
+        "agent_version": report.agent_version,
+        "model_version": report.model_version,
+        "decided_by": report.decided_by,
+        "buffer_depth": report.buffer_depth,
+        "oldest_unsynced_age_s": age,
+        "last_sync_at": None
+        if report.last_sync is None
+        else utc_naive(unit_time(report.last_sync)),
+        "components": {k: c.model_dump() for k, c in report.components.items()},
+    }
+
+
 def record_health(
     conn: Connection, device_id: str, report: HealthReport, now: datetime
 ) -> device_health.DeviceHealthPublic:
@@ -218,6 +235,11 @@ def record_health(
     note_seen(conn, device_id, now)
     if have is not None and utc(have) > unit_time(report.at):
         return stored
+    conn.execute(
+        update(device_status)
+        .where(device_status.c.device_id == device_id)
+        .values(**_figures(report, now))
+    )
     changes = alarm_changes(_open_alarms(conn, device_id), report)
     _apply_alarms(conn, device_id, changes, unit_time(report.at))
     _sample(conn, device_id, report, now)

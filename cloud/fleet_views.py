@@ -9,13 +9,13 @@ the unit's samples; :func:`state_counts` and :func:`alarm_counts` feed ``/metric
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from pydantic import Field
-from sqlalchemy import ColumnElement, Connection, Row, Table, func, select
+from sqlalchemy import Connection, RowMapping, func, select
 
 from cloud import fleet
-from cloud.fleet_state import HTTP_OFFLINE_AFTER_S, State, online_state, unit_time, utc
+from cloud.errors import NotFoundError
+from cloud.fleet_state import HTTP_OFFLINE_AFTER_S, State, online_state, utc
 from cloud.schemas import ApiModel, DevicePublic
 from cloud.store.tables import (
     device_alarms,
@@ -26,10 +26,7 @@ from cloud.store.tables import (
     health_samples,
     utc_naive,
 )
-from cloud.store.tables import (
-    device_health as health_table,
-)
-from models.wire import Decider, HealthComponent, HealthReport
+from models.wire import Decider, HealthComponent
 
 MAX_ALARMS_LISTED = 1000
 
@@ -86,93 +83,102 @@ class AlarmsPublic(ApiModel):
     count: int
 
 
-def _state(
-    d: DevicePublic,
-    status: Row[Any] | None,
-    health: Row[Any] | None,
-    ota: Row[Any] | None,
-    alarms: list[str],
-    now: datetime,
-) -> DeviceStatePublic:
-    online = None if status is None else status.online
-    seen = [d.last_seen_at, None if status is None else status.seen_at]
-    last_seen = max((utc(t) for t in seen if t is not None), default=None)
-    fields: dict[str, Any] = {
-        **d.model_dump(),
-        "last_seen_at": last_seen,
-        "state": online_state(online, last_seen, now),
-        "status_changed_at": None if status is None else status.changed_at,
-        "alarms": alarms,
-    }
-    if health is not None:
-        report = HealthReport.model_validate(health.body)
-        fields |= {
-            "agent_version": report.agent_version,
-            "model_version": report.model_version,
-            "decided_by": report.decided_by,
-            "buffer_depth": report.buffer_depth,
-            "oldest_unsynced_age_s": None
-            if report.oldest_unsynced is None
-            else max(0.0, report.at - report.oldest_unsynced),
-            "last_sync_at": None if report.last_sync is None else unit_time(report.last_sync),
-            "health_at": health.received_at,
-            "components": report.components,
+def _state(r: RowMapping, alarms: list[str], now: datetime) -> DeviceStatePublic:
+    seen = [t for t in (r["last_seen_at"], r["seen_at"]) if t is not None]
+    last_seen = max((utc(t) for t in seen), default=None)
+    return DeviceStatePublic.model_validate(
+        {
+            "device_id": r["device_id"],
+            "store_id": r["store_id"],
+            "bay_id": r["bay_id"],
+            "name": r["name"],
+            "created_at": r["created_at"],
+            "highest_contiguous": r["highest_contiguous"] or 0,
+            "last_seen_at": last_seen,
+            "state": online_state(r["online"], last_seen, now),
+            "status_changed_at": r["changed_at"],
+            "agent_version": r["agent_version"],
+            "model_version": r["model_version"],
+            "decided_by": r["decided_by"],
+            "buffer_depth": r["buffer_depth"],
+            "oldest_unsynced_age_s": r["oldest_unsynced_age_s"],
+            "last_sync_at": r["last_sync_at"],
+            "health_at": r["health_at"],
+            "components": r["components"] or {},
+            "alarms": alarms,
+            "ota_state": r["ota_state"],
+            "ota_version": r["ota_version"],
         }
-    if ota is not None:
-        fields |= {"ota_state": ota.state, "ota_version": ota.version}
-    return DeviceStatePublic.model_validate(fields)
+    )
+
+
+_d, _p, _s, _r = devices.c, device_progress.c, device_status.c, device_reported.c
+_STATE_READ = select(
+    _d.device_id,
+    _d.store_id,
+    _d.bay_id,
+    _d.name,
+    _d.created_at,
+    _p.highest_contiguous,
+    _p.last_seen_at,
+    _s.online,
+    _s.changed_at,
+    _s.seen_at,
+    _s.health_at,
+    _s.agent_version,
+    _s.model_version,
+    _s.decided_by,
+    _s.buffer_depth,
+    _s.oldest_unsynced_age_s,
+    _s.last_sync_at,
+    _s.components,
+    _r.state.label("ota_state"),
+    _r.version.label("ota_version"),
+).select_from(
+    devices.outerjoin(device_progress, _p.device_id == _d.device_id)
+    .outerjoin(device_status, _s.device_id == _d.device_id)
+    .outerjoin(device_reported, _r.device_id == _d.device_id)
+)
 
 
 def device_states(
-    conn: Connection, *, store_id: str | None = None, now: datetime | None = None
+    conn: Connection,
+    *,
+    store_id: str | None = None,
+    device_id: str | None = None,
+    now: datetime | None = None,
 ) -> list[DeviceStatePublic]:
-    """Every unit (of one store if given) with its state, by id."""
+    """Every unit (of one store, or the one unit, if given) with its state, by id.
+
+    One read of the units joined with their progress, status and OTA report, one of
+    the alarms raised now.
+    """
     now = now or datetime.now(UTC)
     if store_id is not None:
         fleet.require_store(conn, store_id)
-    units = fleet.list_devices(conn, store_id)
-    ids = [d.device_id for d in units]
-    if not ids:
-        return []
-
-    def by_device(table: Table, *cols: ColumnElement[Any]) -> dict[str, Row[Any]]:
-        stmt = select(table.c.device_id, *cols)
-        if store_id is not None:
-            stmt = stmt.where(table.c.device_id.in_(ids))
-        return {r.device_id: r for r in conn.execute(stmt)}
-
-    st = device_status.c
-    status = by_device(device_status, st.online, st.changed_at, st.seen_at)
-    health = by_device(health_table, health_table.c.received_at, health_table.c.body)
-    ota = by_device(device_reported, device_reported.c.state, device_reported.c.version)
+    stmt = _STATE_READ.order_by(_d.device_id)
     a = device_alarms.c
-    stmt = select(a.device_id, a.name).where(a.cleared_at.is_(None)).order_by(a.name)
+    raised = select(a.device_id, a.name).where(a.cleared_at.is_(None)).order_by(a.name)
     if store_id is not None:
-        stmt = stmt.where(a.device_id.in_(ids))
+        stmt = stmt.where(_d.store_id == store_id)
+        raised = raised.join(devices, _d.device_id == a.device_id).where(_d.store_id == store_id)
+    if device_id is not None:
+        stmt = stmt.where(_d.device_id == device_id)
+        raised = raised.where(a.device_id == device_id)
     alarms: dict[str, list[str]] = {}
-    for r in conn.execute(stmt):
+    for r in conn.execute(raised):
         alarms.setdefault(r.device_id, []).append(r.name)
-    return [
-        _state(
-            d,
-            status.get(d.device_id),
-            health.get(d.device_id),
-            ota.get(d.device_id),
-            alarms.get(d.device_id, []),
-            now,
-        )
-        for d in units
-    ]
+    rows = conn.execute(stmt).mappings()
+    return [_state(r, alarms.get(r["device_id"], []), now) for r in rows]
 
 
 def device_state(
     conn: Connection, device_id: str, *, now: datetime | None = None
 ) -> DeviceStatePublic:
     """One unit with its state (404 when unknown)."""
-    d = fleet.get_device(conn, device_id)
-    found = [
-        s for s in device_states(conn, store_id=d.store_id, now=now) if s.device_id == device_id
-    ]
+    found = device_states(conn, device_id=device_id, now=now)
+    if not found:
+        raise NotFoundError(f"no device {device_id!r}", field="device_id")
     return found[0]
 
 

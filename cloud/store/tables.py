@@ -335,6 +335,15 @@ device_status = Table(
     Column("online", Boolean, nullable=True),  # None: never said on MQTT (an HTTP-only unit)
     Column("changed_at", UtcDateTime, nullable=True),  # when ``online`` last changed
     Column("seen_at", UtcDateTime, nullable=True),  # the last status, health or report
+    # the figures of the latest health report, kept here so the fleet is one cheap read
+    Column("health_at", UtcDateTime, nullable=True),
+    Column("agent_version", String(32), nullable=True),
+    Column("model_version", Integer, nullable=True),
+    Column("decided_by", String(8), nullable=True),
+    Column("buffer_depth", BigInteger, nullable=True),
+    Column("oldest_unsynced_age_s", Float, nullable=True),
+    Column("last_sync_at", UtcDateTime, nullable=True),
+    Column("components", JSON, nullable=True),
 )
 """Each unit's online state from its retained ``…/status`` and when it was last heard."""
 

@@ -24,6 +24,14 @@ def upgrade() -> None:
         sa.Column("online", sa.Boolean(), nullable=True),
         sa.Column("changed_at", sa.DateTime(), nullable=True),
         sa.Column("seen_at", sa.DateTime(), nullable=True),
+        sa.Column("health_at", sa.DateTime(), nullable=True),
+        sa.Column("agent_version", sa.String(32), nullable=True),
+        sa.Column("model_version", sa.Integer(), nullable=True),
+        sa.Column("decided_by", sa.String(8), nullable=True),
+        sa.Column("buffer_depth", sa.BigInteger(), nullable=True),
+        sa.Column("oldest_unsynced_age_s", sa.Float(), nullable=True),
+        sa.Column("last_sync_at", sa.DateTime(), nullable=True),
+        sa.Column("components", sa.JSON(), nullable=True),
     )
     op.create_table(
         "device_alarms",
