@@ -227,12 +227,14 @@ def record_health(
     """Keep ``report`` as the unit's latest and its alarms' history (404 for an unknown unit).
 
     A report older than the one stored (out of order) changes nothing but when the
-    unit was last heard.
+    unit was last heard. Marking it heard first locks its status row (PostgreSQL), so
+    two workers with reports of one unit apply them one after the other.
     """
+    fleet.get_device(conn, device_id)  # 404 for an unknown device, before any write
+    note_seen(conn, device_id, now)
     h = health_table.c
     have = conn.execute(select(h.reported_at).where(h.device_id == device_id)).scalar_one_or_none()
     stored = device_health.put_health(conn, device_id, report, now=now)
-    note_seen(conn, device_id, now)
     if have is not None and utc(have) > unit_time(report.at):
         return stored
     conn.execute(

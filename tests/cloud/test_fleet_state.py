@@ -193,3 +193,29 @@ def test_health_body_is_bounded_over_http(live) -> None:
         "/v1/devices/unit-1/health", content=big, headers={"content-type": "application/json"}
     )
     assert r.status_code == 413
+
+
+def test_two_workers_with_one_units_reports_raise_its_alarm_once(pg_url: str) -> None:
+    """Reports of one unit stored at once by two workers (PostgreSQL): one history row."""
+    import concurrent.futures as cf
+
+    from cloud.store import open_store
+    from cloud.store.tables import device_alarms
+
+    store = open_store(pg_url, pool_size=4)
+    register_unit(store, "unit-1")
+    t = datetime.now(UTC).timestamp()
+    with store.writer.begin() as conn:  # the status row exists, as after the unit's first word
+        fleet_state.note_seen(conn, "unit-1", datetime.now(UTC))
+
+    def store_one(i: int) -> None:
+        rep = HealthReport.model_validate(report(t + i * 0.001, {"disk_full": "98 %"}))
+        with store.writer.begin() as conn:
+            fleet_state.record_health(conn, "unit-1", rep, datetime.now(UTC))
+
+    with cf.ThreadPoolExecutor(4) as pool:
+        list(pool.map(store_one, range(8)))
+    with store.engine.connect() as conn:
+        rows = conn.execute(device_alarms.select()).all()
+    store.dispose()
+    assert [(r.name, r.cleared_at) for r in rows] == [("disk_full", None)]
