@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from cloud import device_health, fleet
 from cloud.store.tables import device_alarms, device_status, health_samples, utc_naive
@@ -96,18 +97,30 @@ def online_state(
 # writes -----------------------------------------------------------------------------------
 
 
-def note_seen(conn: Connection, device_id: str, now: datetime) -> None:
-    """Mark the unit heard from at ``now`` (its status row made if it has none)."""
-    c = device_status.c
-    done = conn.execute(
-        update(device_status).where(c.device_id == device_id).values(seen_at=utc_naive(now))
+def _status_row(conn: Connection, device_id: str) -> bool | None:
+    """Make the unit's status row if it has none (two workers may race to), lock it, and
+    answer its ``online``."""
+    ins = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(device_status)
+    conn.execute(
+        ins.values(
+            device_id=device_id, online=None, changed_at=None, seen_at=None
+        ).on_conflict_do_nothing(index_elements=["device_id"])
     )
-    if done.rowcount == 0:
-        conn.execute(
-            insert(device_status).values(
-                device_id=device_id, online=None, changed_at=None, seen_at=utc_naive(now)
-            )
-        )
+    c = device_status.c
+    online: bool | None = conn.execute(
+        select(c.online).where(c.device_id == device_id).with_for_update()
+    ).scalar_one()
+    return online
+
+
+def note_seen(conn: Connection, device_id: str, now: datetime) -> None:
+    """Mark the unit heard from at ``now`` (its status row made, and locked, first)."""
+    _status_row(conn, device_id)
+    conn.execute(
+        update(device_status)
+        .where(device_status.c.device_id == device_id)
+        .values(seen_at=utc_naive(now))
+    )
 
 
 def record_status(
@@ -119,23 +132,15 @@ def record_status(
     it says what the unit is, not that it was heard now (nor when it changed).
     """
     fleet.get_device(conn, device_id)
-    c = device_status.c
-    old = conn.execute(select(c.online).where(c.device_id == device_id)).first()
+    old = _status_row(conn, device_id)
     when = None if retained else utc_naive(now)
-    if old is None:
-        conn.execute(
-            insert(device_status).values(
-                device_id=device_id, online=online, changed_at=when, seen_at=when
-            )
-        )
-        return True
     row: dict[str, object] = {"online": online}
     if not retained:
         row["seen_at"] = when
-    changed = old.online != online
+    changed = old != online
     if changed:
         row["changed_at"] = when
-    conn.execute(update(device_status).where(c.device_id == device_id).values(**row))
+    conn.execute(update(device_status).where(device_status.c.device_id == device_id).values(**row))
     return changed
 
 
