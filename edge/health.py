@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.atomic import atomic_write
+from models.wire import MAX_HEALTH_BYTES
 
 STATUS_FILE = "status.json"
 
@@ -193,6 +194,24 @@ def health_report(snapshot: dict[str, Any]) -> dict[str, Any]:
     if gauges.get("decided_by") in ("model", "rules"):
         report["decided_by"] = gauges["decided_by"]
     return {k: v for k, v in report.items() if v is not None}
+
+
+def health_payload(snapshot: dict[str, Any]) -> bytes:
+    """:func:`health_report` as the JSON sent, trimmed to the cloud's size bound.
+
+    A report past ``MAX_HEALTH_BYTES`` loses its counters first, then the details
+    of its alarms and components (names and states always go).
+    """
+    report = health_report(snapshot)
+    body = json.dumps(report, separators=(",", ":")).encode()
+    if len(body) > MAX_HEALTH_BYTES:
+        report["counters"] = {}
+        body = json.dumps(report, separators=(",", ":")).encode()
+    if len(body) > MAX_HEALTH_BYTES:
+        for part in ("alarms", "components"):
+            report[part] = {k: {**v, "detail": ""} for k, v in report[part].items()}
+        body = json.dumps(report, separators=(",", ":")).encode()
+    return body
 
 
 def _agent_version() -> str | None:

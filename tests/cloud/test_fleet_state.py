@@ -54,7 +54,7 @@ def test_parse_reads_each_state_topic() -> None:
         ("shelfsense/u1/health", b'{"at": 1, "pid": 4}', "pid"),
         ("shelfsense/u1/health", b'{"at": 1, "buffer_depth": -1}', "buffer_depth"),
         ("shelfsense/u1/health", b'{"at": 1, "agent_version": "1\\n2"}', "agent_version"),
-        ("shelfsense/u1/health", b" " * (MAX_HEALTH_BYTES + 1), "over 262144"),
+        ("shelfsense/u1/health", b" " * (MAX_HEALTH_BYTES + 1), "over 65536"),
         ("shelfsense/u1/reported", b'{"state": "exploded"}', "state"),
     ],
 )
