@@ -152,9 +152,21 @@ def _register_fleet(fleet_sub: SubParsers) -> None:
     p.add_argument("--name", default="")
     p.add_argument("--key", action="store_true", help="also make a unit key and print it")
     p.set_defaults(func=cmd_device_add)
-    p = ds.add_parser("list", help="list units with their ingest progress")
+    p = ds.add_parser(
+        "list", help="the fleet: online, versions, outbox, last sync, parts down, alarms"
+    )
     db_args(p)
+    p.add_argument("--store", default=None, help="units of this store only")
+    p.add_argument("--json", action="store_true", help="JSON (as GET /v1/devices) not a table")
     p.set_defaults(func=cmd_device_list)
+    p = ds.add_parser("alarms", help="alarms units raised, newest first, with when they cleared")
+    db_args(p)
+    p.add_argument("--device", default=None, help="this unit's only")
+    p.add_argument("--store", default=None, help="this store's units only")
+    p.add_argument("--active", action="store_true", help="only alarms raised now")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--json", action="store_true", help="JSON (as GET /v1/alarms) not a table")
+    p.set_defaults(func=cmd_device_alarms)
     p = ds.add_parser(
         "broker-files", help="write the Mosquitto password, ACL and plugin files (and config)"
     )
@@ -295,21 +307,25 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_mqtt_ingest(args: argparse.Namespace) -> int:
-    """Run one MQTT ingest worker until interrupted."""
+    """Run one MQTT ingest worker and one fleet state worker until interrupted."""
     import signal
     import threading
 
+    from cloud.fleet_ingest import FleetStateWorker
     from cloud.mqtt_ingest import IngestWorker
     from cloud.store import open_store
 
     settings = settings_of(args)
     store = open_store(settings.database_url, pool_size=2)
     worker = IngestWorker.from_settings(settings, store)
+    fleet_worker = FleetStateWorker.from_settings(settings, store)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     worker.start()
+    fleet_worker.start()
     with contextlib.suppress(KeyboardInterrupt):
         done.wait()
+    fleet_worker.stop()
     worker.stop()
     store.dispose()
     return 0
@@ -446,11 +462,44 @@ def cmd_device_add(args: argparse.Namespace) -> int:
 
 
 def cmd_device_list(args: argparse.Namespace) -> int:
-    """List units."""
-    from cloud import fleet
+    """List units with their state, as a table (or JSON)."""
+    from datetime import UTC, datetime
 
+    from cloud import fleet_views
+    from cloud.fleet_table import device_table
+
+    now = datetime.now(UTC)
     with open_store_of(args).engine.connect() as conn:
-        _print([d.model_dump() for d in fleet.list_devices(conn)])
+        states = fleet_views.device_states(conn, store_id=args.store, now=now)
+    if args.json:
+        _print([d.model_dump(mode="json") for d in states])
+    else:
+        print(device_table(states, now))
+    return 0
+
+
+def cmd_device_alarms(args: argparse.Namespace) -> int:
+    """List alarms with their history, as a table (or JSON)."""
+    from datetime import UTC, datetime
+
+    from cloud import fleet_views
+    from cloud.fleet_table import alarm_table
+
+    if not 1 <= args.limit <= fleet_views.MAX_ALARMS_LISTED:
+        print(f"--limit must be 1..{fleet_views.MAX_ALARMS_LISTED}", file=sys.stderr)
+        return 2
+    with open_store_of(args).engine.connect() as conn:
+        found = fleet_views.list_alarms(
+            conn,
+            device_id=args.device,
+            store_id=args.store,
+            active=True if args.active else None,
+            limit=args.limit,
+        )
+    if args.json:
+        _print([a.model_dump(mode="json") for a in found])
+    else:
+        print(alarm_table(found, datetime.now(UTC)))
     return 0
 
 

@@ -15,7 +15,6 @@ datagram socket named by ``$NOTIFY_SOCKET``.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -31,7 +30,7 @@ from typing import Any
 from edge.buffer.store import Buffer
 from edge.config import Config
 from edge.desired import DesiredPoller, DesiredStateHandler
-from edge.health import Health, health_report, write_status
+from edge.health import Health, health_payload, write_status
 from edge.metrics_file import TEXTFILE, write_textfile
 from edge.metrics_file import render as render_metrics
 from edge.ota.build import build_ota
@@ -250,7 +249,7 @@ class Agent:
             try:
                 snap = self.refresh_health()
                 if self.mqtt is not None and self.config.health.publish:
-                    self.mqtt.publish(TOPIC_HEALTH, json.dumps(snap, default=str), qos=0)
+                    self.mqtt.publish(TOPIC_HEALTH, health_payload(snap), qos=0)
                 if self.http is not None and self.config.health.publish:
                     self._put_health(snap)
             except Exception:
@@ -260,7 +259,7 @@ class Agent:
     def _put_health(self, snap: dict[str, Any]) -> None:
         assert self.http is not None
         try:
-            self.http.put_health(json.dumps(health_report(snap)).encode())
+            self.http.put_health(health_payload(snap))
         except (SyncUnavailable, SyncRejected) as err:
             self.health.count("health_put_failures")
             log.debug("health report not delivered: %s", err)

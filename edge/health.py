@@ -5,12 +5,14 @@ alarms (``buffer_full``, ``disk_full``, ``db_corrupted``, ``camera_down``,
 ``sensor_fault``), set gauges (``model_version``, ``last_sync``) and report the
 state of components (``camera``, ``loadcell.3``). :meth:`Health.snapshot` gives a
 JSON-ready dict; :func:`write_status` writes it atomically to the status file that
-``shelfsense edge status`` reads, and the health worker publishes it on ``…/health``
-and, over HTTP, PUTs :func:`health_report` of it to the cloud.
+``shelfsense edge status`` reads, and the health worker sends :func:`health_report`
+of it (``models.wire.HealthReport``) to the cloud: published on ``…/health`` over
+MQTT, PUT over HTTP.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import re
@@ -24,6 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.atomic import atomic_write
+from models.wire import MAX_HEALTH_BYTES
 
 STATUS_FILE = "status.json"
 
@@ -37,6 +40,7 @@ LOADCELL_LINK_DOWN = "loadcell_link_down"
 
 _KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")  # models.wire.KEY_PATTERN
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_VERSION = re.compile(r"^[0-9A-Za-z.+_-]{1,32}$")  # models.wire.VERSION_PATTERN
 
 
 class HealthConfig(BaseModel):
@@ -175,9 +179,59 @@ def health_report(snapshot: dict[str, Any]) -> dict[str, Any]:
         for k, v in snapshot.get("counters", {}).items()
         if _KEY.match(k) and isinstance(v, int) and v >= 0
     }
-    return {
+    gauges = snapshot.get("gauges", {})
+    report: dict[str, Any] = {
         "at": max(0.0, float(snapshot.get("at", 0.0))),
         "alarms": dict(list(alarms.items())[:64]),
         "components": dict(list(components.items())[:64]),
         "counters": dict(list(counters.items())[:256]),
+        "agent_version": AGENT_VERSION,
+        "model_version": _int(gauges.get("model_version"), 2**31 - 1),
+        "buffer_depth": _int(gauges.get("buffer_depth"), 2**53 - 1),
+        "oldest_unsynced": _clock(gauges.get("oldest_unsynced")),
+        "last_sync": _clock(gauges.get("last_sync")),
     }
+    if gauges.get("decided_by") in ("model", "rules"):
+        report["decided_by"] = gauges["decided_by"]
+    return {k: v for k, v in report.items() if v is not None}
+
+
+def health_payload(snapshot: dict[str, Any]) -> bytes:
+    """:func:`health_report` as the JSON sent, trimmed to the cloud's size bound.
+
+    A report past ``MAX_HEALTH_BYTES`` loses its counters first, then the details
+    of its alarms and components (names and states always go).
+    """
+    report = health_report(snapshot)
+    body = json.dumps(report, separators=(",", ":")).encode()
+    if len(body) > MAX_HEALTH_BYTES:
+        report["counters"] = {}
+        body = json.dumps(report, separators=(",", ":")).encode()
+    if len(body) > MAX_HEALTH_BYTES:
+        for part in ("alarms", "components"):
+            report[part] = {k: {**v, "detail": ""} for k, v in report[part].items()}
+        body = json.dumps(report, separators=(",", ":")).encode()
+    return body
+
+
+def _agent_version() -> str | None:
+    try:
+        found = importlib.metadata.version("shelfsense")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return found if _VERSION.match(found) else None
+
+
+def _int(value: object, top: int) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
+        return None
+    return value
+
+
+def _clock(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if 0 <= value <= 1e10 else None
+
+
+AGENT_VERSION = _agent_version()

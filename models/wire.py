@@ -41,6 +41,8 @@ MAX_BATCH_EVENTS = 1000
 MAX_WINDOW_ITEMS = 64  # presences, changes or slots in one uploaded window
 MAX_EVENT_BYTES = 65_536  # one event as an MQTT message (the largest valid one is ~40 KB)
 MAX_FEATURE_TEXT = 256
+MAX_HEALTH_BYTES = MAX_EVENT_BYTES  # one health report as an MQTT message or HTTP body
+VERSION_PATTERN = r"^[0-9A-Za-z.+_-]{1,32}$"  # an agent version (PEP 440 / semver text)
 LEVEL_LABELS: tuple[str, ...] = ("ok", "low", "out")
 KIND_LABELS: dict[str, tuple[str, ...]] = {
     "interest": INTEREST_LABELS,
@@ -295,7 +297,9 @@ class HealthReport(WireModel):
     """A unit's health as it reports it to the cloud (``PUT /v1/devices/{id}/health``).
 
     ``alarms`` are the alarms raised now (``loadcell_link_down``, ``camera_down``,
-    ``buffer_full`` …); an alarm absent from a report has cleared.
+    ``buffer_full`` …); an alarm absent from a report has cleared. The same body is
+    published on ``shelfsense/<device_id>/health``. The figures after ``counters``
+    (versions, outbox) are optional: a unit that does not know one leaves it out.
     """
 
     at: float = Field(..., ge=0, le=1e10, description="Unit wall clock, Unix seconds.")
@@ -309,6 +313,22 @@ class HealthReport(WireModel):
         dict[FeatureKey, Annotated[int, Field(ge=0, le=MAX_SAFE_INT)]],
         Field(max_length=256, json_schema_extra=_KEYED),
     ] = Field(default_factory=dict)
+    agent_version: str | None = Field(
+        None, pattern=VERSION_PATTERN, description="The agent's version.", examples=["0.1.0"]
+    )
+    model_version: int | None = Field(
+        None, ge=0, le=2**31 - 1, description="The model bundle deciding now (None: rules)."
+    )
+    decided_by: Decider | None = Field(None, description="What decides now: model or rules.")
+    buffer_depth: int | None = Field(
+        None, ge=0, le=MAX_SAFE_INT, description="Events in the outbox not yet acked by the cloud."
+    )
+    oldest_unsynced: float | None = Field(
+        None, ge=0, le=1e10, description="Unit wall clock of the oldest event not yet acked."
+    )
+    last_sync: float | None = Field(
+        None, ge=0, le=1e10, description="Unit wall clock of the last batch the cloud acked."
+    )
 
 
 # desired state and OTA reports ---------------------------------------------------------

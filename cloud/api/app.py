@@ -2,7 +2,8 @@
 
 The app opens (and migrates) its store when built, keeps its collaborators in
 ``app.state.services`` and closes the store on shutdown. With ``mqtt=True`` and
-a broker in the settings it also runs one MQTT ingest worker for its lifetime.
+a broker in the settings it also runs, for its lifetime, one MQTT ingest worker
+(events) and one fleet state worker (the units' status, health and reported).
 With a broker in the settings it publishes desired state retained to the units
 through a :class:`cloud.desired_publish.DesiredPublisher` (one may be passed in;
 ``None`` turns publishing off). Ingest batches pass :mod:`cloud.admission` before
@@ -81,10 +82,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         worker = None
+        fleet_worker = None
         ticker = RolloutTicker(settings, opened, publisher=publisher)
         if owns_publisher and publisher is not None:
             publisher.start()
         if mqtt and settings.mqtt_host:
+            from cloud.fleet_ingest import FleetStateWorker
             from cloud.mqtt_ingest import IngestWorker
 
             worker = IngestWorker.from_settings(settings, opened)
@@ -93,6 +96,9 @@ def create_app(
         if services.ingest_pool is not None:
             pids = services.ingest_pool.start()
             log.info("ingest in %d processes (pids %s)", len(pids), ", ".join(map(str, pids)))
+            fleet_worker = FleetStateWorker.from_settings(settings, opened)
+            fleet_worker.start()
+            _app.state.fleet_worker = fleet_worker
         ticker.start()
         try:
             yield
@@ -100,6 +106,8 @@ def create_app(
             ticker.stop()
             if services.ingest_pool is not None:
                 services.ingest_pool.stop()
+            if fleet_worker is not None:
+                fleet_worker.stop()
             if worker is not None:
                 worker.stop()
             if owns_publisher and publisher is not None:
@@ -120,6 +128,7 @@ def create_app(
     app.state.services = services
     app.state.desired_publisher = publisher
     app.state.ingest_worker = None
+    app.state.fleet_worker = None
     default_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -144,6 +153,7 @@ def create_app(
         labels.export_router,
         stores.router,
         devices.router,
+        devices.alarms_router,
         keys.router,
         claims.router,
         models.router,

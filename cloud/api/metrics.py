@@ -31,6 +31,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from cloud import fleet_views
 from cloud.api.deps import OperatorKey
 from cloud.api.errors import responses
 from cloud.store.tables import device_progress, devices
@@ -175,7 +176,21 @@ class ServiceCollector(Collector):
         security.add_metric(["bad_key"], services.counters.auth_failures)
         security.add_metric(["limited"], services.counters.auth_limited)
         yield security
+        yield from self._fleet_worker(getattr(self.app.state, "fleet_worker", None))
         yield from self._devices(store.engine)
+
+    def _fleet_worker(self, worker: Any) -> Iterator[Metric]:
+        if worker is None:
+            return
+        handled = CounterMetricFamily(
+            f"{PREFIX}_fleet_state_messages",
+            "Units' status, health and reported messages, by outcome (stored, refused, dropped).",
+            labels=["outcome"],
+        )
+        handled.add_metric(["stored"], worker.stored)
+        handled.add_metric(["refused"], worker.refused)
+        handled.add_metric(["dropped"], worker.dropped)
+        yield handled
 
     def _worker(self, worker: Any, ingested: Any, refused: Any) -> Iterator[Metric]:
         up = GaugeMetricFamily(
@@ -212,6 +227,16 @@ class ServiceCollector(Collector):
             "Seconds since the device's last stored batch (its lag).",
             labels=["device", "store"],
         )
+        units = GaugeMetricFamily(
+            f"{PREFIX}_fleet_units",
+            "Units by state: online, offline, unknown (never heard).",
+            labels=["state"],
+        )
+        alarms = GaugeMetricFamily(
+            f"{PREFIX}_fleet_alarms_raised",
+            "Alarms raised now across the fleet, by alarm.",
+            labels=["alarm"],
+        )
         d, p = devices.c, device_progress.c
         stmt = select(d.device_id, d.store_id, p.highest_contiguous, p.last_seen_at).join(
             device_progress, p.device_id == d.device_id
@@ -220,11 +245,19 @@ class ServiceCollector(Collector):
         try:
             with engine.connect() as conn:
                 rows = conn.execute(stmt).all()
+                states = fleet_views.state_counts(conn, now)
+                raised = fleet_views.alarm_counts(conn)
         except SQLAlchemyError:
             db_up.add_metric([], 0.0)
             yield db_up
             return
         db_up.add_metric([], 1.0)
+        for state, n in states.items():
+            units.add_metric([state], n)
+        for name, n in raised.items():
+            alarms.add_metric([name], n)
+        yield units
+        yield alarms
         for r in rows:
             seen = r.last_seen_at
             seen = seen.replace(tzinfo=UTC) if seen.tzinfo is None else seen

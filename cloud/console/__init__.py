@@ -16,6 +16,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from cloud.api.services import server_secret
 from cloud.console.routes import router
+from cloud.fleet_table import age
 
 HERE = Path(__file__).parent
 
@@ -25,6 +26,7 @@ def templates() -> Jinja2Templates:
     env = Environment(
         loader=FileSystemLoader(HERE / "templates"), autoescape=True, undefined=StrictUndefined
     )
+    env.filters["age"] = age
     return Jinja2Templates(env=env)
 
 

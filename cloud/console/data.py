@@ -1,9 +1,9 @@
 """What the console pages show, read through the same functions as the API.
 
-Stock and interest come from :mod:`cloud.reads`, units from :mod:`cloud.fleet`;
+Stock and interest come from :mod:`cloud.reads`, units and their state (online,
+versions, outbox, health, alarms and their history) from :mod:`cloud.fleet_state`;
 the stock line of the day is one read of the day's stock events over the
-``(kind, store, sku, wall_time)`` index. Unit health is read from the
-``device_health`` table where the database has one (latest report per unit).
+``(kind, store, sku, wall_time)`` index.
 """
 
 from __future__ import annotations
@@ -12,24 +12,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Connection, column, inspect, select, table
+from sqlalchemy import Connection, select
 
-from cloud import fleet, reads
+from cloud import fleet, fleet_views, reads
 from cloud.console.charts import Heatmap, LineChart, interest_heatmap, stock_lines
-from cloud.schemas import DevicePublic, EventPublic, StockSkuPublic
-from cloud.store.tables import UtcDateTime, events, utc_naive
+from cloud.fleet_views import AlarmPublic, DeviceStatePublic
+from cloud.schemas import EventPublic, StockSkuPublic
+from cloud.store.tables import events, utc_naive
 
 LOW_STOCK = 3  # at or under this many units a SKU is flagged low
-ONLINE_S = 120.0  # a unit whose last health report is older than this is offline
 MAX_LINE_POINTS = 20_000
 RECENT_EVENTS = 50
-
-_health = table(
-    "device_health",
-    column("device_id"),
-    column("received_at", UtcDateTime),
-    column("body", JSON),
-)
+RECENT_ALARMS = 20
+HEALTH_SPAN = timedelta(hours=24)
 
 
 def day_start(now: datetime) -> datetime:
@@ -126,53 +121,38 @@ def store_page(conn: Connection, store_id: str, *, now: datetime, low: int) -> S
 class UnitRow:
     """A unit as the fleet page lists it."""
 
-    device: DevicePublic
-    lag_s: float | None
-    state: str  # online, offline or unknown (no health stored)
+    device: DeviceStatePublic
+    lag_s: float | None  # since it was last heard (events, status, health or a report)
+    state: str  # online, offline or unknown (never heard)
     alarms: list[str] = field(default_factory=list)
     down: list[str] = field(default_factory=list)
     model_version: Any = None
 
 
-def has_health(conn: Connection) -> bool:
-    """True when this database stores unit health reports."""
-    return bool(inspect(conn).has_table("device_health"))
+@dataclass
+class UnitPage:
+    """Everything the unit page shows."""
+
+    row: UnitRow
+    events: list[EventPublic]
+    alarms: list[AlarmPublic]
+    outbox_chart: LineChart  # events waiting on the unit
+    trouble_chart: LineChart  # alarms raised and parts down
+    since: datetime
 
 
-def _health_of(
-    conn: Connection, ids: list[str] | None
-) -> dict[str, tuple[datetime, dict[str, Any]]]:
-    if not has_health(conn):
-        return {}
-    stmt = select(_health.c.device_id, _health.c.received_at, _health.c.body)
-    if ids is not None:
-        stmt = stmt.where(_health.c.device_id.in_(ids))
-    return {r.device_id: (r.received_at, r.body or {}) for r in conn.execute(stmt)}
-
-
-def _row(d: DevicePublic, health: tuple[datetime, dict[str, Any]] | None, now: datetime) -> UnitRow:
+def _row(d: DeviceStatePublic, now: datetime) -> UnitRow:
     lag = None if d.last_seen_at is None else max(0.0, (now - d.last_seen_at).total_seconds())
-    if health is None:
-        return UnitRow(d, lag, "unknown")
-    received, body = health
-    received = received if received.tzinfo else received.replace(tzinfo=UTC)
-    online = (now - received).total_seconds() <= ONLINE_S
-    components = body.get("components") or {}
-    return UnitRow(
-        d,
-        lag,
-        "online" if online else "offline",
-        sorted(body.get("alarms") or {}),
-        sorted(k for k, c in components.items() if isinstance(c, dict) and not c.get("ok", True)),
-        (body.get("gauges") or {}).get("model_version"),
-    )
+    down = sorted(k for k, c in d.components.items() if not c.ok)
+    return UnitRow(d, lag, d.state, list(d.alarms), down, d.model_version)
 
 
 SORTS = {
     "unit": lambda r: (r.device.device_id,),
     "store": lambda r: (r.device.store_id, r.device.device_id),
     "lag": lambda r: (-(r.lag_s if r.lag_s is not None else float("inf")), r.device.device_id),
-    "alarms": lambda r: (-len(r.alarms), r.device.device_id),
+    "alarms": lambda r: (-len(r.alarms) - len(r.down), r.device.device_id),
+    "outbox": lambda r: (-(r.device.buffer_depth or 0), r.device.device_id),
 }
 
 
@@ -180,20 +160,15 @@ def fleet_rows(
     conn: Connection, *, store: str | None, state: str | None, sort: str, now: datetime
 ) -> list[UnitRow]:
     """Every unit (of ``store`` if given, in ``state`` if given), sorted by ``sort``."""
-    devices = fleet.list_devices(conn, store)
-    health = _health_of(conn, None)
-    rows = [_row(d, health.get(d.device_id), now) for d in devices]
+    rows = [_row(d, now) for d in fleet_views.device_states(conn, store_id=store, now=now)]
     if state:
         rows = [r for r in rows if r.state == state]
     return sorted(rows, key=SORTS.get(sort, SORTS["store"]))
 
 
-def unit_page(
-    conn: Connection, device_id: str, *, now: datetime
-) -> tuple[UnitRow, list[EventPublic]]:
-    """A unit (404 when unknown) and its latest events, newest first."""
-    device = fleet.get_device(conn, device_id)
-    health = _health_of(conn, [device_id]).get(device_id)
+def unit_page(conn: Connection, device_id: str, *, now: datetime) -> UnitPage:
+    """A unit (404 when unknown): its state, latest events, alarm history, health over the day."""
+    device = fleet_views.device_state(conn, device_id, now=now)
     stmt = (
         select(*reads.FEED_COLUMNS)
         .where(events.c.device_id == device_id)
@@ -201,4 +176,14 @@ def unit_page(
         .limit(RECENT_EVENTS)
     )
     recent = [EventPublic.model_validate(r._asdict()) for r in conn.execute(stmt)]
-    return _row(device, health, now), recent
+    alarms = fleet_views.list_alarms(conn, device_id=device_id, limit=RECENT_ALARMS)
+    since = now - HEALTH_SPAN
+    samples = fleet_views.health_history(conn, device_id, since=since)
+    depth = [(at, d) for at, d, _, _, _ in samples if d is not None]
+    counts = {
+        "alarms raised": [(at, n) for at, _, _, n, _ in samples],
+        "parts down": [(at, n) for at, _, _, _, n in samples],
+    }
+    outbox = stock_lines({"outbox depth": depth} if depth else {}, start=since, end=now)
+    trouble = stock_lines({k: v for k, v in counts.items() if v}, start=since, end=now, height=150)
+    return UnitPage(_row(device, now), recent, alarms, outbox, trouble, since)

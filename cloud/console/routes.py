@@ -269,12 +269,13 @@ def fleet_page(
         return _to_signin(request)
     now = datetime.now(UTC)
     with _services(request).store.engine.connect() as conn:
-        rows = data.fleet_rows(conn, store=store or None, state=state or None, sort=sort, now=now)
-        health = data.has_health(conn)
         stores = [s.store_id for s in fleet.list_stores(conn)]
+        if store and store not in stores:
+            return _error(request, session, 404, f"No store {store!r}.")
+        rows = data.fleet_rows(conn, store=store or None, state=state or None, sort=sort, now=now)
     ctx = {
+        "now": now,
         "rows": rows,
-        "health": health,
         "stores": stores,
         "store": store or "",
         "state": state or "",
@@ -286,13 +287,14 @@ def fleet_page(
 
 @router.get("/units/{device_id}", response_class=HTMLResponse)
 def unit(request: Request, device_id: str) -> Response:
-    """One unit: its state, progress, alarms and latest events."""
+    """One unit: its state, versions, outbox, health over the day, alarm history, latest events."""
     session = current_session(request)
     if session is None:
         return _to_signin(request)
     try:
         with _services(request).store.engine.connect() as conn:
-            row, recent = data.unit_page(conn, device_id, now=datetime.now(UTC))
+            page = data.unit_page(conn, device_id, now=datetime.now(UTC))
     except CloudError as err:
         return _error(request, session, err.status, err.message)
-    return render(request, "unit.html", {"row": row, "events": recent}, session=session)
+    ctx = {"row": page.row, "events": page.events, "page": page, "now": datetime.now(UTC)}
+    return render(request, "unit.html", ctx, session=session)

@@ -333,3 +333,48 @@ rollout_units = Table(
     Column("previous_version", Integer, nullable=True),
     Column("touched_at", UtcDateTime, nullable=True),
 )
+
+device_status = Table(
+    "device_status",
+    metadata,
+    Column("device_id", String(64), ForeignKey("devices.device_id"), primary_key=True),
+    Column("online", Boolean, nullable=True),  # None: never said on MQTT (an HTTP-only unit)
+    Column("changed_at", UtcDateTime, nullable=True),  # when ``online`` last changed
+    Column("seen_at", UtcDateTime, nullable=True),  # the last status, health or report
+    # the figures of the latest health report, kept here so the fleet is one cheap read
+    Column("health_at", UtcDateTime, nullable=True),
+    Column("agent_version", String(32), nullable=True),
+    Column("model_version", Integer, nullable=True),
+    Column("decided_by", String(8), nullable=True),
+    Column("buffer_depth", BigInteger, nullable=True),
+    Column("oldest_unsynced_age_s", Float, nullable=True),
+    Column("last_sync_at", UtcDateTime, nullable=True),
+    Column("components", JSON, nullable=True),
+)
+"""Each unit's online state from its retained ``…/status`` and when it was last heard."""
+
+device_alarms = Table(
+    "device_alarms",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("device_id", String(64), ForeignKey("devices.device_id"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("detail", String(200), nullable=False),
+    Column("raised_at", UtcDateTime, nullable=False),
+    Column("cleared_at", UtcDateTime, nullable=True),  # None: raised now
+    Index("ix_device_alarms_device", "device_id", "cleared_at"),
+    Index("ix_device_alarms_raised", "raised_at"),
+)
+"""Every alarm a unit raised, with when it cleared (the history an operator reads)."""
+
+health_samples = Table(
+    "health_samples",
+    metadata,
+    Column("device_id", String(64), ForeignKey("devices.device_id"), primary_key=True),
+    Column("at", UtcDateTime, primary_key=True),
+    Column("buffer_depth", BigInteger, nullable=True),
+    Column("oldest_unsynced_age_s", Float, nullable=True),
+    Column("alarms", Integer, nullable=False),
+    Column("down", Integer, nullable=False),
+)
+"""A unit's health over time: a sample a minute, and one when its alarms or parts change; a day kept."""

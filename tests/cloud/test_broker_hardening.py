@@ -23,9 +23,11 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import func, select
 
+from cloud import fleet_views
 from cloud.broker_files import MAX_PACKET_BYTES, BrokerConf, write_broker_files
 from cloud.checks import TimeBounds
 from cloud.desired_publish import DesiredPublisher
+from cloud.fleet_ingest import FleetStateWorker
 from cloud.keys import revoke_key, split_token
 from cloud.mqtt_ingest import IngestWorker
 from cloud.store import Store, open_store
@@ -407,6 +409,45 @@ def test_unit_keeps_status_retained_with_its_last_will(fleet: Fleet) -> None:
     late.wait(lambda: late.got("shelfsense/unit-b/status") == [b"offline"])  # retained
     watcher.close()
     late.close()
+
+
+def test_a_unit_writes_only_its_own_state_through_the_broker(fleet: Fleet) -> None:
+    """The fleet state worker reads units' state as the service user; a forgery never arrives."""
+    worker = FleetStateWorker(
+        fleet.store,
+        host="127.0.0.1",
+        port=fleet.service_port,
+        username=SERVICE,
+        password=SERVICE_PW,
+    )
+    worker.start()
+    try:
+        assert worker.ready.wait(WAIT), "the fleet state worker did not get its subscriptions"
+        forged = json.dumps({"at": 1e9, "alarms": {"forged": {"since": 1e9}}})
+        for name, payload in (
+            ("shelfsense/unit-b/health", forged),
+            ("shelfsense/unit-b/status", "online"),
+        ):
+            forger = unit(fleet, "unit-a")  # each refused publish costs the forger its link
+            rc = forger.publish(name, payload, retain=name.endswith("status"))
+            assert rc is None or rc.is_failure
+            forger.close()
+        a = transport(fleet, "unit-a", [])
+        wait_for(lambda: _state(fleet, "unit-a")["state"] == "online")
+        own = {"at": 1.8e9, "alarms": {"disk_full": {"since": 1.8e9}}, "buffer_depth": 3}
+        assert a.publish("health", json.dumps(own), qos=1)
+        wait_for(lambda: _state(fleet, "unit-a")["alarms"] == ["disk_full"])
+        a.close()
+        b = _state(fleet, "unit-b")
+        assert (b["state"], b["alarms"], b["health_at"]) == ("unknown", [], None)
+        assert worker.refused == 0  # refused by the broker: nothing reached the cloud
+    finally:
+        worker.stop()
+
+
+def _state(fleet: Fleet, device_id: str) -> dict[str, Any]:
+    with fleet.store.engine.connect() as conn:
+        return fleet_views.device_state(conn, device_id).model_dump()
 
 
 def test_revoked_key_drops_the_unit_on_sighup(fleet: Fleet, capsys: Any) -> None:

@@ -64,8 +64,11 @@ def test_fleet_keys_and_devices_round_trip(tmp_path, capsys) -> None:
     assert (
         run(capsys, "fleet", "keys", "create", "--role", "unit", *db)[0] == 2
     )  # unit needs --device
-    code, out = run(capsys, "fleet", "devices", "list", *db)
+    code, out = run(capsys, "fleet", "devices", "list", "--json", *db)
     assert [d["device_id"] for d in json.loads(out)] == ["unit-1"]
+    code, out = run(capsys, "fleet", "devices", "list", *db)
+    assert code == 0 and out.splitlines()[0].split()[:3] == ["UNIT", "STORE/BAY", "STATE"]
+    assert out.splitlines()[1].split()[:3] == ["unit-1", "store-1/bay-1", "unknown"]
     broker, conf = tmp_path / "broker", tmp_path / "mosquitto.conf"
     plugin = tmp_path / "mosquitto_dynamic_security.so"
     plugin.touch()

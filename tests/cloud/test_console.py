@@ -124,46 +124,48 @@ def test_store_and_unit_pages_show_posted_stock_escaped(live: Live) -> None:
         assert client.get("/console/stores/no-such-store").status_code == 404
 
 
-def test_fleet_shows_state_and_alarms_where_health_is_stored(live: Live) -> None:
-    """With a ``device_health`` table (latest report per unit) the fleet page reads it."""
+def test_fleet_and_unit_pages_read_the_stored_fleet_state(live: Live) -> None:
+    """Online state, versions, outbox, parts down and alarms with their history, escaped."""
     from datetime import UTC, datetime, timedelta
 
-    from sqlalchemy import JSON, Column, MetaData, String, Table
+    from cloud import fleet_state
+    from models.wire import HealthReport
 
-    from cloud.store.tables import UtcDateTime
-
-    health = Table(
-        "device_health",
-        MetaData(),
-        Column("device_id", String(64), primary_key=True),
-        Column("reported_at", UtcDateTime, nullable=False),
-        Column("received_at", UtcDateTime, nullable=False),
-        Column("body", JSON, nullable=False),
-    )
-    register_unit(live.store, "unit-a")
+    tok_a = register_unit(live.store, "unit-a")
     register_unit(live.store, "unit-b")
     now = datetime.now(UTC)
-    report = {"at": now.timestamp(), "alarms": {"camera_down": {"since": 1.0, "detail": "<b>"}}}
-    report["components"] = {"camera": {"ok": False, "detail": ""}}
-    with live.store.writer.begin() as conn:
-        health.create(conn, checkfirst=True)
-        conn.execute(
-            health.insert(),
-            [
-                {"device_id": "unit-a", "reported_at": now, "received_at": now, "body": report},
-                {
-                    "device_id": "unit-b",
-                    "reported_at": now - timedelta(hours=1),
-                    "received_at": now - timedelta(hours=1),
-                    "body": {"at": 1.0},
-                },
-            ],
-        )
+    t = now.timestamp()
+    raised = {"camera_down": {"since": t - 60, "detail": "<b>no frames</b>"}}
+    with live.client(tok_a) as unit:
+        for at, alarms in (
+            (t - 30, {"disk_full": {"since": t - 90, "detail": "98 %"}}),
+            (t, raised),
+        ):
+            body = {
+                "at": at,
+                "alarms": alarms,
+                "components": {"camera": {"ok": False, "detail": "<i>x</i>"}},
+                "model_version": 12,
+                "buffer_depth": 340,
+                "oldest_unsynced": t - 400,
+                "agent_version": "0.1.0",
+            }
+            assert unit.put("/v1/devices/unit-a/health", json=body).status_code == 200
+    with live.store.writer.begin() as conn:  # unit-b: last heard an hour ago (HTTP only)
+        old = HealthReport(at=t - 3600)
+        fleet_state.record_health(conn, "unit-b", old, now - timedelta(hours=1))
     with signed_in(live, make_key(live.store, Role.OPERATOR)) as client:
         page = client.get("/console/fleet", params={"sort": "alarms"}).text
         assert 'class="state online">online' in page and 'class="state offline">offline' in page
-        assert "camera_down" in page and "camera down" in page
+        assert "camera_down" in page and "camera down" in page and "v12" in page
+        assert ">340<" in page and "6m" in page  # outbox depth, oldest unsynced
         assert page.index("unit-a") < page.index("unit-b")
         offline = client.get("/console/fleet", params={"state": "offline"}).text
         assert "unit-b" in offline and "unit-a" not in offline
-        assert "online" in client.get("/console/units/unit-a").text
+        assert client.get("/console/fleet", params={"store": "nowhere"}).status_code == 404
+        unit_page = client.get("/console/units/unit-a").text
+        assert "online" in unit_page and "<b>no frames" not in unit_page
+        assert "&lt;b&gt;no frames&lt;/b&gt;" in unit_page and "&lt;i&gt;x&lt;/i&gt;" in unit_page
+        assert 'id="outbox-chart"' in unit_page  # a sample stored with the first report
+        history = unit_page[unit_page.index('id="alarms"') :]
+        assert "disk_full" in history and "raised now" in history

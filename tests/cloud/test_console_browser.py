@@ -125,3 +125,93 @@ def test_a_backend_key_cannot_register_a_store_from_the_browser(live: Live) -> N
         assert status == 403
         p.reload()
         assert "store-b" not in p.inner_text("#stores")
+
+
+def _a_day_of_health(live: Live, device_id: str) -> None:
+    """Reports every 30 min over the last 10 h: an outbox that grew in an outage, a link alarm."""
+    from datetime import UTC, datetime, timedelta
+
+    from cloud import fleet_state
+    from models.wire import HealthReport
+
+    now = datetime.now(UTC)
+    with live.store.writer.begin() as conn:
+        for i in range(20, 0, -1):
+            at = now - timedelta(minutes=30 * i)
+            depth = 0 if not 6 <= i <= 11 else 140 * (12 - i)
+            body: dict[str, Any] = {"at": at.timestamp(), "buffer_depth": depth}
+            if 14 <= i <= 16:
+                since = (now - timedelta(minutes=30 * 16)).timestamp()
+                body["alarms"] = {"loadcell_link_down": {"since": since, "detail": "silent"}}
+                body["components"] = {"loadcell_link": {"ok": False, "detail": "silent"}}
+            report = HealthReport.model_validate(body)
+            fleet_state.record_health(conn, device_id, report, at)
+
+
+def test_a_unit_goes_online_alarms_and_goes_offline_in_the_browser(
+    mosquitto, tmp_path: Path
+) -> None:
+    """A unit on the broker: online within seconds, an alarm raised and cleared, its last will."""
+    import json
+    import socket
+    import time
+
+    from cloud.settings import build_settings
+    from edge.health import Health, health_report
+    from edge.sync.identity import Identity
+    from edge.sync.mqtt import MqttTransport
+    from tests.cloud.support import serve
+    from tests.support.waiting import wait_until
+
+    settings = build_settings(
+        database_url=f"sqlite:///{tmp_path / 'cloud.db'}",
+        rate_per_s=0,
+        mqtt_host=mosquitto.host,
+        mqtt_port=mosquitto.port,
+    )
+    with serve(settings, mqtt=True) as live, browser_page(live.url) as (page, visit):
+        p: Any = page
+        p.set_viewport_size({"width": 1400, "height": 900})
+        register_unit(live.store, "unit-1", "store-1", "bay-1")
+        register_unit(live.store, "unit-2", "store-1", "bay-2")
+        _a_day_of_health(live, "unit-1")
+        sign_in(p, live, make_key(live.store, Role.OPERATOR))
+
+        def shows(path: str, selector: str, text: str) -> bool:
+            p.goto(f"{live.url}{path}")
+            return text in p.inner_text(selector)
+
+        unit = MqttTransport(mosquitto.host, mosquitto.port, Identity(device_id="unit-1"))
+        wait_until(lambda: shows("/console/fleet", "#units", "online"), timeout=10)
+        health = Health()
+        health.set("model_version", 7)
+        health.set("decided_by", "model")
+        health.set("buffer_depth", 42)
+        health.set("oldest_unsynced", time.time() - 300)
+        health.set("last_sync", time.time() - 290)
+        health.component("camera", False, "no frame for 30 s")
+        health.component("loadcell_link", True, "up")
+        health.alarm("camera_down", "<script>alert(1)</script>")
+        unit.publish("health", json.dumps(health_report(health.snapshot())))
+        wait_until(lambda: shows("/console/fleet", "#units", "camera_down"), timeout=10)
+        assert "v7" in p.inner_text("#units")
+        shot(p, tmp_path, "fleet-live")
+
+        health.clear("camera_down")
+        health.component("camera", True, "up")
+        unit.publish("health", json.dumps(health_report(health.snapshot())))
+        wait_until(lambda: shows("/console/units/unit-1", "#alarms", "camera_down"), timeout=10)
+        wait_until(lambda: shows("/console/units/unit-1", "#unit", "none"), timeout=10)
+        history = p.inner_text("#alarms")
+        assert "<script>alert(1)</script>" in history and "raised now" not in history
+        assert p.locator("#outbox-chart polyline").count() == 1
+        assert p.locator("#trouble-chart polyline").count() == 2
+        shot(p, tmp_path, "unit-live")
+
+        unit.client.loop_stop()  # the unit dies: its socket closes without a DISCONNECT
+        sock = unit.client.socket()
+        assert isinstance(sock, socket.socket)
+        sock.close()
+        wait_until(lambda: shows("/console/units/unit-1", "h1", "offline"), timeout=20)
+        assert p.locator("script").count() == 0
+    assert visit.refused == [], f"the console asked outside the service: {visit.refused}"

@@ -124,6 +124,9 @@ def test_mqtt_worker_metrics_and_the_grafana_dashboard(mosquitto: Any, tmp_path:
         got = scrape(live, operator)
         cloud_names = {name for name, _ in got}
     assert value(got, "shelfsense_mqtt_worker_up") == 1
+    assert value(got, "shelfsense_fleet_units", state="online") == 1  # heard from just now
+    assert value(got, "shelfsense_fleet_units", state="unknown") == 0
+    assert value(got, "shelfsense_fleet_state_messages_total", outcome="refused") == 0
     assert value(got, "shelfsense_ingest_events_total", transport="mqtt", outcome="stored") == 1
     health = Health(clock=lambda: 10.0)
     health.set("buffer_depth", 0)

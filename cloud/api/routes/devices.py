@@ -1,12 +1,16 @@
-"""``/v1/devices``: units, their ingest progress and their desired state."""
+"""``/v1/devices``: units, their state and desired state; ``/v1/alarms``: what they raised.
+
+A unit key writes only its own device's health; operators read the fleet.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from cloud import device_health, fleet
+from cloud import device_health, fleet, fleet_state, fleet_views
 from cloud.api.deps import (
     ConnDep,
     DesiredPublisherDep,
@@ -16,19 +20,26 @@ from cloud.api.deps import (
     UnitOrOperatorKey,
 )
 from cloud.api.errors import AUTH_ERRORS, responses
+from cloud.api.routes.ingest import BoundedBodyRoute
 from cloud.device_health import DeviceHealthPublic
 from cloud.errors import ForbiddenError
+from cloud.fleet_views import AlarmsPublic, DeviceStatePublic, DeviceStatesPublic
 from cloud.keys import Role
 from cloud.schemas import (
     ID_PATTERN,
     DeviceCreate,
     DevicePublic,
-    DevicesPublic,
 )
 from models.wire import DEVICE_ID_PATTERN, DesiredSpec, DesiredState, HealthReport
 
 router = APIRouter(
-    prefix="/v1/devices", tags=["devices"], responses={**AUTH_ERRORS, **responses(404, 409)}
+    prefix="/v1/devices",
+    tags=["devices"],
+    responses={**AUTH_ERRORS, **responses(404, 409)},
+    route_class=BoundedBodyRoute,
+)
+alarms_router = APIRouter(
+    prefix="/v1/alarms", tags=["devices"], responses={**AUTH_ERRORS, **responses(404)}
 )
 
 DeviceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
@@ -41,21 +52,21 @@ def create_device(body: DeviceCreate, _key: OperatorKey, services: ServicesDep) 
         return fleet.add_device(conn, body)
 
 
-@router.get("", response_model=DevicesPublic)
+@router.get("", response_model=DeviceStatesPublic)
 def read_devices(
     _key: OperatorKey,
     conn: ConnDep,
     store: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
-) -> DevicesPublic:
-    """Every unit with its highest contiguous stored seq and when it was last heard."""
-    data = fleet.list_devices(conn, store)
-    return DevicesPublic(data=data, count=len(data))
+) -> DeviceStatesPublic:
+    """Every unit with its state: online, versions, outbox, last sync, health, alarms raised."""
+    data = fleet_views.device_states(conn, store_id=store)
+    return DeviceStatesPublic(data=data, count=len(data))
 
 
-@router.get("/{device_id}", response_model=DevicePublic)
-def read_device(device_id: DeviceId, _key: OperatorKey, conn: ConnDep) -> DevicePublic:
-    """One unit."""
-    return fleet.get_device(conn, device_id)
+@router.get("/{device_id}", response_model=DeviceStatePublic)
+def read_device(device_id: DeviceId, _key: OperatorKey, conn: ConnDep) -> DeviceStatePublic:
+    """One unit with its state."""
+    return fleet_views.device_state(conn, device_id)
 
 
 @router.get("/{device_id}/desired", response_model=DesiredState)
@@ -102,10 +113,26 @@ def write_health(
             code="device_mismatch",
         )
     with services.store.writer.begin() as conn:
-        return device_health.put_health(conn, device_id, body)
+        return fleet_state.record_health(conn, device_id, body, datetime.now(UTC))
 
 
 @router.get("/{device_id}/health", response_model=DeviceHealthPublic)
 def read_health(device_id: DeviceId, _key: OperatorKey, conn: ConnDep) -> DeviceHealthPublic:
     """A unit's latest health report: which alarms are raised, which parts are down."""
     return device_health.get_health(conn, device_id)
+
+
+@alarms_router.get("", response_model=AlarmsPublic)
+def read_alarms(
+    _key: OperatorKey,
+    conn: ConnDep,
+    device: Annotated[str | None, Query(pattern=DEVICE_ID_PATTERN)] = None,
+    store: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    active: Annotated[bool | None, Query(description="true: raised now; false: cleared")] = None,
+    limit: Annotated[int, Query(ge=1, le=fleet_views.MAX_ALARMS_LISTED)] = 100,
+) -> AlarmsPublic:
+    """Alarms units raised, newest first, with when each cleared."""
+    data = fleet_views.list_alarms(
+        conn, device_id=device, store_id=store, active=active, limit=limit
+    )
+    return AlarmsPublic(data=data, count=len(data))

@@ -35,11 +35,13 @@ def health(request: Request, services: ServicesDep) -> JSONResponse:
     except SQLAlchemyError as err:
         database = "unreachable"
         problems.append(f"database: {reason(err, 200)}")
-    worker = getattr(request.app.state, "ingest_worker", None)
     ingest = "off"
-    if worker is not None:
+    for name in ("ingest_worker", "fleet_worker"):  # events, and the units' state
+        worker = getattr(request.app.state, name, None)
+        if worker is None:
+            continue
         why = worker.down_reason()
-        ingest = "ok" if why is None else "down"
+        ingest = "ok" if why is None and ingest != "down" else "down"
         if why is not None:
             problems.append(f"ingest: {why}")
     body = HealthPublic(

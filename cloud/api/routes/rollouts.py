@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path
 
-from cloud import rollouts
+from cloud import fleet_state, rollouts
 from cloud.api.deps import (
     ConnDep,
     DesiredPublisherDep,
@@ -120,6 +120,7 @@ def post_reported(
     _own(key, device_id)
     with services.store.writer.begin() as conn:
         stored = rollouts.record_report(conn, device_id, body)
+        fleet_state.note_seen(conn, device_id, stored.updated_at)
     publish(publisher, rollouts.tick(services.store))
     return stored
 

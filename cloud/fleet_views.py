@@ -1,0 +1,246 @@
+"""Reading the fleet's state: what ``GET /v1/devices``, ``GET /v1/alarms``, the CLI and console show.
+
+:func:`device_states` joins each unit's registration and ingest progress with what
+:mod:`cloud.fleet_state` keeps (status, latest health, alarms raised, OTA report) in
+one read per table; :func:`list_alarms` is the alarm history; :func:`health_history`
+the unit's samples; :func:`state_counts` and :func:`alarm_counts` feed ``/metrics``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import Field
+from sqlalchemy import Connection, RowMapping, func, select
+
+from cloud import fleet
+from cloud.errors import NotFoundError
+from cloud.fleet_state import HTTP_OFFLINE_AFTER_S, State, online_state, utc
+from cloud.schemas import ApiModel, DevicePublic
+from cloud.store.tables import (
+    device_alarms,
+    device_progress,
+    device_reported,
+    device_status,
+    devices,
+    health_samples,
+    utc_naive,
+)
+from models.wire import Decider, HealthComponent
+
+MAX_ALARMS_LISTED = 1000
+
+
+class DeviceStatePublic(DevicePublic):
+    """A unit with what the cloud knows of it now."""
+
+    state: State = Field(
+        ...,
+        description="online/offline from its MQTT status (the broker's last will says offline); "
+        "a unit on HTTP only is online while heard from in the last "
+        f"{HTTP_OFFLINE_AFTER_S:.0f} s; unknown: never heard.",
+    )
+    status_changed_at: datetime | None = Field(None, description="When state last changed.")
+    agent_version: str | None = None
+    model_version: int | None = Field(None, description="The model deciding (None: rules).")
+    decided_by: Decider | None = None
+    buffer_depth: int | None = Field(None, description="Events not yet acked by the cloud.")
+    oldest_unsynced_age_s: float | None = Field(
+        None, description="Age of the oldest event not yet acked, when the unit reported."
+    )
+    last_sync_at: datetime | None = Field(None, description="The unit's last acked batch.")
+    health_at: datetime | None = Field(None, description="When the latest health report came.")
+    components: dict[str, HealthComponent] = Field(default_factory=dict)
+    alarms: list[str] = Field(default_factory=list, description="Alarms raised now.")
+    ota_state: str | None = Field(None, description="The unit's latest OTA report.")
+    ota_version: int | None = None
+
+
+class DeviceStatesPublic(ApiModel):
+    """Units with their state."""
+
+    data: list[DeviceStatePublic]
+    count: int
+
+
+class AlarmPublic(ApiModel):
+    """An alarm a unit raised: when, why, and when it cleared (None: raised now)."""
+
+    id: int
+    device_id: str
+    store_id: str
+    name: str
+    detail: str
+    raised_at: datetime = Field(description="When the unit raised it (its clock).")
+    cleared_at: datetime | None = Field(description="When the unit stopped reporting it.")
+    active: bool
+
+
+class AlarmsPublic(ApiModel):
+    """Alarms, newest first."""
+
+    data: list[AlarmPublic]
+    count: int
+
+
+def _state(r: RowMapping, alarms: list[str], now: datetime) -> DeviceStatePublic:
+    seen = [t for t in (r["last_seen_at"], r["seen_at"]) if t is not None]
+    last_seen = max((utc(t) for t in seen), default=None)
+    return DeviceStatePublic.model_validate(
+        {
+            "device_id": r["device_id"],
+            "store_id": r["store_id"],
+            "bay_id": r["bay_id"],
+            "name": r["name"],
+            "created_at": r["created_at"],
+            "highest_contiguous": r["highest_contiguous"] or 0,
+            "last_seen_at": last_seen,
+            "state": online_state(r["online"], last_seen, now),
+            "status_changed_at": r["changed_at"],
+            "agent_version": r["agent_version"],
+            "model_version": r["model_version"],
+            "decided_by": r["decided_by"],
+            "buffer_depth": r["buffer_depth"],
+            "oldest_unsynced_age_s": r["oldest_unsynced_age_s"],
+            "last_sync_at": r["last_sync_at"],
+            "health_at": r["health_at"],
+            "components": r["components"] or {},
+            "alarms": alarms,
+            "ota_state": r["ota_state"],
+            "ota_version": r["ota_version"],
+        }
+    )
+
+
+_d, _p, _s, _r = devices.c, device_progress.c, device_status.c, device_reported.c
+_STATE_READ = select(
+    _d.device_id,
+    _d.store_id,
+    _d.bay_id,
+    _d.name,
+    _d.created_at,
+    _p.highest_contiguous,
+    _p.last_seen_at,
+    _s.online,
+    _s.changed_at,
+    _s.seen_at,
+    _s.health_at,
+    _s.agent_version,
+    _s.model_version,
+    _s.decided_by,
+    _s.buffer_depth,
+    _s.oldest_unsynced_age_s,
+    _s.last_sync_at,
+    _s.components,
+    _r.state.label("ota_state"),
+    _r.version.label("ota_version"),
+).select_from(
+    devices.outerjoin(device_progress, _p.device_id == _d.device_id)
+    .outerjoin(device_status, _s.device_id == _d.device_id)
+    .outerjoin(device_reported, _r.device_id == _d.device_id)
+)
+
+
+def device_states(
+    conn: Connection,
+    *,
+    store_id: str | None = None,
+    device_id: str | None = None,
+    now: datetime | None = None,
+) -> list[DeviceStatePublic]:
+    """Every unit (of one store, or the one unit, if given) with its state, by id.
+
+    One read of the units joined with their progress, status and OTA report, one of
+    the alarms raised now.
+    """
+    now = now or datetime.now(UTC)
+    if store_id is not None:
+        fleet.require_store(conn, store_id)
+    stmt = _STATE_READ.order_by(_d.device_id)
+    a = device_alarms.c
+    raised = select(a.device_id, a.name).where(a.cleared_at.is_(None)).order_by(a.name)
+    if store_id is not None:
+        stmt = stmt.where(_d.store_id == store_id)
+        raised = raised.join(devices, _d.device_id == a.device_id).where(_d.store_id == store_id)
+    if device_id is not None:
+        stmt = stmt.where(_d.device_id == device_id)
+        raised = raised.where(a.device_id == device_id)
+    alarms: dict[str, list[str]] = {}
+    for r in conn.execute(raised):
+        alarms.setdefault(r.device_id, []).append(r.name)
+    rows = conn.execute(stmt).mappings()
+    return [_state(r, alarms.get(r["device_id"], []), now) for r in rows]
+
+
+def device_state(
+    conn: Connection, device_id: str, *, now: datetime | None = None
+) -> DeviceStatePublic:
+    """One unit with its state (404 when unknown)."""
+    found = device_states(conn, device_id=device_id, now=now)
+    if not found:
+        raise NotFoundError(f"no device {device_id!r}", field="device_id")
+    return found[0]
+
+
+def state_counts(conn: Connection, now: datetime) -> dict[str, int]:
+    """How many units are online, offline and unknown (for ``/metrics``)."""
+    st, pr = device_status.c, device_progress.c
+    stmt = select(st.online, st.seen_at, pr.last_seen_at).select_from(
+        devices.outerjoin(device_status, st.device_id == devices.c.device_id).outerjoin(
+            device_progress, pr.device_id == devices.c.device_id
+        )
+    )
+    counts = dict.fromkeys(("online", "offline", "unknown"), 0)
+    for r in conn.execute(stmt):
+        seen = max((utc(t) for t in (r.seen_at, r.last_seen_at) if t is not None), default=None)
+        counts[online_state(r.online, seen, now)] += 1
+    return counts
+
+
+def alarm_counts(conn: Connection) -> dict[str, int]:
+    """How many units raise each alarm now (for ``/metrics``)."""
+    a = device_alarms.c
+    rows = conn.execute(select(a.name, func.count()).where(a.cleared_at.is_(None)).group_by(a.name))
+    return {name: int(n) for name, n in rows}
+
+
+def list_alarms(
+    conn: Connection,
+    *,
+    device_id: str | None = None,
+    store_id: str | None = None,
+    active: bool | None = None,
+    limit: int = 100,
+) -> list[AlarmPublic]:
+    """Alarms, newest raised first, filtered by unit, store and whether raised now."""
+    if device_id is not None:
+        fleet.get_device(conn, device_id)
+    if store_id is not None:
+        fleet.require_store(conn, store_id)
+    a = device_alarms.c
+    stmt = select(
+        a.id, a.device_id, devices.c.store_id, a.name, a.detail, a.raised_at, a.cleared_at
+    ).select_from(device_alarms.join(devices, devices.c.device_id == a.device_id))
+    if device_id is not None:
+        stmt = stmt.where(a.device_id == device_id)
+    if store_id is not None:
+        stmt = stmt.where(devices.c.store_id == store_id)
+    if active is True:
+        stmt = stmt.where(a.cleared_at.is_(None))
+    elif active is False:
+        stmt = stmt.where(a.cleared_at.is_not(None))
+    rows = conn.execute(stmt.order_by(a.raised_at.desc(), a.id.desc()).limit(limit))
+    return [AlarmPublic(**r._mapping, active=r.cleared_at is None) for r in rows]
+
+
+def health_history(
+    conn: Connection, device_id: str, *, since: datetime
+) -> list[tuple[datetime, int | None, float | None, int, int]]:
+    """The unit's health samples since ``since``, oldest first: (at, depth, age, alarms, down)."""
+    s = health_samples.c
+    rows = conn.execute(
+        select(s.at, s.buffer_depth, s.oldest_unsynced_age_s, s.alarms, s.down)
+        .where(s.device_id == device_id, s.at >= utc_naive(since))
+        .order_by(s.at)
+    )
+    return [(utc(r.at), r.buffer_depth, r.oldest_unsynced_age_s, r.alarms, r.down) for r in rows]
