@@ -93,12 +93,12 @@ def create_app(
             worker = IngestWorker.from_settings(settings, opened)
             worker.start()
             _app.state.ingest_worker = worker
-        if services.ingest_pool is not None:
-            pids = services.ingest_pool.start()
-            log.info("ingest in %d processes (pids %s)", len(pids), ", ".join(map(str, pids)))
             fleet_worker = FleetStateWorker.from_settings(settings, opened)
             fleet_worker.start()
             _app.state.fleet_worker = fleet_worker
+        if services.ingest_pool is not None:
+            pids = services.ingest_pool.start()
+            log.info("ingest in %d processes (pids %s)", len(pids), ", ".join(map(str, pids)))
         ticker.start()
         try:
             yield
