@@ -22,6 +22,7 @@ from edge.camera.config import CameraConfig
 from edge.errors import ConfigError
 from edge.health import HealthConfig
 from edge.signals.config import SignalsConfig
+from edge.stock_config import StockConfig
 from edge.sync.config import SyncConfig
 from models.runtime.config import ModelConfig
 from models.validation import describe
@@ -118,6 +119,7 @@ class Config(Section):
     sync: SyncConfig = Field(default_factory=SyncConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
     signals: SignalsConfig = Field(default_factory=SignalsConfig)
+    stock: StockConfig = Field(default_factory=StockConfig)
 
     @model_validator(mode="after")
     def _unique_slots(self) -> Config:

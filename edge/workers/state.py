@@ -1,8 +1,10 @@
-"""What the sensing workers keep on disk: the stock book, written atomically.
+"""What the sensing workers keep on disk: the stock book and the sim mark, written atomically.
 
-A unit restarted after a crash or power cut goes on from the units per slot it last
-committed events for (:func:`load_stock`); the file is replaced whole through a
-temporary file and ``os.replace``, so it is never half-written.
+A unit restarted after a crash or power cut goes on from the stock book it last
+committed events for (:func:`load_stock`: foreign items, offsets, levels; the counts
+themselves come from the scale again); a simulated unit goes on from the last episode
+it committed (:func:`load_sim_mark`) when it plays the same run again. Files are
+replaced whole through a temporary file and ``os.replace``, never half-written.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from edge.stock import SlotLike, StockBook
+from edge.stock_config import StockConfig
 from models.atomic import atomic_write
 
 log = logging.getLogger(__name__)
@@ -24,14 +27,34 @@ def save_stock(path: Path, book: StockBook) -> None:
         json.dump(book.to_dict(), f)
 
 
-def load_stock(path: Path, slots: Iterable[SlotLike]) -> StockBook | None:
+def load_stock(
+    path: Path, slots: Iterable[SlotLike], *, config: StockConfig | None = None
+) -> StockBook | None:
     """The saved book, or None when there is none or it cannot be read (logged)."""
     slots = list(slots)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return StockBook.from_dict(slots, data)
+        return StockBook.from_dict(slots, data, config=config)
     except FileNotFoundError:
         return None
     except (OSError, ValueError, TypeError, AttributeError) as err:
-        log.warning("stock file %s unreadable, starting from capacity: %s", path, err)
+        log.warning("stock file %s unreadable, counting from the scale alone: %s", path, err)
+        return None
+
+
+def save_sim_mark(path: Path, run: dict[str, object], episode: int, mono_time: float) -> None:
+    """Where a simulated day got to: the run it belongs to, last episode and sensor time."""
+    with atomic_write(path, durable=False) as f:
+        json.dump({"run": run, "episode": episode, "mono_time": mono_time}, f)
+
+
+def load_sim_mark(path: Path) -> tuple[dict[str, object], int, float] | None:
+    """``(run, episode, mono_time)`` of the saved mark, or None (none, or unreadable: logged)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return dict(doc["run"]), int(doc["episode"]), float(doc["mono_time"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        log.warning("sim mark %s unreadable, the day starts over: %s", path, err)
         return None
