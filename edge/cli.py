@@ -199,10 +199,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     if sensing.note:
         print(sensing.note, flush=True)
+    if sensing.played_out:
+        agent.stop()
+        return 0
     code = agent.run()
     if agent.health.get("sim_done") is True:
-        left = agent.health.get("buffer_depth") if agent.sync is not None else 0
-        sent = "all sent" if not left else f"{left} still to send at the next start"
+        left = agent.health.get("buffer_depth")
+        sent = (
+            "sync is off: they stay in the buffer"
+            if agent.sync is None
+            else "all sent"
+            if not left
+            else f"{left} still to send at the next start"
+        )
         print(f"sim: played to the end, {sensing.decisions.emitted} events committed ({sent})")
     return code
 

@@ -18,7 +18,7 @@ numeric summary of what was sensed; never pixels. Pure: values in, values out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -177,16 +177,19 @@ def level_report(
     reason: str,
     mono_time: float,
     wall_time: datetime | None = None,
+    skip: Collection[int] = (),
 ) -> list[dict[str, Any]]:
     """One ``level`` event per slot whose count is known: what the scale says is there.
 
     ``reason`` (``start``, ``periodic``, ``recount``) goes into ``features.report``, so
-    a reader of the feed tells a report from a level that moved.
+    a reader of the feed tells a report from a level that moved. Slots in ``skip`` (a
+    change on them is still being decided) are left out: that change's event brings
+    their figure.
     """
     wall = (wall_time or datetime.now(UTC)).isoformat()
     out: list[dict[str, Any]] = []
     for slot, st in sorted(book.state.items()):
-        if st.units is None or st.level is None:
+        if st.units is None or st.level is None or slot in skip:
             continue
         out.append(
             {

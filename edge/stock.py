@@ -11,8 +11,10 @@ recount). The label never moves the count: a ``+6`` change booked as ``removal``
 still leaves six more units on the slot. Without a load yet (a unit just started)
 the scale's signed units of the change move a known count, never the label's.
 
-The count moves only when the load is more than half a unit plus ``count_band``
-away from it, and ``low``/``out`` follow the count with hysteresis (``out`` at zero,
+Where no whole unit of the slot's own SKU moved (a report, a 0-unit change, a foreign
+item or a fault), the count moves only when the load is more than half a unit plus
+``count_band`` away from it; a change of whole units always moves it to the load's
+nearest count. ``low``/``out`` follow the count with hysteresis (``out`` at zero,
 ``low`` at or below ``low_units``, ``ok`` again above ``low_units +
 low_hysteresis_units``), answered as a :class:`LevelChange`. What cannot be true is
 flagged on the slot (:data:`FLAGS`) rather than hidden: a load well below the tare,
@@ -194,7 +196,7 @@ class StockBook:
         elif grams < 0 and st.foreign and self._takes_foreign(st, label, grams, units, unit):
             own_moved = 0
         if level_g is not None:
-            return self._settle(slot, level_g, t)
+            return self._settle(slot, level_g, t, steady=own_moved == 0)
         before = st.units
         if before is None:
             return StockUpdate(slot, 0, None, None, tuple(sorted(st.flags)))
@@ -249,8 +251,9 @@ class StockBook:
         del st.foreign[i]
         return True
 
-    def _settle(self, slot: int, level_g: float, t: float) -> StockUpdate:
-        """The count from an absolute load, with hysteresis against the current count."""
+    def _settle(self, slot: int, level_g: float, t: float, *, steady: bool = True) -> StockUpdate:
+        """The count from an absolute load; ``steady`` (no whole own unit moved): with
+        hysteresis against the current count, so noise near x.5 units never flips it."""
         st = self.state[slot]
         spec = self.slots[slot]
         cfg = self.config
@@ -261,7 +264,7 @@ class StockBook:
         if q < -cfg.below_tare_units:
             flags.add("below_tare")
         count = max(0, int(math.copysign(math.floor(abs(q) + 0.5), q)))
-        if st.units is not None and abs(q - st.units) <= 0.5 + cfg.count_band:
+        if steady and st.units is not None and abs(q - st.units) <= 0.5 + cfg.count_band:
             count = st.units
         if count > spec.capacity * cfg.capacity_margin:
             flags.add("above_capacity")

@@ -7,7 +7,9 @@
    SQLite file; a store, bay and unit are registered and keys made.
 3. A simulated unit (the real agent in sim mode) installs the bundle, senses another
    stretch of store traffic, decides with the student, commits every event to its
-   buffer and syncs it over HTTP; the feed is read back as events arrive.
+   buffer and syncs it over HTTP; the feed is read back as events arrive, each event
+   with what the twin really did beside it, and the demo ends with per-head accuracy,
+   stock per SKU against the truth and the interest table (:mod:`shelfsense.demo_truth`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from shelfsense import demo_truth
 
 DEVICE = "demo-unit-1"
 STORE = "store-1"
@@ -161,9 +165,12 @@ def run_unit(
             source="demo",
         )
         agent = Agent(cfg, identity=Identity(device_id=DEVICE, api_key=unit_key))
-        add_sensing(agent, speed=0, sim_hours=minutes / 60.0)
+        sensing = add_sensing(agent, speed=0, sim_hours=minutes / 60.0)
+        truth = demo_truth.view_of(sensing)
         print(f"== Unit {DEVICE}: {minutes:g} simulated minutes of {scenario!r}, seed {seed}")
-        print("   events as the cloud feed returns them (the backend's view):")
+        print(
+            "   events as the cloud feed returns them (the backend's view), the twin's truth beside:"
+        )
         agent.start()
         cursor: str | None = None
         seen = 0
@@ -173,7 +180,7 @@ def run_unit(
                 done = agent.health.get("sim_done") is True
                 rows, cursor = _feed(url, backend_key, cursor)
                 for e in rows:
-                    print(_show(e))
+                    print(f"{_show(e)}  {truth.beside(e)}" if truth else _show(e))
                 seen += len(rows)
                 if done and agent.buffer.seq == seen:
                     break
@@ -183,7 +190,24 @@ def run_unit(
         print(f"   {seen} events committed on the unit and stored once in the cloud")
         print(f"   {_uploaded_windows(work)} windows came with them: the fleet's training data")
         print("   (labelled by sales and staff; `shelfsense cloud train --from-store` reads them)")
+        if truth is not None:
+            print()
+            for line in demo_truth.summary_lines(
+                truth,
+                _get(url, backend_key, "/v1/stock/skus"),
+                _get(url, backend_key, "/v1/interest"),
+            ):
+                print(line)
         return seen
+
+
+def _get(base_url: str, key: str, path: str) -> list[dict[str, Any]]:
+    import requests
+
+    r = requests.get(f"{base_url}{path}", headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    r.raise_for_status()
+    data: list[dict[str, Any]] = r.json()["data"]
+    return data
 
 
 def _uploaded_windows(work: Path) -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +31,7 @@ from edge.windows import Windower
 from edge.workers.camera import CameraFeed
 from edge.workers.decide import BundleWatch, WeightOnlyDecider, build_decider
 from edge.workers.decision import DecisionWorker, LevelReports
-from edge.workers.state import load_sim_mark, load_stock, save_sim_mark
+from edge.workers.state import SimMark, load_sim_mark, load_stock, save_sim_mark
 from edge.workers.timeline import Inbox, Pace
 from edge.workers.weight import BlockSource, WeightWorker
 from models.types import ReadingBlock
@@ -63,6 +63,7 @@ class Sensing:
     resumed_through: int = 0
     resumed_at: float = 0.0
     note: str = ""
+    played_out: bool = False  # this sim day was already played to the end here
 
 
 def camera_config(config: Config) -> CameraConfig:
@@ -129,7 +130,9 @@ def add_sensing(
         calibrations = simulated_calibration(cells)
         sps = sc.sps
         sim_run = {"scenario": sc.name, "seed": lc.sim_seed, "hours": sim_hours}
-        resumed, origin_t, note = _resume_point(agent, data_dir / SIM_MARK_FILE, sim_run)
+        resumed, origin_t, note, played = _resume_point(agent, data_dir / SIM_MARK_FILE, sim_run)
+        keeper = _MarkKeeper(data_dir / SIM_MARK_FILE, sim_run, agent)
+        keeper.episode, keeper.mono_time = resumed, origin_t
 
         def blocks(stop: threading.Event) -> Iterable[ReadingBlock]:
             return cells.blocks(BLOCK_S)
@@ -149,8 +152,7 @@ def add_sensing(
         stock_file = data_dir / STOCK_FILE
         book = load_stock(stock_file, slots, config=cfg.stock) or StockBook(slots, config=cfg.stock)
         context_units = book.known()
-        note = ""
-        sim_run = {}
+        note, played = "", False
     names = ["weight", "camera"] if camera else ["weight"]
     pace = Pace(speed, origin=origin_t, parties=names) if sim else None
     pipeline = WeightPipeline(slot_signals(slots), calibrations, sps=sps, config=cfg.signals)
@@ -176,11 +178,18 @@ def add_sensing(
         reports=LevelReports(cfg.stock.report_interval_s, after=origin_t),
         resume_t=origin_t,
         recount_dir=data_dir,
-        on_committed=_mark_writer(data_dir / SIM_MARK_FILE, sim_run) if sim else None,
-        on_done=agent.finish if sim else None,
+        on_committed=keeper.committed if sim else None,
+        on_done=keeper.done if sim else None,
     )
     out = Sensing(
-        inbox, weight, decisions, run=run, resumed_through=resumed, resumed_at=origin_t, note=note
+        inbox,
+        weight,
+        decisions,
+        run=run,
+        resumed_through=resumed,
+        resumed_at=origin_t,
+        note=note,
+        played_out=played,
     )
     agent.add_worker("weight", weight.run)
     if camera and sim != (camera_config(cfg).source == "sim"):
@@ -200,8 +209,10 @@ def add_sensing(
     return out
 
 
-def _resume_point(agent: Agent, mark_file: Path, sim_run: dict[str, Any]) -> tuple[int, float, str]:
-    """``(episode, sensor time, what to tell the user)`` a sim unit goes on from.
+def _resume_point(
+    agent: Agent, mark_file: Path, sim_run: dict[str, Any]
+) -> tuple[int, float, str, bool]:
+    """``(episode, sensor time, what to tell the user, played out)`` a sim unit goes on from.
 
     The same run (scenario, seed, hours) goes on after the last episode committed (the
     buffer's newest event or the sim mark, whichever is further); another run, or the
@@ -210,35 +221,50 @@ def _resume_point(agent: Agent, mark_file: Path, sim_run: dict[str, Any]) -> tup
     what = f"{sim_run['scenario']} seed {sim_run['seed']}, {sim_run['hours']:g} h"
     mark = load_sim_mark(mark_file)
     episode, t = last_committed(agent)
-    if mark is not None and mark[0] != sim_run:
-        before = mark[0]
+    if mark is not None and mark.run != sim_run:
+        was = mark.run
         return (
             0,
             0.0,
-            (
-                f"sim: playing {what} from the start (the data folder held "
-                f"{before.get('scenario')} seed {before.get('seed')}, {before.get('hours')} h)"
-            ),
+            f"sim: playing {what} from the start (this data folder held "
+            f"{was.get('scenario')} seed {was.get('seed')}, {was.get('hours')} h)",
+            False,
+        )
+    if mark is not None and mark.done:
+        return (
+            max(episode, mark.episode),
+            max(t, mark.mono_time),
+            f"sim: {what} was already played to the end in this data folder; nothing to do "
+            "(another seed, --sim-hours or data folder plays a new day)",
+            True,
         )
     if mark is not None:
-        episode, t = max(episode, mark[1]), max(t, mark[2])
+        episode, t = max(episode, mark.episode), max(t, mark.mono_time)
     if episode or t:
         return (
             episode,
             t,
-            (
-                f"sim: resuming {what} after episode {episode} (t={t:.1f} s); "
-                "the day up to there is replayed unpaced and not sent again"
-            ),
+            f"sim: resuming {what} after episode {episode} (t={t:.1f} s); "
+            "the day up to there is replayed unpaced and not sent again",
+            False,
         )
-    return 0, 0.0, f"sim: playing {what} from the start"
+    return 0, 0.0, f"sim: playing {what} from the start", False
 
 
-def _mark_writer(path: Path, sim_run: dict[str, Any]) -> Callable[[int, float], None]:
-    def write(episode: int, mono_time: float) -> None:
-        save_sim_mark(path, sim_run, episode, mono_time)
+class _MarkKeeper:
+    """Keeps the sim mark beside the buffer: after every commit, and once the day is done."""
 
-    return write
+    def __init__(self, path: Path, sim_run: dict[str, Any], agent: Agent) -> None:
+        self.path, self.run, self.agent = path, sim_run, agent
+        self.episode, self.mono_time = 0, 0.0
+
+    def committed(self, episode: int, mono_time: float) -> None:
+        self.episode, self.mono_time = episode, max(self.mono_time, mono_time)
+        save_sim_mark(self.path, SimMark(self.run, self.episode, self.mono_time))
+
+    def done(self) -> None:
+        save_sim_mark(self.path, SimMark(self.run, self.episode, self.mono_time, done=True))
+        self.agent.finish()
 
 
 def hardware_source(cfg: Config, health: Health) -> BlockSource:

@@ -241,7 +241,14 @@ class DecisionWorker:
         if self.now <= self.resume_t:
             return []  # replaying what the buffer already holds
         self.health.count(f"level_reports.{reason}")
-        return level_report(self.book, origin, reason=reason, mono_time=self.now, wall_time=wall)
+        return level_report(
+            self.book,
+            origin,
+            reason=reason,
+            mono_time=self.now,
+            wall_time=wall,
+            skip=self.windower.pending_slots(),
+        )
 
     def _recounts(self, origin: Origin, wall: datetime) -> list[dict[str, Any]]:
         """Staff recounts waiting in the data folder: reset each slot, say so in the feed."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edge.stock import SlotLike, StockBook
@@ -42,17 +43,29 @@ def load_stock(
         return None
 
 
-def save_sim_mark(path: Path, run: dict[str, object], episode: int, mono_time: float) -> None:
-    """Where a simulated day got to: the run it belongs to, last episode and sensor time."""
+@dataclass(frozen=True, slots=True)
+class SimMark:
+    """How far a simulated day got: its run (scenario, seed, hours), last episode and time."""
+
+    run: dict[str, object]
+    episode: int
+    mono_time: float
+    done: bool = False
+
+
+def save_sim_mark(path: Path, mark: SimMark) -> None:
+    """Write the mark (not fsynced: losing it costs a longer replay, never an event)."""
     with atomic_write(path, durable=False) as f:
-        json.dump({"run": run, "episode": episode, "mono_time": mono_time}, f)
+        json.dump(asdict(mark), f)
 
 
-def load_sim_mark(path: Path) -> tuple[dict[str, object], int, float] | None:
-    """``(run, episode, mono_time)`` of the saved mark, or None (none, or unreadable: logged)."""
+def load_sim_mark(path: Path) -> SimMark | None:
+    """The saved mark, or None (none, or unreadable: logged)."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-        return dict(doc["run"]), int(doc["episode"]), float(doc["mono_time"])
+        return SimMark(
+            dict(doc["run"]), int(doc["episode"]), float(doc["mono_time"]), bool(doc["done"])
+        )
     except FileNotFoundError:
         return None
     except (OSError, ValueError, TypeError, KeyError) as err:

@@ -111,6 +111,13 @@ def test_counts_move_only_beyond_half_a_unit_and_the_band() -> None:
     assert book.observe(0, 4.3 * UG).units == 4
 
 
+def test_a_whole_unit_change_always_moves_the_count_to_the_load() -> None:
+    book = StockBook([slot(0)])
+    assert book.observe(0, 2.36 * UG).units == 2  # a foreign residue of a third of a unit
+    assert book.apply(0, "removal", -1, grams=-UG, level_g=1.36 * UG).units == 1
+    assert book.apply(0, "none", 0, grams=-30.0, level_g=1.06 * UG).units == 1
+
+
 def test_levels_have_hysteresis_out_at_zero_low_until_above_low_plus_margin() -> None:
     book = StockBook([slot(0, low=3)], {0: 5})
     seen = []
