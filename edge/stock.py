@@ -100,6 +100,7 @@ class SlotState:
     level: Level | None = None
     flags: set[str] = field(default_factory=set)
     at: float = -math.inf  # sensor time of the load last counted
+    counted: bool = False  # counted from a load in this run (not only read back)
 
     @property
     def foreign_g(self) -> float:
@@ -205,14 +206,18 @@ class StockBook:
     def observe(self, slot: int, level_g: float, t: float = 0.0) -> StockUpdate:
         """The scale's absolute load of a slot with nothing decided (start, reports).
 
-        A load older than the one last counted on the slot changes nothing.
+        It counts a slot not counted from a load yet in this run (unknown, or a count
+        read back from disk: things may have moved while the unit was off); a slot
+        already counted keeps its count (only decided changes and recounts move it, so
+        slow drift never does) and gets its flags refreshed. A load older than the one
+        last counted changes nothing.
         """
         if slot not in self.state:
             return StockUpdate(slot, 0, None, None)
         st = self.state[slot]
         if t < st.at:
             return StockUpdate(slot, 0, st.units, None, tuple(sorted(st.flags)))
-        return self._settle(slot, level_g, t)
+        return self._settle(slot, level_g, t, keep=st.counted)
 
     def recount(self, slot: int, units: int, *, level_g: float | None = None) -> StockUpdate:
         """Staff counted ``units`` of the slot's own SKU on it: foreign items and flags go.
@@ -251,7 +256,9 @@ class StockBook:
         del st.foreign[i]
         return True
 
-    def _settle(self, slot: int, level_g: float, t: float, *, steady: bool = True) -> StockUpdate:
+    def _settle(
+        self, slot: int, level_g: float, t: float, *, steady: bool = True, keep: bool = False
+    ) -> StockUpdate:
         """The count from an absolute load; ``steady`` (no whole own unit moved): with
         hysteresis against the current count, so noise near x.5 units never flips it."""
         st = self.state[slot]
@@ -264,8 +271,11 @@ class StockBook:
         if q < -cfg.below_tare_units:
             flags.add("below_tare")
         count = max(0, int(math.copysign(math.floor(abs(q) + 0.5), q)))
-        if steady and st.units is not None and abs(q - st.units) <= 0.5 + cfg.count_band:
+        if st.units is not None and (
+            keep or (steady and abs(q - st.units) <= 0.5 + cfg.count_band)
+        ):
             count = st.units
+        st.counted = True
         if count > spec.capacity * cfg.capacity_margin:
             flags.add("above_capacity")
         if st.foreign and t - min(s for _, s in st.foreign) > cfg.foreign_max_s:

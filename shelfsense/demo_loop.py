@@ -132,13 +132,14 @@ def _feed(base_url: str, key: str, cursor: str | None) -> tuple[list[dict[str, A
     return body["data"], body.get("next_cursor") or cursor
 
 
-def _show(e: dict[str, Any]) -> str:
+def _show(e: dict[str, Any], truth: str = "") -> str:
     ev = e.get("event", e)
     what = f"{ev['kind']:<8} {ev['label']:<11} ({ev['confidence']:.2f})"
     where = f"slot {ev['slot']:>2} {ev.get('sku') or '':<10}" if ev.get("slot") is not None else ""
     units = f"{ev['units']:+d} u → {ev['stock_units']} left" if ev.get("units") is not None else ""
     dwell = f"dwell {ev['dwell_s']:.1f} s" if ev.get("dwell_s") is not None else ""
-    return f"   #{ev['seq']:<4} {what} {where:<14} {units or dwell}  [{ev['decided_by']}]"
+    said = f"{units or dwell:<18}"
+    return f"   #{ev['seq']:<4} {what} {where:<14} {said} {truth:<34} [{ev['decided_by']}]"
 
 
 def run_unit(
@@ -180,7 +181,7 @@ def run_unit(
                 done = agent.health.get("sim_done") is True
                 rows, cursor = _feed(url, backend_key, cursor)
                 for e in rows:
-                    print(f"{_show(e)}  {truth.beside(e)}" if truth else _show(e))
+                    print(_show(e, truth.beside(e) if truth else ""))
                 seen += len(rows)
                 if done and agent.buffer.seq == seen:
                     break

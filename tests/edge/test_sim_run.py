@@ -40,7 +40,7 @@ def test_a_sim_run_exits_after_its_hours_and_a_rerun_says_it_is_done(tmp_path: P
     assert lines[0] == "sim: playing busy seed 4, 0.02 h from the start"
     assert lines[-1].startswith("sim: played to the end, ")
     mark = load_sim_mark(tmp_path / "var" / "sim_mark.json")
-    assert mark is not None and mark.done and mark.episode > 0
+    assert mark is not None and mark.done and mark.mono_time > 0
     again = _run(cfg)
     assert again.returncode == 0, again.stderr
     assert "already played to the end" in again.stdout

@@ -90,9 +90,11 @@ def test_implausible_loads_are_flagged_not_hidden() -> None:
     book = StockBook([slot(0, capacity=10)])
     upd = book.observe(0, -3 * UG)  # a tare taken with three units on the slot
     assert upd.units == 0 and upd.flags == ("below_tare",)
-    upd = book.observe(0, 40 * UG)  # calibration far off
+    upd = book.apply(0, "restock", 43, grams=43 * UG, level_g=40 * UG)  # calibration far off
     assert upd.units == 40 and upd.flags == ("above_capacity",)
-    assert book.observe(0, 8 * UG).flags == ()
+    assert book.apply(0, "removal", -32, grams=-32 * UG, level_g=8 * UG).flags == ()
+    # a report keeps the count but refreshes the flags
+    assert book.observe(0, -2 * UG, t=5.0).flags == ("below_tare",) and book.units[0] == 8
 
 
 def test_a_recount_resets_the_slot_from_the_staff_figure() -> None:
@@ -107,8 +109,16 @@ def test_a_recount_resets_the_slot_from_the_staff_figure() -> None:
 def test_counts_move_only_beyond_half_a_unit_and_the_band() -> None:
     book = StockBook([slot(0)])
     assert book.observe(0, 4.6 * UG).units == 5
-    assert book.observe(0, 4.4 * UG).units == 5  # 0.6 units away: inside the band
-    assert book.observe(0, 4.3 * UG).units == 4
+    assert book.apply(0, "none", 0, grams=-20.0, level_g=4.4 * UG).units == 5  # in the band
+    assert book.apply(0, "none", 0, grams=-10.0, level_g=4.3 * UG).units == 4
+
+
+def test_reports_count_slots_not_yet_counted_and_leave_counted_ones() -> None:
+    book = StockBook([slot(0), slot(1)], {0: 9})  # slot 0 read back from disk
+    assert book.observe(0, 7 * UG).units == 7  # things moved while the unit was off
+    assert book.observe(1, 3 * UG).units == 3
+    assert book.observe(0, 8 * UG, t=900.0).units == 7  # drift never moves a counted slot
+    assert book.apply(0, "return", 1, grams=UG, level_g=8 * UG, t=901.0).units == 8
 
 
 def test_a_whole_unit_change_always_moves_the_count_to_the_load() -> None:
@@ -121,9 +131,12 @@ def test_a_whole_unit_change_always_moves_the_count_to_the_load() -> None:
 def test_levels_have_hysteresis_out_at_zero_low_until_above_low_plus_margin() -> None:
     book = StockBook([slot(0, low=3)], {0: 5})
     seen = []
+    before = 5
     for n in (3, 0, 1, 4, 5, 4):
-        upd = book.observe(0, n * UG)
+        d = n - before
+        upd = book.apply(0, "removal" if d < 0 else "return", d, grams=d * UG, level_g=n * UG)
         seen.append((n, book.level(0), upd.level is not None))
+        before = n
     assert seen == [
         (3, "low", True),
         (0, "out", True),
