@@ -202,6 +202,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if sensing.played_out:
         agent.stop()
         return 0
+    import signal
+
+    # A finished sim stops on its own: a SIGTERM landing after the agent has stopped
+    # (while the process exits) is part of the same clean stop, not a kill. The agent
+    # handles SIGTERM while it runs and puts this back when it returns; SIG_IGN (unlike
+    # a Python handler) stays in force while the interpreter shuts down.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     code = agent.run()
     if agent.health.get("sim_done") is True:
         left = agent.health.get("buffer_depth")
