@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edge.config import SlotConfig
 from edge.events import Origin, WindowDecision
@@ -180,3 +182,14 @@ def test_implausible_loads_raise_an_alarm_and_flag_the_event(tmp_path: Path) -> 
 def test_bad_recount_requests_are_refused_with_the_reason(raw: bytes) -> None:
     with pytest.raises(ValueError, match=r"req\.json"):
         parse_recount(raw, where="req.json")
+
+
+@given(st.binary(max_size=300) | st.from_regex(r'\{"slot": -?\d{1,3}, "units": -?\d{1,7}\}'))
+def test_any_request_file_is_a_valid_recount_or_a_named_refusal(raw: bytes | str) -> None:
+    data = raw.encode() if isinstance(raw, str) else raw
+    try:
+        r = parse_recount(data, where="f.json")
+    except ValueError as err:
+        assert str(err).startswith("f.json: ")
+    else:
+        assert 0 <= r.slot <= 63 and 0 <= r.units <= 100_000
