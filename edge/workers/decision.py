@@ -215,8 +215,9 @@ class DecisionWorker:
         fields += self._recounts(origin, wall)
         if report is not None:
             fields += self._report(report, origin, wall)
-        self._publish_stock(until)
         if not fields:
+            if ready or report is not None:
+                self._publish_stock(until)
             return 0
         committed = self.emit(fields)
         n = len(committed) if isinstance(committed, list) else len(fields)
@@ -224,6 +225,7 @@ class DecisionWorker:
         self.health.count("events_decided", n)
         for f in fields:
             self.health.count(f"decisions.{f['kind']}.{self.decider.decided_by}")
+        self._publish_stock(until)  # the book on disk follows what was committed
         if self.on_committed is not None:
             self.on_committed(self.last_episode, max(f["mono_time"] for f in fields))
         return n
