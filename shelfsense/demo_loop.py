@@ -137,6 +137,8 @@ def _show(e: dict[str, Any], truth: str = "") -> str:
     what = f"{ev['kind']:<8} {ev['label']:<11} ({ev['confidence']:.2f})"
     where = f"slot {ev['slot']:>2} {ev.get('sku') or '':<10}" if ev.get("slot") is not None else ""
     units = f"{ev['units']:+d} u → {ev['stock_units']} left" if ev.get("units") is not None else ""
+    if not units and ev.get("stock_units") is not None:  # a level: the count it stands on
+        units = f"{ev['stock_units']} on the slot"
     dwell = f"dwell {ev['dwell_s']:.1f} s" if ev.get("dwell_s") is not None else ""
     said = f"{units or dwell:<18}"
     return f"   #{ev['seq']:<4} {what} {where:<14} {said} {truth:<34} [{ev['decided_by']}]"
@@ -180,8 +182,10 @@ def run_unit(
             while time.monotonic() < deadline:
                 done = agent.health.get("sim_done") is True
                 rows, cursor = _feed(url, backend_key, cursor)
+                bodies = _unit_bodies(work / cfg.buffer.file, [int(e["seq"]) for e in rows])
                 for e in rows:
-                    print(_show(e, truth.beside(e) if truth else ""))
+                    body = bodies.get(int(e["seq"]))  # the unit's own copy: sensor times
+                    print(_show(e, truth.beside(body) if truth and body else ""))
                 seen += len(rows)
                 if done and agent.buffer.seq == seen:
                     break
@@ -200,6 +204,22 @@ def run_unit(
             ):
                 print(line)
         return seen
+
+
+def _unit_bodies(db: Path, seqs: list[int]) -> dict[int, dict[str, Any]]:
+    """The unit's committed events by seq, read from its buffer (read only)."""
+    import json
+    import sqlite3
+
+    if not seqs:
+        return {}
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5.0)
+    try:
+        marks = ",".join("?" * len(seqs))
+        rows = conn.execute(f"SELECT seq, body FROM outbox WHERE seq IN ({marks})", seqs)
+        return {int(seq): json.loads(body) for seq, body in rows}
+    finally:
+        conn.close()
 
 
 def _get(base_url: str, key: str, path: str) -> list[dict[str, Any]]:

@@ -181,5 +181,5 @@ def summary_lines(
     for sku in sorted(set(per_sku) | set(true_interest)):
         got, want = per_sku.get(sku, Counter()), true_interest.get(sku, Counter())
         cells = " ".join(f"{got[c]:>4}/{want[c]:<4}" for c in INTEREST)
-        out.append(f"   {sku:<14} {cells}")
+        out.append(f"   {sku:<14} {cells}".rstrip())
     return out

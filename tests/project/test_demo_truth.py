@@ -53,4 +53,4 @@ def test_truth_beside_each_event_and_the_score() -> None:
     assert "most often wrong: restock→removal ×1" in text
     assert "against the truth: 1/2 SKUs agree" in text
     assert "SPICE-60            4      3  ≠" in text
-    assert "SPICE-60          0/0       0/0       0/0       0/0       1/1   " in text
+    assert "SPICE-60          0/0       0/0       0/0       0/0       1/1" in text
