@@ -109,6 +109,8 @@ def add_slot(conn: Connection, store_id: str, bay_id: str, body: SlotCreate) -> 
         f"slot {body.slot} of bay {bay_id!r}",
         "slot",
     )
+    # /v1/stock/skus lists every registered SKU: its cached answers are stale now
+    conn.exec_driver_sql("UPDATE change_counters SET value = value + 1 WHERE name = 'stock'")
     return SlotPublic(store_id=store_id, bay_id=bay_id, created_at=now, **body.model_dump())
 
 

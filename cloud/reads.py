@@ -27,7 +27,7 @@ from cloud.schemas import (
     StockSkuPublic,
     StockSlotPublic,
 )
-from cloud.store.tables import current_stock, events, utc_naive
+from cloud.store.tables import current_stock, events, slots, utc_naive
 
 MAX_INTEREST_SPAN = timedelta(days=31)
 _EVENTS = TypeAdapter(list[EventPublic])  # one validation call per page, not per row
@@ -51,28 +51,42 @@ def stock_slots(
 
 
 def stock_skus(conn: Connection, *, store: str | None, sku: str | None) -> list[StockSkuPublic]:
-    """Units per store and SKU, summed over slots, with the stalest and freshest confirmation."""
+    """Units per store and SKU, summed over reported slots; registered SKUs never reported
+    are listed with ``stock_units`` null."""
     c = current_stock.c
     stmt = select(
         c.store_id,
         c.sku,
         func.sum(c.stock_units).label("stock_units"),
-        func.count().label("slots"),
+        func.count().label("reported_slots"),
         func.min(c.confirmed_at).label("oldest_confirmed_at"),
         func.max(c.confirmed_at).label("newest_confirmed_at"),
     ).where(c.sku.is_not(None))
+    r = slots.c
+    reg = select(r.store_id, r.sku, func.count().label("slots"))
     if store is not None:
-        stmt = stmt.where(c.store_id == store)
+        stmt, reg = stmt.where(c.store_id == store), reg.where(r.store_id == store)
     if sku is not None:
-        stmt = stmt.where(c.sku == sku)
-    stmt = stmt.group_by(c.store_id, c.sku).order_by(c.store_id, c.sku)
-    out = []
-    for r in conn.execute(stmt):
-        m = dict(r._mapping)
+        stmt, reg = stmt.where(c.sku == sku), reg.where(r.sku == sku)
+    got: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in conn.execute(reg.group_by(r.store_id, r.sku)):
+        got[(row.store_id, row.sku)] = {
+            "store_id": row.store_id,
+            "sku": row.sku,
+            "stock_units": None,
+            "slots": int(row.slots),
+            "reported_slots": 0,
+            "oldest_confirmed_at": None,
+            "newest_confirmed_at": None,
+        }
+    for row in conn.execute(stmt.group_by(c.store_id, c.sku)):
+        m = dict(row._mapping)
         for k in ("oldest_confirmed_at", "newest_confirmed_at"):
             m[k] = _as_utc(m[k])
-        out.append(StockSkuPublic.model_validate(m))
-    return out
+        have = got.get((m["store_id"], m["sku"]))
+        m["slots"] = max(m["reported_slots"], have["slots"] if have else 0)
+        got[(m["store_id"], m["sku"])] = m
+    return [StockSkuPublic.model_validate(got[k]) for k in sorted(got)]
 
 
 def _as_utc(value: Any) -> datetime:

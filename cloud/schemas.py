@@ -251,18 +251,23 @@ class StockPublic(ApiModel):
 
 
 class StockSkuPublic(ApiModel):
-    """Units of one SKU in one store, summed over its slots.
+    """Units of one SKU in one store, summed over the slots a unit has reported.
 
-    ``oldest_confirmed_at`` is when the stalest of those slots was last confirmed:
-    the total is no fresher than that.
+    Every SKU registered on a slot is listed: ``stock_units`` is ``null`` until a unit
+    has reported one of its slots (units report every slot's level at start and
+    periodically). ``slots`` counts its slots (registered, or reported where a unit
+    reports a slot that is not registered), ``reported_slots`` those with a figure: when
+    fewer, the total covers only those. ``oldest_confirmed_at`` is when the stalest
+    reported slot was last confirmed: the total is no fresher than that.
     """
 
     store_id: str
     sku: str
-    stock_units: int
+    stock_units: int | None
     slots: int
-    oldest_confirmed_at: datetime
-    newest_confirmed_at: datetime
+    reported_slots: int
+    oldest_confirmed_at: datetime | None
+    newest_confirmed_at: datetime | None
 
 
 class StockSkusPublic(ApiModel):

@@ -139,6 +139,7 @@ class Agent:
         )
         self.notifier = notifier or SdNotify()
         self.stop_event = threading.Event()
+        self._finish_by: float | None = None  # set when the work is done (a finished sim)
         self.model_hooks: list[Callable[[int], None]] = []
         self.config_hooks: list[Callable[[Config], None]] = []
         self._workers: list[_Running] = []
@@ -304,8 +305,26 @@ class Agent:
         self.buffer.close()
         log.info("agent stopped")
 
+    def finish(self, *, drain_s: float = 60.0) -> None:
+        """The work is done (a simulation played to its end): :meth:`run` returns once the
+        outbox is sent (or sync is off), or after ``drain_s`` with what is left kept for
+        the next start."""
+        self._finish_by = time.monotonic() + drain_s
+
+    def _finished(self) -> bool:
+        if self._finish_by is None:
+            return False
+        left = self.buffer.stats().depth if self.sync is not None else 0
+        if left == 0:
+            log.info("done: every event decided and sent")
+            return True
+        if time.monotonic() >= self._finish_by:
+            log.warning("done deciding; %d events stay in the buffer for the next start", left)
+            return True
+        return False
+
     def run(self) -> int:
-        """Run until SIGTERM/SIGINT; pings the systemd watchdog while healthy."""
+        """Run until SIGTERM/SIGINT (or :meth:`finish`); pings the systemd watchdog while healthy."""
 
         def _on_signal(signum: int, frame: FrameType | None) -> None:
             log.info("signal %d: shutting down", signum)
@@ -315,7 +334,13 @@ class Agent:
         try:
             self.start()
             period = self.notifier.watchdog_s / 2 if self.notifier.watchdog_s else 5.0
-            while not self.stop_event.wait(period):
+            next_ping = time.monotonic() + period
+            while not self.stop_event.wait(min(period, 0.25)):
+                if self._finished():
+                    break
+                if time.monotonic() < next_ping:
+                    continue
+                next_ping = time.monotonic() + period
                 if self.alive():
                     self.notifier.notify("WATCHDOG=1")
                 else:

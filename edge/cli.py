@@ -2,9 +2,13 @@
 
 - ``edge run --config unit.toml`` runs the agent until SIGTERM, with its weight,
   camera and decision workers built from the config (``--speed`` and ``--sim-hours``
-  drive the store twin in sim mode, ``--no-camera`` leaves the camera out);
+  drive the store twin in sim mode and the agent exits once the simulated hours are
+  decided and sent; a restarted sim unit says where it resumes; ``--no-camera`` leaves
+  the camera out);
   ``--check-config`` only validates (errors name the file and key; exit 2).
 - ``edge status [--config unit.toml] [--json]`` reads the status file and the buffer.
+- ``edge recount --slot N --units U`` queues a staff count of one slot for the agent
+  (:mod:`edge.recount`): the slot's count, foreign items and flags are reset.
 - ``edge install-model PATH`` checks that PATH is a model bundle folder; with a trusted
   key (``--trusted-key`` or the config's ``model.trusted_key``) it verifies it, and with
   ``--config`` installs it through the A/B slots of ``model.bundle_dir`` (copy into the
@@ -53,6 +57,14 @@ def register(sub: Any) -> None:
     status.add_argument("--config", type=Path, default=None, help="unit config (TOML)")
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
     status.set_defaults(func=cmd_status)
+
+    rec = edge_sub.add_parser(
+        "recount", help="staff counted a slot: reset its units (applied by the running agent)"
+    )
+    rec.add_argument("--config", type=Path, default=None, help="unit config (TOML)")
+    rec.add_argument("--slot", type=int, required=True, help="slot index on the bay")
+    rec.add_argument("--units", type=int, required=True, help="units of its SKU counted on it")
+    rec.set_defaults(func=cmd_recount)
 
     inst = edge_sub.add_parser(
         "install-model", help="check a model bundle folder and install it when it verifies"
@@ -184,12 +196,37 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     agent = Agent(config)
     try:
-        add_sensing(agent, speed=args.speed, sim_hours=args.sim_hours, camera=not args.no_camera)
+        sensing = add_sensing(
+            agent, speed=args.speed, sim_hours=args.sim_hours, camera=not args.no_camera
+        )
     except (CalibrationError, ValueError) as err:
         agent.stop()
         print(f"{args.config or '<defaults>'}: {err}", file=sys.stderr)
         return EXIT_CONFIG
-    return agent.run()
+    if sensing.note:
+        print(sensing.note, flush=True)
+    if sensing.played_out:
+        agent.stop()
+        return 0
+    import signal
+
+    # A finished sim stops on its own: a SIGTERM landing after the agent has stopped
+    # (while the process exits) is part of the same clean stop, not a kill. The agent
+    # handles SIGTERM while it runs and puts this back when it returns; SIG_IGN (unlike
+    # a Python handler) stays in force while the interpreter shuts down.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    code = agent.run()
+    if agent.health.get("sim_done") is True:
+        left = agent.health.get("buffer_depth")
+        sent = (
+            "sync is off: they stay in the buffer"
+            if agent.sync is None
+            else "all sent"
+            if not left
+            else f"{left} still to send at the next start"
+        )
+        print(f"sim: played to the end, {sensing.decisions.emitted} events committed ({sent})")
+    return code
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -207,6 +244,31 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(status, indent=2, sort_keys=True, default=str))
     else:
         print(render_table(status))
+    return 0
+
+
+def cmd_recount(args: argparse.Namespace) -> int:
+    """``edge recount``: queue a staff count of one slot for the agent."""
+    from edge.errors import ConfigError
+    from edge.recount import request_recount
+
+    try:
+        config = _load(args.config)
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        return EXIT_CONFIG
+    known = {s.slot for s in config.slots}
+    if known and args.slot not in known:
+        have = ", ".join(str(n) for n in sorted(known))
+        print(f"slot {args.slot}: not on this bay (slots {have})", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        path = request_recount(Path(config.unit.data_dir), args.slot, args.units)
+    except (ValueError, OSError) as err:
+        print(f"recount not queued: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"recount queued: slot {args.slot} holds {args.units} units ({path})")
+    print("the running agent applies it within a second (a stopped one at its next start)")
     return 0
 
 

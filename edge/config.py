@@ -23,6 +23,7 @@ from edge.errors import ConfigError
 from edge.health import HealthConfig
 from edge.ota.config import OtaConfig
 from edge.signals.config import SignalsConfig
+from edge.stock_config import StockConfig
 from edge.sync.config import SyncConfig
 from models.runtime.config import ModelConfig
 from models.validation import describe
@@ -120,6 +121,7 @@ class Config(Section):
     health: HealthConfig = Field(default_factory=HealthConfig)
     signals: SignalsConfig = Field(default_factory=SignalsConfig)
     ota: OtaConfig = Field(default_factory=OtaConfig)  # type: ignore[arg-type]
+    stock: StockConfig = Field(default_factory=StockConfig)
 
     @model_validator(mode="after")
     def _unique_slots(self) -> Config:

@@ -6,8 +6,10 @@ change in the :class:`~edge.stock.StockBook`, and :func:`window_events` writes t
 events: when someone was at the bay, one ``interest`` event per slot the episode
 concerns (handled or reached, see :mod:`edge.interest`; the bay alone when none,
 with ``slot`` left empty), all with the episode's label, one ``stock`` event per
-change (signed units and grams as weighed, units on the slot after), and a ``level``
-event whenever a slot turns ``low``, ``out`` or back to ``ok``. The first event of a
+change (signed units and grams as weighed, units on the slot after as the scale counts
+them, with the slot's load, foreign grams and any implausible-state flags in
+``features``), and a ``level`` event whenever a slot turns ``low``, ``out`` or back to
+``ok``; :func:`level_report` writes the ``level`` events of a periodic report. The first event of a
 window carries the window itself (``window``) so the cloud can train on what units
 saw; the others follow it with the same ``episode``. ``device_id`` and
 ``seq`` are filled in by the buffer when it commits them. Features are a compact
@@ -16,7 +18,7 @@ numeric summary of what was sensed; never pixels. Pure: values in, values out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -131,7 +133,8 @@ def window_events(
                 }
             )
     for c, (label, conf) in zip(w.changes, decision.stock, strict=True):
-        upd = book.apply(c.slot, label, c.units)
+        upd = book.apply(c.slot, label, c.units, grams=c.grams, level_g=c.level_g, t=c.t_settled)
+        load = book.features(c.slot) if c.slot in book.state else {}
         out.append(
             {
                 **base,
@@ -143,8 +146,8 @@ def window_events(
                 "confidence": _conf(conf),
                 "units": c.units,
                 "grams": _r(c.grams, 1),
-                "stock_units": book.units.get(c.slot),
-                "features": change_features(w, c),
+                "stock_units": upd.units,
+                "features": {**change_features(w, c), **load},
             }
         )
         if upd.level is not None:
@@ -159,11 +162,52 @@ def window_events(
                     "label": lv.level,
                     "confidence": _conf(conf),
                     "stock_units": lv.units,
-                    "features": {"previous": lv.previous},
+                    "features": {"previous": lv.previous, **load},
                 }
             )
     if out:
         out[0]["window"] = w.to_dict()
+    return out
+
+
+def level_report(
+    book: StockBook,
+    origin: Origin,
+    *,
+    reason: str,
+    mono_time: float,
+    wall_time: datetime | None = None,
+    skip: Collection[int] = (),
+) -> list[dict[str, Any]]:
+    """One ``level`` event per slot whose count is known: what the scale says is there.
+
+    ``reason`` (``start``, ``periodic``, ``recount``) goes into ``features.report``, so
+    a reader of the feed tells a report from a level that moved. Slots in ``skip`` (a
+    change on them is still being decided) are left out: that change's event brings
+    their figure.
+    """
+    wall = (wall_time or datetime.now(UTC)).isoformat()
+    out: list[dict[str, Any]] = []
+    for slot, st in sorted(book.state.items()):
+        if st.units is None or st.level is None or slot in skip:
+            continue
+        out.append(
+            {
+                "wall_time": wall,
+                "mono_time": max(0.0, mono_time),
+                "store": origin.store,
+                "bay": origin.bay,
+                "slot": slot,
+                "sku": origin.skus.get(slot),
+                "kind": "level",
+                "label": st.level,
+                "confidence": 1.0,
+                "stock_units": st.units,
+                "decided_by": origin.decided_by,
+                "model_version": origin.model_version,
+                "features": {"report": reason, **book.features(slot)},
+            }
+        )
     return out
 
 

@@ -1,24 +1,47 @@
-"""Stock on the unit: units per slot, kept from decided weight changes, and their levels.
+"""Stock on the unit: units per slot from the scale, the labels saying what happened.
 
-Workflow: :class:`StockBook` starts from saved levels (or the slots' capacity, or what
-the simulator says the bay holds), takes each decided stock change through
-:meth:`StockBook.apply` (``removal`` takes units away, ``return`` and ``restock`` add
-them, ``misplaced``/``none``/``sensor_fault`` leave the slot's own stock alone) and
-answers with the new count and, when the slot crosses a threshold of its config
-(``low_units``; zero is out), a :class:`LevelChange`. Pure: values in, values out; the
-decision worker persists :meth:`StockBook.to_dict` with an atomic write.
+Workflow: the signal path measures each slot's absolute load (grams above the
+empty-slot tare of its calibration) and hands it on with every settled change
+(``WeightChange.level_g``). :class:`StockBook` turns that load into units of the
+slot's own SKU: ``round((level_g - foreign - offset) / unit_grams)``, where
+``foreign`` is the weight of items known to be foreign (``misplaced`` decisions,
+gone again when a change takes away their weight) and ``offset`` the weight the
+scale moved without stock (``sensor_fault`` decisions, the residue of a staff
+recount). The label never moves the count: a ``+6`` change booked as ``removal``
+still leaves six more units on the slot. Without a load yet (a unit just started)
+the scale's signed units of the change move a known count, never the label's.
+
+Where no whole unit of the slot's own SKU moved (a report, a 0-unit change, a foreign
+item or a fault), the count moves only when the load is more than half a unit plus
+``count_band`` away from it; a change of whole units always moves it to the load's
+nearest count. ``low``/``out`` follow the count with hysteresis (``out`` at zero,
+``low`` at or below ``low_units``, ``ok`` again above ``low_units +
+low_hysteresis_units``), answered as a :class:`LevelChange`. What cannot be true is
+flagged on the slot (:data:`FLAGS`) rather than hidden: a load well below the tare,
+a count far above capacity, a foreign item never taken away. :meth:`StockBook.recount`
+(staff counted the slot) resets it. Pure: values in, values out; the decision worker
+persists :meth:`StockBook.to_dict` with an atomic write.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
+
+from edge.stock_config import StockConfig
 
 Level = Literal["ok", "low", "out"]
 
-ADDS: frozenset[str] = frozenset({"return", "restock"})
-TAKES: frozenset[str] = frozenset({"removal"})
+FLAGS: dict[str, str] = {
+    "below_tare": "the load is well below the empty-slot tare (tare taken with items on, drift)",
+    "above_capacity": "the count is far above the slot's capacity (calibration off?)",
+    "foreign_unremoved": "a foreign item has stayed on the slot longer than stock.foreign_max_s",
+}
+"""Implausible states of a slot, and what each means."""
+
+FORMAT_VERSION = 2
 
 
 class SlotLike(Protocol):
@@ -29,6 +52,9 @@ class SlotLike(Protocol):
 
     @property
     def sku(self) -> str: ...
+
+    @property
+    def unit_grams(self) -> float: ...
 
     @property
     def capacity(self) -> int: ...
@@ -50,79 +76,296 @@ class LevelChange:
 
 @dataclass(frozen=True, slots=True)
 class StockUpdate:
-    """The outcome of one change: units moved on the slot, units after, level change."""
+    """The outcome of one change: units moved, units after (None: unknown), level change."""
 
     slot: int
     moved: int
-    units: int
+    units: int | None
     level: LevelChange | None
+    flags: tuple[str, ...] = ()
+
+
+@dataclass
+class SlotState:
+    """What the book holds of one slot.
+
+    ``foreign`` are ``(grams, since)`` of foreign items on it; ``offset_g`` weight on
+    the scale that is not stock; ``level_g`` the last absolute load it was told.
+    """
+
+    units: int | None = None
+    level_g: float | None = None
+    foreign: list[tuple[float, float]] = field(default_factory=list)
+    offset_g: float = 0.0
+    level: Level | None = None
+    flags: set[str] = field(default_factory=set)
+    at: float = -math.inf  # sensor time of the load last counted
+    counted: bool = False  # counted from a load in this run (not only read back)
+
+    @property
+    def foreign_g(self) -> float:
+        """Grams of foreign items on the slot."""
+        return sum(g for g, _ in self.foreign)
 
 
 class StockBook:
-    """Units per slot and their levels; ``low`` at or below ``low_units``, ``out`` at zero."""
+    """Units per slot from absolute loads, levels with hysteresis, implausible states flagged.
 
-    def __init__(self, slots: Iterable[SlotLike], initial: Mapping[int, int] | None = None) -> None:
+    ``initial`` gives counts to start from before the scale has said anything (a saved
+    book, a known fill); slots without one are unknown (``None``) until then.
+    """
+
+    def __init__(
+        self,
+        slots: Iterable[SlotLike],
+        initial: Mapping[int, int] | None = None,
+        *,
+        config: StockConfig | None = None,
+    ) -> None:
         self.slots = {s.slot: s for s in slots}
+        self.config = config or StockConfig()
         start = dict(initial or {})
-        self.units: dict[int, int] = {
-            n: max(0, int(start.get(n, s.capacity))) for n, s in self.slots.items()
-        }
-        self.clamped = 0  # removals the count could not cover (it never goes below zero)
+        self.state: dict[int, SlotState] = {n: SlotState() for n in self.slots}
+        for n, st in self.state.items():
+            if n in start:
+                st.units = max(0, int(start[n]))
+                st.level = self._level(n, st.units, None)
 
-    def level(self, slot: int) -> Level:
-        """``ok``, ``low`` or ``out`` for the slot's current count."""
-        n = self.units[slot]
-        if n <= 0:
-            return "out"
-        return "low" if n <= self.slots[slot].low_units else "ok"
+    # -- reading --------------------------------------------------------------
 
-    def levels(self) -> dict[int, Level]:
+    @property
+    def units(self) -> dict[int, int | None]:
+        """Units on every slot (``None``: the scale has not said yet)."""
+        return {n: st.units for n, st in self.state.items()}
+
+    def known(self) -> dict[int, int]:
+        """Units on the slots whose count is known."""
+        return {n: st.units for n, st in self.state.items() if st.units is not None}
+
+    def level(self, slot: int) -> Level | None:
+        """``ok``, ``low`` or ``out`` for the slot (``None`` while its count is unknown)."""
+        return self.state[slot].level
+
+    def levels(self) -> dict[int, Level | None]:
         """The level of every slot."""
-        return {s: self.level(s) for s in self.units}
+        return {s: st.level for s, st in self.state.items()}
 
-    def effect(self, label: str, units: int) -> int:
-        """Signed units a decided change of ``label`` moves on its slot's own stock."""
-        if label in TAKES:
-            return -abs(units)
-        if label in ADDS:
-            return abs(units)
-        return 0
+    def flags(self) -> dict[int, tuple[str, ...]]:
+        """The implausible states of every slot that has any."""
+        return {n: tuple(sorted(st.flags)) for n, st in self.state.items() if st.flags}
 
-    def apply(self, slot: int, label: str, units: int) -> StockUpdate:
-        """Book one decided change; unknown slots are left alone (moved 0)."""
-        if slot not in self.units:
-            return StockUpdate(slot, 0, 0, None)
-        delta = self.effect(label, units)
-        return self._move(slot, delta)
+    def features(self, slot: int) -> dict[str, float | str]:
+        """What an event about the slot says of its load: grams, foreign grams, flags."""
+        st = self.state[slot]
+        out: dict[str, float | str] = {}
+        if st.level_g is not None:
+            out["level_g"] = round(st.level_g, 1)
+        if st.foreign:
+            out["foreign_g"] = round(st.foreign_g, 1)
+        if st.flags:
+            out["flags"] = ",".join(sorted(st.flags))
+        return out
 
-    def set(self, slot: int, units: int) -> StockUpdate:
-        """Set a slot's count outright (a staff recount)."""
-        if slot not in self.units:
+    # -- writing --------------------------------------------------------------
+
+    def apply(
+        self,
+        slot: int,
+        label: str,
+        units: int,
+        *,
+        grams: float = 0.0,
+        level_g: float | None = None,
+        t: float = 0.0,
+    ) -> StockUpdate:
+        """Book one decided change; unknown slots are left alone (moved 0).
+
+        ``units`` and ``grams`` are the change as weighed (signed), ``level_g`` the
+        slot's absolute load after it (``None``: not known), ``t`` its sensor time.
+        """
+        if slot not in self.state:
+            return StockUpdate(slot, 0, None, None)
+        st = self.state[slot]
+        unit = float(self.slots[slot].unit_grams)
+        own_moved = units
+        if label == "sensor_fault":
+            st.offset_g += grams
+            own_moved = 0
+        elif label == "misplaced" and grams > 0:
+            st.foreign.append((grams, t))
+            own_moved = 0
+        elif grams < 0 and st.foreign and self._takes_foreign(st, label, grams, units, unit):
+            own_moved = 0
+        if level_g is not None:
+            return self._settle(slot, level_g, t, steady=own_moved == 0)
+        before = st.units
+        if before is None:
+            return StockUpdate(slot, 0, None, None, tuple(sorted(st.flags)))
+        return self._set(slot, max(0, before + own_moved), t)
+
+    def observe(self, slot: int, level_g: float, t: float = 0.0) -> StockUpdate:
+        """The scale's absolute load of a slot with nothing decided (start, reports).
+
+        It counts a slot not counted from a load yet in this run (unknown, or a count
+        read back from disk: things may have moved while the unit was off); a slot
+        already counted keeps its count (only decided changes and recounts move it, so
+        slow drift never does) and gets its flags refreshed. A load older than the one
+        last counted changes nothing.
+        """
+        if slot not in self.state:
+            return StockUpdate(slot, 0, None, None)
+        st = self.state[slot]
+        if t < st.at:
+            return StockUpdate(slot, 0, st.units, None, tuple(sorted(st.flags)))
+        return self._settle(slot, level_g, t, keep=st.counted)
+
+    def recount(self, slot: int, units: int, *, level_g: float | None = None) -> StockUpdate:
+        """Staff counted ``units`` of the slot's own SKU on it: foreign items and flags go.
+
+        With the load known, what the load holds beyond those units becomes the slot's
+        offset, so the next change counts from the staff's figure.
+        """
+        if slot not in self.state:
             raise KeyError(slot)
-        return self._move(slot, max(0, int(units)) - self.units[slot])
+        if units < 0:
+            raise ValueError(f"slot {slot}: a recount cannot be negative ({units})")
+        st = self.state[slot]
+        st.foreign.clear()
+        st.flags.clear()
+        load = level_g if level_g is not None else st.level_g
+        if load is not None:
+            st.level_g = load
+            st.offset_g = load - units * float(self.slots[slot].unit_grams)
+        return self._set(slot, int(units), None)
 
-    def _move(self, slot: int, delta: int) -> StockUpdate:
-        before_level = self.level(slot)
-        before = self.units[slot]
-        after = before + delta
-        if after < 0:
-            self.clamped += -after
-            after = 0
-        self.units[slot] = after
-        now = self.level(slot)
+    # -- inside ---------------------------------------------------------------
+
+    def _takes_foreign(
+        self, st: SlotState, label: str, grams: float, units: int, unit: float
+    ) -> bool:
+        """Remove the foreign item this weight loss matches, when it matches one.
+
+        A negative ``misplaced`` change takes the closest foreign item; any other
+        takes one only when the loss fits it better than whole own units.
+        """
+        i, item = min(enumerate(st.foreign), key=lambda x: abs(grams + x[1][0]))
+        err_foreign = abs(grams + item[0])
+        err_own = abs(grams - units * unit) if units else math.inf
+        if label != "misplaced" and not (err_foreign < err_own and err_foreign <= 0.25 * unit):
+            return False
+        del st.foreign[i]
+        return True
+
+    def _settle(
+        self, slot: int, level_g: float, t: float, *, steady: bool = True, keep: bool = False
+    ) -> StockUpdate:
+        """The count from an absolute load; ``steady`` (no whole own unit moved): with
+        hysteresis against the current count, so noise near x.5 units never flips it."""
+        st = self.state[slot]
+        spec = self.slots[slot]
+        cfg = self.config
+        st.level_g = level_g
+        st.at = max(st.at, t)
+        q = (level_g - st.foreign_g - st.offset_g) / float(spec.unit_grams)
+        flags = {f for f in st.flags if f == "foreign_unremoved"}
+        if q < -cfg.below_tare_units:
+            flags.add("below_tare")
+        count = max(0, int(math.copysign(math.floor(abs(q) + 0.5), q)))
+        if st.units is not None and (
+            keep or (steady and abs(q - st.units) <= 0.5 + cfg.count_band)
+        ):
+            count = st.units
+        st.counted = True
+        if count > spec.capacity * cfg.capacity_margin:
+            flags.add("above_capacity")
+        if st.foreign and t - min(s for _, s in st.foreign) > cfg.foreign_max_s:
+            flags.add("foreign_unremoved")
+        elif not st.foreign:
+            flags.discard("foreign_unremoved")
+        st.flags = flags
+        return self._set(slot, count, t)
+
+    def _level(self, slot: int, units: int, previous: Level | None) -> Level:
+        low = self.slots[slot].low_units
+        if units <= 0:
+            return "out"
+        if units <= low:
+            return "low"
+        if previous in ("low", "out") and units <= low + self.config.low_hysteresis_units:
+            return "low"
+        return "ok"
+
+    def _set(self, slot: int, units: int, t: float | None) -> StockUpdate:
+        st = self.state[slot]
+        before, prev = st.units, st.level
+        st.units = units
+        now = self._level(slot, units, prev)
+        st.level = now
         change = None
-        if now != before_level:
-            change = LevelChange(slot, self.slots[slot].sku, now, before_level, after)
-        return StockUpdate(slot, after - before, after, change)
+        if prev is not None and now != prev:
+            change = LevelChange(slot, self.slots[slot].sku, now, prev, units)
+        moved = 0 if before is None else units - before
+        return StockUpdate(slot, moved, units, change, tuple(sorted(st.flags)))
+
+    # -- persistence ------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data to persist (``from_dict`` reads it back)."""
-        return {"units": {str(k): v for k, v in sorted(self.units.items())}}
+        return {
+            "version": FORMAT_VERSION,
+            "slots": {
+                str(n): {
+                    "units": st.units,
+                    "level_g": st.level_g,
+                    "foreign": [[g, s] for g, s in st.foreign],
+                    "offset_g": st.offset_g,
+                    "level": st.level,
+                    "flags": sorted(st.flags),
+                }
+                for n, st in sorted(self.state.items())
+            },
+        }
 
     @classmethod
-    def from_dict(cls, slots: Iterable[SlotLike], data: Mapping[str, Any]) -> StockBook:
-        """A book from saved data; slots not saved start at capacity, unknown ones are dropped."""
-        raw = data.get("units", {})
-        if not isinstance(raw, Mapping):
-            raise ValueError("stock data: 'units' must be a mapping")
-        return cls(slots, {int(k): int(v) for k, v in raw.items()})
+    def from_dict(
+        cls,
+        slots: Iterable[SlotLike],
+        data: Mapping[str, Any],
+        *,
+        config: StockConfig | None = None,
+    ) -> StockBook:
+        """A book from saved data (this format or the older ``{"units": {...}}``).
+
+        Slots not saved start unknown, unknown ones are dropped; a malformed entry is
+        a ``ValueError`` naming it.
+        """
+        if "slots" not in data:  # format 1: counts only
+            raw = data.get("units", {})
+            if not isinstance(raw, Mapping):
+                raise ValueError("stock data: 'units' must be a mapping")
+            return cls(slots, {int(k): int(v) for k, v in raw.items()}, config=config)
+        book = cls(slots, config=config)
+        saved = data["slots"]
+        if not isinstance(saved, Mapping):
+            raise ValueError("stock data: 'slots' must be a mapping")
+        for key, item in saved.items():
+            n = int(key)
+            if n not in book.state:
+                continue
+            try:
+                units = item["units"]
+                level = item.get("level")
+                st = SlotState(
+                    units=None if units is None else max(0, int(units)),
+                    level_g=None if item.get("level_g") is None else float(item["level_g"]),
+                    foreign=[(float(g), float(s)) for g, s in item.get("foreign", [])],
+                    offset_g=float(item.get("offset_g", 0.0)),
+                    level=level if level in ("ok", "low", "out") else None,
+                    flags={str(f) for f in item.get("flags", []) if f in FLAGS},
+                )
+            except (KeyError, TypeError, ValueError) as err:
+                raise ValueError(f"stock data: slot {key}: {err}") from None
+            if st.units is not None and st.level is None:
+                st.level = book._level(n, st.units, None)
+            book.state[n] = st
+        return book

@@ -133,6 +133,13 @@ class Windower:
         done.sort(key=lambda e: e.start)
         return [self._window(ep) for ep in done]
 
+    def pending_slots(self) -> set[int]:
+        """Slots with a change that no decided window has taken yet."""
+        out = {c.slot for c in self._loose_changes}
+        for ep in self._open:
+            out.update(c.slot for c in ep.changes)
+        return out
+
     def flush(self) -> list[EventWindow]:
         """Every window still open (end of a stream)."""
         return self.ready(float("inf"))

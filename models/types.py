@@ -88,6 +88,9 @@ class WeightChange:
     ``grams`` is signed: negative when weight left the shelf.
     ``units`` is ``round(grams / unit_grams)`` (signed); ``confidence`` in [0, 1]
     says how well the change fits a whole number of units and how steady it settled.
+    ``level_g`` is the slot's absolute load once settled, grams above the empty-slot
+    tare of its calibration (``None`` where unknown, e.g. a window read back from
+    JSON): the scale's own figure, from which the unit counts what is on the slot.
     """
 
     slot: int
@@ -96,6 +99,7 @@ class WeightChange:
     t_start: float
     t_settled: float
     confidence: float
+    level_g: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,9 @@
    SQLite file; a store, bay and unit are registered and keys made.
 3. A simulated unit (the real agent in sim mode) installs the bundle, senses another
    stretch of store traffic, decides with the student, commits every event to its
-   buffer and syncs it over HTTP; the feed is read back as events arrive.
+   buffer and syncs it over HTTP; the feed is read back as events arrive, each event
+   with what the twin really did beside it, and the demo ends with per-head accuracy,
+   stock per SKU against the truth and the interest table (:mod:`shelfsense.demo_truth`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from shelfsense import demo_truth
 
 DEVICE = "demo-unit-1"
 STORE = "store-1"
@@ -132,13 +136,16 @@ def _feed(base_url: str, key: str, cursor: str | None) -> tuple[list[dict[str, A
     return body["data"], body.get("next_cursor") or cursor
 
 
-def _show(e: dict[str, Any]) -> str:
+def _show(e: dict[str, Any], truth: str = "") -> str:
     ev = e.get("event", e)
     what = f"{ev['kind']:<8} {ev['label']:<11} ({ev['confidence']:.2f})"
     where = f"slot {ev['slot']:>2} {ev.get('sku') or '':<10}" if ev.get("slot") is not None else ""
     units = f"{ev['units']:+d} u → {ev['stock_units']} left" if ev.get("units") is not None else ""
+    if not units and ev.get("stock_units") is not None:  # a level: the count it stands on
+        units = f"{ev['stock_units']} on the slot"
     dwell = f"dwell {ev['dwell_s']:.1f} s" if ev.get("dwell_s") is not None else ""
-    return f"   #{ev['seq']:<4} {what} {where:<14} {units or dwell}  [{ev['decided_by']}]"
+    said = f"{units or dwell:<18}"
+    return f"   #{ev['seq']:<4} {what} {where:<14} {said} {truth:<34} [{ev['decided_by']}]"
 
 
 def run_unit(
@@ -165,9 +172,12 @@ def run_unit(
             source="demo",
         )
         agent = Agent(cfg, identity=Identity(device_id=DEVICE, api_key=unit_key))
-        add_sensing(agent, speed=0, sim_hours=minutes / 60.0)
+        sensing = add_sensing(agent, speed=0, sim_hours=minutes / 60.0)
+        truth = demo_truth.view_of(sensing)
         print(f"== Unit {DEVICE}: {minutes:g} simulated minutes of {scenario!r}, seed {seed}")
-        print("   events as the cloud feed returns them (the backend's view):")
+        print(
+            "   events as the cloud feed returns them (the backend's view), the twin's truth beside:"
+        )
         agent.start()
         cursor: str | None = None
         seen = 0
@@ -176,8 +186,10 @@ def run_unit(
             while time.monotonic() < deadline:
                 done = agent.health.get("sim_done") is True
                 rows, cursor = _feed(url, backend_key, cursor)
+                bodies = _unit_bodies(work / cfg.buffer.file, [int(e["seq"]) for e in rows])
                 for e in rows:
-                    print(_show(e))
+                    body = bodies.get(int(e["seq"]))  # the unit's own copy: sensor times
+                    print(_show(e, truth.beside(body) if truth and body else ""))
                 seen += len(rows)
                 if done and agent.buffer.seq == seen:
                     break
@@ -187,7 +199,40 @@ def run_unit(
         print(f"   {seen} events committed on the unit and stored once in the cloud")
         print(f"   {_uploaded_windows(work)} windows came with them: the fleet's training data")
         print("   (labelled by sales and staff; `shelfsense cloud train --from-store` reads them)")
+        if truth is not None:
+            print()
+            for line in demo_truth.summary_lines(
+                truth,
+                _get(url, backend_key, "/v1/stock/skus"),
+                _get(url, backend_key, "/v1/interest"),
+            ):
+                print(line)
         return seen
+
+
+def _unit_bodies(db: Path, seqs: list[int]) -> dict[int, dict[str, Any]]:
+    """The unit's committed events by seq, read from its buffer (read only)."""
+    import json
+    import sqlite3
+
+    if not seqs:
+        return {}
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5.0)
+    try:
+        marks = ",".join("?" * len(seqs))
+        rows = conn.execute(f"SELECT seq, body FROM outbox WHERE seq IN ({marks})", seqs)
+        return {int(seq): json.loads(body) for seq, body in rows}
+    finally:
+        conn.close()
+
+
+def _get(base_url: str, key: str, path: str) -> list[dict[str, Any]]:
+    import requests
+
+    r = requests.get(f"{base_url}{path}", headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    r.raise_for_status()
+    data: list[dict[str, Any]] = r.json()["data"]
+    return data
 
 
 def _uploaded_windows(work: Path) -> int:

@@ -60,10 +60,11 @@ def _flag(units: int, low: int) -> str:
 
 
 def stock_rows(items: list[StockSkuPublic], *, low: int = LOW_STOCK) -> list[StockRow]:
-    """Stock per SKU with flags, emptiest first."""
+    """Stock per SKU with flags, emptiest first (SKUs no unit reported yet are left out)."""
     rows = [
         StockRow(s.sku, s.stock_units, s.slots, s.newest_confirmed_at, _flag(s.stock_units, low))
         for s in items
+        if s.stock_units is not None and s.newest_confirmed_at is not None
     ]
     return sorted(rows, key=lambda r: (r.units, r.sku))
 

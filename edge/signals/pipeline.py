@@ -5,7 +5,8 @@ slot's channel are calibrated and decimated (:mod:`edge.signals.filters`), settl
 detection with zero tracking runs on the filtered grams (:mod:`edge.signals.settle`),
 and every settled step of at least ``min_units`` of the slot's unit weight becomes a
 :class:`~models.types.WeightChange` with ``units = round(grams / unit_grams)``
-(halves away from zero). A smaller step whose weight went at least ``touch_g`` from the
+(halves away from zero) and the slot's absolute load after it (``level_g``, grams above
+the calibration's empty-slot tare). A smaller step whose weight went at least ``touch_g`` from the
 baseline on the way becomes a change of 0 units: the shelf was handled (a unit lifted
 and set back, a hand leaning on it) and no stock moved. Blocks may have any size; state
 carries across them.
@@ -138,4 +139,5 @@ class WeightPipeline:
             t_start=s.t_start,
             t_settled=s.t_settled,
             confidence=round(conf, 3),
+            level_g=round(s.level, 2),
         )

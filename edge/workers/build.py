@@ -5,8 +5,12 @@
 (``camera.source``) and ``decisions`` (the installed model, else the rules). In sim
 mode the store twin plans ``sim_hours`` of the configured scenario and both sensors
 play it at ``speed`` times real time (0: as fast as the CPU goes); a restarted sim
-unit replays the day without pacing up to the last window its buffer holds, so every
-committed event stays committed once and the day goes on where it stopped.
+unit replays the day without pacing up to the last window it committed (its buffer, or
+the sim mark it keeps beside it, whichever is further), so every committed event stays
+committed once and the day goes on where it stopped; a different run (scenario, seed,
+hours) starts from the beginning. ``Sensing.note`` says which it is. A sim played to
+its end asks the agent to finish once its outbox is sent. Slot counts come from the
+scale (the twin's fill only seeds the model's slot context, as in training).
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ from edge.stock import StockBook
 from edge.windows import Windower
 from edge.workers.camera import CameraFeed
 from edge.workers.decide import BundleWatch, WeightOnlyDecider, build_decider
-from edge.workers.decision import DecisionWorker
-from edge.workers.state import load_stock
+from edge.workers.decision import DecisionWorker, LevelReports
+from edge.workers.state import SimMark, load_sim_mark, load_stock, save_sim_mark
 from edge.workers.timeline import Inbox, Pace
 from edge.workers.weight import BlockSource, WeightWorker
 from models.types import ReadingBlock
@@ -43,6 +47,7 @@ log = logging.getLogger(__name__)
 BLOCK_S = 0.5  # load-cell block length the weight worker processes at once
 SIM_TICK_S = 0.5  # decision step in sim mode (simulated seconds)
 STOCK_FILE = "stock.json"
+SIM_MARK_FILE = "sim_mark.json"
 CALIBRATION_FILE = "calibration.json"
 
 
@@ -56,6 +61,9 @@ class Sensing:
     camera: CameraFeed | None = None
     run: SimRun | None = None
     resumed_through: int = 0
+    resumed_at: float = 0.0
+    note: str = ""
+    played_out: bool = False  # this sim day was already played to the end here
 
 
 def camera_config(config: Config) -> CameraConfig:
@@ -121,15 +129,19 @@ def add_sensing(
         slots = list(cfg.slots) or _sim_slots(sc.slots)
         calibrations = simulated_calibration(cells)
         sps = sc.sps
-        resumed, origin_t = last_committed(agent)
+        sim_run = {"scenario": sc.name, "seed": lc.sim_seed, "hours": sim_hours}
+        resumed, origin_t, note, played = _resume_point(agent, data_dir / SIM_MARK_FILE, sim_run)
+        keeper = _MarkKeeper(data_dir / SIM_MARK_FILE, sim_run, agent)
+        keeper.episode, keeper.mono_time = resumed, origin_t
 
         def blocks(stop: threading.Event) -> Iterable[ReadingBlock]:
             return cells.blocks(BLOCK_S)
 
         source: BlockSource = blocks
-        book = StockBook(slots, run.initial_units)
+        book = StockBook(slots, config=cfg.stock)  # counts come from the scale
+        context_units: dict[int, int] = dict(run.initial_units)
         stock_file = None
-        health.set("sim", {"scenario": sc.name, "seed": lc.sim_seed, "hours": sim_hours})
+        health.set("sim", {**sim_run, "resumed_through": resumed, "resumed_at_s": origin_t})
     else:
         slots = list(cfg.slots)
         if not slots:
@@ -138,14 +150,16 @@ def add_sensing(
         sps = lc.sps
         source = hardware_source(cfg, health)
         stock_file = data_dir / STOCK_FILE
-        book = load_stock(stock_file, slots) or StockBook(slots)
+        book = load_stock(stock_file, slots, config=cfg.stock) or StockBook(slots, config=cfg.stock)
+        context_units = book.known()
+        note, played = "", False
     names = ["weight", "camera"] if camera else ["weight"]
     pace = Pace(speed, origin=origin_t, parties=names) if sim else None
     pipeline = WeightPipeline(slot_signals(slots), calibrations, sps=sps, config=cfg.signals)
     inbox = Inbox(names)
     weight = WeightWorker(source, pipeline, inbox, health=health, pace=pace, finite=sim)
     windower = Windower(
-        cfg.unit.bay, {s.slot: s.unit_grams for s in slots}, initial_units=dict(book.units)
+        cfg.unit.bay, {s.slot: s.unit_grams for s in slots}, initial_units=context_units
     )
     origin = Origin(cfg.unit.store, cfg.unit.bay, {s.slot: s.sku for s in slots})
     decisions = DecisionWorker(
@@ -161,8 +175,22 @@ def add_sensing(
         blind=WeightOnlyDecider(),
         watch=BundleWatch(cfg.model, health=health, every_s=cfg.ota.watch_poll_s),
         stock_file=stock_file,
+        reports=LevelReports(cfg.stock.report_interval_s, after=origin_t),
+        resume_t=origin_t,
+        recount_dir=data_dir,
+        on_committed=keeper.committed if sim else None,
+        on_done=keeper.done if sim else None,
     )
-    out = Sensing(inbox, weight, decisions, run=run, resumed_through=resumed)
+    out = Sensing(
+        inbox,
+        weight,
+        decisions,
+        run=run,
+        resumed_through=resumed,
+        resumed_at=origin_t,
+        note=note,
+        played_out=played,
+    )
     agent.add_worker("weight", weight.run)
     if camera and sim != (camera_config(cfg).source == "sim"):
         log.warning(
@@ -176,9 +204,67 @@ def add_sensing(
         )
         agent.add_worker("camera", out.camera.run)
     agent.add_worker("decisions", decisions.run)
-    if resumed:
-        log.info("sim resumes after episode %d (t=%.1f s)", resumed, origin_t)
+    if note:
+        log.info("%s", note)
     return out
+
+
+def _resume_point(
+    agent: Agent, mark_file: Path, sim_run: dict[str, Any]
+) -> tuple[int, float, str, bool]:
+    """``(episode, sensor time, what to tell the user, played out)`` a sim unit goes on from.
+
+    The same run (scenario, seed, hours) goes on after the last episode committed (the
+    buffer's newest event or the sim mark, whichever is further); another run, or the
+    first, starts at the beginning.
+    """
+    what = f"{sim_run['scenario']} seed {sim_run['seed']}, {sim_run['hours']:g} h"
+    mark = load_sim_mark(mark_file)
+    episode, t = last_committed(agent)
+    if mark is not None and mark.run != sim_run:
+        was = mark.run
+        return (
+            0,
+            0.0,
+            f"sim: playing {what} from the start (this data folder held "
+            f"{was.get('scenario')} seed {was.get('seed')}, {was.get('hours')} h)",
+            False,
+        )
+    if mark is not None and mark.done:
+        return (
+            max(episode, mark.episode),
+            max(t, mark.mono_time),
+            f"sim: {what} was already played to the end in this data folder; nothing to do "
+            "(another seed, --sim-hours or data folder plays a new day)",
+            True,
+        )
+    if mark is not None:
+        episode, t = max(episode, mark.episode), max(t, mark.mono_time)
+    if episode or t:
+        return (
+            episode,
+            t,
+            f"sim: resuming {what} after episode {episode} (t={t:.1f} s); "
+            "the day up to there is replayed unpaced and not sent again",
+            False,
+        )
+    return 0, 0.0, f"sim: playing {what} from the start", False
+
+
+class _MarkKeeper:
+    """Keeps the sim mark beside the buffer: after every commit, and once the day is done."""
+
+    def __init__(self, path: Path, sim_run: dict[str, Any], agent: Agent) -> None:
+        self.path, self.run, self.agent = path, sim_run, agent
+        self.episode, self.mono_time = 0, 0.0
+
+    def committed(self, episode: int, mono_time: float) -> None:
+        self.episode, self.mono_time = episode, max(self.mono_time, mono_time)
+        save_sim_mark(self.path, SimMark(self.run, self.episode, self.mono_time))
+
+    def done(self) -> None:
+        save_sim_mark(self.path, SimMark(self.run, self.episode, self.mono_time, done=True))
+        self.agent.finish()
 
 
 def hardware_source(cfg: Config, health: Health) -> BlockSource:

@@ -8,6 +8,11 @@ can join (model or rules, :mod:`edge.workers.decide`), books their stock
 commits all of one pass in one transaction through ``emit`` (the agent's buffer).
 Windows numbered up to ``skip_through`` are decided and booked but not emitted: after
 a restart in sim mode the day is replayed up to what the buffer already holds.
+Every slot's level is reported (:class:`LevelReports`: at start, then every
+``stock.report_interval_s``) from the scale's loads of the slots with no change still
+undecided, and staff recounts waiting in the data folder (:mod:`edge.recount`) reset
+their slot and are said in the feed; the book's implausible states raise the
+``stock_implausible`` alarm.
 A bundle installed while the agent runs is picked up (``watch``). While the camera is
 down (or the unit has none), windows with nobody seen are decided by ``blind``
 (weight only) rather than taken for sensor faults. A failing pass is logged and
@@ -25,8 +30,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from edge.events import Origin, WindowDecision, window_events
+from edge.events import Origin, WindowDecision, level_report, window_events
 from edge.health import Health
+from edge.recount import take_recounts
 from edge.stock import StockBook
 from edge.windows import Windower
 from edge.workers.decide import BundleWatch, WindowDecider
@@ -37,7 +43,46 @@ from models.window import EventWindow
 
 log = logging.getLogger(__name__)
 
+START_GRACE_S = 30.0  # the start report waits this long for every slot's first load
+
 Emit = Callable[[Iterable[Mapping[str, Any]]], object]
+
+
+class LevelReports:
+    """When the slots' levels are reported: once at start, then at every multiple of ``every_s``.
+
+    The start report goes out at the first tick past ``after`` (what a restarted unit
+    replays) once every slot's count is known, or :data:`START_GRACE_S` after the first
+    tick anyway (with the slots that are known). ``every_s`` 0: start report only.
+    """
+
+    def __init__(self, every_s: float, *, after: float = -math.inf) -> None:
+        self.every_s = every_s
+        self.after = after
+        self.first: float | None = None
+        self.next: float | None = None  # None: the start report is still to come
+
+    def due(self, t: float, book: StockBook) -> str | None:
+        """``start``, ``periodic`` or None for sensor time ``t``."""
+        if self.next is None:
+            if t <= self.after:
+                return None
+            if self.first is None:
+                self.first = t
+            if None in book.units.values() and t - self.first < START_GRACE_S:
+                return None
+            self.next = self._after(t)
+            return "start"
+        if t < self.next:
+            return None
+        self.next = self._after(t)
+        return "periodic"
+
+    def _after(self, t: float) -> float:
+        """The next whole multiple of ``every_s``: the same times whenever a unit restarted."""
+        if self.every_s <= 0:
+            return math.inf
+        return (math.floor(t / self.every_s) + 1) * self.every_s
 
 
 class DecisionWorker:
@@ -60,6 +105,11 @@ class DecisionWorker:
         watch: BundleWatch | None = None,
         stock_file: Path | None = None,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        reports: LevelReports | None = None,
+        resume_t: float = -math.inf,
+        recount_dir: Path | None = None,
+        on_committed: Callable[[int, float], None] | None = None,
+        on_done: Callable[[], None] | None = None,
     ) -> None:
         self.inbox = inbox
         self.windower = windower
@@ -75,6 +125,12 @@ class DecisionWorker:
         self.watch = watch
         self.stock_file = stock_file
         self.wall_clock = wall_clock
+        self.reports = reports
+        self.resume_t = resume_t
+        self.recount_dir = recount_dir
+        self.on_committed = on_committed
+        self.on_done = on_done
+        self.last_episode = skip_through
         self.now = 0.0 if tick_s else -math.inf
         self.windows = 0
         self.emitted = 0
@@ -116,21 +172,11 @@ class DecisionWorker:
         """One pass; returns how many events were committed. ``final`` flushes every window.
 
         In sim mode the windower is asked at every whole tick, so how often passes run
-        never changes how a day is cut into windows (a replay gives the same windows).
+        never changes how a day is cut into windows (a replay gives the same windows);
+        a pass that reaches a tick where a level report is due stops there, so reports
+        fall on the same ticks in every replay too.
         """
         until = math.inf if final else self._until()
-        if until is None or until <= self.now:
-            return 0
-        ready: list[EventWindow] = []
-        for cut in self._cuts(until):
-            ready += self._advance(cut)
-            self.now = cut
-        if not ready:
-            return 0
-        self.windows += len(ready)
-        started = time.perf_counter()
-        decisions = self._decide(ready)
-        self.health.observe("inference_seconds", time.perf_counter() - started)
         origin = Origin(
             self.origin.store,
             self.origin.bay,
@@ -140,11 +186,38 @@ class DecisionWorker:
         )
         wall = self.wall_clock()
         fields: list[dict[str, Any]] = []
-        for win, d in zip(ready, decisions, strict=True):
-            evs = window_events(win, d, self.book, origin, wall_time=wall)
-            if win.episode > self.skip_through:
-                fields += evs
+        ready: list[EventWindow] = []
+        report: str | None = None
+        if until is not None and until > self.now:
+            for cut in self._cuts(until):
+                ready += self._advance(cut)
+                self.now = cut
+                if not math.isfinite(cut):
+                    break
+                rep = self.reports
+                if rep is None:
+                    continue
+                if rep.next is None and cut > rep.after:
+                    self._loads(cut)  # the start report waits for every slot's first load
+                report = rep.due(cut, self.book)
+                if report is not None:
+                    break
+        if ready:
+            self.windows += len(ready)
+            started = time.perf_counter()
+            decisions = self._decide(ready)
+            self.health.observe("inference_seconds", time.perf_counter() - started)
+            for win, d in zip(ready, decisions, strict=True):
+                evs = window_events(win, d, self.book, origin, wall_time=wall)
+                if win.episode > self.skip_through:
+                    fields += evs
+                    self.last_episode = max(self.last_episode, win.episode)
+        fields += self._recounts(origin, wall)
+        if report is not None:
+            fields += self._report(report, origin, wall)
         if not fields:
+            if ready or report is not None:
+                self._publish_stock(until)
             return 0
         committed = self.emit(fields)
         n = len(committed) if isinstance(committed, list) else len(fields)
@@ -152,12 +225,67 @@ class DecisionWorker:
         self.health.count("events_decided", n)
         for f in fields:
             self.health.count(f"decisions.{f['kind']}.{self.decider.decided_by}")
+        self._publish_stock(until)  # the book on disk follows what was committed
+        if self.on_committed is not None:
+            self.on_committed(self.last_episode, max(f["mono_time"] for f in fields))
+        return n
+
+    def _loads(self, t: float) -> None:
+        """Count the slots without an undecided change from the scale's loads at ``t``."""
+        at, loads = self.inbox.levels_at(t)
+        pending = self.windower.pending_slots()
+        for slot, grams in loads.items():
+            if slot not in pending:
+                self.book.observe(slot, grams, at)
+
+    def _report(self, reason: str, origin: Origin, wall: datetime) -> list[dict[str, Any]]:
+        self._loads(self.now)
+        if self.now <= self.resume_t:
+            return []  # replaying what the buffer already holds
+        self.health.count(f"level_reports.{reason}")
+        return level_report(
+            self.book,
+            origin,
+            reason=reason,
+            mono_time=self.now,
+            wall_time=wall,
+            skip=self.windower.pending_slots(),
+        )
+
+    def _recounts(self, origin: Origin, wall: datetime) -> list[dict[str, Any]]:
+        """Staff recounts waiting in the data folder: reset each slot, say so in the feed."""
+        if self.recount_dir is None:
+            return []
+        out: list[dict[str, Any]] = []
+        for r in take_recounts(self.recount_dir):
+            if r.slot not in self.book.state:
+                log.error("recount for slot %d refused: this bay has no such slot", r.slot)
+                self.health.count("recounts_refused")
+                continue
+            at, loads = self.inbox.levels_at(self.now) if math.isfinite(self.now) else (0, {})
+            grams = loads.get(r.slot) if r.slot not in self.windower.pending_slots() else None
+            upd = self.book.recount(r.slot, r.units, level_g=grams)
+            log.info("slot %d recounted: %d units (was %s)", r.slot, r.units, r.units - upd.moved)
+            self.health.count("recounts")
+            evs = level_report(
+                self.book, origin, reason="recount", mono_time=max(0.0, at), wall_time=wall
+            )
+            out += [e for e in evs if e["slot"] == r.slot]
+        return out
+
+    def _publish_stock(self, until: float | None) -> None:
         self.health.set("stock_units", {str(k): v for k, v in sorted(self.book.units.items())})
-        if math.isfinite(until):
+        flags = self.book.flags()
+        self.health.set("stock_flags", {str(k): list(v) for k, v in sorted(flags.items())})
+        if flags:
+            detail = "; ".join(f"slot {k}: {', '.join(v)}" for k, v in sorted(flags.items()))
+            self.health.alarm("stock_implausible", detail[:200])
+        else:
+            self.health.clear("stock_implausible")
+        if until is not None and math.isfinite(until):
             self.health.set("decided_until", round(until, 3))
         if self.stock_file is not None:
             save_stock(self.stock_file, self.book)
-        return n
 
     def _decide(self, ready: list[EventWindow]) -> list[WindowDecision]:
         """The decider's calls; without a camera, ``blind`` decides the windows nobody saw.
@@ -189,8 +317,11 @@ class DecisionWorker:
                     log.info("now deciding by %s (model %s)", new.decided_by, new.model_version)
                 self.step()
                 if self.inbox.horizon() == math.inf:
-                    self.step(final=True)
+                    while self.now != math.inf:  # a pass stops at each report tick
+                        self.step(final=True)
                     self.health.set("sim_done", True)
+                    if self.on_done is not None:
+                        self.on_done()
                     stop.wait()
                     return
             except Exception:

@@ -88,6 +88,26 @@ class Inbox:
         self.up: dict[str, bool] = dict.fromkeys(self.progress, True)
         self._bay_t: list[float] = []  # frame times where the bay occupancy changed
         self._bay_since: list[float | None] = []
+        self._levels: list[tuple[float, dict[int, float]]] = []  # (t, grams per slot)
+
+    LEVEL_EVERY_S = 5.0  # sensor seconds between two kept load snapshots
+
+    def put_levels(self, t: float, grams: dict[int, float]) -> None:
+        """The slots' settled absolute loads at sensor time ``t`` (kept every few seconds)."""
+        with self._lock:
+            if self._levels and t - self._levels[-1][0] < self.LEVEL_EVERY_S:
+                return
+            self._levels.append((t, dict(grams)))
+
+    def levels_at(self, t: float) -> tuple[float, dict[int, float]]:
+        """``(time, loads)`` of the newest snapshot at or before ``t``; older ones go."""
+        with self._lock:
+            i = bisect.bisect_right([x for x, _ in self._levels], t) - 1
+            if i < 0:
+                return -math.inf, {}
+            at, got = self._levels[i]
+            del self._levels[:i]
+            return at, dict(got)
 
     def put_changes(
         self, changes: Iterable[WeightChange], t: float, source: str = "weight"

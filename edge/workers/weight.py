@@ -3,7 +3,8 @@
 Reads :class:`~models.types.ReadingBlock` s from the configured source (simulated
 cells, HX711 boards on GPIO, or an MCU over serial), paces them in sim mode, runs the
 :class:`~edge.signals.WeightPipeline` and leaves the settled changes in the
-:class:`~edge.workers.timeline.Inbox`. Health gets a ``loadcells`` component (how many
+:class:`~edge.workers.timeline.Inbox`, with the slots' settled absolute loads every few
+seconds (what level reports count from). Health gets a ``loadcells`` component (how many
 of the slots' channels gave valid samples in the last block) and counters. A failing
 block read is logged, counted and retried; the camera has no say in any of this.
 """
@@ -11,6 +12,7 @@ block read is logged, counted and retried; the camera has no say in any of this.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable, Iterable, Iterator
 
@@ -55,6 +57,9 @@ class WeightWorker:
         """Process one block; returns how many changes settled in it."""
         changes = self.pipeline.process(block)
         t_end = float(block.t[-1]) if len(block) else -np.inf
+        if len(block):  # before the progress moves: a report at t_end finds its loads
+            loads = {k: g for k, g in self.pipeline.levels().items() if math.isfinite(g)}
+            self.inbox.put_levels(t_end, loads)
         self.inbox.put_changes(changes, t_end)
         self.blocks += 1
         self.changes += len(changes)

@@ -19,6 +19,7 @@ BENCHES = (
     "cloud_return",
     "agent",
     "agent_crash",
+    "stock",
     "ingest",
     "reads",
     "mqtt_fuzz",

@@ -75,9 +75,14 @@ def write_unit(data: Path, base_url: str, *, api_key: str = API_KEY) -> Path:
 
 
 def decided(bodies: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    """What was decided, without when it was sent or which seq it got."""
+    """What was decided, without when it was sent or which seq it got, and without the
+    start level reports (every start of a unit reports its levels once more)."""
     keys = ("episode", "kind", "label", "slot", "units", "grams", "stock_units", "mono_time")
-    return [tuple(b.get(k) for k in keys) for b in bodies]
+    return [
+        tuple(b.get(k) for k in keys)
+        for b in bodies
+        if (b.get("features") or {}).get("report") != "start"
+    ]
 
 
 def run_in_process(

@@ -51,6 +51,11 @@ def test_demo_loop_trains_serves_and_syncs(
     assert m is not None and int(m.group(1)) > 0
     shown = re.findall(r"^   #(\d+) ", out, flags=re.M)
     assert [int(s) for s in shown] == list(range(1, int(m.group(1)) + 1))
+    beside = re.findall(r"^   #\d+ .* truth: ", out, flags=re.M)
+    assert len(beside) == len(shown)  # the twin's truth beside each event
+    assert re.search(r"stock +labels right: (\d+/\d+ \(\d+ %\)|-)$", out, flags=re.M)
+    assert re.search(r"against the truth: \d+/\d+ SKUs agree", out)
+    assert "interest per SKU the backend reads" in out
     deciders = set(re.findall(r"\[(model|rules)\]$", out, flags=re.M))
     gated = "signed bundle:" in out
     assert deciders == ({"model"} if gated else {"rules"})

@@ -1,0 +1,60 @@
+"""The stock benchmark: its truth side on a constructed day, and a smoke run of a few minutes."""
+
+from __future__ import annotations
+
+import pytest
+
+from firmware_bridge.sim.truth import TruthChange
+from firmware_bridge.sim.twin import SimRun
+from tests.bench import bench_stock
+
+
+def _run() -> SimRun:
+    run = SimRun("constructed", 1, 600.0)
+    run.initial_units = {0: 2, 1: 5}
+    run.changes = [
+        TruthChange(0, 100.0, 104.0, -200.0, -2, "removal", 1, "A"),  # slot 0 empty from 104 s
+        TruthChange(1, 130.0, 133.0, 330.0, 1, "misplaced", 2, "C"),  # a foreign jar: not stock
+        TruthChange(0, 290.0, 296.0, 600.0, 6, "restock", 3, "A"),
+        TruthChange(1, 400.0, 401.0, 50.0, 0, "sensor_fault"),
+    ]
+    return run
+
+
+def _fig(slot: int, t: float, units: int, kind: str = "stock", label: str = "removal") -> dict:
+    return {"slot": slot, "mono_time": t, "stock_units": units, "kind": kind, "label": label}
+
+
+def test_truth_counts_own_units_only_and_skips_settling_minutes() -> None:
+    run = _run()
+    perfect = [
+        _fig(0, 1.0, 2, "level", "low"),
+        _fig(1, 1.0, 5, "level", "ok"),
+        _fig(0, 105.0, 0),
+        _fig(0, 105.0, 0, "level", "out"),
+        _fig(1, 134.0, 5, label="misplaced"),
+        _fig(0, 297.0, 6, label="restock"),
+    ]
+    sc = bench_stock.score(perfect, run)
+    # 10 minutes x 2 slots; minute 5 (300 s) of slot 0 is within the grace after the restock
+    assert (sc.scored, sc.exact, sc.abs_err) == (19, 19, 0)
+    assert (sc.false_out, sc.missed_out, sc.stockouts, sc.delays) == (0, 0, 1, [1.0])
+    # the misplaced jar counted as stock shows; a figure late within the grace does not
+    wrong = [*perfect[:4], _fig(1, 134.0, 6, label="misplaced"), _fig(0, 301.0, 6)]
+    sc = bench_stock.score(wrong, run)
+    assert sc.exact == 19 - 8 - 0 and sc.abs_err == 8  # slot 1 minutes 3..10 off by one
+
+
+def test_the_before_count_moves_by_label_and_size() -> None:
+    run = _run()
+    events = [_fig(0, 105.0, 0), {**_fig(1, 134.0, 0, label="removal"), "units": 1}]
+    events[0]["units"] = -2
+    old = bench_stock.before_figures(events, run)
+    assert [e["stock_units"] for e in old] == [0, 4]  # +1 booked as a removal: down one
+
+
+def test_bench_stock_quick(capsys: pytest.CaptureFixture[str]) -> None:
+    result = bench_stock.main(["--quick"])
+    after = result["busy"]["after"]
+    assert after.scored > 0 and after.exact > 0
+    assert "| busy | after: from the scale |" in capsys.readouterr().out
