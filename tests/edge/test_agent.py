@@ -67,11 +67,30 @@ def test_desired_config_applied_to_running_sync(tmp_path: Path) -> None:
         "device_id": "unit-a",
         "updated_at": "2026-12-05T07:00:00Z",
         "model_version": 2,
-        "config": {"sync.batch_size": 7, "buffer.max_mb": 1},
+        "config": {
+            "sync.batch_size": 7,
+            "sync.live_age_s": 45,
+            "sync.ack_timeout_s": 3,
+            "sync.backoff_initial_s": 2,
+            "sync.backoff_max_s": 20,
+            "buffer.max_mb": 1,
+            "buffer.keep_synced_days": 2,
+            "buffer.on_full": "drop_new",
+        },
     }
     assert agent.desired.handle(json.dumps(body))
-    assert agent.sync is not None and agent.sync.config.batch_size == 7
-    assert agent.buffer.policy.max_bytes == 1024 * 1024
+    sync = agent.sync
+    assert sync is not None and sync.config.batch_size == 7
+    # every live field reaches the part that uses it, through that part's apply()
+    assert sync.state.batch_size() == 7
+    assert sync.state.cutoff(1000.0) == 1000.0 - 45
+    assert sync.state.ack_timeout_s == 3
+    assert (sync.backoff.initial_s, sync.backoff.max_s) == (2, 20)
+    policy = agent.buffer.policy
+    assert policy.max_bytes == 1024 * 1024
+    assert policy.expiry_cutoff(1000.0) == 1000.0 - 2 * 86400
+    assert policy.on_full == "drop_new"
+    assert agent.config.buffer.on_full == "drop_new"
     assert models == [2]
     agent.stop()
 

@@ -44,12 +44,14 @@ def wait_until(cond: Callable[[], bool], timeout: float = 30.0) -> None:
         time.sleep(0.02)
 
 
-def http_worker(buf: Buffer, cloud: RealCloud, key: str, **cfg: object) -> SyncWorker:
+def http_worker(
+    buf: Buffer, cloud: RealCloud, key: str, *, rng: random.Random | None = None, **cfg: object
+) -> SyncWorker:
     settings: dict[str, object] = {"mode": "http", "base_url": cloud.url, "batch_size": 100}
     settings |= {"idle_s": 0.02, "backoff_initial_s": 0.02, "backoff_max_s": 0.3}
     config = SyncConfig(**(settings | cfg))  # type: ignore[arg-type]
     ident = Identity(device_id=buf.device_id, api_key=key)
-    return SyncWorker(buf, [HttpTransport(cloud.url, ident, timeout_s=5)], config=config)
+    return SyncWorker(buf, [HttpTransport(cloud.url, ident, timeout_s=5)], config=config, rng=rng)
 
 
 @pytest.fixture
@@ -108,9 +110,15 @@ def test_a_probe_ends_a_long_backoff_as_soon_as_the_cloud_is_back(
         buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
         buf.append_many([real_event(i) for i in range(50)])
         # every retry wait is long (a uniform draw below 10 min; this seed draws 80 s)
-        worker = http_worker(buf, cloud, key, backoff_initial_s=600, backoff_max_s=600)
-        worker.config = worker.config.model_copy(update={"probe_s": 0.2})
-        worker.backoff._rng = random.Random(1)
+        worker = http_worker(
+            buf,
+            cloud,
+            key,
+            rng=random.Random(1),
+            backoff_initial_s=600,
+            backoff_max_s=600,
+            probe_s=0.2,
+        )
         running(worker)
         wait_until(lambda: buf.health.counter("sync_failures") >= 1)
         cloud.start()
