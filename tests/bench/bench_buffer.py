@@ -47,7 +47,6 @@ from edge.buffer.schema import pragmas
 from edge.sync.config import SyncConfig
 from edge.sync.http import HttpTransport
 from edge.sync.identity import Identity
-from edge.sync.mqtt import MqttTransport
 from edge.sync.worker import SyncWorker
 from tests.edge.cloud_stand_in import (
     IngestHttpServer,
@@ -56,6 +55,7 @@ from tests.edge.cloud_stand_in import (
     event_fields,
 )
 from tests.edge.real_cloud import RealCloud, real_cloud, real_event
+from tests.edge.sync_support import mqtt_sync
 from tests.support.mosquitto import mosquitto_binary, run_mosquitto
 
 DEVICE = "bench-unit"
@@ -204,11 +204,7 @@ def bench_drain_mqtt(tmp: Path, n: int) -> dict[str, Any] | None:
         cloud = MqttIngest(store, broker.host, broker.port, ack_every_s=0.005)
         cloud.wait_connected()
         cfg = SyncConfig(mode="mqtt", mqtt_port=broker.port, batch_size=500, idle_s=0.01)
-        worker = SyncWorker(buf, [], config=cfg)
-        t = MqttTransport(
-            broker.host, broker.port, Identity(device_id=DEVICE), on_ack=worker.handle_mqtt_ack
-        )
-        worker.transports = [t]
+        worker, t = mqtt_sync(buf, broker.host, broker.port, Identity(device_id=DEVICE), cfg)
         t.wait_connected(10)
         res = _drain(buf, worker, store, n)
         t.close()
@@ -342,10 +338,8 @@ def bench_drain_mqtt_real(tmp: Path, n: int) -> dict[str, Any] | None:
     with run_mosquitto(tmp) as broker, real_cloud(tmp, broker=broker, start=False) as cloud:
         key = cloud.register(DEVICE)
         cfg = SyncConfig(mode="mqtt", mqtt_port=broker.port, batch_size=500, idle_s=0.01)
-        worker = SyncWorker(buf, [], config=cfg)
         ident = Identity(device_id=DEVICE, api_key=key)
-        t = MqttTransport(broker.host, broker.port, ident, on_ack=worker.handle_mqtt_ack)
-        worker.transports = [t]
+        worker, t = mqtt_sync(buf, broker.host, broker.port, ident, cfg)
         t.wait_connected(10)
         res = _drain(buf, worker, cloud, n)
         res["ack_timeouts"] = buf.health.counter("ack_timeouts")

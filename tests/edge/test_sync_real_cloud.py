@@ -31,6 +31,7 @@ from edge.sync.mqtt import MqttTransport
 from edge.sync.transport import SyncUnavailable
 from edge.sync.worker import MQTT_MAX_UNACKED, SyncWorker
 from tests.edge.real_cloud import RealCloud, real_cloud, real_event
+from tests.edge.sync_support import mqtt_sync
 from tests.support.mosquitto import Broker
 
 DEVICE = "unit-r1"
@@ -55,15 +56,22 @@ def http_worker(
 
 
 @pytest.fixture
-def running() -> Iterator[Callable[[SyncWorker], None]]:
-    """Run workers in threads; stopped at the end of the test."""
+def running() -> Iterator[Callable[[SyncWorker], Callable[[], None]]]:
+    """Run workers in threads; each call returns a stop for its worker; all stopped at the end."""
     stops: list[tuple[threading.Event, threading.Thread]] = []
 
-    def run(worker: SyncWorker) -> None:
+    def run(worker: SyncWorker) -> Callable[[], None]:
         stop = threading.Event()
         t = threading.Thread(target=worker.run, args=(stop,), daemon=True)
         t.start()
         stops.append((stop, t))
+
+        def halt() -> None:
+            stop.set()
+            t.join(10)
+            assert not t.is_alive()
+
+        return halt
 
     yield run
     for stop, t in stops:
@@ -84,7 +92,7 @@ def assert_delivered(cloud: RealCloud, device: str, n: int) -> None:
 
 
 def test_outage_then_cloud_up_every_event_once_in_order(
-    tmp_path: Path, running: Callable[[SyncWorker], None]
+    tmp_path: Path, running: Callable[[SyncWorker], Callable[[], None]]
 ) -> None:
     with real_cloud(tmp_path, start=False) as cloud:  # the cloud is down
         key = cloud.register(DEVICE)
@@ -103,7 +111,7 @@ def test_outage_then_cloud_up_every_event_once_in_order(
 
 
 def test_a_probe_ends_a_long_backoff_as_soon_as_the_cloud_is_back(
-    tmp_path: Path, running: Callable[[SyncWorker], None]
+    tmp_path: Path, running: Callable[[SyncWorker], Callable[[], None]]
 ) -> None:
     with real_cloud(tmp_path, start=False) as cloud:  # the cloud is down
         key = cloud.register(DEVICE)
@@ -147,7 +155,7 @@ def test_the_clouds_retry_after_is_read_from_a_429(tmp_path: Path) -> None:
 
 
 def test_cloud_killed_mid_sync_then_restarted(
-    tmp_path: Path, running: Callable[[SyncWorker], None]
+    tmp_path: Path, running: Callable[[SyncWorker], Callable[[], None]]
 ) -> None:
     with real_cloud(tmp_path) as cloud:
         key = cloud.register(DEVICE)
@@ -166,15 +174,14 @@ def test_cloud_killed_mid_sync_then_restarted(
 
 
 def test_another_devices_key_is_refused_and_quarantined_not_retried(
-    tmp_path: Path, running: Callable[[SyncWorker], None]
+    tmp_path: Path, running: Callable[[SyncWorker], Callable[[], None]]
 ) -> None:
     with real_cloud(tmp_path) as cloud:
         cloud.register(DEVICE)
         other_key = cloud.register("unit-other")
         buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
         buf.append_many([real_event(i) for i in range(120)])
-        worker = http_worker(buf, cloud, other_key, batch_size=50)
-        running(worker)
+        halt = running(http_worker(buf, cloud, other_key, batch_size=50))
         wait_until(lambda: buf.stats().rejected == 120)
         time.sleep(0.3)  # room for (wrong) retries
         assert buf.health.counter("batches_sent") == 3  # each batch once, then quarantined
@@ -183,9 +190,9 @@ def test_another_devices_key_is_refused_and_quarantined_not_retried(
         rejected = buf.rejected()
         assert [r.seq for r in rejected] == list(range(1, 121))
         assert all("403 device_mismatch" in r.reason for r in rejected)
-        # with the right key in place, the operator puts them back and they flow
-        ident = Identity(device_id=DEVICE, api_key=cloud.keys[DEVICE])
-        worker.transports = [HttpTransport(cloud.url, ident)]
+        # with the right key in place (the unit restarted), the operator puts them back
+        halt()
+        running(http_worker(buf, cloud, cloud.keys[DEVICE], batch_size=50))
         assert buf.requeue_rejected() == 120
         wait_until(lambda: buf.stats().depth == 0)
         assert_delivered(cloud, DEVICE, 120)
@@ -193,7 +200,7 @@ def test_another_devices_key_is_refused_and_quarantined_not_retried(
 
 
 def test_refused_event_is_quarantined_and_the_rest_flow(
-    tmp_path: Path, running: Callable[[SyncWorker], None]
+    tmp_path: Path, running: Callable[[SyncWorker], Callable[[], None]]
 ) -> None:
     with real_cloud(tmp_path) as cloud:
         key = cloud.register(DEVICE)
@@ -211,7 +218,7 @@ def test_refused_event_is_quarantined_and_the_rest_flow(
 
 
 def test_unreadable_row_is_found_by_bisection(
-    tmp_path: Path, running: Callable[[SyncWorker], None]
+    tmp_path: Path, running: Callable[[SyncWorker], Callable[[], None]]
 ) -> None:
     with real_cloud(tmp_path) as cloud:
         key = cloud.register(DEVICE)
@@ -269,16 +276,13 @@ def mqtt_worker(buf: Buffer, broker: Broker, key: str) -> tuple[SyncWorker, Mqtt
         backoff_initial_s=0.05,
         backoff_max_s=0.5,
     )
-    worker = SyncWorker(buf, [], config=cfg)
     ident = Identity(device_id=buf.device_id, api_key=key)
-    t = MqttTransport(broker.host, broker.port, ident, on_ack=worker.handle_mqtt_ack)
-    worker.transports = [t]
-    return worker, t
+    return mqtt_sync(buf, broker.host, broker.port, ident, cfg)
 
 
 @pytest.mark.mqtt
 def test_mqtt_broker_restart_mid_sync_two_ingest_workers(
-    tmp_path: Path, mosquitto: Broker, running: Callable[[SyncWorker], None]
+    tmp_path: Path, mosquitto: Broker, running: Callable[[SyncWorker], Callable[[], None]]
 ) -> None:
     with real_cloud(tmp_path, broker=mosquitto, ingest_workers=2) as cloud:
         key = cloud.register(DEVICE)
@@ -312,7 +316,7 @@ def test_mqtt_broker_restart_mid_sync_two_ingest_workers(
 
 @pytest.mark.mqtt
 def test_mqtt_ingest_down_then_killed_mid_sync(
-    tmp_path: Path, mosquitto: Broker, running: Callable[[SyncWorker], None]
+    tmp_path: Path, mosquitto: Broker, running: Callable[[SyncWorker], Callable[[], None]]
 ) -> None:
     with real_cloud(tmp_path, broker=mosquitto, ingest_workers=0) as cloud:  # ingest is down
         key = cloud.register(DEVICE)
@@ -408,7 +412,7 @@ def test_quarantine_is_durable_counted_and_never_resent(tmp_path: Path) -> None:
 
 @pytest.mark.mqtt
 def test_mqtt_login_is_device_id_and_key_on_the_clouds_broker_files(
-    tmp_path: Path, running: Callable[[SyncWorker], None]
+    tmp_path: Path, running: Callable[[SyncWorker], Callable[[], None]]
 ) -> None:
     from tests.support.mosquitto import mosquitto_binary, run_mosquitto_conf
 
