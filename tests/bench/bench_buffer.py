@@ -48,12 +48,8 @@ from edge.sync.config import SyncConfig
 from edge.sync.http import HttpTransport
 from edge.sync.identity import Identity
 from edge.sync.worker import SyncWorker
-from tests.edge.cloud_stand_in import (
-    IngestHttpServer,
-    IngestStore,
-    MqttIngest,
-    event_fields,
-)
+from tests.edge.cloud_stand_in import IngestHttpServer, IngestStore, MqttIngest
+from tests.edge.events_support import event_fields
 from tests.edge.real_cloud import RealCloud, real_cloud, real_event
 from tests.edge.sync_support import mqtt_sync
 from tests.support.mosquitto import mosquitto_binary, run_mosquitto

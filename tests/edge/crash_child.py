@@ -17,7 +17,7 @@ from edge.sync.config import SyncConfig
 from edge.sync.http import HttpTransport
 from edge.sync.identity import Identity
 from edge.sync.worker import SyncWorker
-from tests.edge.cloud_stand_in import event_fields
+from tests.edge.events_support import event_fields
 
 DEVICE = "crash-unit"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from edge.agent import Agent, SdNotify
 from edge.config import parse_config
 from edge.sync.identity import Identity
-from tests.edge.cloud_stand_in import IngestHttpServer, IngestStore, event_fields
+from tests.edge.real_cloud import real_cloud, real_event
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,34 +28,34 @@ def wait_until(cond, timeout: float = 20.0) -> None:
 
 
 def test_emit_reaches_cloud_and_plugged_worker_runs(tmp_path: Path) -> None:
-    store = IngestStore(tmp_path / "cloud.db")
-    with IngestHttpServer(store) as server:
+    with real_cloud(tmp_path) as cloud:
+        key = cloud.register("unit-a")
         cfg = parse_config(
             {
                 "unit": {"device_id": "unit-a", "data_dir": str(tmp_path)},
-                "sync": {"base_url": server.base_url, "idle_s": 0.05},
+                "sync": {"base_url": cloud.url, "idle_s": 0.05},
                 "health": {"interval_s": 0.1},
             }
         )
-        agent = Agent(cfg, identity=Identity(device_id="unit-a", api_key="test-key"))
+        agent = Agent(cfg, identity=Identity(device_id="unit-a", api_key=key))
         ran = threading.Event()
 
         def producer(stop: threading.Event) -> None:  # a decision worker plugs in like this
-            agent.emit([event_fields(i) for i in range(3)])
+            agent.emit([real_event(i) for i in range(3)])
             ran.set()
             stop.wait()
 
         agent.add_worker("decisions", producer)
         agent.start()
-        wait_until(lambda: store.count() == 3)
+        wait_until(lambda: cloud.count("unit-a") == 3)
         wait_until(lambda: (tmp_path / "status.json").exists())
         assert agent.alive()
         agent.stop()
         assert ran.is_set()
+        assert cloud.seqs("unit-a") == [1, 2, 3]
         status = json.loads((tmp_path / "status.json").read_text())
         assert status["gauges"]["buffer_depth"] == 0
         assert status["counters"]["events_synced"] == 3
-    store.close()
 
 
 def test_desired_config_applied_to_running_sync(tmp_path: Path) -> None:

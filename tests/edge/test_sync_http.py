@@ -14,7 +14,8 @@ from edge.sync.http import HttpTransport
 from edge.sync.identity import Identity
 from edge.sync.transport import SyncRejected, SyncUnavailable
 from edge.sync.worker import SyncWorker
-from tests.edge.cloud_stand_in import IngestHttpServer, IngestStore, event_fields
+from tests.edge.cloud_stand_in import IngestHttpServer, IngestStore
+from tests.edge.events_support import event_fields
 
 DEVICE = "unit-1"
 

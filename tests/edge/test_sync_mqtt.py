@@ -18,7 +18,8 @@ from edge.sync.mqtt import MqttTransport
 from edge.sync.transport import SyncUnavailable, Transport
 from edge.sync.worker import SyncWorker
 from models.wire import MqttAck, topic
-from tests.edge.cloud_stand_in import IngestStore, MqttIngest, event_fields
+from tests.edge.cloud_stand_in import IngestStore, MqttIngest
+from tests.edge.events_support import event_fields
 from tests.edge.sync_support import mqtt_sync
 from tests.support.mosquitto import Broker
 

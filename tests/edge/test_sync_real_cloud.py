@@ -237,22 +237,7 @@ def test_unreadable_row_is_found_by_bisection(
 def test_desired_state_from_the_real_cloud_applies(tmp_path: Path) -> None:
     with real_cloud(tmp_path) as cloud:
         key = cloud.register(DEVICE)
-        import httpx
-
-        from cloud.keys import Role
-        from cloud.store import open_store
-        from tests.cloud.support import make_key
-
-        store = open_store(cloud.database_url, pool_size=1)
-        operator = make_key(store, Role.OPERATOR)
-        store.dispose()
-        body = {"model_version": 7, "config": {"sync.batch_size": 77}}
-        r = httpx.put(
-            f"{cloud.url}/v1/devices/{DEVICE}/desired",
-            json=body,
-            headers={"Authorization": f"Bearer {operator}"},
-        )
-        assert r.status_code == 200, r.text
+        cloud.put_desired(DEVICE, {"model_version": 7, "config": {"sync.batch_size": 77}})
         http = HttpTransport(cloud.url, Identity(device_id=DEVICE, api_key=key))
         models: list[int] = []
         handler = DesiredStateHandler(
