@@ -41,9 +41,32 @@ def _chunks(seqs: Sequence[int]) -> Iterator[tuple[list[int], str]]:
         yield part, ",".join("?" * len(part))
 
 
-def insert(db: sqlite_utils.Database, rows: Iterable[tuple[int, float, str]]) -> None:
-    """Add new rows ``(seq, created, body)`` (inside the caller's transaction)."""
-    db.conn.executemany("INSERT INTO outbox (seq, created, body) VALUES (?, ?, ?)", rows)
+def insert(
+    db: sqlite_utils.Database, rows: Iterable[tuple[int, float, str]], *, or_ignore: bool = False
+) -> None:
+    """Add new rows ``(seq, created, body)`` (inside the caller's transaction).
+
+    ``or_ignore``: a seq already present is left as it is (salvaged rows).
+    """
+    verb = "INSERT OR IGNORE" if or_ignore else "INSERT"
+    db.conn.executemany(f"{verb} INTO outbox (seq, created, body) VALUES (?, ?, ?)", rows)
+
+
+def read_seq(db: sqlite_utils.Database) -> int:
+    """The last seq handed out: the stored mark or the highest row, whichever is higher."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
+    meta = int(row[0]) if row else 0
+    top = db.execute("SELECT max(seq) FROM outbox").fetchone()[0] or 0
+    return max(meta, int(top))
+
+
+def store_seq(db: sqlite_utils.Database, seq: int) -> None:
+    """Record the last seq handed out (inside the caller's transaction)."""
+    db.execute(
+        "INSERT INTO meta (key, value) VALUES ('seq', ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        [str(seq)],
+    )
 
 
 def counts(db: sqlite_utils.Database) -> tuple[int, int, int]:

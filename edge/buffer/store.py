@@ -39,7 +39,7 @@ from pydantic import ValidationError
 from edge.buffer import rows as outbox_rows
 from edge.buffer.acks import EVENTS_REJECTED, OutboxRows
 from edge.buffer.config import BufferConfig
-from edge.buffer.opening import Opened, open_outbox, start_anew, store_seq
+from edge.buffer.opening import Opened, open_outbox, start_anew
 from edge.buffer.policy import HoldQueue, RetentionPolicy, RoomPlan, Usage
 from edge.buffer.recovery import is_corrupt, is_disk_full
 from edge.buffer.seqmark import write_mark
@@ -234,7 +234,7 @@ class Buffer(OutboxRows):
             with self._db.atomic():
                 outbox_rows.insert(self._db, rows)
                 self._seq = top
-                store_seq(self._db, top)
+                outbox_rows.store_seq(self._db, top)
         except (sqlite3.Error, OSError) as err:
             self._seq = min(self._seq, events[0].seq - 1)
             if is_disk_full(err):
