@@ -220,7 +220,9 @@ def bench_crash(tmp: Path, iterations: int) -> dict[str, Any]:
 
     store = IngestStore(tmp / "crash-cloud.db")
     with IngestHttpServer(store) as server:
-        committed = crash_cycles(tmp, iterations, seed=2026, server=server)
+        committed = crash_cycles(
+            tmp, iterations, seed=2026, base_url=server.base_url, key="test-key"
+        )
         buf = Buffer(tmp / "crash.db", device_id="crash-unit")
         present = {r[0] for r in buf.db.execute("SELECT seq FROM outbox")}
         drain(buf, server, "crash-unit")
