@@ -9,22 +9,15 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 from edge.agent import Agent, SdNotify
 from edge.config import parse_config
 from edge.sync.identity import Identity
 from tests.edge.real_cloud import real_cloud, real_event
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def wait_until(cond, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
 
 
 def test_emit_reaches_cloud_and_plugged_worker_runs(tmp_path: Path) -> None:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -22,18 +21,11 @@ from tests.edge.cloud_stand_in import IngestStore, MqttIngest
 from tests.edge.events_support import event_fields
 from tests.edge.sync_support import mqtt_sync
 from tests.support.mosquitto import Broker
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.mqtt
 
 DEVICE = "unit-m"
-
-
-def wait_until(cond: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.02)
 
 
 class Watcher:

@@ -33,16 +33,9 @@ from edge.sync.worker import MQTT_MAX_UNACKED, SyncWorker
 from tests.edge.real_cloud import RealCloud, real_cloud, real_event
 from tests.edge.sync_support import mqtt_sync
 from tests.support.mosquitto import Broker
+from tests.support.waiting import wait_until
 
 DEVICE = "unit-r1"
-
-
-def wait_until(cond: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.02)
 
 
 def http_worker(
