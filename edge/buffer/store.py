@@ -15,6 +15,8 @@ resent and never deleted; :meth:`Buffer.requeue_rejected` puts them back.
 The module is the writing half; :mod:`edge.buffer.opening` opens the file (or starts
 anew after corruption) and :mod:`edge.buffer.acks` reads and acknowledges rows, with
 the one error handling (busy, disk full, corruption) every later write goes through.
+Every statement on the tables is in :mod:`edge.buffer.rows`; nothing outside the
+package touches them.
 
 Durability: WAL with ``synchronous=FULL`` by default, so a committed event survives
 ``kill -9`` and power loss (NORMAL would survive only a process crash). Events are
