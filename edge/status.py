@@ -1,7 +1,7 @@
 """``shelfsense edge status``: what the unit is doing, read from disk only.
 
-It reads the status file the health worker writes atomically and opens the buffer
-database read-only; it never talks to the running agent, so it works when the agent
+It reads the status file the health worker writes atomically and the buffer database
+read-only, through :func:`edge.buffer.rows.read_view`; it never talks to the running agent, so it works when the agent
 is stuck or stopped. Whether the agent runs comes from the process named in the file
 (its pid alive, and no clean stop written after); the file's age says whether it
 still reports. Sync counters are summed up as lines a person can read during an
@@ -11,7 +11,6 @@ outage: events committed, delivered, waiting, and tries that failed.
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,19 +29,7 @@ def buffer_paths(config: Config) -> tuple[Path, Path]:
 
 def read_buffer(path: Path) -> dict[str, Any]:
     """Depth, oldest unsent row, last sync and last seq from the database, read-only."""
-    if not path.exists():
-        return {"present": False}
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2)
-    except sqlite3.Error as err:
-        return {"present": True, "error": str(err)}
-    try:
-        view = rows.status_view(conn)
-        return {"present": True, **view, "file_bytes": path.stat().st_size}
-    except sqlite3.Error as err:
-        return {"present": True, "error": str(err)}
-    finally:
-        conn.close()
+    return rows.read_view(path)
 
 
 def pid_alive(pid: int) -> bool:

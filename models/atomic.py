@@ -6,12 +6,15 @@ file is renamed over the target with ``os.replace``, so a reader sees the old fi
 the new one, never a mix. On an error the temporary file is removed and the old file
 stays as it was. Calibration, the stock book, the seq mark, exports, broker files and
 the simulator's outputs are all written this way. :func:`replace_symlink` switches a
-pointer (the model slot in use) the same way.
+pointer (the model slot in use) the same way, and :func:`swap_dir` puts a folder built
+whole beside its place (a model bundle) where the old one was. A durable write also
+fsyncs the folder after the rename, so the new name survives a power cut.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,6 +49,8 @@ def atomic_write(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if durable:
+        fsync_dir(target.parent)
 
 
 def write_text_atomic(
@@ -82,3 +87,39 @@ def replace_symlink(link: Path | str, target: str, *, durable: bool = True) -> N
         raise
     if durable:
         fsync_dir(link.parent)
+
+
+def swap_dir(built: Path | str, dest: Path | str, *, durable: bool = True) -> None:
+    """Put the folder ``built`` (complete, beside ``dest``) at ``dest``, replacing any there.
+
+    A rename cannot replace a folder that has files, so an old ``dest`` is renamed
+    aside first, ``built`` renamed into place, then the old one removed: a reader sees
+    the old folder or the new one whole (for an instant, neither). ``durable`` fsyncs
+    the parent folder after the renames; the files inside must be fsynced by the caller.
+    """
+    built, dest = Path(built), Path(dest)
+    if built.parent.resolve() != dest.parent.resolve():
+        raise ValueError(f"{built} must be built in the folder of {dest} to be renamed over it")
+    old: Path | None = None
+    if dest.exists() or dest.is_symlink():
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(dest, old)
+    os.replace(built, dest)
+    if durable:
+        fsync_dir(dest.parent)
+    if old is not None:
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
+
+
+def fsync_tree(folder: Path | str) -> None:
+    """fsync every file directly in ``folder`` and the folder itself (before a swap)."""
+    folder = Path(folder)
+    for p in folder.iterdir():
+        if p.is_file():
+            with p.open("rb") as f:
+                os.fsync(f.fileno())
+    fsync_dir(folder)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -32,6 +31,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from models.atomic import fsync_tree, swap_dir
 from models.errors import BundleError
 from models.labels import HEADS
 from models.physics import DECODING
@@ -191,24 +191,12 @@ def write_bundle(
         body = json.dumps(manifest, indent=1, sort_keys=True).encode()
         (tmp / MANIFEST).write_bytes(body)
         (tmp / SIGNATURE).write_bytes(base64.b64encode(signing_key.sign(body)) + b"\n")
-        for p in tmp.iterdir():
-            with p.open("rb") as f:
-                os.fsync(f.fileno())
-        _swap_in(tmp, dest)
+        fsync_tree(tmp)
+        swap_dir(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return verify_bundle(dest, trusted_keys=[signing_key.public_key()])
-
-
-def _swap_in(tmp: Path, dest: Path) -> None:
-    if not dest.exists():
-        os.replace(tmp, dest)
-        return
-    old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-    os.replace(dest, old)
-    os.replace(tmp, dest)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def verify_bundle(

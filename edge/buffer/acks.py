@@ -162,29 +162,35 @@ class OutboxRows:
             return rows.rejected(self._db, limit)
 
     def requeue_rejected(self, seqs: Sequence[int] | None = None) -> int:
-        """Put quarantined rows (all, or ``seqs``) back in the outbox to be sent again."""
+        """Put quarantined rows (all, or ``seqs``) back in the outbox to be sent again.
+
+        Returns how many; a write failure is handled like every other (the rows stay
+        quarantined, 0 is returned).
+        """
         if seqs is not None and not seqs:
             return 0
-        with self._lock:
+
+        def put_back() -> int:
             with self._db.atomic():
                 back = rows.requeue(self._db, seqs)
             self._n_rejected -= back
             self._n_unsynced += back
-            if not self._n_rejected:
-                self.health.clear(EVENTS_REJECTED)
             return back
+
+        back = self._try_write("put quarantined rows back", put_back)
+        if not self._n_rejected:
+            self.health.clear(EVENTS_REJECTED)
+        return back
 
     def maintain(self) -> int:
         """Delete synced rows past retention; returns how many."""
         cutoff = self.policy.expiry_cutoff(self._clock())
 
         def expire() -> int:
-            cur = self._db.execute(
-                "DELETE FROM outbox WHERE synced_at IS NOT NULL AND synced_at < ?", [cutoff]
-            )
-            self._n_synced -= cur.rowcount
+            gone = rows.expire_synced(self._db, cutoff)
+            self._n_synced -= gone
             if len(self._hold):
                 self._flush_held()
-            return int(cur.rowcount)
+            return gone
 
         return self._try_write("run the retention pass", expire)

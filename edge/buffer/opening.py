@@ -16,6 +16,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from edge.buffer import rows
 from edge.buffer.recovery import move_aside, salvage_rows
 from edge.buffer.schema import migrate, pragmas
 from edge.buffer.seqmark import read_mark
@@ -41,23 +42,6 @@ def connect(path: Path, synchronous: str) -> sqlite_utils.Database:
     return db
 
 
-def read_seq(db: sqlite_utils.Database) -> int:
-    """The last seq handed out: the stored mark or the highest row, whichever is higher."""
-    row = db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
-    meta = int(row[0]) if row else 0
-    top = db.execute("SELECT max(seq) FROM outbox").fetchone()[0] or 0
-    return max(meta, int(top))
-
-
-def store_seq(db: sqlite_utils.Database, seq: int) -> None:
-    """Record the last seq handed out (inside the caller's transaction)."""
-    db.execute(
-        "INSERT INTO meta (key, value) VALUES ('seq', ?) "
-        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        [str(seq)],
-    )
-
-
 def _page_size(db: sqlite_utils.Database) -> int:
     return int(db.execute("PRAGMA page_size").fetchone()[0])
 
@@ -72,7 +56,7 @@ def open_outbox(path: Path, synchronous: str, mark_path: Path) -> Opened:
         if check != [("ok",)]:
             raise sqlite3.DatabaseError(f"database disk image is malformed: {check[:3]}")
         migrate(db)
-        seq = read_seq(db)
+        seq = rows.read_seq(db)
     except sqlite3.DatabaseError:
         if db is not None:
             with contextlib.suppress(Exception):
@@ -94,9 +78,6 @@ def start_anew(path: Path, synchronous: str, mark_path: Path, stamp: int) -> tup
     seq = max(reserved, salvaged_seq)
     if salvage:
         with db.atomic():
-            db.conn.executemany(
-                "INSERT OR IGNORE INTO outbox (seq, created, body) VALUES (?, ?, ?)",
-                [(r.seq, r.created, r.body) for r in salvage],
-            )
-            store_seq(db, seq)
+            rows.insert(db, [(r.seq, r.created, r.body) for r in salvage], or_ignore=True)
+            rows.store_seq(db, seq)
     return Opened(db, seq, reserved, _page_size(db), len(salvage)), aside

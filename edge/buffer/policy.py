@@ -249,6 +249,10 @@ class BatchPlanner:
         self.live_age_s = live_age_s
         self._backlog_turn = False
 
+    def apply(self, *, live_age_s: float) -> None:
+        """Take a new live age (a config change); the turn goes on where it was."""
+        self.live_age_s = live_age_s
+
     def cutoff(self, now: float) -> float:
         """Rows created before this wall time are backlog."""
         return now - self.live_age_s

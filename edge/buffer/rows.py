@@ -1,15 +1,19 @@
-"""The outbox's row statements: pending rows, marking them synced, the quarantine.
+"""Every statement on the outbox's rows: insert, pending, mark synced, evict, expire,
+the quarantine, the counts and the read-only view ``edge status`` shows.
 
 Plain SQL over one open database, no locking and no counters: :class:`~edge.buffer.store.Buffer`
-calls these under its lock, inside its transactions, and keeps its counts and health.
-Seq lists are bound in chunks of :data:`CHUNK` (SQLite's host-parameter limit).
+calls these under its lock, inside its transactions (its writes through its one error
+handling), and keeps its counts and health. Nothing outside :mod:`edge.buffer` reads or
+writes the outbox's tables. Seq lists are bound in chunks of :data:`CHUNK` (SQLite's
+host-parameter limit).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
@@ -35,6 +39,78 @@ def _chunks(seqs: Sequence[int]) -> Iterator[tuple[list[int], str]]:
     for i in range(0, len(seqs), CHUNK):
         part = list(seqs[i : i + CHUNK])
         yield part, ",".join("?" * len(part))
+
+
+def insert(
+    db: sqlite_utils.Database, rows: Iterable[tuple[int, float, str]], *, or_ignore: bool = False
+) -> None:
+    """Add new rows ``(seq, created, body)`` (inside the caller's transaction).
+
+    ``or_ignore``: a seq already present is left as it is (salvaged rows).
+    """
+    verb = "INSERT OR IGNORE" if or_ignore else "INSERT"
+    db.conn.executemany(f"{verb} INTO outbox (seq, created, body) VALUES (?, ?, ?)", rows)
+
+
+def read_seq(db: sqlite_utils.Database) -> int:
+    """The last seq handed out: the stored mark or the highest row, whichever is higher."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
+    meta = int(row[0]) if row else 0
+    top = db.execute("SELECT max(seq) FROM outbox").fetchone()[0] or 0
+    return max(meta, int(top))
+
+
+def store_seq(db: sqlite_utils.Database, seq: int) -> None:
+    """Record the last seq handed out (inside the caller's transaction)."""
+    db.execute(
+        "INSERT INTO meta (key, value) VALUES ('seq', ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        [str(seq)],
+    )
+
+
+def counts(db: sqlite_utils.Database) -> tuple[int, int, int]:
+    """Rows unsent, rows synced, rows quarantined."""
+    unsynced = db.execute("SELECT count(*) FROM outbox WHERE synced_at IS NULL").fetchone()[0]
+    synced = db.execute("SELECT count(*) FROM outbox WHERE synced_at IS NOT NULL").fetchone()[0]
+    rejected = db.execute("SELECT count(*) FROM quarantine").fetchone()[0]
+    return int(unsynced), int(synced), int(rejected)
+
+
+def pages_in_use(db: sqlite_utils.Database) -> int:
+    """Pages of the file holding data (the free list left out)."""
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    free = db.execute("PRAGMA freelist_count").fetchone()[0]
+    return int(pages - free)
+
+
+def oldest_unsynced(db: sqlite_utils.Database) -> float | None:
+    """When the oldest unsent row was committed, or ``None``."""
+    row = db.execute(
+        "SELECT created FROM outbox WHERE synced_at IS NULL ORDER BY seq LIMIT 1"
+    ).fetchone()
+    return None if row is None else float(row[0])
+
+
+def evict_oldest(db: sqlite_utils.Database, n: int, *, synced: bool) -> int:
+    """Delete the ``n`` lowest-seq rows that are synced (or unsent); returns how many."""
+    state = "IS NOT NULL" if synced else "IS NULL"
+    return int(
+        db.execute(
+            "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox "
+            f"WHERE synced_at {state} ORDER BY seq LIMIT ?)",
+            [n],
+        ).rowcount
+    )
+
+
+def expire_synced(db: sqlite_utils.Database, cutoff: float) -> int:
+    """Delete the rows synced before ``cutoff``; returns how many."""
+    return int(
+        db.execute(
+            "DELETE FROM outbox WHERE synced_at IS NOT NULL AND synced_at < ?", [cutoff]
+        ).rowcount
+    )
 
 
 def pending(
@@ -132,6 +208,24 @@ def last_body(db: sqlite_utils.Database) -> str | None:
     """The JSON of the newest row (sent or not): where a restarted agent resumes."""
     row = db.execute("SELECT body FROM outbox ORDER BY seq DESC LIMIT 1").fetchone()
     return None if row is None else str(row[0])
+
+
+def read_view(path: Path) -> dict[str, Any]:
+    """:func:`status_view` of the file at ``path``, opened read-only (the agent may be
+    writing it, or stopped); ``{"present": False}`` when there is none and ``error`` when
+    it cannot be read."""
+    if not path.exists():
+        return {"present": False}
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2)
+    except sqlite3.Error as err:
+        return {"present": True, "error": str(err)}
+    try:
+        return {"present": True, **status_view(conn), "file_bytes": path.stat().st_size}
+    except sqlite3.Error as err:
+        return {"present": True, "error": str(err)}
+    finally:
+        conn.close()
 
 
 def status_view(conn: sqlite3.Connection) -> dict[str, Any]:

@@ -15,6 +15,8 @@ resent and never deleted; :meth:`Buffer.requeue_rejected` puts them back.
 The module is the writing half; :mod:`edge.buffer.opening` opens the file (or starts
 anew after corruption) and :mod:`edge.buffer.acks` reads and acknowledges rows, with
 the one error handling (busy, disk full, corruption) every later write goes through.
+Every statement on the tables is in :mod:`edge.buffer.rows`; nothing outside the
+package touches them.
 
 Durability: WAL with ``synchronous=FULL`` by default, so a committed event survives
 ``kill -9`` and power loss (NORMAL would survive only a process crash). Events are
@@ -36,9 +38,10 @@ from typing import Any
 import sqlite_utils
 from pydantic import ValidationError
 
+from edge.buffer import rows as outbox_rows
 from edge.buffer.acks import EVENTS_REJECTED, OutboxRows
 from edge.buffer.config import BufferConfig
-from edge.buffer.opening import Opened, open_outbox, start_anew, store_seq
+from edge.buffer.opening import Opened, open_outbox, start_anew
 from edge.buffer.policy import HoldQueue, RetentionPolicy, RoomPlan, Usage
 from edge.buffer.recovery import is_corrupt, is_disk_full
 from edge.buffer.seqmark import write_mark
@@ -231,11 +234,9 @@ class Buffer(OutboxRows):
                 write_mark(self.mark_path, top + self.config.seq_reserve)
                 self._reserved = top + self.config.seq_reserve
             with self._db.atomic():
-                self._db.conn.executemany(
-                    "INSERT INTO outbox (seq, created, body) VALUES (?, ?, ?)", rows
-                )
+                outbox_rows.insert(self._db, rows)
                 self._seq = top
-                store_seq(self._db, top)
+                outbox_rows.store_seq(self._db, top)
         except (sqlite3.Error, OSError) as err:
             self._seq = min(self._seq, events[0].seq - 1)
             if is_disk_full(err):
@@ -295,22 +296,14 @@ class Buffer(OutboxRows):
         return len(self._hold)
 
     def _used_bytes(self) -> int:
-        pages = self._db.execute("PRAGMA page_count").fetchone()[0]
-        free = self._db.execute("PRAGMA freelist_count").fetchone()[0]
-        return int((pages - free) * self._page_size)
+        return outbox_rows.pages_in_use(self._db) * self._page_size
 
     def _usage(self) -> Usage:
         return Usage(self._used_bytes(), self._n_synced, self._n_unsynced)
 
     def _recount(self, db: sqlite_utils.Database) -> None:
         """Row counts by state, kept in memory from here on (this is the only writer)."""
-        self._n_unsynced = int(
-            db.execute("SELECT count(*) FROM outbox WHERE synced_at IS NULL").fetchone()[0]
-        )
-        self._n_synced = int(
-            db.execute("SELECT count(*) FROM outbox WHERE synced_at IS NOT NULL").fetchone()[0]
-        )
-        self._n_rejected = int(db.execute("SELECT count(*) FROM quarantine").fetchone()[0])
+        self._n_unsynced, self._n_synced, self._n_rejected = outbox_rows.counts(db)
         if self._n_rejected:
             self.health.alarm(EVENTS_REJECTED, f"{self._n_rejected} events refused by the cloud")
 
@@ -318,17 +311,9 @@ class Buffer(OutboxRows):
         with self._db.atomic():
             gone_synced = gone_unsynced = 0
             if synced:
-                gone_synced = self._db.execute(
-                    "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox "
-                    "WHERE synced_at IS NOT NULL ORDER BY seq LIMIT ?)",
-                    [synced],
-                ).rowcount
+                gone_synced = outbox_rows.evict_oldest(self._db, synced, synced=True)
             if unsynced:
-                gone_unsynced = self._db.execute(
-                    "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox "
-                    "WHERE synced_at IS NULL ORDER BY seq LIMIT ?)",
-                    [unsynced],
-                ).rowcount
+                gone_unsynced = outbox_rows.evict_oldest(self._db, unsynced, synced=False)
         self._n_synced -= gone_synced
         self._n_unsynced -= gone_unsynced
         self.health.count("synced_evicted", synced)
@@ -341,13 +326,10 @@ class Buffer(OutboxRows):
     def stats(self) -> BufferStats:
         """Depth, age of the oldest unsent row, synced rows, bytes used, last seq, held."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT created FROM outbox WHERE synced_at IS NULL ORDER BY seq LIMIT 1"
-            ).fetchone()
             usage = self._usage()
             return BufferStats(
                 depth=self._n_unsynced,
-                oldest_unsynced=row[0] if row else None,
+                oldest_unsynced=outbox_rows.oldest_unsynced(self._db),
                 synced_rows=usage.synced_rows,
                 used_bytes=usage.used_bytes,
                 seq=self._seq,

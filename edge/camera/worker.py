@@ -13,8 +13,6 @@ may ever touch the disk are the optional, local, off-by-default debug snapshot.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +25,7 @@ import numpy.typing as npt
 from edge.camera.health import Backoff, CameraHealth
 from edge.camera.presence import PresenceDetector
 from edge.camera.source import Frame, FrameSource, check_frame
+from models.atomic import atomic_write
 from models.types import Presence
 
 if TYPE_CHECKING:
@@ -67,17 +66,11 @@ class DebugSnapshot:
         if self._last is not None and now - self._last < self.interval_s:
             return False
         self._last = now
-        self.directory.mkdir(parents=True, exist_ok=True)
         h, w = image.shape
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".snapshot-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(f"P5\n{w} {h}\n255\n".encode("ascii"))
-                f.write(np.ascontiguousarray(image, dtype=np.uint8).tobytes())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # a debugging aid rewritten often: whole, but not worth an fsync
+        with atomic_write(self.path, "wb", durable=False) as f:
+            f.write(f"P5\n{w} {h}\n255\n".encode("ascii"))
+            f.write(np.ascontiguousarray(image, dtype=np.uint8).tobytes())
         return True
 
 

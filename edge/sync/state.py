@@ -83,7 +83,7 @@ class SyncState:
     def apply(self, *, batch_size: int, live_age_s: float, ack_timeout_s: float) -> None:
         """Take new bounds (a config change)."""
         self.max_batch = batch_size
-        self.planner.live_age_s = live_age_s
+        self.planner.apply(live_age_s=live_age_s)
         self.ack_timeout_s = ack_timeout_s
 
     # -- choosing ------------------------------------------------------------

@@ -59,7 +59,7 @@ class SyncWorker:
         rng: random.Random | None = None,
     ) -> None:
         self.buffer = buffer
-        self.transports = list(transports)
+        self._transports = tuple(transports)
         self.config = config
         self.health = health or buffer.health
         self.device_id = buffer.device_id
@@ -91,6 +91,11 @@ class SyncWorker:
                 ack_timeout_s=config.ack_timeout_s,
             )
         self.backoff.apply(initial_s=config.backoff_initial_s, max_s=config.backoff_max_s)
+
+    @property
+    def transports(self) -> tuple[Transport, ...]:
+        """The transports given at construction, in order of preference (fixed from then on)."""
+        return self._transports
 
     @property
     def highest_contiguous(self) -> int:

@@ -12,7 +12,6 @@ Every model contender's stock head is decoded through the physics mask, as on a 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -26,6 +25,7 @@ import torch
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tqdm.auto import tqdm
 
+from models.atomic import swap_dir
 from models.bundle import MODEL_ONNX, MODEL_TFLITE, write_bundle
 from models.dataset import LabeledWindow
 from models.errors import BundleError, ModelError
@@ -356,11 +356,5 @@ def _gated_bundle(
         shutil.rmtree(candidate, ignore_errors=True)
         return None
     dest = out / "bundle"
-    if dest.exists():
-        old = out / f".bundle-old-{os.getpid()}"
-        os.replace(dest, old)
-        os.replace(candidate, dest)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(candidate, dest)
+    swap_dir(candidate, dest)
     return dest

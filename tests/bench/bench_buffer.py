@@ -47,15 +47,11 @@ from edge.buffer.schema import pragmas
 from edge.sync.config import SyncConfig
 from edge.sync.http import HttpTransport
 from edge.sync.identity import Identity
-from edge.sync.mqtt import MqttTransport
 from edge.sync.worker import SyncWorker
-from tests.edge.cloud_stand_in import (
-    IngestHttpServer,
-    IngestStore,
-    MqttIngest,
-    event_fields,
-)
+from tests.edge.cloud_stand_in import IngestHttpServer, IngestStore, MqttIngest
+from tests.edge.events_support import event_fields
 from tests.edge.real_cloud import RealCloud, real_cloud, real_event
+from tests.edge.sync_support import mqtt_sync
 from tests.support.mosquitto import mosquitto_binary, run_mosquitto
 
 DEVICE = "bench-unit"
@@ -204,11 +200,7 @@ def bench_drain_mqtt(tmp: Path, n: int) -> dict[str, Any] | None:
         cloud = MqttIngest(store, broker.host, broker.port, ack_every_s=0.005)
         cloud.wait_connected()
         cfg = SyncConfig(mode="mqtt", mqtt_port=broker.port, batch_size=500, idle_s=0.01)
-        worker = SyncWorker(buf, [], config=cfg)
-        t = MqttTransport(
-            broker.host, broker.port, Identity(device_id=DEVICE), on_ack=worker.handle_mqtt_ack
-        )
-        worker.transports = [t]
+        worker, t = mqtt_sync(buf, broker.host, broker.port, Identity(device_id=DEVICE), cfg)
         t.wait_connected(10)
         res = _drain(buf, worker, store, n)
         t.close()
@@ -228,7 +220,9 @@ def bench_crash(tmp: Path, iterations: int) -> dict[str, Any]:
 
     store = IngestStore(tmp / "crash-cloud.db")
     with IngestHttpServer(store) as server:
-        committed = crash_cycles(tmp, iterations, seed=2026, server=server)
+        committed = crash_cycles(
+            tmp, iterations, seed=2026, base_url=server.base_url, key="test-key"
+        )
         buf = Buffer(tmp / "crash.db", device_id="crash-unit")
         present = {r[0] for r in buf.db.execute("SELECT seq FROM outbox")}
         drain(buf, server, "crash-unit")
@@ -342,10 +336,8 @@ def bench_drain_mqtt_real(tmp: Path, n: int) -> dict[str, Any] | None:
     with run_mosquitto(tmp) as broker, real_cloud(tmp, broker=broker, start=False) as cloud:
         key = cloud.register(DEVICE)
         cfg = SyncConfig(mode="mqtt", mqtt_port=broker.port, batch_size=500, idle_s=0.01)
-        worker = SyncWorker(buf, [], config=cfg)
         ident = Identity(device_id=DEVICE, api_key=key)
-        t = MqttTransport(broker.host, broker.port, ident, on_ack=worker.handle_mqtt_ack)
-        worker.transports = [t]
+        worker, t = mqtt_sync(buf, broker.host, broker.port, ident, cfg)
         t.wait_connected(10)
         res = _drain(buf, worker, cloud, n)
         res["ack_timeouts"] = buf.health.counter("ack_timeouts")

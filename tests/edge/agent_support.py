@@ -15,7 +15,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,6 +22,7 @@ from edge.agent import Agent
 from edge.config import parse_config
 from edge.sync.identity import Identity
 from edge.workers.build import add_sensing
+from tests.support import waiting
 
 REPO = Path(__file__).resolve().parents[2]
 DEVICE = "sim-e2e"
@@ -42,10 +42,7 @@ class Acks(Protocol):
 
 def wait_until(cond: Any, timeout: float = 60.0) -> None:
     """Poll ``cond`` every 50 ms; fail the test if it is not true within ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
+    waiting.wait_until(cond, timeout, poll=0.05)
 
 
 def unit(tmp: Path, base_url: str) -> dict[str, Any]:

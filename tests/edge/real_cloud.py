@@ -215,6 +215,28 @@ class RealCloud:
         self.keys[device_id] = key
         return key
 
+    def put_desired(self, device_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """PUT ``body`` as ``device_id``'s desired state, as an operator; the stored document."""
+        import httpx
+
+        from cloud.keys import Role
+        from cloud.store import open_store
+        from tests.cloud.support import make_key
+
+        store = open_store(self.database_url, pool_size=1)
+        try:
+            operator = make_key(store, Role.OPERATOR)
+        finally:
+            store.dispose()
+        r = httpx.put(
+            f"{self.url}/v1/devices/{device_id}/desired",
+            json=body,
+            headers={"Authorization": f"Bearer {operator}"},
+        )
+        assert r.status_code == 200, r.text
+        doc: dict[str, Any] = r.json()
+        return doc
+
     # what the store holds ------------------------------------------------------------
 
     def _query(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:

@@ -9,53 +9,46 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 from edge.agent import Agent, SdNotify
 from edge.config import parse_config
 from edge.sync.identity import Identity
-from tests.edge.cloud_stand_in import IngestHttpServer, IngestStore, event_fields
+from tests.edge.real_cloud import real_cloud, real_event
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def wait_until(cond, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
-
-
 def test_emit_reaches_cloud_and_plugged_worker_runs(tmp_path: Path) -> None:
-    store = IngestStore(tmp_path / "cloud.db")
-    with IngestHttpServer(store) as server:
+    with real_cloud(tmp_path) as cloud:
+        key = cloud.register("unit-a")
         cfg = parse_config(
             {
                 "unit": {"device_id": "unit-a", "data_dir": str(tmp_path)},
-                "sync": {"base_url": server.base_url, "idle_s": 0.05},
+                "sync": {"base_url": cloud.url, "idle_s": 0.05},
                 "health": {"interval_s": 0.1},
             }
         )
-        agent = Agent(cfg, identity=Identity(device_id="unit-a", api_key="test-key"))
+        agent = Agent(cfg, identity=Identity(device_id="unit-a", api_key=key))
         ran = threading.Event()
 
         def producer(stop: threading.Event) -> None:  # a decision worker plugs in like this
-            agent.emit([event_fields(i) for i in range(3)])
+            agent.emit([real_event(i) for i in range(3)])
             ran.set()
             stop.wait()
 
         agent.add_worker("decisions", producer)
         agent.start()
-        wait_until(lambda: store.count() == 3)
+        wait_until(lambda: cloud.count("unit-a") == 3)
         wait_until(lambda: (tmp_path / "status.json").exists())
         assert agent.alive()
         agent.stop()
         assert ran.is_set()
+        assert cloud.seqs("unit-a") == [1, 2, 3]
         status = json.loads((tmp_path / "status.json").read_text())
         assert status["gauges"]["buffer_depth"] == 0
         assert status["counters"]["events_synced"] == 3
-    store.close()
 
 
 def test_desired_config_applied_to_running_sync(tmp_path: Path) -> None:
@@ -67,11 +60,30 @@ def test_desired_config_applied_to_running_sync(tmp_path: Path) -> None:
         "device_id": "unit-a",
         "updated_at": "2026-12-05T07:00:00Z",
         "model_version": 2,
-        "config": {"sync.batch_size": 7, "buffer.max_mb": 1},
+        "config": {
+            "sync.batch_size": 7,
+            "sync.live_age_s": 45,
+            "sync.ack_timeout_s": 3,
+            "sync.backoff_initial_s": 2,
+            "sync.backoff_max_s": 20,
+            "buffer.max_mb": 1,
+            "buffer.keep_synced_days": 2,
+            "buffer.on_full": "drop_new",
+        },
     }
     assert agent.desired.handle(json.dumps(body))
-    assert agent.sync is not None and agent.sync.config.batch_size == 7
-    assert agent.buffer.policy.max_bytes == 1024 * 1024
+    sync = agent.sync
+    assert sync is not None and sync.config.batch_size == 7
+    # every live field reaches the part that uses it, through that part's apply()
+    assert sync.state.batch_size() == 7
+    assert sync.state.cutoff(1000.0) == 1000.0 - 45
+    assert sync.state.ack_timeout_s == 3
+    assert (sync.backoff.initial_s, sync.backoff.max_s) == (2, 20)
+    policy = agent.buffer.policy
+    assert policy.max_bytes == 1024 * 1024
+    assert policy.expiry_cutoff(1000.0) == 1000.0 - 2 * 86400
+    assert policy.on_full == "drop_new"
+    assert agent.config.buffer.on_full == "drop_new"
     assert models == [2]
     agent.stop()
 

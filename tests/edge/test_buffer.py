@@ -11,7 +11,7 @@ from edge.buffer import Buffer, BufferConfig, EventInvalid
 from edge.buffer.schema import LATEST, schema_version
 from edge.buffer.seqmark import read_mark
 from edge.health import BUFFER_FULL, DB_CORRUPTED, DISK_FULL, Health
-from tests.edge.cloud_stand_in import event_fields
+from tests.edge.events_support import event_fields
 
 
 class Clock:

@@ -12,17 +12,23 @@ import time
 from pathlib import Path
 
 from edge.buffer import Buffer
-from tests.edge.cloud_stand_in import IngestHttpServer, IngestStore
-from tests.edge.test_sync_http import drain
+from edge.sync.config import SyncConfig
+from edge.sync.http import HttpTransport
+from edge.sync.identity import Identity
+from edge.sync.transport import SyncUnavailable
+from edge.sync.worker import SyncWorker
+from tests.edge.real_cloud import RealCloud, real_cloud
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run_and_kill(db: Path, seed: int, base_url: str | None, rng: random.Random) -> list[int]:
-    """Start the writer, kill -9 it after a random time; returns the seqs it committed."""
-    args = [sys.executable, "-m", "tests.edge.crash_child", str(db), str(seed)]
-    if base_url:
-        args.append(base_url)
+DEVICE = "crash-unit"
+
+
+def run_and_kill(db: Path, seed: int, base_url: str, key: str, rng: random.Random) -> list[int]:
+    """Start the busy unit, kill -9 it after a random time; returns the seqs it committed."""
+    args = [sys.executable, "-m", "tests.edge.real_cloud", "unit", str(db), str(seed)]
+    args += [base_url, DEVICE, key]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, cwd=REPO, env=env)
     assert proc.stdout is not None
@@ -37,38 +43,54 @@ def run_and_kill(db: Path, seed: int, base_url: str | None, rng: random.Random) 
     return [int(x) for x in lines[:-1] if x.strip()]
 
 
-def crash_cycles(tmp: Path, iterations: int, seed: int, server: IngestHttpServer) -> list[int]:
-    """Kill the writer ``iterations`` times; check each time; returns all committed seqs."""
+def crash_cycles(tmp: Path, iterations: int, seed: int, base_url: str, key: str) -> list[int]:
+    """Kill the unit ``iterations`` times; check each time; returns all committed seqs."""
     rng = random.Random(seed)
     db = tmp / "crash.db"
     committed: list[int] = []
     for i in range(iterations):
-        got = run_and_kill(db, seed * 1000 + i, server.base_url, rng)
+        got = run_and_kill(db, seed * 1000 + i, base_url, key, rng)
         assert got, "nothing committed before the kill"
         if committed:
             assert got[0] > committed[-1], "seq went backwards after a restart"
         committed += got
-        buf = Buffer(db, device_id="crash-unit")
+        buf = Buffer(db, device_id=DEVICE)
         top = buf.seq
         buf.close()
         assert top >= committed[-1]
     return committed
 
 
-def check_after_crashes(tmp: Path, committed: list[int], server: IngestHttpServer) -> None:
-    buf = Buffer(tmp / "crash.db", device_id="crash-unit")
+def drain(buf: Buffer, base_url: str, key: str, *, max_steps: int = 10_000) -> None:
+    """Send until the outbox is empty, retrying through failures."""
+    config = SyncConfig(mode="http", base_url=base_url, batch_size=100)
+    ident = Identity(device_id=buf.device_id, api_key=key)
+    worker = SyncWorker(buf, [HttpTransport(base_url, ident, timeout_s=5)], config=config)
+    steps = 0
+    while buf.stats().depth and steps < max_steps:
+        steps += 1
+        try:
+            worker.step()
+        except SyncUnavailable:
+            time.sleep(0.02)
+    worker.close()
+    assert buf.stats().depth == 0, "outbox did not drain"
+
+
+def check_after_crashes(tmp: Path, committed: list[int], cloud: RealCloud) -> None:
+    buf = Buffer(tmp / "crash.db", device_id=DEVICE)
     present = {r[0] for r in buf.db.execute("SELECT seq FROM outbox")}
     assert set(committed) <= present, "a committed event was lost"
     assert present == set(range(1, max(present) + 1)), "seqs have a gap"
-    drain(buf, server, "crash-unit")
-    stored = server.store.seqs("crash-unit")
+    drain(buf, cloud.url, cloud.keys[DEVICE])
+    stored = cloud.seqs(DEVICE)
     assert stored == sorted(present)  # every event once, none twice
     buf.close()
 
 
 def test_kill9_while_writing_and_syncing(tmp_path: Path) -> None:
-    store = IngestStore(tmp_path / "cloud.db")
-    with IngestHttpServer(store) as server:
-        committed = crash_cycles(tmp_path, 4, seed=11, server=server)
+    with real_cloud(tmp_path) as cloud:
+        key = cloud.register(DEVICE)
+        committed = crash_cycles(tmp_path, 4, seed=11, base_url=cloud.url, key=key)
         assert len(committed) > 20
-        check_after_crashes(tmp_path, committed, server)
+        check_after_crashes(tmp_path, committed, cloud)

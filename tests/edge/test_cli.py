@@ -58,7 +58,7 @@ def test_check_config_wants_a_matching_identity(
 
 def test_status_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from edge.buffer import Buffer
-    from tests.edge.cloud_stand_in import event_fields
+    from tests.edge.events_support import event_fields
 
     cfg = write_unit(tmp_path)
     buf = Buffer(tmp_path / "buffer.db", device_id="unit-c")

@@ -20,7 +20,7 @@ from edge.sync.http import HttpTransport
 from edge.sync.identity import Identity
 from edge.sync.mqtt import MqttTransport
 from models.wire import topic
-from tests.edge.cloud_stand_in import IngestHttpServer, IngestStore
+from tests.edge.real_cloud import real_cloud
 from tests.support.mosquitto import Broker
 
 DEVICE = "unit-d"
@@ -111,19 +111,17 @@ def test_merge_is_deep_and_copies() -> None:
 
 
 def test_poll_over_http(tmp_path: Path) -> None:
-    store = IngestStore(tmp_path / "c.db")
-    with IngestHttpServer(store) as server:
-        ident = Identity(device_id=DEVICE, api_key="test-key")
+    with real_cloud(tmp_path) as cloud:
+        ident = Identity(device_id=DEVICE, api_key=cloud.register(DEVICE))
         h, _, models = handler()
-        poller = DesiredPoller(HttpTransport(server.base_url, ident).get_desired, h, interval_s=1)
+        poller = DesiredPoller(HttpTransport(cloud.url, ident).get_desired, h, interval_s=1)
         assert not poller.poll_once()  # nothing desired yet (404)
-        server.desired[DEVICE] = {"device_id": DEVICE, "updated_at": T1, "model_version": 2}
+        cloud.put_desired(DEVICE, {"model_version": 2})
         assert poller.poll_once() and models == [2]
         assert not poller.poll_once()  # same document
-        server.stop()
+        cloud.stop()
         assert not poller.poll_once()
         assert h.health.counter("desired_poll_failures") == 1
-    store.close()
 
 
 @pytest.mark.mqtt

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 import queue
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,18 +27,12 @@ from edge.sync.identity import Identity
 from models.wire import topic
 from tests.cloud.support import Live, make_key, register_unit, serve
 from tests.support.mosquitto import Broker
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.mqtt
 
 DEVICE = "unit-q"
 DESIRED = {"config": {"sync.batch_size": 50}, "model_version": 4}
-
-
-def wait_until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from edge.buffer import Buffer
 from edge.config import parse_config
 from edge.health import DISK_FULL, Health, read_status, write_status
 from edge.status import agent_state, collect, pid_alive, read_buffer, render_table
-from tests.edge.cloud_stand_in import event_fields
+from tests.edge.events_support import event_fields
 
 
 def config_for(tmp_path: Path):

@@ -14,7 +14,9 @@ from edge.sync.http import HttpTransport
 from edge.sync.identity import Identity
 from edge.sync.transport import SyncRejected, SyncUnavailable
 from edge.sync.worker import SyncWorker
-from tests.edge.cloud_stand_in import IngestHttpServer, IngestStore, event_fields
+from tests.edge.cloud_stand_in import IngestHttpServer, IngestStore
+from tests.edge.events_support import event_fields
+from tests.support.waiting import wait_until
 
 DEVICE = "unit-1"
 
@@ -57,14 +59,6 @@ def run_worker(worker: SyncWorker) -> tuple[threading.Event, threading.Thread]:
     t = threading.Thread(target=worker.run, args=(stop,), daemon=True)
     t.start()
     return stop, t
-
-
-def wait_until(cond, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.02)
 
 
 def test_batches_reach_the_cloud_and_leave_the_outbox(

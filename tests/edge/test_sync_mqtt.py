@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -15,23 +14,18 @@ from edge.buffer import Buffer
 from edge.sync.config import SyncConfig
 from edge.sync.identity import Identity
 from edge.sync.mqtt import MqttTransport
-from edge.sync.transport import SyncUnavailable
+from edge.sync.transport import SyncUnavailable, Transport
 from edge.sync.worker import SyncWorker
 from models.wire import MqttAck, topic
-from tests.edge.cloud_stand_in import IngestStore, MqttIngest, event_fields
+from tests.edge.cloud_stand_in import IngestStore, MqttIngest
+from tests.edge.events_support import event_fields
+from tests.edge.sync_support import mqtt_sync
 from tests.support.mosquitto import Broker
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.mqtt
 
 DEVICE = "unit-m"
-
-
-def wait_until(cond: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.02)
 
 
 class Watcher:
@@ -56,21 +50,16 @@ class Watcher:
         self.client.loop_stop()
 
 
-def make(buf: Buffer, broker: Broker, **cfg: object) -> tuple[SyncWorker, MqttTransport]:
+def make(
+    buf: Buffer, broker: Broker, *, then: Sequence[Transport] = (), **cfg: object
+) -> tuple[SyncWorker, MqttTransport]:
     settings = {"mode": "mqtt", "mqtt_port": broker.port, "batch_size": 100, "idle_s": 0.02}
     settings |= {"backoff_initial_s": 0.05, "backoff_max_s": 0.5, "ack_timeout_s": 2.0}
     config = SyncConfig(**(settings | cfg))  # type: ignore[arg-type]
     ident = Identity(device_id=DEVICE)
-    worker = SyncWorker(buf, [], config=config)
-    t = MqttTransport(
-        broker.host,
-        broker.port,
-        ident,
-        keepalive_s=5,
-        reconnect_max_s=1,
-        on_ack=worker.handle_mqtt_ack,
+    worker, t = mqtt_sync(
+        buf, broker.host, broker.port, ident, config, then=then, keepalive_s=5, reconnect_max_s=1
     )
-    worker.transports = [t]
     assert t.wait_connected(10)
     return worker, t
 
@@ -197,9 +186,9 @@ def test_both_mode_falls_back_to_http_when_cloud_acks_stop(
     buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
     buf.append_many([event_fields(i) for i in range(50)])
     with IngestHttpServer(store) as server:  # no MQTT ingest: the broker PUBACKs, nobody acks
-        worker, t = make(buf, mosquitto, mode="both", ack_timeout_s=0.3, batch_size=20)
         ident = Identity(device_id=DEVICE, api_key="test-key")
-        worker.transports.append(HttpTransport(server.base_url, ident))
+        http = HttpTransport(server.base_url, ident)
+        worker, t = make(buf, mosquitto, then=[http], mode="both", ack_timeout_s=0.3, batch_size=20)
         stop, th = run(worker)
         wait_until(lambda: buf.stats().depth == 0)
         stop.set()

@@ -31,37 +31,40 @@ from edge.sync.mqtt import MqttTransport
 from edge.sync.transport import SyncUnavailable
 from edge.sync.worker import MQTT_MAX_UNACKED, SyncWorker
 from tests.edge.real_cloud import RealCloud, real_cloud, real_event
+from tests.edge.sync_support import mqtt_sync
 from tests.support.mosquitto import Broker
+from tests.support.waiting import wait_until
 
 DEVICE = "unit-r1"
 
 
-def wait_until(cond: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.02)
-
-
-def http_worker(buf: Buffer, cloud: RealCloud, key: str, **cfg: object) -> SyncWorker:
+def http_worker(
+    buf: Buffer, cloud: RealCloud, key: str, *, rng: random.Random | None = None, **cfg: object
+) -> SyncWorker:
     settings: dict[str, object] = {"mode": "http", "base_url": cloud.url, "batch_size": 100}
     settings |= {"idle_s": 0.02, "backoff_initial_s": 0.02, "backoff_max_s": 0.3}
     config = SyncConfig(**(settings | cfg))  # type: ignore[arg-type]
     ident = Identity(device_id=buf.device_id, api_key=key)
-    return SyncWorker(buf, [HttpTransport(cloud.url, ident, timeout_s=5)], config=config)
+    return SyncWorker(buf, [HttpTransport(cloud.url, ident, timeout_s=5)], config=config, rng=rng)
 
 
 @pytest.fixture
-def running() -> Iterator[Callable[[SyncWorker], None]]:
-    """Run workers in threads; stopped at the end of the test."""
+def running() -> Iterator[Callable[[SyncWorker], Callable[[], None]]]:
+    """Run workers in threads; each call returns a stop for its worker; all stopped at the end."""
     stops: list[tuple[threading.Event, threading.Thread]] = []
 
-    def run(worker: SyncWorker) -> None:
+    def run(worker: SyncWorker) -> Callable[[], None]:
         stop = threading.Event()
         t = threading.Thread(target=worker.run, args=(stop,), daemon=True)
         t.start()
         stops.append((stop, t))
+
+        def halt() -> None:
+            stop.set()
+            t.join(10)
+            assert not t.is_alive()
+
+        return halt
 
     yield run
     for stop, t in stops:
@@ -82,7 +85,7 @@ def assert_delivered(cloud: RealCloud, device: str, n: int) -> None:
 
 
 def test_outage_then_cloud_up_every_event_once_in_order(
-    tmp_path: Path, running: Callable[[SyncWorker], None]
+    tmp_path: Path, running: Callable[[SyncWorker], Callable[[], None]]
 ) -> None:
     with real_cloud(tmp_path, start=False) as cloud:  # the cloud is down
         key = cloud.register(DEVICE)
@@ -101,16 +104,22 @@ def test_outage_then_cloud_up_every_event_once_in_order(
 
 
 def test_a_probe_ends_a_long_backoff_as_soon_as_the_cloud_is_back(
-    tmp_path: Path, running: Callable[[SyncWorker], None]
+    tmp_path: Path, running: Callable[[SyncWorker], Callable[[], None]]
 ) -> None:
     with real_cloud(tmp_path, start=False) as cloud:  # the cloud is down
         key = cloud.register(DEVICE)
         buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
         buf.append_many([real_event(i) for i in range(50)])
         # every retry wait is long (a uniform draw below 10 min; this seed draws 80 s)
-        worker = http_worker(buf, cloud, key, backoff_initial_s=600, backoff_max_s=600)
-        worker.config = worker.config.model_copy(update={"probe_s": 0.2})
-        worker.backoff._rng = random.Random(1)
+        worker = http_worker(
+            buf,
+            cloud,
+            key,
+            rng=random.Random(1),
+            backoff_initial_s=600,
+            backoff_max_s=600,
+            probe_s=0.2,
+        )
         running(worker)
         wait_until(lambda: buf.health.counter("sync_failures") >= 1)
         cloud.start()
@@ -139,7 +148,7 @@ def test_the_clouds_retry_after_is_read_from_a_429(tmp_path: Path) -> None:
 
 
 def test_cloud_killed_mid_sync_then_restarted(
-    tmp_path: Path, running: Callable[[SyncWorker], None]
+    tmp_path: Path, running: Callable[[SyncWorker], Callable[[], None]]
 ) -> None:
     with real_cloud(tmp_path) as cloud:
         key = cloud.register(DEVICE)
@@ -158,15 +167,14 @@ def test_cloud_killed_mid_sync_then_restarted(
 
 
 def test_another_devices_key_is_refused_and_quarantined_not_retried(
-    tmp_path: Path, running: Callable[[SyncWorker], None]
+    tmp_path: Path, running: Callable[[SyncWorker], Callable[[], None]]
 ) -> None:
     with real_cloud(tmp_path) as cloud:
         cloud.register(DEVICE)
         other_key = cloud.register("unit-other")
         buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
         buf.append_many([real_event(i) for i in range(120)])
-        worker = http_worker(buf, cloud, other_key, batch_size=50)
-        running(worker)
+        halt = running(http_worker(buf, cloud, other_key, batch_size=50))
         wait_until(lambda: buf.stats().rejected == 120)
         time.sleep(0.3)  # room for (wrong) retries
         assert buf.health.counter("batches_sent") == 3  # each batch once, then quarantined
@@ -175,9 +183,9 @@ def test_another_devices_key_is_refused_and_quarantined_not_retried(
         rejected = buf.rejected()
         assert [r.seq for r in rejected] == list(range(1, 121))
         assert all("403 device_mismatch" in r.reason for r in rejected)
-        # with the right key in place, the operator puts them back and they flow
-        ident = Identity(device_id=DEVICE, api_key=cloud.keys[DEVICE])
-        worker.transports = [HttpTransport(cloud.url, ident)]
+        # with the right key in place (the unit restarted), the operator puts them back
+        halt()
+        running(http_worker(buf, cloud, cloud.keys[DEVICE], batch_size=50))
         assert buf.requeue_rejected() == 120
         wait_until(lambda: buf.stats().depth == 0)
         assert_delivered(cloud, DEVICE, 120)
@@ -185,7 +193,7 @@ def test_another_devices_key_is_refused_and_quarantined_not_retried(
 
 
 def test_refused_event_is_quarantined_and_the_rest_flow(
-    tmp_path: Path, running: Callable[[SyncWorker], None]
+    tmp_path: Path, running: Callable[[SyncWorker], Callable[[], None]]
 ) -> None:
     with real_cloud(tmp_path) as cloud:
         key = cloud.register(DEVICE)
@@ -203,7 +211,7 @@ def test_refused_event_is_quarantined_and_the_rest_flow(
 
 
 def test_unreadable_row_is_found_by_bisection(
-    tmp_path: Path, running: Callable[[SyncWorker], None]
+    tmp_path: Path, running: Callable[[SyncWorker], Callable[[], None]]
 ) -> None:
     with real_cloud(tmp_path) as cloud:
         key = cloud.register(DEVICE)
@@ -222,22 +230,7 @@ def test_unreadable_row_is_found_by_bisection(
 def test_desired_state_from_the_real_cloud_applies(tmp_path: Path) -> None:
     with real_cloud(tmp_path) as cloud:
         key = cloud.register(DEVICE)
-        import httpx
-
-        from cloud.keys import Role
-        from cloud.store import open_store
-        from tests.cloud.support import make_key
-
-        store = open_store(cloud.database_url, pool_size=1)
-        operator = make_key(store, Role.OPERATOR)
-        store.dispose()
-        body = {"model_version": 7, "config": {"sync.batch_size": 77}}
-        r = httpx.put(
-            f"{cloud.url}/v1/devices/{DEVICE}/desired",
-            json=body,
-            headers={"Authorization": f"Bearer {operator}"},
-        )
-        assert r.status_code == 200, r.text
+        cloud.put_desired(DEVICE, {"model_version": 7, "config": {"sync.batch_size": 77}})
         http = HttpTransport(cloud.url, Identity(device_id=DEVICE, api_key=key))
         models: list[int] = []
         handler = DesiredStateHandler(
@@ -261,16 +254,13 @@ def mqtt_worker(buf: Buffer, broker: Broker, key: str) -> tuple[SyncWorker, Mqtt
         backoff_initial_s=0.05,
         backoff_max_s=0.5,
     )
-    worker = SyncWorker(buf, [], config=cfg)
     ident = Identity(device_id=buf.device_id, api_key=key)
-    t = MqttTransport(broker.host, broker.port, ident, on_ack=worker.handle_mqtt_ack)
-    worker.transports = [t]
-    return worker, t
+    return mqtt_sync(buf, broker.host, broker.port, ident, cfg)
 
 
 @pytest.mark.mqtt
 def test_mqtt_broker_restart_mid_sync_two_ingest_workers(
-    tmp_path: Path, mosquitto: Broker, running: Callable[[SyncWorker], None]
+    tmp_path: Path, mosquitto: Broker, running: Callable[[SyncWorker], Callable[[], None]]
 ) -> None:
     with real_cloud(tmp_path, broker=mosquitto, ingest_workers=2) as cloud:
         key = cloud.register(DEVICE)
@@ -304,7 +294,7 @@ def test_mqtt_broker_restart_mid_sync_two_ingest_workers(
 
 @pytest.mark.mqtt
 def test_mqtt_ingest_down_then_killed_mid_sync(
-    tmp_path: Path, mosquitto: Broker, running: Callable[[SyncWorker], None]
+    tmp_path: Path, mosquitto: Broker, running: Callable[[SyncWorker], Callable[[], None]]
 ) -> None:
     with real_cloud(tmp_path, broker=mosquitto, ingest_workers=0) as cloud:  # ingest is down
         key = cloud.register(DEVICE)
@@ -400,7 +390,7 @@ def test_quarantine_is_durable_counted_and_never_resent(tmp_path: Path) -> None:
 
 @pytest.mark.mqtt
 def test_mqtt_login_is_device_id_and_key_on_the_clouds_broker_files(
-    tmp_path: Path, running: Callable[[SyncWorker], None]
+    tmp_path: Path, running: Callable[[SyncWorker], Callable[[], None]]
 ) -> None:
     from tests.support.mosquitto import mosquitto_binary, run_mosquitto_conf
 

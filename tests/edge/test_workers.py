@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,13 +24,7 @@ from edge.workers.timeline import Inbox, Pace
 from models.runtime.config import ModelConfig
 from models.types import Presence, WeightChange
 from models.window import EventWindow
-
-
-def wait_until(cond, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)
+from tests.support.waiting import wait_until
 
 
 def slots() -> list[SlotConfig]:
