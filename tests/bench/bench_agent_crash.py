@@ -14,7 +14,8 @@ Workflow:
 3. **Final run** to completion: the twin is played out and the buffer drained.
 4. **Check**: every event committed before any kill is in the cloud exactly once and
    unchanged, the cloud's seqs are 1..N with no gap, and the cloud's content equals the
-   reference (nothing decided twice, nothing missing).
+   reference (nothing decided twice, nothing missing). Every start of a unit reports its
+   slots' levels once more, so those start reports are counted apart, not compared.
 
 The cloud (:mod:`tests.bench.crash_cloud`) is by default the real service, ``shelfsense
 cloud serve`` under uvicorn on a fresh SQLite store, with the unit's store, bay, slots and
@@ -95,7 +96,7 @@ class Results:
     reference_s: float = 0.0
     kills: int = 0
     mid_traffic: int = 0  # kills that landed while the twin was still playing
-    committed: int = 0  # distinct events committed before some kill
+    committed: int = 0  # distinct decided events committed before some kill
     grew: int = 0  # kills after which the buffer held more events than before
     caught_up: int = 0  # restarts seen committing a new seq before their kill timer began
     live_kills: int = 0  # kills that followed new commits during their 0.3-3 s timer
@@ -109,7 +110,8 @@ class Results:
     duplicated: int = 0  # seqs stored twice, or decisions stored more often than decided
     missing: int = 0  # decided by the reference run, absent from the cloud
     gaps: int = 0  # seqs missing from 1..max
-    cloud_events: int = 0
+    cloud_events: int = 0  # decided events stored (start level reports apart)
+    start_reports: int = 0  # level reports stored, one per slot at every start of the unit
     redelivered: int | None = 0  # events got more than once and absorbed (None: not counted)
     contiguous: bool = False
     equals_reference: bool = False
@@ -126,8 +128,9 @@ def _reference(tmp: Path, plan: Plan, res: Results) -> list[tuple[Any, ...]]:
         )
         res.reference_s = time.perf_counter() - t0
         events = sorted((st.event for st in cloud.stored(DEVICE)), key=lambda e: e["seq"])
-    res.reference_events = len(events)
-    return decided(events)
+    out = decided(events)
+    res.reference_events = len(out)
+    return out
 
 
 def _soak(
@@ -195,13 +198,14 @@ def _check(
     by_seq: dict[int, list[dict[str, Any]]] = {}
     for r in rows:
         by_seq.setdefault(r.seq, []).append(r.event)
-    res.cloud_events = len(rows)
+    res.cloud_events = len(decided([r.event for r in rows]))
+    res.start_reports = len(rows) - res.cloud_events
     counted = [r.deliveries for r in rows if r.deliveries is not None]
     res.redelivered = sum(1 for d in counted if d > 1) if len(counted) == len(rows) else None
     top = max(seqs, default=0)
     res.gaps = top - len(by_seq)
     res.contiguous = sorted(seqs) == list(range(1, len(rows) + 1))
-    res.committed = len(ever)
+    res.committed = len(decided(list(ever.values())))
     res.lost = sum(
         1
         for s, b in ever.items()
@@ -264,6 +268,7 @@ def report(res: Results) -> str:
         f"kills after which the buffer had grown: {res.grew}; "
         f"redelivered and absorbed by the cloud: {again}; "
         f"missing vs reference: {res.missing}; "
+        f"start level reports stored (one per slot at every start): {res.start_reports}; "
         f"committed events stored with any field changed: {res.changed_bodies} "
         f"(fields compared: {', '.join(res.fields)})",
     ]

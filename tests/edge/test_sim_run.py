@@ -12,7 +12,7 @@ from edge.workers.state import SimMark, load_sim_mark, save_sim_mark
 from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
-HOURS = "0.02"  # 72 simulated seconds
+HOURS = "0.05"  # 180 simulated seconds: the first weight changes of busy seed 4 fall in it
 
 
 def _config(tmp: Path, seed: int = 4) -> Path:
@@ -37,7 +37,7 @@ def test_a_sim_run_exits_after_its_hours_and_a_rerun_says_it_is_done(tmp_path: P
     first = _run(cfg)
     assert first.returncode == 0, first.stderr
     lines = first.stdout.splitlines()
-    assert lines[0] == "sim: playing busy seed 4, 0.02 h from the start"
+    assert lines[0] == f"sim: playing busy seed 4, {HOURS} h from the start"
     assert lines[-1].startswith("sim: played to the end, ")
     mark = load_sim_mark(tmp_path / "var" / "sim_mark.json")
     assert mark is not None and mark.done and mark.mono_time > 0
@@ -45,7 +45,7 @@ def test_a_sim_run_exits_after_its_hours_and_a_rerun_says_it_is_done(tmp_path: P
     assert again.returncode == 0, again.stderr
     assert "already played to the end" in again.stdout
     other = _run(_config(tmp_path, seed=5))
-    assert "playing busy seed 5, 0.02 h from the start (this data folder held busy seed 4" in (
+    assert f"playing busy seed 5, {HOURS} h from the start (this data folder held busy seed 4" in (
         other.stdout
     )
 
@@ -54,12 +54,12 @@ def test_a_restarted_sim_unit_says_where_it_resumes(tmp_path: Path) -> None:
     cfg = _config(tmp_path)
     save_sim_mark(
         tmp_path / "var" / "sim_mark.json",
-        SimMark({"scenario": "busy", "seed": 4, "hours": 0.02}, 3, 40.0),
+        SimMark({"scenario": "busy", "seed": 4, "hours": float(HOURS)}, 3, 40.0),
     )
     got = _run(cfg)
     assert got.returncode == 0, got.stderr
     assert got.stdout.splitlines()[0] == (
-        "sim: resuming busy seed 4, 0.02 h after episode 3 (t=40.0 s); "
+        f"sim: resuming busy seed 4, {HOURS} h after episode 3 (t=40.0 s); "
         "the day up to there is replayed unpaced and not sent again"
     )
 
