@@ -151,7 +151,7 @@ class DecisionWorker:
         self.emitted += n
         self.health.count("events_decided", n)
         for f in fields:
-            self.health.count(f"decisions.{f['kind']}.{self.decider.decided_by}")
+            self.health.count(f"decisions.{f['kind']}.{f['decided_by']}")  # the guard may rule
         self.health.set("stock_units", {str(k): v for k, v in sorted(self.book.units.items())})
         if math.isfinite(until):
             self.health.set("decided_until", round(until, 3))

@@ -13,7 +13,21 @@ def test_quick_model_bench(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     r = main(["--quick", "--out", str(tmp_path)])
     printed = capsys.readouterr().out
     assert "| contender | interest | stock |" in printed and "| model | median ms |" in printed
-    assert set(r.scores) == {"teacher", "student fp32", "student int8", "rules"}
+    assert set(r.scores) == {
+        "teacher",
+        "student fp32",
+        "student int8",
+        "unit (int8 + guard)",
+        "rules",
+    }
+    assert set(r.buckets) == {"heldout", "crowded"} and r.data["crowded windows"] > 0
+    for per in r.buckets.values():
+        assert set(per) == {"teacher", "student int8", "unit (int8 + guard)", "rules"}
+        stock = per["rules"]["stock"]
+        assert stock["all"][1] == sum(n for b, (_, n) in stock.items() if b.startswith("changes:"))
+        assert all(0.0 <= f <= 1.0 for h in per.values() for b in h.values() for f, _ in b.values())
+    assert "## crowded: stock macro-F1 per crowding bucket" in printed
+    assert set(r.ruled) == {"interest", "stock"}
     assert all(0.0 <= v <= 1.0 for s in r.scores.values() for v in s.values())
     assert r.data["training windows"] > 0 and r.data["held-out windows"] > 0
     names = [n for n, _, _ in r.gates]
