@@ -5,8 +5,9 @@ A window falls in one bucket of each axis: changes per window (``0``, ``1-2``, `
 student and the fitted rules are scored per head on the gate set, over all windows
 (bucket ``all``) and per bucket of each axis; :meth:`Guard.fit` gives a bucket to the
 rules where their macro-F1 beats the student's by more than ``margin``. A bucket with
-fewer than ``min_support`` labels on the gate set is too thin to judge and follows
-``all``. On the unit, :meth:`Guard.decider` hands a head to the rules when either of the
+fewer than ``min_support`` labels on the gate set is too thin to judge: for stock the
+rules decide it (the student has not shown it does the shop no harm there), for
+interest it follows ``all``. On the unit, :meth:`Guard.decider` hands a head to the rules when either of the
 window's two buckets says so, so a crowded window is never decided worse than the
 rules did on the gate set. The guard travels in the bundle's manifest (``guard``, with
 the fitted rule thresholds); a bundle without one is decided by the student alone.
@@ -18,7 +19,7 @@ and raises ``ValueError`` naming the key at fault.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -90,18 +91,26 @@ class Guard:
         margin: float = 0.0,
         min_support: int = 20,
         rules: Mapping[str, Any] | None = None,
+        cautious: Collection[str] = ("stock",),
     ) -> Guard:
-        """Verdicts from per-head, per-bucket scores (see the module docstring)."""
+        """Verdicts from per-head, per-bucket scores (see the module docstring).
+
+        In a ``cautious`` head a bucket the gate set cannot judge (fewer than
+        ``min_support`` labels, or none) goes to the rules: the student has not shown
+        it does the shop no harm there. In other heads it follows ``all``.
+        """
         heads: dict[str, dict[str, Verdict]] = {}
         for head, per in scores.items():
             overall = per.get(ALL)
             base: Who = "model"
             if overall is not None and overall.support > 0:
                 base = "rules" if overall.rules > overall.student + margin else "model"
-            verdicts: dict[str, Verdict] = {}
-            for key, s in per.items():
-                if key == ALL or s.support < min_support:
-                    verdicts[key] = Verdict(base, s)
+            thin: Who = "rules" if head in cautious else base
+            verdicts: dict[str, Verdict] = {ALL: Verdict(base, overall)}
+            for key in BUCKETS[1:]:
+                s = per.get(key)
+                if s is None or s.support < min_support:
+                    verdicts[key] = Verdict(thin, s)
                 else:
                     verdicts[key] = Verdict("rules" if s.rules > s.student + margin else "model", s)
             heads[head] = verdicts

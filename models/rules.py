@@ -147,6 +147,8 @@ class RuleBaseline:
                         isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
                     )
                 )
+                if ok and want is int:
+                    ok = float(v).is_integer() and abs(v) <= 1_000_000
                 if not ok:
                     raise ValueError(f"rule thresholds.{name}.{k}: {v!r} is not a {want.__name__}")
                 vals[k] = want(v)
