@@ -67,7 +67,9 @@ def test_cloud_train_produces_a_gated_bundle(tmp_path: Path) -> None:
     assert set(guard["heads"]) == {"interest", "stock"} and guard["rules"]["stock"]
     for per in guard["heads"].values():  # the verdict of every judged bucket follows its scores
         for v in per.values():
-            assert v["decides"] in ("model", "rules") and 0 <= v["student"] <= 1
+            assert v["decides"] in ("model", "rules") and 0 <= v.get("student", 0) <= 1
+            if "support" in v and v["support"] >= guard["min_support"]:
+                assert (v["decides"] == "rules") == (v["rules"] > v["student"] + guard["margin"])
     ruled = {h: set(b) & set(guard["heads"][h]) for h, b in rt.guard.ruled().items()}
     assert ruled == {
         h: {b for b, v in per.items() if v["decides"] == "rules"}
