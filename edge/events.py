@@ -11,7 +11,12 @@ them, with the slot's load, foreign grams and any implausible-state flags in
 ``features``), and a ``level`` event whenever a slot turns ``low``, ``out`` or back to
 ``ok``; :func:`level_report` writes the ``level`` events of a periodic report. The first event of a
 window carries the window itself (``window``) so the cloud can train on what units
-saw; the others follow it with the same ``episode``. ``device_id`` and
+saw; the others follow it with the same ``episode``. Each event's ``decided_by`` names
+who decided its head: where the bundle's guard (:mod:`models.guard`) hands a crowded
+window's stock to the fitted rules, its stock and level events say ``rules`` while its
+interest events may say ``model``. Interest events carry ``shoppers``, the shoppers
+the camera saw in the window: 2 or more means the label is the window's, for people
+it could not tell apart, never silently one person's. ``device_id`` and
 ``seq`` are filled in by the buffer when it commits them. Features are a compact
 numeric summary of what was sensed; never pixels. Pure: values in, values out.
 """
@@ -27,7 +32,7 @@ from edge.interest import concerns
 from edge.stock import StockBook
 from models.types import WeightChange
 from models.window import EventWindow
-from models.wire import Decider
+from models.wire import MAX_SHOPPERS, Decider
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +42,8 @@ class WindowDecision:
     interest: str | None
     interest_confidence: float
     stock: tuple[tuple[str, float], ...]
+    interest_by: Decider | None = None  # None: whoever decides the window (``Origin``)
+    stock_by: Decider | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +68,7 @@ def interest_features(w: EventWindow) -> dict[str, float | int]:
         "dwell": _r(p.dwell if p else 0.0, 2),
         "peak_motion": _r(p.peak_motion if p else 0.0),
         "entries": p.entries if p else 0,
+        "shoppers_seen": w.shoppers_seen,
         "reaches": len(w.reaches),
         "reach_dwell": _r(max((r.dwell for r in w.reaches), default=0.0), 2),
         "changes": len(w.changes),
@@ -109,6 +117,7 @@ def window_events(
         "decided_by": origin.decided_by,
         "model_version": origin.model_version,
     }
+    stock_base = {**base, "decided_by": decision.stock_by or origin.decided_by}
     out: list[dict[str, Any]] = []
     if decision.interest is not None and w.presence is not None:
         summary = interest_features(w)
@@ -117,6 +126,7 @@ def window_events(
             out.append(
                 {
                     **base,
+                    "decided_by": decision.interest_by or origin.decided_by,
                     "mono_time": max(0.0, w.t_end),
                     "slot": k.slot,
                     "sku": None if k.slot is None else origin.skus.get(k.slot),
@@ -124,6 +134,7 @@ def window_events(
                     "label": decision.interest,
                     "confidence": _conf(decision.interest_confidence),
                     "dwell_s": _r(max(0.0, w.presence.dwell), 2),
+                    "shoppers": min(w.shoppers_seen, MAX_SHOPPERS),
                     "features": {
                         **summary,
                         "attribution": k.attribution,
@@ -137,7 +148,7 @@ def window_events(
         load = book.features(c.slot) if c.slot in book.state else {}
         out.append(
             {
-                **base,
+                **stock_base,
                 "mono_time": max(0.0, c.t_settled),
                 "slot": c.slot,
                 "sku": origin.skus.get(c.slot),
@@ -154,7 +165,7 @@ def window_events(
             lv = upd.level
             out.append(
                 {
-                    **base,
+                    **stock_base,
                     "mono_time": max(0.0, c.t_settled),
                     "slot": lv.slot,
                     "sku": lv.sku,

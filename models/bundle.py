@@ -33,8 +33,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from models.atomic import fsync_tree, swap_dir
 from models.errors import BundleError
+from models.guard import Guard
 from models.labels import HEADS
 from models.physics import DECODING
+from models.rules import RuleBaseline
 from models.tokens import ShelfTokenizer
 
 BUNDLE_FORMAT: Final[int] = 1
@@ -116,6 +118,12 @@ class Bundle:
         """How the runtime decodes the stock head (bundles made before the key: the same)."""
         return str(self.manifest.get("decoding", DECODING))
 
+    @property
+    def guard(self) -> Guard:
+        """Who decides each head per crowding bucket (no ``guard`` key: the model everywhere)."""
+        raw = self.manifest.get("guard")
+        return Guard() if raw is None else Guard.from_dict(raw)
+
     def file(self, name: str) -> Path:
         """Path of one of the bundle's files."""
         return self.path / name
@@ -157,11 +165,13 @@ def write_bundle(
     signing_key: Ed25519PrivateKey,
     min_agent_version: str = "0.1.0",
     created: datetime | None = None,
+    guard: Guard | None = None,
 ) -> Bundle:
     """Build a signed bundle at ``dest`` atomically; returns it verified.
 
     ``files`` maps bundle names (``model.onnx``, optionally ``model.tflite``) to files
-    to copy in. The folder is built beside ``dest`` and renamed into place, so a reader
+    to copy in. ``guard`` (:mod:`models.guard`) says per crowding bucket whether the
+    student or the fitted rules decide each head. The folder is built beside ``dest`` and renamed into place, so a reader
     sees the old bundle or the new one, never half of one.
     """
     dest = Path(dest)
@@ -184,6 +194,7 @@ def write_bundle(
             "decoding": DECODING,
             "model": dict(model),
             "metrics": dict(metrics),
+            **({"guard": guard.to_dict()} if guard is not None else {}),
             "files": {
                 n: {"sha256": _sha256(tmp / n), "bytes": (tmp / n).stat().st_size} for n in names
             },
@@ -210,8 +221,8 @@ def verify_bundle(
     Checks, in order: the manifest parses and its format is one this code knows; the
     signature verifies under a trusted key; every listed file exists with its size and
     sha256; the required files are listed; labels match the taxonomy; the agent is new
-    enough; the tokenizer loads and every id it and the golden inputs can produce lies
-    inside the model's embedding table.
+    enough; the guard, if any, and its rule thresholds parse; the tokenizer loads and
+    every id it and the golden inputs can produce lies inside the model's embedding table.
     """
     path = Path(path)
     mpath = path / MANIFEST
@@ -272,6 +283,12 @@ def verify_bundle(
             f"past the model's {vocab_size}-token embedding"
         )
     bundle = Bundle(path, manifest, tokenizer)
+    try:
+        guard = bundle.guard
+        if guard.rules is not None:
+            RuleBaseline.from_dict(dict(guard.rules))
+    except ValueError as err:
+        raise BundleError(f"{path}: manifest {err}") from None
     try:
         golden = bundle.golden()
     except ValueError as err:

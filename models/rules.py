@@ -121,8 +121,39 @@ class RuleBaseline:
         return interest_rule(self.interest, w), [stock_rule(self.stock, w, c) for c in w.changes]
 
     def to_dict(self) -> dict[str, Any]:
-        """Thresholds as plain data (for reports)."""
+        """Thresholds as plain data (for reports and the bundle's guard)."""
         return {"interest": asdict(self.interest), "stock": asdict(self.stock)}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> RuleBaseline:
+        """Thresholds written by :meth:`to_dict`; raises ``ValueError`` naming the key at fault."""
+        if not isinstance(d, dict):
+            raise ValueError("rule thresholds: not an object")
+        parts: list[Any] = []
+        for name, kind in (("interest", InterestRules), ("stock", StockRules)):
+            got = d.get(name, {})
+            if not isinstance(got, dict):
+                raise ValueError(f"rule thresholds.{name}: not an object")
+            base = kind()
+            vals: dict[str, Any] = {}
+            for k, v in got.items():
+                if not hasattr(base, k):
+                    raise ValueError(f"rule thresholds.{name}.{k}: unknown threshold")
+                want = type(getattr(base, k))
+                ok = (
+                    isinstance(v, want)
+                    if want is bool
+                    else (
+                        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                    )
+                )
+                if ok and want is int:
+                    ok = float(v).is_integer() and abs(v) <= 1_000_000
+                if not ok:
+                    raise ValueError(f"rule thresholds.{name}.{k}: {v!r} is not a {want.__name__}")
+                vals[k] = want(v)
+            parts.append(replace(base, **vals))
+        return cls(parts[0], parts[1])
 
     @classmethod
     def fit(cls, records: Sequence[LabeledWindow], rounds: int = 3) -> RuleBaseline:

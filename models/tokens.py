@@ -14,8 +14,12 @@ past the vocabulary, a NaN) becomes ``[UNK]``. The stock head reads the ``[CHG]`
 
 The vocabulary and bin edges are saved as one JSON file inside each bundle; the edge
 tokenizes with this module alone (no transformers). Format 2 files hold the totals and
-timings; a format 1 file (bundles made before them) still reads, and its windows are
-written without them, as the model it came with was trained.
+timings; format 3 adds two tokens to every change group: ``nbr`` (how many changes on
+other slots the window holds) and ``sku`` (whether the added weight is whole units of
+the slot's own SKU, of another changed slot's SKU, of none, or not an addition; see
+:func:`sku_match`). A format 1 or 2 file (bundles made before them) still reads, and
+its windows are written without what it lacks, as the model it came with was trained;
+a newer format is refused by name.
 """
 
 from __future__ import annotations
@@ -31,8 +35,8 @@ from typing import Any, Final
 from models.types import Presence, WeightChange
 from models.window import EventWindow
 
-TOKENIZER_FORMAT: Final[int] = 2
-READABLE_FORMATS: Final[tuple[int, ...]] = (1, 2)
+TOKENIZER_FORMAT: Final[int] = 3
+READABLE_FORMATS: Final[tuple[int, ...]] = (1, 2, 3)
 SPECIALS: Final[tuple[str, ...]] = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 MARKERS: Final[tuple[str, ...]] = ("[BAY]", "[NOBODY]", "[REACH]", "[CHG]")
 PAD, UNK, CLS, SEP, MASK = range(5)
@@ -55,8 +59,12 @@ DEFAULT_BINS: Final[dict[str, tuple[float, ...]]] = {
     "nchg": (1, 2, 3, 4, 6),
     "lead": (1, 2, 3, 4, 6, 8, 12, 20, 30),
     "tail": (0.5, 1, 2, 3, 5, 8, 12, 20, 30),
+    "nbr": (1, 2, 3, 5),
 }
-TIMED_BINS: Final[frozenset[str]] = frozenset({"nchg", "lead", "tail"})  # format 2 only
+TIMED_BINS: Final[frozenset[str]] = frozenset({"nchg", "lead", "tail"})  # format 2 on
+CONTEXT_BINS: Final[frozenset[str]] = frozenset({"nbr"})  # format 3 on
+SKU_TOKENS: Final[tuple[str, ...]] = ("sku:own", "sku:other", "sku:none", "sku:na")
+SKU_FIT: Final[float] = 0.15  # an added weight within this share of whole units fits a SKU
 UNITS_CLAMP: Final[int] = 8
 
 
@@ -87,6 +95,7 @@ class ShelfTokenizer:
     max_reaches: int = 4
     max_changes: int = 7
     totals: bool = True  # format 2: window totals and change timings (see the module docstring)
+    context: bool = True  # format 3: neighbouring changes and the added item's SKU per change
     _ids: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -102,7 +111,7 @@ class ShelfTokenizer:
     @classmethod
     def default(cls) -> ShelfTokenizer:
         """The vocabulary built from :data:`DEFAULT_BINS`."""
-        return cls(tokens=list(_vocabulary(DEFAULT_BINS, totals=True)))
+        return cls(tokens=list(_vocabulary(DEFAULT_BINS, totals=True, context=True)))
 
     @property
     def vocab_size(self) -> int:
@@ -113,13 +122,13 @@ class ShelfTokenizer:
     def max_len(self) -> int:
         """Longest sequence a window can produce."""
         if self.totals:
-            return 10 + 5 * self.max_reaches + 15 * self.max_changes
+            return 10 + 5 * self.max_reaches + (17 if self.context else 15) * self.max_changes
         return 8 + 5 * self.max_reaches + 13 * self.max_changes
 
     def to_json(self) -> dict[str, Any]:
         """The tokenizer file contents."""
         return {
-            "format": TOKENIZER_FORMAT if self.totals else 1,
+            "format": TOKENIZER_FORMAT if self.context else 2 if self.totals else 1,
             "tokens": self.tokens,
             "bins": {k: list(v) for k, v in self.bins.items()},
             "max_reaches": self.max_reaches,
@@ -139,6 +148,7 @@ class ShelfTokenizer:
                 max_reaches=int(d["max_reaches"]),
                 max_changes=int(d["max_changes"]),
                 totals=d["format"] >= 2,
+                context=d["format"] >= 3,
             )
         except (KeyError, TypeError) as err:
             raise ValueError(f"tokenizer file is missing or mistypes {err}") from None
@@ -201,7 +211,12 @@ class ShelfTokenizer:
             (self._b("since", ctx.since_last_s) or "since:never") if ctx else None,
             (self._b("stock", ctx.stock_units) or "stock:unk") if ctx else None,
             *(self._timing(w.presence, c) if self.totals else []),
+            *(self._context_of(w, c) if self.context else []),
         ]
+
+    def _context_of(self, w: EventWindow, c: WeightChange) -> list[str | None]:
+        others = sum(1 for x in w.changes if x.slot != c.slot)
+        return [self._b("nbr", others), sku_match(w, c)]
 
     def _timing(self, p: Presence | None, c: WeightChange) -> list[str | None]:
         if p is None:
@@ -247,13 +262,40 @@ class ShelfTokenizer:
         return [replace(w, changes=w.changes[i : i + n]) for i in range(0, len(w.changes), n)]
 
 
-def _vocabulary(bins: dict[str, tuple[float, ...]], *, totals: bool) -> Iterable[str]:
+def sku_match(w: EventWindow, c: WeightChange) -> str:
+    """Which SKU of the window's slots explains an added weight best, in whole units.
+
+    ``sku:own`` the slot's own, ``sku:other`` another slot's (a ``misplaced`` 250 g item
+    on a 240 g slot, taken from a 250 g slot in the same window), ``sku:none`` none
+    within :data:`SKU_FIT`, ``sku:na`` for a removal, no change or an unweighable one.
+    """
+    if not math.isfinite(c.grams) or c.grams <= 0:
+        return "sku:na"
+    best: tuple[float, bool] | None = None
+    for ctx in w.slots.values():
+        if ctx.unit_grams <= 0:
+            continue
+        r = c.grams / ctx.unit_grams
+        if round(r) < 1:
+            continue
+        err = abs(r - round(r)) / round(r)
+        cand = (err, ctx.slot == c.slot)
+        if best is None or cand[0] < best[0] or (cand[0] == best[0] and cand[1]):
+            best = cand
+    if best is None or best[0] > SKU_FIT:
+        return "sku:none"
+    return "sku:own" if best[1] else "sku:other"
+
+
+def _vocabulary(
+    bins: dict[str, tuple[float, ...]], *, totals: bool, context: bool = False
+) -> Iterable[str]:
     yield from SPECIALS
     yield from MARKERS
     yield from (f"hour:{h}" for h in range(24))
     yield from (f"slot:{s}" for s in range(MAX_SLOTS))
     for name, edges in bins.items():
-        if name in TIMED_BINS and not totals:
+        if (name in TIMED_BINS and not totals) or (name in CONTEXT_BINS and not context):
             continue
         if name == "g":
             yield from (f"g:{s}{i}" for s in "+-" for i in range(len(edges) + 1))
@@ -265,6 +307,8 @@ def _vocabulary(bins: dict[str, tuple[float, ...]], *, totals: bool) -> Iterable
     if totals:
         yield from (f"net:{u}" for u in range(-UNITS_CLAMP, UNITS_CLAMP + 1))
         yield from ("lead:none", "tail:none")
+    if context:
+        yield from SKU_TOKENS
 
 
 def pad_batch(

@@ -57,6 +57,21 @@ class EventWindow:
     slots: Mapping[int, SlotContext] = field(default_factory=dict)
     neighbours: int = 0
 
+    @property
+    def shoppers_seen(self) -> int:
+        """Shoppers the camera counted in the episode (0: nobody at the bay).
+
+        Each entry into the bay zone is one (a re-entry after the zone emptied is
+        another shopper to the camera); 2 or more means the window may mix people the
+        camera cannot tell apart, and its interest label is the window's, not one person's.
+        """
+        return self.presence.entries if self.presence is not None else 0
+
+    @property
+    def crowded(self) -> bool:
+        """True when the camera saw two or more shoppers in the window."""
+        return self.shoppers_seen >= 2
+
     def context(self, slot: int) -> SlotContext | None:
         """The slot context of ``slot``, if the window carries one."""
         return self.slots.get(slot)

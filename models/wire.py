@@ -40,6 +40,7 @@ MAX_SAFE_INT = 2**53 - 1  # seqs, episodes: exact in every JSON parser (floats i
 MAX_BATCH_EVENTS = 1000
 MAX_WINDOW_ITEMS = 64  # presences, changes or slots in one uploaded window
 MAX_EVENT_BYTES = 65_536  # one event as an MQTT message (the largest valid one is ~40 KB)
+MAX_SHOPPERS = 20  # shoppers the camera counts in one window (more are reported as this)
 MAX_FEATURE_TEXT = 256
 MAX_HEALTH_BYTES = MAX_EVENT_BYTES  # one health report as an MQTT message or HTTP body
 VERSION_PATTERN = r"^[0-9A-Za-z.+_-]{1,32}$"  # an agent version (PEP 440 / semver text)
@@ -223,6 +224,13 @@ class ShelfEvent(WireModel):
         None, ge=-10_000, le=100_000, description="Units on the slot after."
     )
     dwell_s: float | None = Field(None, ge=0, le=86_400)
+    shoppers: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_SHOPPERS,
+        description="Interest events: shoppers the camera saw in the window. 2 or more: "
+        "people it could not tell apart, and the label is the window's, not one person's.",
+    )
     episode: int | None = Field(
         None, ge=0, le=MAX_SAFE_INT, description="Window id linking events of one episode."
     )
@@ -239,6 +247,8 @@ class ShelfEvent(WireModel):
         if self.label not in KIND_LABELS[self.kind]:
             known = ", ".join(KIND_LABELS[self.kind])
             raise ValueError(f"label {self.label!r} is not a {self.kind} label ({known})")
+        if self.shoppers is not None and self.kind != "interest":
+            raise ValueError(f"shoppers is for interest events, not {self.kind}")
         return self
 
 

@@ -100,7 +100,11 @@ class WeightOnlyDecider:
 
 
 class ModelDecider:
-    """A loaded :class:`~models.runtime.ModelRuntime` as a window decider."""
+    """A loaded :class:`~models.runtime.ModelRuntime` as a window decider.
+
+    Per window and head, the bundle's guard may hand the decision to the fitted rules
+    (crowding buckets where they beat the student); the decision says which decided.
+    """
 
     decided_by: Decider = "model"
 
@@ -116,7 +120,11 @@ class ModelDecider:
         got = self.runtime.classify(windows, batch_size=self.batch_size)
         return [
             WindowDecision(
-                d.interest if w.presence is not None else None, d.interest_confidence, d.stock
+                d.interest if w.presence is not None else None,
+                d.interest_confidence,
+                d.stock,
+                d.interest_by,
+                d.stock_by,
             )
             for w, d in zip(windows, got, strict=True)
         ]

@@ -224,7 +224,7 @@ class DecisionWorker:
         self.emitted += n
         self.health.count("events_decided", n)
         for f in fields:
-            self.health.count(f"decisions.{f['kind']}.{self.decider.decided_by}")
+            self.health.count(f"decisions.{f['kind']}.{f['decided_by']}")  # the guard may rule
         self._publish_stock(until)  # the book on disk follows what was committed
         if self.on_committed is not None:
             self.on_committed(self.last_episode, max(f["mono_time"] for f in fields))

@@ -5,7 +5,8 @@ A scenario fixes the bay layout (slots, SKUs, unit weights, stock), the traffic
 channel (scale, offset, noise, creep, drift, vibration, spikes) and fault rates.
 It never holds a seed: the same scenario with another seed is another day in the
 same store. :func:`load_scenario` takes a shipped name (``quiet``, ``busy``,
-``noisy``, ``faulty``, ``heldout``) or a path, and raises :class:`ScenarioError`
+``noisy``, ``faulty``, ``mixed``, ``rush``; held out: ``heldout``,
+``crowded``) or a path, and raises :class:`ScenarioError`
 naming the file and the key at fault.
 """
 

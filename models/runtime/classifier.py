@@ -7,7 +7,13 @@ output only holds for its own batch). Only when all of that passes does the new 
 replace the old one; on any failure :meth:`ModelRuntime.load` raises
 :class:`~models.errors.BundleError` and the runtime keeps the model it had.
 
-Decisions go through the physics mask (``models.runtime.decoding``): a stock label the
+Each head of a window goes to the student or to the fitted rules as the bundle's
+guard says for the window's crowding buckets (:mod:`models.guard`); a decision names
+who made each head (``interest_by``, ``stock_by``). Rule interest decisions carry
+:data:`RULES_INTEREST_CONFIDENCE`, rule stock decisions the weigh confidence of each
+change: rules are not calibrated, and the figure says so.
+
+Model decisions go through the physics mask (``models.runtime.decoding``): a stock label the
 measured change forbids is never chosen, whatever the backend's logits. Golden outputs
 stay the model's own probabilities (unmasked), since they check the model file.
 """
@@ -25,7 +31,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from models.bundle import Bundle, load_public_key, verify_bundle
 from models.errors import BackendError, BundleError
+from models.guard import Guard, Who
 from models.physics import allowed_mask
+from models.rules import RuleBaseline
 from models.runtime.base import FloatArray, InferenceBackend
 from models.runtime.config import ModelConfig
 from models.runtime.decoding import DECODINGS, decode_stock
@@ -34,6 +42,7 @@ from models.window import EventWindow
 
 log = logging.getLogger(__name__)
 DEFAULT_GOLDEN_ATOL = 0.05
+RULES_INTEREST_CONFIDENCE = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +52,8 @@ class Decision:
     interest: str
     interest_confidence: float
     stock: tuple[tuple[str, float], ...] = ()
+    interest_by: Who = "model"
+    stock_by: Who = "model"
 
 
 def softmax(x: FloatArray) -> FloatArray:
@@ -129,6 +140,8 @@ class ModelRuntime:
         self.agent_version = agent_version
         self._bundle: Bundle | None = None
         self._backend: InferenceBackend | None = None
+        self._guard = Guard()
+        self._rules = RuleBaseline()
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, *, agent_version: str = "0.1.0") -> ModelRuntime:
@@ -150,6 +163,11 @@ class ModelRuntime:
     def bundle(self) -> Bundle | None:
         """The bundle in use (``None`` before the first successful load)."""
         return self._bundle
+
+    @property
+    def guard(self) -> Guard:
+        """The guard of the bundle in use (the model everywhere before a load)."""
+        return self._guard
 
     @property
     def version(self) -> int | None:
@@ -184,7 +202,10 @@ class ModelRuntime:
             if isinstance(err, BundleError):
                 raise BundleError(f"{path}: {err}") from None
             raise BundleError(f"{path}: golden outputs unusable: {err}") from None
+        guard = bundle.guard  # parsed and checked by verify_bundle
+        rules = RuleBaseline.from_dict(dict(guard.rules)) if guard.rules else RuleBaseline()
         self._bundle, self._backend = bundle, backend
+        self._guard, self._rules = guard, rules
         log.info("model version %s loaded from %s (%s)", bundle.version, path, cls.name)
         return bundle
 
@@ -213,9 +234,19 @@ class ModelRuntime:
                 interest.setdefault(i, softmax(l_i))
                 stock[i].extend(decode_stock(l_s, allowed_mask(sub.changes)))
         out = []
-        for i in range(len(windows)):
+        for i, w in enumerate(windows):
             p = interest[i]
             k = int(p.argmax())
-            changes = tuple((labels["stock"][j], conf) for j, conf in stock[i])
-            out.append(Decision(labels["interest"][k], float(p[k]), changes))
+            label, conf = labels["interest"][k], float(p[k])
+            changes = tuple((labels["stock"][j], c) for j, c in stock[i])
+            i_by, s_by = self._guard.decider("interest", w), self._guard.decider("stock", w)
+            if "rules" in (i_by, s_by):
+                r_interest, r_stock = self._rules.predict(w)
+                if i_by == "rules":
+                    label, conf = r_interest, RULES_INTEREST_CONFIDENCE
+                if s_by == "rules":
+                    changes = tuple(
+                        (s, c.confidence) for s, c in zip(r_stock, w.changes, strict=True)
+                    )
+            out.append(Decision(label, conf, changes, i_by, s_by))
         return out

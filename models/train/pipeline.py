@@ -7,6 +7,10 @@ applies the gates (``models.train.gates``: against the teacher, the fp32 student
 the fitted rules, and per class) and, only if they pass, writes a signed bundle whose
 golden outputs the runtime then reproduces before the bundle is renamed into place.
 Every model contender's stock head is decoded through the physics mask, as on a unit.
+The bundle's guard (:mod:`models.guard`, fitted by :func:`models.train.buckets.fit_guard`)
+hands a head to the fitted rules in each crowding bucket where the rules beat the int8
+student on the gate set; ``unit (int8 + guard)`` scores what a unit then emits, and the
+shop gates judge that.
 """
 
 from __future__ import annotations
@@ -29,10 +33,12 @@ from models.atomic import swap_dir
 from models.bundle import MODEL_ONNX, MODEL_TFLITE, write_bundle
 from models.dataset import LabeledWindow
 from models.errors import BundleError, ModelError
+from models.guard import Guard
 from models.rules import RuleBaseline
 from models.runtime.classifier import ModelRuntime, run_encoded
 from models.runtime.onnx import OnnxBackend
 from models.tokens import Encoded, ShelfTokenizer, pad_batch
+from models.train.buckets import fit_guard, guarded
 from models.train.data import Item, class_weights, encode_records, split_records
 from models.train.evaluate import (
     Score,
@@ -80,6 +86,8 @@ class TrainConfig:
     seed: int = 0  # weight initialisation and data order: the same data gives the same bundle
     tflite: bool = False  # also convert to model.tflite (needs the tflite-convert extra)
     class_weight_power: float = 0.5  # rare classes weigh (1/frequency)**power; 0: all alike
+    guard_margin: float = 0.0  # the rules take a bucket when they beat the student by more
+    guard_min_support: int = 20  # labels a bucket needs on the gate set to be judged alone
 
     @classmethod
     def recipe(
@@ -247,11 +255,22 @@ def train_bundle(
         be32, be8 = OnnxBackend(fp32, threads=1), OnnxBackend(int8, threads=1)
         p_fp32 = predict_backend(be32, ho, batch_size=64)
         p_int8 = predict_backend(be8, ho, batch_size=1)
+        p_rules = predict_rules(rules, ho_recs)
+        guard = fit_guard(
+            ho_recs,
+            ho,
+            p_int8,
+            p_rules,
+            rule_thresholds=rules.to_dict(),
+            margin=cfg.guard_margin,
+            min_support=cfg.guard_min_support,
+        )
         scores = {
             "teacher": score(ho, predict_torch(teacher, ho)),
             "student fp32": score(ho, p_fp32),
             "student int8": score(ho, p_int8),
-            "rules": score(ho, predict_rules(rules, ho_recs)),
+            "unit (int8 + guard)": score(ho, guarded(guard, ho_recs, p_int8, p_rules)),
+            "rules": score(ho, p_rules),
         }
         agree = agreement(p_fp32, p_int8)
         gates = metric_gates(
@@ -269,7 +288,10 @@ def train_bundle(
         )
         if cfg.shop_gates:
             shop = shop_gates(
-                scores["student int8"], scores["rules"], trained, tolerance=cfg.gate_rules_tolerance
+                scores["unit (int8 + guard)"],
+                scores["rules"],
+                trained,
+                tolerance=cfg.gate_rules_tolerance,
             )
             gates.checks.extend(shop.checks)
         else:
@@ -284,6 +306,7 @@ def train_bundle(
                 "int8/fp32 agreement": round(agree, 4),
                 "rule thresholds": rules.to_dict(),
                 "distillation": cfg.distill_args,
+                "buckets the rules decide": guard.ruled(),
             }
         )
         stage("bundle")
@@ -296,7 +319,7 @@ def train_bundle(
                     files[MODEL_TFLITE] = lite
                 else:
                     log.warning("litert-torch is not installed: bundle without model.tflite")
-            bundle_path = _gated_bundle(out, files, tok, ho, scores, cfg, signing_key, gates)
+            bundle_path = _gated_bundle(out, files, tok, ho, scores, cfg, signing_key, gates, guard)
         stages.update()
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -320,6 +343,7 @@ def _gated_bundle(
     cfg: TrainConfig,
     key: Ed25519PrivateKey,
     gates: Gates,
+    guard: Guard,
 ) -> Path | None:
     golden = golden_batches(OnnxBackend(files[MODEL_ONNX], threads=1), ho, cfg.golden_batch_sizes)
     metrics = {
@@ -343,6 +367,7 @@ def _gated_bundle(
         },
         metrics=metrics,
         signing_key=key,
+        guard=guard,
     )
     try:
         ModelRuntime(trusted_keys=[key.public_key()]).load(candidate)

@@ -166,3 +166,46 @@ def test_interest_goes_to_each_slot_handled_or_reached_and_to_the_bay_without_ei
     assert interest((Presence("slot-9", 12.0, 13.0, 1.0, 0.5, 0),), []) == [
         (None, None, "bay", 0.0)
     ]
+
+
+def test_guarded_stock_says_the_rules_decided_and_interest_carries_shoppers() -> None:
+    book = StockBook(slots(), {0: 5, 1: 6})
+    two = Presence("bay", 10.0, 20.0, 10.0, 0.6, 2)  # the bay emptied and filled again
+    w = window([WeightChange(0, -101.0, -2, 12.5, 14.0, 0.92)])
+    w = EventWindow(
+        w.bay, w.episode, w.t_start, w.t_end, w.hour, two, w.reaches, w.changes, w.slots
+    )
+    model = Origin("store-1", "bay-1", {0: "GUM-50", 1: "RICE-1000"}, "model", 4)
+    d = WindowDecision("take", 0.8, (("removal", 0.92),), "model", "rules")
+    out = [full(f) for f in window_events(w, d, book, model, wall_time=WALL)]
+    assert [(e.kind, e.decided_by) for e in out] == [
+        ("interest", "model"),
+        ("stock", "rules"),
+        ("level", "rules"),
+    ]
+    assert all(e.model_version == 4 for e in out)
+    assert out[0].shoppers == 2 and out[0].features["shoppers_seen"] == 2
+    assert out[1].shoppers is None
+    plain = WindowDecision("take", 0.8, (("removal", 0.92),))
+    again = window_events(w, plain, StockBook(slots(), {0: 5, 1: 6}), model, wall_time=WALL)
+    assert {f["decided_by"] for f in again} == {"model"}
+
+
+@given(st.integers(-5, 10_000))
+def test_shoppers_on_the_wire_are_bounded_and_only_on_interest(n: int) -> None:
+    base = window_events(
+        window([]),
+        WindowDecision("glance", 0.5, ()),
+        StockBook(slots(), {}),
+        ORIGIN,
+        wall_time=WALL,
+    )[0]
+    ok = 0 <= n <= 20
+    if ok:
+        assert full({**base, "shoppers": n}).shoppers == n
+    else:
+        with pytest.raises(ValueError, match="shoppers"):
+            full({**base, "shoppers": n})
+    stock = {**base, "kind": "stock", "label": "removal", "shoppers": 1}
+    with pytest.raises(ValueError, match="shoppers is for interest events"):
+        full(stock)

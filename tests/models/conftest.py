@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from models.bundle import MODEL_ONNX, generate_key, write_bundle
+from models.guard import Guard
 from models.tokens import ShelfTokenizer
 from tests.models.factory import make_records
 
@@ -24,7 +25,9 @@ class BuiltBundle:
     version: int
 
 
-def build_bundle(tmp: Path, *, version: int = 1, seed: int = 0) -> BuiltBundle:
+def build_bundle(
+    tmp: Path, *, version: int = 1, seed: int = 0, guard: Guard | None = None
+) -> BuiltBundle:
     """Export a random-init tiny student, quantize it, and write a signed bundle."""
     import torch
 
@@ -53,6 +56,7 @@ def build_bundle(tmp: Path, *, version: int = 1, seed: int = 0) -> BuiltBundle:
         model={"vocab_size": tok.vocab_size, "max_len": tok.max_len},
         metrics={},
         signing_key=key,
+        guard=guard,
     )
     return BuiltBundle(dest, key, int8, version)
 

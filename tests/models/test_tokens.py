@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.tokens import CHG_ID, CLS, SEP, UNK, ShelfTokenizer, pad_batch
+from models.tokens import CHG_ID, CLS, SEP, UNK, ShelfTokenizer, pad_batch, sku_match
 from models.types import Presence, WeightChange
 from models.window import EventWindow, SlotContext
 
@@ -180,3 +180,43 @@ def test_a_format_1_file_still_reads_and_writes_windows_without_totals(tmp_path:
     assert UNK not in v1.encode(w).ids
     assert len(v1.encode(w).ids) <= v1.max_len < TOK.max_len
     assert v1.to_json()["format"] == 1
+
+
+def _bay(*changes: WeightChange, grams: dict[int, float]) -> EventWindow:
+    slots = {k: SlotContext(k, g) for k, g in grams.items()}
+    p = Presence("bay", 0.0, 20.0, 20.0, 0.4, 2)
+    return EventWindow("bay-1", 1, 0.0, 20.0, 14, p, (), changes, slots)
+
+
+def test_format_3_tells_a_misplaced_item_by_the_sku_it_weighs_like() -> None:
+    took = WeightChange(2, -250.0, -1, 1.0, 2.0, 0.9)  # a 250 g item left slot 2
+    put = WeightChange(0, 250.0, 1, 6.0, 7.0, 0.9)  # ... and arrived on the 240 g slot 0
+    back = WeightChange(0, 480.0, 2, 9.0, 10.0, 0.9)  # two of slot 0's own
+    w = _bay(took, put, back, grams={0: 240.0, 2: 250.0})
+    assert [sku_match(w, c) for c in (took, put, back)] == ["sku:na", "sku:other", "sku:own"]
+    odd = _bay(WeightChange(0, 130.0, 1, 1.0, 2.0, 0.9), grams={0: 240.0})
+    assert sku_match(odd, odd.changes[0]) == "sku:none"
+    toks, pos = TOK.tokens_of(w)
+    groups = [toks[p : p + 17] for p in pos]
+    assert [g[-1] for g in groups] == ["sku:na", "sku:other", "sku:own"]
+    assert [g[-2] for g in groups] == ["nbr:2", "nbr:1", "nbr:1"]  # changes on other slots
+    assert UNK not in TOK.encode(w).ids and len(TOK.encode(w).ids) <= TOK.max_len
+    assert TOK.to_json()["format"] == 3
+
+
+def test_a_format_2_file_still_reads_and_writes_windows_without_context(tmp_path: Path) -> None:
+    old = TOK.to_json()
+    old["format"] = 2
+    old["tokens"] = [t for t in TOK.tokens if not t.startswith(("nbr:", "sku:"))]
+    del old["bins"]["nbr"]
+    (tmp_path / "v2.json").write_text(json.dumps(old))
+    v2 = ShelfTokenizer.load(tmp_path / "v2.json")
+    w = _bay(WeightChange(0, 250.0, 1, 6.0, 7.0, 0.9), grams={0: 240.0, 2: 250.0})
+    toks, _ = v2.tokens_of(w)
+    assert not any(t and t.startswith(("nbr:", "sku:")) for t in toks)
+    assert UNK not in v2.encode(w).ids and v2.max_len < TOK.max_len
+    assert (
+        v2.to_json()["format"] == 2 and ShelfTokenizer.from_json(v2.to_json()).tokens == v2.tokens
+    )
+    back = ShelfTokenizer.from_json(json.loads(json.dumps(TOK.to_json())))
+    assert back.tokens == TOK.tokens and back.encode(w) == TOK.encode(w)

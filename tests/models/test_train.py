@@ -54,14 +54,27 @@ def test_cloud_train_produces_a_gated_bundle(tmp_path: Path) -> None:
     assert all(g["passed"] for g in metrics["gates"])
     assert {g["name"].split(" ")[0] for g in metrics["gates"]} >= {"interest", "stock", "golden"}
     scores = metrics["scores"]
-    assert set(scores) == {"teacher", "student fp32", "student int8", "rules"}
+    contenders = {"teacher", "student fp32", "student int8", "unit (int8 + guard)", "rules"}
+    assert set(scores) == contenders
     assert scores["teacher"]["interest"]["macro_f1"] > 0.6
-    assert len(list(out.glob("confusion-*.png"))) == 8
+    assert len(list(out.glob("confusion-*.png"))) == 2 * len(contenders)
     assert "| student int8 |" in (out / "report.md").read_text()
     key = load_public_key((out / "trusted-key.pem").read_bytes())
     rt = ModelRuntime(trusted_keys=[key])
     assert rt.load(out / "bundle").version == 4
     assert rt.bundle is not None and rt.bundle.manifest["metrics"]["teacher"]["interest"] > 0.6
+    guard = rt.bundle.manifest["guard"]
+    assert set(guard["heads"]) == {"interest", "stock"} and guard["rules"]["stock"]
+    for per in guard["heads"].values():  # the verdict of every judged bucket follows its scores
+        for v in per.values():
+            assert v["decides"] in ("model", "rules") and 0 <= v.get("student", 0) <= 1
+            if "support" in v and v["support"] >= guard["min_support"]:
+                assert (v["decides"] == "rules") == (v["rules"] > v["student"] + guard["margin"])
+    ruled = {h: set(b) & set(guard["heads"][h]) for h, b in rt.guard.ruled().items()}
+    assert ruled == {
+        h: {b for b, v in per.items() if v["decides"] == "rules"}
+        for h, per in guard["heads"].items()
+    }
 
 
 def test_too_little_data_fails_with_a_clear_message(

@@ -58,5 +58,8 @@ def test_demo_loop_trains_serves_and_syncs(
     assert "interest per SKU the backend reads" in out
     deciders = set(re.findall(r"\[(model|rules)\]$", out, flags=re.M))
     gated = "signed bundle:" in out
-    assert deciders == ({"model"} if gated else {"rules"})
+    # with a bundle the model decides, and its guard may hand crowded stock to the rules
+    assert (
+        ("model" in deciders and deciders <= {"model", "rules"}) if gated else deciders == {"rules"}
+    )
     assert gated or "FELL BACK TO THE RULES" in out  # a refused student is said out loud
