@@ -22,6 +22,7 @@ decided by v1, then v2, then v1 again, never mixed.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import threading
@@ -49,6 +50,7 @@ from edge.config import parse_config
 from edge.ota.install import install_bundle
 from edge.sync.identity import Identity
 from edge.workers.build import add_sensing
+from shelfsense.cli import main
 from tests.cloud.support import Live, make_key, register_unit, serve
 from tests.edge.agent_support import CAMERA, SEED
 from tests.edge.test_ota_e2e import real_versions
@@ -101,6 +103,11 @@ class Fleet:
 
     def rollout(self, rollout_id: int) -> dict[str, Any]:
         return dict(self.op.get(f"/v1/rollouts/{rollout_id}").json())
+
+    def show(self, *args: str) -> None:
+        """What ``shelfsense fleet …`` prints now (seen with ``pytest -s``)."""
+        print("$ shelfsense fleet", " ".join(args))
+        assert main(["fleet", *args, "--database-url", self.live.settings.database_url]) == 0
 
     def all_on(self, version: int) -> bool:
         return all(
@@ -237,6 +244,7 @@ def test_a_fleet_rolls_out_v2_refuses_v3_and_rolls_back_to_v1(tmp_path: Path) ->
         v2 = made.json()["rollout_id"]
         wait_until(lambda: f.rollout(v2)["status"] == "completed", timeout=WAIT)
         wait_until(lambda: f.all_on(2), timeout=WAIT)
+        f.show("rollouts", "show", str(v2))
         shown = f.rollout(v2)["per_phase"]
         assert [(p["name"], p["states"]) for p in shown] == [
             ("canary:1", {"active": 1}),
@@ -261,6 +269,7 @@ def test_a_fleet_rolls_out_v2_refuses_v3_and_rolls_back_to_v1(tmp_path: Path) ->
         assert made.status_code == 201, made.text
         v3 = made.json()["rollout_id"]
         wait_until(lambda: f.rollout(v3)["status"] == "aborted", timeout=WAIT)
+        f.show("rollouts", "show", str(v3))
         aborted = f.rollout(v3)
         assert "1 of 1 units failed" in aborted["reason"], aborted["reason"]
         assert aborted["per_phase"][0]["states"] == {"failed": 1}
@@ -284,10 +293,17 @@ def test_a_fleet_rolls_out_v2_refuses_v3_and_rolls_back_to_v1(tmp_path: Path) ->
             wait_until(
                 lambda d=d, agent=agent: f.stored(d)[-1][0] == agent.buffer.seq, timeout=WAIT
             )
+        f.show("rollouts", "list")
+        f.show("devices", "list")
         for d in UNITS:
-            print(d, [(r["state"], r["version"]) for r in f.reports.of(d)])
+            print(d, " ".join(f"{r['state']}:v{r['version']}" for r in f.reports.of(d)))
     for d in UNITS:
         rows = f.stored(d)
         seqs = [s for s, _ in rows]
         assert seqs == list(range(1, len(seqs) + 1)), d  # once each, no gap at any switch
         assert _runs([v for _, v in rows]) == [1, 2, 1], d
+        counts = [sum(1 for _ in g) for _, g in itertools.groupby(v for _, v in rows)]
+        print(
+            f"{d}: seqs 1..{seqs[-1]} stored once each, decided by v1 {counts[0]}, "
+            f"v2 {counts[1]}, v1 {counts[2]}"
+        )
