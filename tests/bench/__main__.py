@@ -23,6 +23,7 @@ BENCHES = (
     "reads",
     "mqtt_fuzz",
     "storm",
+    "ota",
 )
 
 
