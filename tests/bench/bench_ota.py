@@ -23,6 +23,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
+import sys
 import tempfile
 import threading
 import time
@@ -309,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bundle-kib", type=int, default=None, help="model size (default 2048)")
     p.add_argument("--poll-s", type=float, default=None, help="desired poll (default 5 s)")
     args = p.parse_args(argv)
+    # a SIGTERM (``timeout``) unwinds like an exception: the cloud child is stopped too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     units = args.units or (20 if args.quick else 200)
     kib = args.bundle_kib or (256 if args.quick else 2048)
     poll = args.poll_s or (0.5 if args.quick else 5.0)
