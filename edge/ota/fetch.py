@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from tuf.api import exceptions as tuf_errors
-from tuf.ngclient import Updater, UpdaterConfig
+from tuf.ngclient import FetcherInterface, Updater, UpdaterConfig
 from tuf.ngclient.urllib3_fetcher import Urllib3Fetcher
 
 from edge.errors import EdgeError
@@ -81,8 +81,10 @@ class TufFetcher:
         trusted_root: bytes,
         timeout_s: int = 30,
         max_bytes: int = MAX_ARCHIVE_BYTES,
+        fetcher: FetcherInterface | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.fetcher = fetcher
         self.metadata_dir = Path(metadata_dir)
         self.trusted_root = trusted_root
         self.timeout_s = timeout_s
@@ -96,7 +98,8 @@ class TufFetcher:
             metadata_base_url=f"{self.base_url}/v1/tuf/metadata/",
             target_dir=str(target_dir),
             target_base_url=f"{self.base_url}/v1/tuf/targets/",
-            fetcher=Urllib3Fetcher(socket_timeout=self.timeout_s, app_user_agent="shelfsense"),
+            fetcher=self.fetcher
+            or Urllib3Fetcher(socket_timeout=self.timeout_s, app_user_agent="shelfsense"),
             config=UpdaterConfig(
                 root_max_length=MAX_METADATA_BYTES,
                 timestamp_max_length=MAX_METADATA_BYTES,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import EllipsisType
 from typing import Any, Literal
 
 Phase = Literal["idle", "downloading", "verifying", "watching"]
@@ -159,10 +160,19 @@ class OtaState:
             return []
         return [Report("staged", version, self.current), *self._switch(version, now)]
 
-    def verify_failed(self, version: int, reason: str, now: float) -> list[Action]:
-        """The staged bundle was refused (signature, agent version, golden outputs)."""
+    def verify_failed(
+        self, version: int, reason: str, now: float, *, kept: int | EllipsisType | None = ...
+    ) -> list[Action]:
+        """The staged bundle was refused (signature, agent version, golden outputs).
+
+        Staging empties the slot not in use: ``kept`` is the version that slot holds now
+        (None once staging began), so a later wish for the version it held is fetched
+        again rather than switched to.
+        """
         if self.phase != "verifying" or version != self.target:
             return []
+        if kept is not ...:
+            self.previous = kept
         return self._fail(reason)
 
     def switch_failed(

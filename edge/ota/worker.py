@@ -255,7 +255,9 @@ class OtaWorker:
                 raise BundleError(f"archive of version {version} holds version {bundle.version}")
         except (BundleError, OSError) as err:
             log.warning("model version %d refused: %s", version, err)
-            return self.state.verify_failed(version, f"bundle refused: {err}", now)
+            return self.state.verify_failed(
+                version, f"bundle refused: {err}", now, kept=self.slots.previous_version()
+            )
         return self.state.verified(version, now)
 
     def _send(self, report: OtaReport) -> None:

@@ -24,6 +24,7 @@ BENCHES = (
     "reads",
     "mqtt_fuzz",
     "storm",
+    "ota",
 )
 
 

@@ -163,4 +163,5 @@ def test_rollout_moves_a_sim_unit_to_v2_without_missing_a_decision(tmp_path: Pat
     switch = versions.index(2)
     assert set(versions[:switch]) == {1} and set(versions[switch:]) == {2}
     status = json.loads((data / "ota.json").read_text())
-    assert (status["current"], status["previous"], status["phase"]) == (2, 1, "idle")
+    # staging the refused v3 emptied the slot that kept v1: no previous version is kept
+    assert (status["current"], status["previous"], status["phase"]) == (2, None, "idle")

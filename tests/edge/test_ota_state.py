@@ -59,6 +59,15 @@ def test_refused_download_reports_failed_and_keeps_the_model() -> None:
     assert s.tick(1000) == [] and s.desire(2, 1000) == []
 
 
+def test_a_refused_staging_lost_the_previous_slot_so_going_back_fetches_it() -> None:
+    s = OtaState(current=2, previous=1, settings=S)
+    s.desire(3, 0), s.fetched(3, 0)
+    acts = s.verify_failed(3, "golden batch 1 interest", 1, kept=None)
+    assert states(acts) == ["failed"] and (s.current, s.previous) == (2, None)
+    acts = s.desire(1, 2)  # the operator rolls back to 1: its slot held the refused 3
+    assert Fetch(1) in acts and Switch(1) not in acts
+
+
 def test_cut_download_is_retried_later() -> None:
     s = OtaState(current=1, settings=S)
     s.desire(2, 0)
@@ -176,8 +185,9 @@ class OtaMachine(RuleBasedStateMachine):
         if ok:
             self.verified.add(self.s.target)
             self.apply(self.s.verified(self.s.target, self.now))
-        else:
-            self.apply(self.s.verify_failed(self.s.target, "golden", self.now))
+        else:  # staging emptied the slot not in use
+            self.disk["b" if self.pointer == "a" else "a"] = None
+            self.apply(self.s.verify_failed(self.s.target, "golden", self.now, kept=None))
 
     @rule(v=VERSIONS)
     def verify_failed(self, v: int) -> None:
