@@ -273,10 +273,10 @@ def sku_match(w: EventWindow, c: WeightChange) -> str:
         return "sku:na"
     best: tuple[float, bool] | None = None
     for ctx in w.slots.values():
-        if ctx.unit_grams <= 0:
-            continue
+        if not math.isfinite(ctx.unit_grams) or ctx.unit_grams <= 0:
+            continue  # a slot without a known unit weight explains nothing
         r = c.grams / ctx.unit_grams
-        if round(r) < 1:
+        if not math.isfinite(r) or round(r) < 1:
             continue
         err = abs(r - round(r)) / round(r)
         cand = (err, ctx.slot == c.slot)

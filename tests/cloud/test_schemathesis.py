@@ -29,7 +29,11 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
-from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
+from schemathesis.specs.openapi.checks import (
+    negative_data_rejection,
+    positive_data_acceptance,
+    status_code_conformance,
+)
 
 from cloud.keys import Role
 from cloud.settings import build_settings
@@ -77,12 +81,28 @@ def rejects_invalid_data_as_sent(ctx, response, case) -> bool | None:
     return negative_data_rejection(ctx, response, case)
 
 
+MALFORMED_HTTP = "Invalid HTTP request received."  # uvicorn's answer before any app code
+
+
+@schemathesis.check
+def documented_status_unless_not_http(ctx, response, case) -> bool | None:
+    """``status_code_conformance``, except for a request that is not valid HTTP at all.
+
+    Negative generation can send a header that breaks HTTP itself (a name with ``;`` or
+    ``^``); uvicorn's parser answers 400 before the app sees the request, so no route's
+    documented statuses apply to it.
+    """
+    if response.status_code == 400 and response.text.strip() == MALFORMED_HTTP:
+        return None
+    return status_code_conformance(ctx, response, case)
+
+
 def run_operation(op, mode, base_url: str, headers: dict[str, str], calls: dict[str, int]) -> None:
     """Generate and check ``EXAMPLES`` requests of one operation in one mode, every check."""
     swap = mode is GenerationMode.POSITIVE and (op.method.upper(), op.path) in CROSS_PARAMETER
     negative = {
-        "excluded_checks": [negative_data_rejection],
-        "additional_checks": [rejects_invalid_data_as_sent],
+        "excluded_checks": [negative_data_rejection, status_code_conformance],
+        "additional_checks": [rejects_invalid_data_as_sent, documented_status_unless_not_http],
     }
     extra = {
         "excluded_checks": [positive_data_acceptance],

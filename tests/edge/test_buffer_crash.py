@@ -18,6 +18,7 @@ from edge.sync.identity import Identity
 from edge.sync.transport import SyncUnavailable
 from edge.sync.worker import SyncWorker
 from tests.edge.real_cloud import RealCloud, real_cloud
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -61,20 +62,23 @@ def crash_cycles(tmp: Path, iterations: int, seed: int, base_url: str, key: str)
     return committed
 
 
-def drain(buf: Buffer, base_url: str, key: str, *, max_steps: int = 10_000) -> None:
+def drain(buf: Buffer, base_url: str, key: str, *, timeout_s: float = 300.0) -> None:
     """Send until the outbox is empty, retrying through failures."""
     config = SyncConfig(mode="http", base_url=base_url, batch_size=100)
     ident = Identity(device_id=buf.device_id, api_key=key)
     worker = SyncWorker(buf, [HttpTransport(base_url, ident, timeout_s=5)], config=config)
-    steps = 0
-    while buf.stats().depth and steps < max_steps:
-        steps += 1
+
+    def drained() -> bool:
         try:
             worker.step()
         except SyncUnavailable:
-            time.sleep(0.02)
-    worker.close()
-    assert buf.stats().depth == 0, "outbox did not drain"
+            return False  # the cloud is busy or away: the next poll tries again
+        return buf.stats().depth == 0
+
+    try:
+        wait_until(lambda: buf.stats().depth == 0 or drained(), timeout=timeout_s)
+    finally:
+        worker.close()
 
 
 def check_after_crashes(tmp: Path, committed: list[int], cloud: RealCloud) -> None:
