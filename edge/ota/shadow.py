@@ -103,9 +103,7 @@ class ShadowScore:
 
     def result(self) -> ShadowResult:
         """The figures so far (heads with nothing compared are left out)."""
-        agreement = {
-            h: self.agreed[h] / self.compared[h] for h in HEADS if self.compared[h] > 0
-        }
+        agreement = {h: self.agreed[h] / self.compared[h] for h in HEADS if self.compared[h] > 0}
         ratio = None
         if self.current_s:
             base = statistics.median(self.current_s)
@@ -184,9 +182,7 @@ class LatencyLog:
 
     def __init__(self, keep: int = 1000) -> None:
         self._lock = threading.Lock()
-        self._times: defaultdict[int | None, deque[float]] = defaultdict(
-            lambda: deque(maxlen=keep)
-        )
+        self._times: defaultdict[int | None, deque[float]] = defaultdict(lambda: deque(maxlen=keep))
 
     def record(self, version: int | None, seconds: float, windows: int) -> None:
         """One decision pass of ``version``: ``windows`` decided in ``seconds``."""

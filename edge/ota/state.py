@@ -227,7 +227,10 @@ class OtaState:
         need, got = self.min_agreement, result.lowest
         if need is not None and (got is None or got < need):
             why = "no live window to compare" if got is None else f"{got:.2f} below {need:.2f}"
-            return [EndShadow(), *self._fail(f"shadow agreement {why} ({result.describe()})", result)]
+            return [
+                EndShadow(),
+                *self._fail(f"shadow agreement {why} ({result.describe()})", result),
+            ]
         return [
             EndShadow(),
             Report("shadow", version, self.current, shadow=result),
@@ -276,7 +279,9 @@ class OtaState:
             return self._roll_back(f"{self.errors} inference errors after the switch")
         return []
 
-    def latency(self, new_s: float | None, old_s: float | None, windows: int, now: float) -> list[Action]:
+    def latency(
+        self, new_s: float | None, old_s: float | None, windows: int, now: float
+    ) -> list[Action]:
         """Median inference time per window of the new model (over ``windows``) and the old one.
 
         Far slower than the model before (``latency_factor`` times its median, over at

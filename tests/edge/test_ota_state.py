@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -289,7 +291,7 @@ OtaMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=40
 TestOtaMachine = OtaMachine.TestCase
 
 
-def watching(**kw: float) -> OtaState:
+def watching(**kw: Any) -> OtaState:
     s = OtaState(current=1, settings=OtaSettings(watch_s=100, min_windows=20, **kw))
     s.desire(2, 0), s.fetched(2, 0), s.verified(2, 0)
     return s
@@ -312,7 +314,7 @@ def test_a_distribution_like_the_one_before_is_kept() -> None:
     assert s.phase == "watching"
 
 
-def shadowing(need: float | None = None, **kw: float) -> OtaState:
+def shadowing(need: float | None = None, **kw: Any) -> OtaState:
     s = OtaState(current=1, previous=0, settings=OtaSettings(watch_s=100, shadow_max_s=50, **kw))
     s.desire(2, 0, shadow_windows=30, min_agreement=need)
     s.fetched(2, 0)
