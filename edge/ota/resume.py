@@ -80,7 +80,7 @@ class ResumingFetcher(Urllib3Fetcher):
         skip = 0  # bytes to drop: a server that ignored the range sent it all again
         while True:
             try:
-                for chunk in response.stream(self.chunk_size):
+                while chunk := response.read1(self.chunk_size):  # what came, kept before a cut
                     self.bytes_received += len(chunk)
                     if skip:
                         dropped = min(skip, len(chunk))
