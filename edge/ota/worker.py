@@ -191,6 +191,7 @@ class OtaWorker:
         actions += self.state.observe(errors - seen_errors, now)
         if self.state.phase == "shadow" and self.shadow.version == self.state.target:
             actions += self.state.shadowed(self.shadow.result(), now)
+        self.latency.forget((self.state.current, self.state.previous))
         if self.state.phase == "watching":
             actions += self.state.judge(*self._label_counts(), now)
             new_s, n = self.latency.median(self.state.current, self.state.settings.latency_windows)
