@@ -239,9 +239,6 @@ def _publish(args: argparse.Namespace, changed: list[Any]) -> None:
         publisher.stop()
 
 
-SHOWN = ("pending", "active", "failed", "rolled_back")  # shown even at 0
-
-
 def _show(r: Any) -> None:
     print(
         f"rollout {r.rollout_id}: model v{r.model_version} {r.status}, phase {r.phase} "
@@ -256,7 +253,7 @@ def _show(r: Any) -> None:
             + (f", needs agreement {need:.0%} on every head" if need is not None else "")
         )
     for p in r.per_phase:
-        states = ", ".join(f"{k} {v}" for k, v in p.states.items() if v or k in SHOWN)
+        states = ", ".join(f"{k} {v}" for k, v in p.states.items() if v) or "none"
         print(f"  phase {p.phase} {p.name:<9} {p.units:>4} units: {states}")
         for why, n in p.reasons.items():
             print(f"      {n} x {why}")
