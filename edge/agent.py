@@ -176,7 +176,8 @@ class Agent:
                 self.add_worker("desired", poller.run)
         self.ota = build_ota(config, self.health, http=self.http, mqtt=self.mqtt)
         if self.ota is not None:
-            self.model_hooks.append(self.ota.want)
+            ota = self.ota
+            self.model_hooks.append(lambda v: ota.want(v, *self.desired.shadow))
             self.add_worker("ota", self.ota.run)
         self.add_worker("health", self._health_loop)
 

@@ -378,6 +378,20 @@ class DesiredSpec(WireModel):
         None, ge=0, le=MAX_VERSION, description="Model bundle version to run.", examples=[7]
     )
     config: ConfigOverrides = Field(default_factory=dict)
+    shadow_windows: int | None = Field(
+        None,
+        ge=0,
+        le=1_000_000,
+        description="Before switching to model_version, run it in shadow beside the current "
+        "model on this many live windows (None or 0: switch without shadowing).",
+    )
+    min_shadow_agreement: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="In shadow, the lowest agreement of any head the unit accepts; below it "
+        "the unit refuses the version itself.",
+    )
 
 
 class DesiredState(DesiredSpec):
@@ -420,6 +434,19 @@ class OtaReport(WireModel):
         ge=0,
         le=1,
         description="In shadow: share of live windows where the candidate agreed with the "
-        "current model (kept for the version until a new figure comes).",
+        "current model, the lowest of its heads (kept for the version until a new figure "
+        "comes).",
+    )
+    shadow_heads: dict[Literal["interest", "stock"], Annotated[float, Field(ge=0, le=1)]] | None = (
+        Field(default=None, description="In shadow: agreement per head (interest, stock).")
+    )
+    shadow_windows: int | None = Field(
+        default=None, ge=0, le=10_000_000, description="In shadow: live windows compared."
+    )
+    latency_ratio: float | None = Field(
+        default=None,
+        ge=0,
+        le=1e6,
+        description="In shadow: median inference time per window, candidate / current model.",
     )
     reason: Text = Field("", max_length=500, description="Why it failed or rolled back.")

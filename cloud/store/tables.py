@@ -101,6 +101,8 @@ devices = Table(
     Column("desired_model_version", Integer, nullable=True),
     Column("desired_config", JSON, nullable=False, default=dict),
     Column("desired_updated_at", UtcDateTime, nullable=True),
+    Column("desired_shadow_windows", Integer, nullable=True),
+    Column("desired_min_shadow_agreement", Float, nullable=True),
 )
 
 api_keys = Table(
@@ -301,6 +303,9 @@ device_reported = Table(
     Column("previous_version", Integer, nullable=True),
     Column("progress", Float, nullable=True),
     Column("shadow_agreement", Float, nullable=True),
+    Column("shadow_heads", JSON, nullable=True),
+    Column("shadow_windows", Integer, nullable=True),
+    Column("latency_ratio", Float, nullable=True),
     Column("reason", String(500), nullable=False, default=""),
     Column("since", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
@@ -316,6 +321,7 @@ rollouts = Table(
     Column("min_soak_s", Float, nullable=False),
     Column("abort_failed", Float, nullable=False),
     Column("min_shadow_agreement", Float, nullable=True),
+    Column("shadow_windows", Integer, nullable=True),
     Column("status", String(16), nullable=False),
     Column("phase", Integer, nullable=False),
     Column("phase_started_at", UtcDateTime, nullable=False),
@@ -332,6 +338,8 @@ rollout_units = Table(
     Column("position", Integer, nullable=False),
     Column("previous_version", Integer, nullable=True),
     Column("touched_at", UtcDateTime, nullable=True),
+    Column("last_state", String(16), nullable=True),  # its last report on the version
+    Column("last_reason", String(500), nullable=True),
 )
 
 device_status = Table(

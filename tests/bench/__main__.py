@@ -25,6 +25,7 @@ BENCHES = (
     "mqtt_fuzz",
     "storm",
     "ota",
+    "ota_resume",
 )
 
 
