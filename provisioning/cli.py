@@ -2,7 +2,8 @@
 
 - ``claim CODE --cloud URL`` receives the unit's identity with an operator's code;
 - ``calibrate`` walks store staff through each slot (empty, known weight, check);
-  ``--slot N --tare`` and ``--slot N --known-grams G`` do one step for scripts;
+  ``--slot N --tare`` and ``--slot N --known-grams G`` do one step for scripts; the
+  calibration is then reported to the cloud (or later by the agent, when offline);
 - ``install [--root DIR]`` writes the config, systemd unit, sysusers and udev files;
 - ``setup`` serves the setup page on the store network (claim, calibrate, see it
   working from a phone, with the PIN printed here) and watches the camera for a
@@ -114,10 +115,12 @@ def cmd_claim(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """The wizard, or one step of it; exit 1 on a refused reading, 2 on a bad config."""
+    from edge.calibration_report import pending
     from edge.config import load_config
     from edge.errors import ConfigError
     from edge.signals.calibration import CalibrationStore
     from edge.workers.build import CALIBRATION_FILE
+    from provisioning.cal_report import report_now
     from provisioning.calibrate import (
         Feed,
         config_source,
@@ -160,18 +163,21 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     feed = Feed(config_source(cfg))
     try:
         if args.tare:
-            return tare_only(feed, slots[0], data_dir, sys.stdout, limits)
-        if args.known_grams is not None:
-            return known_only(feed, slots[0], args.known_grams, data_dir, sys.stdout, limits)
-        store = CalibrationStore(data_dir / CALIBRATION_FILE)
-        left = interactive(feed, slots, store, sys.stdin, sys.stdout, limits)
-        return 1 if left else 0
+            code = tare_only(feed, slots[0], data_dir, sys.stdout, limits)
+        elif args.known_grams is not None:
+            code = known_only(feed, slots[0], args.known_grams, data_dir, sys.stdout, limits)
+        else:
+            store = CalibrationStore(data_dir / CALIBRATION_FILE)
+            code = 1 if interactive(feed, slots, store, sys.stdin, sys.stdout, limits) else 0
     except KeyboardInterrupt:
         print("\nstopped: slots finished so far are saved")
-        return 1
+        code = 1
     finally:
         feed.close()
-        match_owner(data_dir)
+    if pending(data_dir) is not None:
+        report_now(cfg, data_dir, sys.stdout)
+    match_owner(data_dir)
+    return code
 
 
 def cmd_install(args: argparse.Namespace) -> int:

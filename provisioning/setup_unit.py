@@ -29,6 +29,7 @@ from edge.camera.source import FrameSource
 from edge.config import Config, SlotConfig
 from edge.signals.calibration import CalibrationStore
 from edge.workers.build import CALIBRATION_FILE
+from provisioning import cal_report
 from provisioning.calibrate import Feed, load_all, measure, save_one
 from provisioning.camera_claim import (
     QrClaimState,
@@ -191,8 +192,12 @@ class SetupUnit:
                 return f"Slot {number}: not accepted: {v.message}", True
             cal = wiz.scaled(v, grams)
             save_one(self.store, cal)
+            cal_report.note(self.data_dir, s, cal)
+            said = io.StringIO()
+            cal_report.report_now(self.cfg, self.data_dir, said, cloud=self.cloud)
             return (
-                f"Slot {number} calibrated ({cal.counts_per_gram:.2f} counts per gram), saved.",
+                f"Slot {number} calibrated ({cal.counts_per_gram:.2f} counts per gram), saved. "
+                + said.getvalue().strip(),
                 False,
             )
         finally:

@@ -259,6 +259,16 @@ device_health = Table(
 )
 """The latest health report of each unit (``models.wire.HealthReport``)."""
 
+device_calibration = Table(
+    "device_calibration",
+    metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("reported_at", UtcDateTime, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("body", JSON, nullable=False),
+)
+"""The latest calibration each unit reported (``models.wire.CalibrationReport``)."""
+
 rate_buckets = Table(
     "rate_buckets",
     metadata,

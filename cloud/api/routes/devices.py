@@ -1,6 +1,6 @@
 """``/v1/devices``: units, their state and desired state; ``/v1/alarms``: what they raised.
 
-A unit key writes only its own device's health; operators read the fleet.
+A unit key writes only its own device's health and calibration; operators read the fleet.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from cloud import device_health, fleet, fleet_state, fleet_views
+from cloud import device_calibration, device_health, fleet, fleet_state, fleet_views
 from cloud.api.deps import (
     ConnDep,
     DesiredPublisherDep,
@@ -21,6 +21,7 @@ from cloud.api.deps import (
 )
 from cloud.api.errors import AUTH_ERRORS, responses
 from cloud.api.routes.ingest import BoundedBodyRoute
+from cloud.device_calibration import DeviceCalibrationPublic
 from cloud.device_health import DeviceHealthPublic
 from cloud.errors import ForbiddenError
 from cloud.fleet_views import AlarmsPublic, DeviceStatePublic, DeviceStatesPublic
@@ -30,7 +31,13 @@ from cloud.schemas import (
     DeviceCreate,
     DevicePublic,
 )
-from models.wire import DEVICE_ID_PATTERN, DesiredSpec, DesiredState, HealthReport
+from models.wire import (
+    DEVICE_ID_PATTERN,
+    CalibrationReport,
+    DesiredSpec,
+    DesiredState,
+    HealthReport,
+)
 
 router = APIRouter(
     prefix="/v1/devices",
@@ -120,6 +127,29 @@ def write_health(
 def read_health(device_id: DeviceId, _key: OperatorKey, conn: ConnDep) -> DeviceHealthPublic:
     """A unit's latest health report: which alarms are raised, which parts are down."""
     return device_health.get_health(conn, device_id)
+
+
+@router.put("/{device_id}/calibration", response_model=DeviceCalibrationPublic)
+def write_calibration(
+    device_id: DeviceId, body: CalibrationReport, key: UnitKey, services: ServicesDep
+) -> DeviceCalibrationPublic:
+    """A unit reports its calibration (every slot: tare, scale, weights used). Its own only."""
+    if key.device_id != device_id:
+        raise ForbiddenError(
+            f"this key belongs to device {key.device_id!r}",
+            field="device_id",
+            code="device_mismatch",
+        )
+    with services.store.writer.begin() as conn:
+        return device_calibration.put_calibration(conn, device_id, body)
+
+
+@router.get("/{device_id}/calibration", response_model=DeviceCalibrationPublic)
+def read_calibration(
+    device_id: DeviceId, _key: OperatorKey, conn: ConnDep
+) -> DeviceCalibrationPublic:
+    """A unit's latest calibration: per slot its zero, scale, known and check weights."""
+    return device_calibration.get_calibration(conn, device_id)
 
 
 @alarms_router.get("", response_model=AlarmsPublic)
