@@ -473,3 +473,23 @@ class CalibrationReport(WireModel):
         if len(seen) != len(set(seen)):
             raise ValueError("each slot appears at most once")
         return self
+
+
+class SetupAnnouncement(WireModel):
+    """A unit's setup page while it is open (``PUT /v1/devices/{id}/setup``).
+
+    A claimed unit in setup mode tells the cloud where its page is and its one-time PIN,
+    so operators can read them out to store staff; the unit withdraws it when setup
+    ends, and the cloud stops showing it after ``until`` in any case.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    url: str = Field(
+        ...,
+        max_length=200,
+        pattern=r"^https?://[A-Za-z0-9.:\[\]_-]+(/[^\s]*)?$",
+        description="The page's address on the store network.",
+    )
+    pin: str = Field(..., pattern=r"^[0-9]{6}$", description="This setup mode's one-time PIN.")
+    until: float = Field(..., ge=0, le=1e10, description="Setup mode ends by then (Unix s).")

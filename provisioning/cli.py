@@ -6,8 +6,9 @@
   calibration is then reported to the cloud (or later by the agent, when offline);
 - ``install [--root DIR]`` writes the config, systemd unit, sysusers and udev files;
 - ``setup`` serves the setup page on the store network (claim, calibrate, see it
-  working from a phone, with the PIN printed here) and watches the camera for a
-  claim code's QR, until staff finish setup.
+  working from a phone, with the PIN printed here and, once the unit is claimed,
+  shown to operators by the cloud) and watches the camera for a claim code's QR,
+  until staff finish setup.
 
 The unit config is ``--config``, else ``$SHELFSENSE_CONFIG``, else
 ``/etc/shelfsense/unit.toml``.
@@ -259,11 +260,13 @@ def _lan_address() -> str:
 def cmd_setup(args: argparse.Namespace) -> int:
     """Serve the setup page until staff finish (0), or it times out (1); 2 on a bad config."""
     import threading
+    import time
 
     from edge.camera.registry import make_source
     from edge.config import load_config
     from edge.errors import ConfigError
     from provisioning.calibrate import Feed, config_source, match_owner
+    from provisioning.setup_announce import Announcer
     from provisioning.setup_server import SetupServer
     from provisioning.setup_session import SetupSession
     from provisioning.setup_unit import SetupUnit
@@ -281,10 +284,18 @@ def cmd_setup(args: argparse.Namespace) -> int:
     data_dir = Path(cfg.unit.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     feed = Feed(config_source(cfg))
-    unit = SetupUnit(
-        cfg, feed, config_path=path, cloud=args.cloud, limits=Limits(sps=cfg.loadcells.sps)
-    )
     session = SetupSession()
+    announcer = Announcer(
+        cfg, url="", pin=session.pin, until=time.time() + args.minutes * 60, cloud=args.cloud
+    )  # its url once the page listens
+    unit = SetupUnit(
+        cfg,
+        feed,
+        config_path=path,
+        cloud=args.cloud,
+        limits=Limits(sps=cfg.loadcells.sps),
+        on_claimed=lambda r: announcer.announce(unit.cloud),
+    )
     try:
         server = SetupServer((args.host, args.port), session, unit)
     except OSError as err:
@@ -296,9 +307,12 @@ def cmd_setup(args: argparse.Namespace) -> int:
     if not args.no_camera and not unit.claim_state()[1]:
         camera = unit.watch_camera(make_source(cfg.camera), stop)
     host = _lan_address() if args.host in ("0.0.0.0", "") else args.host
-    print(f"setup page: http://{host}:{server.server_address[1]}/")
+    url = f"http://{host}:{server.server_address[1]}/"
+    announcer.url = url
+    print(f"setup page: {url}")
     print(f"PIN: {session.pin}")
     print(f"(setup mode ends when staff press Finish, or in {args.minutes:g} minutes)", flush=True)
+    announcer.announce()
     try:
         why = server.run(deadline_s=args.minutes * 60)
     except KeyboardInterrupt:
@@ -309,5 +323,6 @@ def cmd_setup(args: argparse.Namespace) -> int:
             camera.join(timeout=10)
         feed.close()
         match_owner(data_dir)
+        announcer.withdraw()
     print(f"setup {why}; the setup page is closed")
     return 0 if why == "finished" else 1

@@ -76,6 +76,7 @@ class SetupUnit:
         limits: Limits | None = None,
         claim_fn: ClaimFn = claim,
         start_agent: StartFn = start_service,
+        on_claimed: Callable[[ClaimResult], object] | None = None,
     ) -> None:
         self.cfg = cfg
         self.feed = feed
@@ -86,6 +87,7 @@ class SetupUnit:
         self.store = CalibrationStore(self.data_dir / CALIBRATION_FILE)
         self._claim_fn = claim_fn
         self._start_agent = start_agent
+        self._on_claimed = on_claimed or (lambda _r: None)
         self.running = False  # the agent has the load cells now
         self._slots = {s.slot: s for s in cfg.slots}
         self._wizards = {s.slot: SlotWizard(s.slot, s.channel, self.limits) for s in cfg.slots}
@@ -127,7 +129,8 @@ class SetupUnit:
             self.claimed = result
             if self._camera_stop is not None:  # claimed by hand: the camera has no more to do
                 self._camera_stop.set()
-            return result
+        self._on_claimed(result)
+        return result
 
     def claim(self, typed: str) -> tuple[str, bool]:
         """``(message, refused)`` for a code typed on the page."""
