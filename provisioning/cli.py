@@ -34,6 +34,13 @@ def config_path(arg: Path | None) -> Path:
     return Path(env) if env else DEFAULT_CONFIG
 
 
+def quiet_link_log() -> None:
+    """Staff read the wizard's own words for a dead or unplugged channel, not the link's log."""
+    import logging
+
+    logging.getLogger("edge.workers.link").setLevel(logging.ERROR)
+
+
 def register(sub: Any) -> None:
     """Add ``provision`` and its subcommands."""
     prov = sub.add_parser("provision", help="put a unit into service")
@@ -158,6 +165,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         return 2
     if cfg.loadcells.source == "sim":
         print("load cells are simulated (loadcells.source = 'sim'): an idle bench bay answers")
+    quiet_link_log()
     limits = Limits(sps=cfg.loadcells.sps, window_s=args.seconds, max_wait_s=args.max_wait)
     data_dir = Path(cfg.unit.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -283,6 +291,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
         return 2
     data_dir = Path(cfg.unit.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
+    quiet_link_log()
     feed = Feed(config_source(cfg))
     session = SetupSession()
     announcer = Announcer(
