@@ -136,8 +136,9 @@ def http_sender(
                 timeout=timeout_s,
                 verify=verify,
             )
-        except requests.RequestException as err:
-            raise CalibrationReportError(f"cannot reach the cloud at {base_url}: {err}") from err
+        except requests.RequestException as err:  # the detail goes to the log, not to staff
+            log.debug("PUT %s: %s", url, err)
+            raise CalibrationReportError(f"cannot reach the cloud at {base_url}") from err
         if resp.status_code >= 300:
             try:
                 body = resp.json()

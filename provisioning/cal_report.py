@@ -82,7 +82,10 @@ def report_now(cfg: Config, data_dir: Path, out: TextIO, *, cloud: str | None = 
     try:
         sent = send_pending(data_dir, send)
     except CalibrationReportError as err:
-        out.write(f"The cloud did not get the calibration now ({err}): the unit sends it later.\n")
+        out.write(
+            f"The cloud did not get the calibration now ({err}): the unit sends it "
+            "once it runs and the cloud answers.\n"
+        )
         return False
     if sent is not None:
         out.write(f"Calibration of {len(sent.slots)} slot(s) reported to the cloud.\n")
