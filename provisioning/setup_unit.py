@@ -30,7 +30,7 @@ from edge.config import Config, SlotConfig
 from edge.signals.calibration import CalibrationStore
 from edge.workers.build import CALIBRATION_FILE
 from provisioning import cal_report
-from provisioning.calibrate import Feed, load_all, measure, save_one
+from provisioning.calibrate import Feed, load_all, match_owner, measure, save_one
 from provisioning.camera_claim import (
     QrClaimState,
     QrDecoder,
@@ -284,6 +284,7 @@ class SetupUnit:
             return "Another step is being measured: wait for it to finish.", True
         try:
             self.feed.close()  # the agent reads the load cells from now on
+            match_owner(self.data_dir)  # the service user reads what setup wrote as root
             try:
                 self._start_agent()
             except OSError as err:
