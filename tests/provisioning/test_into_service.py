@@ -3,7 +3,8 @@
 Claim with an operator's code, calibrate three slots with a known weight on the bench
 bay (served as the MCU on a pty), then ``--check-config`` finds the unit ready under
 its new identity, the cloud holds the calibration, and once the agent runs, a product
-taken off a slot reaches the cloud's event feed under the unit's new device id.
+taken off a slot reaches the cloud's event feed under the unit's new device id (and
+``edge watch`` shows it sent).
 """
 
 from __future__ import annotations
@@ -107,10 +108,22 @@ def test_claim_then_calibrate_at_the_terminal_puts_the_unit_into_service(
             ),
             timeout=90,
         )
+        # what staff see at the unit: the removal, sent (once the cloud's ack is in)
+        wait_until(lambda: watch_shows_removal_sent(cfg), timeout=60)
     finally:
         agent.close()
     mine = stock_events(cloud, device_id)
     assert all(e["bay_id"] == "bay-2" for e in mine), mine
+
+
+def watch_shows_removal_sent(cfg: Path) -> bool:
+    """``edge watch --once`` lists the removal with the cloud having it."""
+    view = at_terminal("edge", "watch", "--config", str(cfg), "--once")
+    try:
+        assert view.wait() == 0
+    finally:
+        view.close()
+    return any("stock: removal" in r and "yes" in r for r in view.screen.splitlines())
 
 
 def link_frames(data_dir: Path) -> int:
