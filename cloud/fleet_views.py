@@ -19,6 +19,7 @@ from cloud.fleet_state import HTTP_OFFLINE_AFTER_S, State, online_state, utc
 from cloud.schemas import ApiModel, DevicePublic
 from cloud.store.tables import (
     device_alarms,
+    device_calibration,
     device_progress,
     device_reported,
     device_status,
@@ -26,7 +27,7 @@ from cloud.store.tables import (
     health_samples,
     utc_naive,
 )
-from models.wire import Decider, HealthComponent
+from models.wire import CalibrationReport, Decider, HealthComponent
 
 MAX_ALARMS_LISTED = 1000
 
@@ -54,6 +55,12 @@ class DeviceStatePublic(DevicePublic):
     alarms: list[str] = Field(default_factory=list, description="Alarms raised now.")
     ota_state: str | None = Field(None, description="The unit's latest OTA report.")
     ota_version: int | None = None
+    calibrated_at: datetime | None = Field(
+        None, description="When the unit last reported its calibration (its clock)."
+    )
+    calibration: CalibrationReport | None = Field(
+        None, description="Its latest calibration, per slot (None: never reported)."
+    )
 
 
 class DeviceStatesPublic(ApiModel):
@@ -108,11 +115,14 @@ def _state(r: RowMapping, alarms: list[str], now: datetime) -> DeviceStatePublic
             "alarms": alarms,
             "ota_state": r["ota_state"],
             "ota_version": r["ota_version"],
+            "calibrated_at": r["calibrated_at"],
+            "calibration": r["calibration"],
         }
     )
 
 
 _d, _p, _s, _r = devices.c, device_progress.c, device_status.c, device_reported.c
+_c = device_calibration.c
 _STATE_READ = select(
     _d.device_id,
     _d.store_id,
@@ -134,10 +144,13 @@ _STATE_READ = select(
     _s.components,
     _r.state.label("ota_state"),
     _r.version.label("ota_version"),
+    _c.reported_at.label("calibrated_at"),
+    _c.body.label("calibration"),
 ).select_from(
     devices.outerjoin(device_progress, _p.device_id == _d.device_id)
     .outerjoin(device_status, _s.device_id == _d.device_id)
     .outerjoin(device_reported, _r.device_id == _d.device_id)
+    .outerjoin(device_calibration, _c.device_id == _d.device_id)
 )
 
 
@@ -150,8 +163,8 @@ def device_states(
 ) -> list[DeviceStatePublic]:
     """Every unit (of one store, or the one unit, if given) with its state, by id.
 
-    One read of the units joined with their progress, status and OTA report, one of
-    the alarms raised now.
+    One read of the units joined with their progress, status, OTA report and
+    calibration, one of the alarms raised now.
     """
     now = now or datetime.now(UTC)
     if store_id is not None:

@@ -1,7 +1,7 @@
 """The agent process: workers on threads, clean shutdown on SIGTERM, sd_notify for systemd.
 
-:class:`Agent` owns the buffer, the health object and the sync, desired-state, OTA and
-health workers. Producers plug in through the seam :meth:`Agent.add_worker`: a
+:class:`Agent` owns the buffer, the health object and the sync, desired-state, OTA,
+calibration-report and health workers. Producers plug in through the seam :meth:`Agent.add_worker`: a
 weight, camera or decision worker is any callable ``run(stop: threading.Event)``
 that hands its events to :meth:`Agent.emit` (which commits them to the buffer before
 anything can send them) and reports component state on ``agent.health``.
@@ -27,7 +27,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import requests
+
 from edge.buffer.store import Buffer
+from edge.calibration_report import CalibrationReporter, http_sender
 from edge.config import Config
 from edge.desired import DesiredPoller, DesiredStateHandler
 from edge.health import Health, health_payload, write_status
@@ -174,12 +177,34 @@ class Agent:
                     http_t.get_desired, self.desired, interval_s=config.sync.desired_poll_s
                 )
                 self.add_worker("desired", poller.run)
+            self.add_worker("calibration_report", self._calibration_reporter(ident).run)
         self.ota = build_ota(config, self.health, http=self.http, mqtt=self.mqtt)
         if self.ota is not None:
             ota = self.ota
             self.model_hooks.append(lambda v: ota.want(v, *self.desired.shadow))
             self.add_worker("ota", self.ota.run)
         self.add_worker("health", self._health_loop)
+
+    def _calibration_reporter(self, ident: Identity) -> CalibrationReporter:
+        """Sends the calibration staff made (while offline too) until the cloud has it."""
+        session = requests.Session()
+        if ident.client_cert:
+            session.cert = (
+                (ident.client_cert, ident.client_key) if ident.client_key else ident.client_cert
+            )
+        send = http_sender(
+            self.config.sync.base_url,
+            ident.device_id,
+            ident.api_key,
+            verify=ident.ca_file or True,
+            timeout_s=self.config.sync.http_timeout_s,
+            session=session,
+        )
+
+        def counted(ok: bool) -> None:
+            self.health.count("calibration_reports" if ok else "calibration_report_failures")
+
+        return CalibrationReporter(self.data_dir, send, on_result=counted)
 
     def _ack(self, payload: bytes) -> None:
         if self.sync is not None:  # the broker may deliver before the worker exists

@@ -7,6 +7,7 @@ signs sessions (kept in the database, shared by every replica).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -21,12 +22,18 @@ from cloud.fleet_table import age
 HERE = Path(__file__).parent
 
 
+def utc_time(unix_s: float) -> str:
+    """A unit's Unix time as ``YYYY-MM-DD HH:MM:SS`` in UTC."""
+    return datetime.fromtimestamp(unix_s, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def templates() -> Jinja2Templates:
     """The console's templates, autoescaped."""
     env = Environment(
         loader=FileSystemLoader(HERE / "templates"), autoescape=True, undefined=StrictUndefined
     )
     env.filters["age"] = age
+    env.filters["utc_time"] = utc_time
     return Jinja2Templates(env=env)
 
 

@@ -14,8 +14,9 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from cloud import fleet, fleet_views, reads
+from cloud import device_setup, fleet, fleet_views, reads
 from cloud.console.charts import Heatmap, LineChart, interest_heatmap, stock_lines
+from cloud.device_setup import DeviceSetupPublic
 from cloud.fleet_views import AlarmPublic, DeviceStatePublic
 from cloud.schemas import EventPublic, StockSkuPublic
 from cloud.store.tables import events, utc_naive
@@ -140,6 +141,7 @@ class UnitPage:
     outbox_chart: LineChart  # events waiting on the unit
     trouble_chart: LineChart  # alarms raised and parts down
     since: datetime
+    setup: DeviceSetupPublic | None = None  # its setup page, while open
 
 
 def _row(d: DeviceStatePublic, now: datetime) -> UnitRow:
@@ -187,4 +189,5 @@ def unit_page(conn: Connection, device_id: str, *, now: datetime) -> UnitPage:
     }
     outbox = stock_lines({"outbox depth": depth} if depth else {}, start=since, end=now)
     trouble = stock_lines({k: v for k, v in counts.items() if v}, start=since, end=now, height=150)
-    return UnitPage(_row(device, now), recent, alarms, outbox, trouble, since)
+    setup = device_setup.open_setup(conn, device_id, now=now)
+    return UnitPage(_row(device, now), recent, alarms, outbox, trouble, since, setup)

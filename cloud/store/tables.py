@@ -261,6 +261,27 @@ device_health = Table(
 )
 """The latest health report of each unit (``models.wire.HealthReport``)."""
 
+device_calibration = Table(
+    "device_calibration",
+    metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("reported_at", UtcDateTime, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("body", JSON, nullable=False),
+)
+"""The latest calibration each unit reported (``models.wire.CalibrationReport``)."""
+
+device_setup = Table(
+    "device_setup",
+    metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("url", String(200), nullable=False),
+    Column("pin", String(6), nullable=False),
+    Column("until", UtcDateTime, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+)
+"""A unit's open setup page and its one-time PIN (``models.wire.SetupAnnouncement``)."""
+
 rate_buckets = Table(
     "rate_buckets",
     metadata,
