@@ -23,6 +23,7 @@ from cloud.store.tables import events, utc_naive
 LOW_STOCK = 3  # at or under this many units a SKU is flagged low
 MAX_LINE_POINTS = 20_000
 RECENT_EVENTS = 50
+FLEET_PAGE = 100  # units a fleet page lists
 RECENT_ALARMS = 20
 HEALTH_SPAN = timedelta(hours=24)
 
@@ -165,6 +166,15 @@ def fleet_rows(
     if state:
         rows = [r for r in rows if r.state == state]
     return sorted(rows, key=SORTS.get(sort, SORTS["store"]))
+
+
+def fleet_summary(rows: list[UnitRow]) -> dict[str, int]:
+    """How many of ``rows`` are online, offline, never heard, and alarming (alarms or parts down)."""
+    out = dict.fromkeys(("online", "offline", "unknown", "alarming"), 0)
+    for r in rows:
+        out[r.state] = out.get(r.state, 0) + 1
+        out["alarming"] += bool(r.alarms or r.down)
+    return out
 
 
 def unit_page(conn: Connection, device_id: str, *, now: datetime) -> UnitPage:

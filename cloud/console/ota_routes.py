@@ -31,6 +31,7 @@ ACTIONS = {
 }
 IN_FLIGHT = ("pending", "downloading", "verifying", "staged", "shadow")
 FAILED = ("failed", "rolled_back")
+ROLLOUTS_SHOWN = 10  # the newest; older ones stay in ``GET /v1/rollouts``
 
 
 @dataclass
@@ -122,12 +123,12 @@ def models_page(request: Request) -> Response:
 
 @router.get("/rollouts", response_class=HTMLResponse)
 def rollouts_page(request: Request) -> Response:
-    """Every rollout, newest first, with each phase's progress and the operator's buttons."""
+    """The newest rollouts with each phase's progress and the operator's buttons."""
     session = current_session(request)
     if session is None:
         return _to_signin(request)
     with _services(request).store.engine.connect() as conn:
-        found = rollouts.list_rollouts(conn)
+        found = rollouts.list_rollouts(conn, limit=ROLLOUTS_SHOWN)
     shown = [(r, phase_bars(r), ACTIONS.get(r.status, ())) for r in found]
     ctx = {"rollouts": shown, "operator": session.role == Role.OPERATOR.value}
     return render(request, "rollouts.html", ctx, session=session)
