@@ -239,6 +239,7 @@ class Agent:
         h.set("seq", stats.seq)
         h.set("events_in_memory", stats.held)
         h.set("buffer_used_bytes", stats.used_bytes)
+        h.set("health_interval_s", self.config.health.interval_s)
         snap = h.snapshot()
         write_status(self.data_dir / self.config.health.status_file, snap)
         text = render_metrics(snap, device_id=self.config.unit.device_id, now=snap["at"])
