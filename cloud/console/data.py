@@ -88,11 +88,12 @@ def stock_readings(
         .order_by(e.wall_time, e.id)
         .limit(MAX_LINE_POINTS)
     )
-    per_slot: dict[tuple[str, str, int | None], int] = {}
+    per_slot: dict[str, dict[tuple[str, int | None], int]] = {}  # sku -> (bay, slot) -> units
     out: dict[str, list[tuple[datetime, int]]] = {}
     for r in conn.execute(stmt):
-        per_slot[(r.sku, r.bay_id, r.slot)] = int(r.stock_units)
-        total = sum(v for (sku, _, _), v in per_slot.items() if sku == r.sku)
+        slots = per_slot.setdefault(r.sku, {})
+        slots[(r.bay_id, r.slot)] = int(r.stock_units)
+        total = sum(slots.values())
         when = r.wall_time if r.wall_time.tzinfo else r.wall_time.replace(tzinfo=UTC)
         out.setdefault(r.sku, []).append((when, total))
     return out
