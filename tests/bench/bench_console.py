@@ -57,8 +57,8 @@ from tests.bench.bench_reads import Latency, hammer, load
 from tests.cloud import traffic
 
 STORES, BAYS = 20, 50  # 1,000 units
-CLIENTS = 10
-INTERVAL = 0.5
+CLIENTS = 5
+INTERVAL = 1.0
 LOAD = f"{CLIENTS} clients, a page every {INTERVAL * 1000:.0f} ms each"
 SAMPLE_EVERY = timedelta(minutes=1)
 ALARMS = ("camera_down", "loadcell_link_down", "buffer_high", "clock_skew", "sync_stalled")
