@@ -123,9 +123,15 @@ def get_report(conn: Connection, device_id: str) -> ReportedPublic:
     return ReportedPublic.model_validate(dict(found._mapping))
 
 
-def _reports(conn: Connection, units: list[str]) -> dict[str, Report]:
-    rows = conn.execute(select(device_reported).where(device_reported.c.device_id.in_(units)))
-    return {r.device_id: Report(r.state, r.version, r.since, _agreement(r)) for r in rows}
+def _reports(conn: Connection, units: list[str] | None) -> dict[str, Report]:
+    """The latest report of each of ``units`` (None: of every unit)."""
+    r = device_reported.c
+    stmt = select(r.device_id, r.state, r.version, r.since, r.shadow_agreement, r.shadow_heads)
+    if units is not None:
+        stmt = stmt.where(r.device_id.in_(units))
+    return {
+        x.device_id: Report(x.state, x.version, x.since, _agreement(x)) for x in conn.execute(stmt)
+    }
 
 
 def _agreement(row: Any) -> float | None:
@@ -313,11 +319,17 @@ def command(store: Store, rollout_id: int, name: str) -> list[DesiredState]:
     return _step(store, rollout_id, name, _now())
 
 
-def get_rollout(conn: Connection, rollout_id: int) -> RolloutPublic:
-    """A rollout with its units' states per phase (what each did with the version)."""
+def get_rollout(
+    conn: Connection, rollout_id: int, *, reports: dict[str, Report] | None = None
+) -> RolloutPublic:
+    """A rollout with its units' states per phase (what each did with the version).
+
+    ``reports``: every unit's latest report, when the caller has read them already.
+    """
     row = _row(conn, rollout_id)
     state = _state(conn, row)
-    reports = _reports(conn, list(state.units))
+    if reports is None:
+        reports = _reports(conn, list(state.units))
     last = {
         u.device_id: (u.last_state, u.last_reason)
         for u in conn.execute(select(rollout_units).where(rollout_units.c.rollout_id == rollout_id))
@@ -379,7 +391,9 @@ def _figures(conn: Connection, state: RolloutState) -> dict[str, ShadowFigures]:
     }
 
 
-def list_rollouts(conn: Connection) -> list[RolloutPublic]:
-    """Every rollout, newest first."""
-    ids = conn.execute(select(rollouts.c.rollout_id).order_by(rollouts.c.rollout_id.desc()))
-    return [get_rollout(conn, i) for i in ids.scalars().all()]
+def list_rollouts(conn: Connection, *, limit: int | None = None) -> list[RolloutPublic]:
+    """Every rollout (or the newest ``limit``), newest first; the units' reports read once."""
+    stmt = select(rollouts.c.rollout_id).order_by(rollouts.c.rollout_id.desc()).limit(limit)
+    ids = conn.execute(stmt).scalars().all()
+    reports = _reports(conn, None) if ids else {}
+    return [get_rollout(conn, i, reports=reports) for i in ids]

@@ -133,6 +133,7 @@ class Agent:
         self.config = config
         self.data_dir = Path(config.unit.data_dir)
         self.health = health or Health(clock=clock)
+        self._health_refusal = ""  # the last refusal of a health report, said once
         self.buffer = buffer or Buffer(
             self.data_dir / config.buffer.file,
             device_id=config.unit.device_id,
@@ -265,6 +266,7 @@ class Agent:
         h.set("seq", stats.seq)
         h.set("events_in_memory", stats.held)
         h.set("buffer_used_bytes", stats.used_bytes)
+        h.set("health_interval_s", self.config.health.interval_s)
         snap = h.snapshot()
         write_status(self.data_dir / self.config.health.status_file, snap)
         text = render_metrics(snap, device_id=self.config.unit.device_id, now=snap["at"])
@@ -287,9 +289,17 @@ class Agent:
         assert self.http is not None
         try:
             self.http.put_health(health_payload(snap))
-        except (SyncUnavailable, SyncRejected) as err:
+        except SyncUnavailable as err:
             self.health.count("health_put_failures")
             log.debug("health report not delivered: %s", err)
+        except SyncRejected as err:  # the cloud refused the report itself: say so, once a kind
+            self.health.count("health_put_failures")
+            self.health.count("health_refused")
+            if str(err) != self._health_refusal:
+                log.warning("the cloud refused this unit's health report: %s", err)
+            self._health_refusal = str(err)
+        else:
+            self._health_refusal = ""
 
     # -- lifecycle -----------------------------------------------------------
 

@@ -345,6 +345,13 @@ class HealthReport(WireModel):
     last_sync: float | None = Field(
         None, ge=0, le=1e10, description="Unit wall clock of the last batch the cloud acked."
     )
+    interval_s: float | None = Field(
+        None,
+        gt=0,
+        le=3600,
+        description="How often the unit sends health (its `health.interval_s`): a unit on HTTP "
+        "only is offline once it missed four of them.",
+    )
 
 
 # desired state and OTA reports ---------------------------------------------------------

@@ -16,6 +16,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from cloud.api.services import server_secret
+from cloud.console.ota_routes import router as ota_router
 from cloud.console.routes import router
 from cloud.fleet_table import age
 
@@ -43,3 +44,4 @@ def install(app: FastAPI) -> None:
     app.state.console_templates = templates()
     app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")
     app.include_router(router)
+    app.include_router(ota_router)

@@ -24,6 +24,7 @@ from cloud.store.tables import events, utc_naive
 LOW_STOCK = 3  # at or under this many units a SKU is flagged low
 MAX_LINE_POINTS = 20_000
 RECENT_EVENTS = 50
+FLEET_PAGE = 100  # units a fleet page lists
 RECENT_ALARMS = 20
 HEALTH_SPAN = timedelta(hours=24)
 
@@ -88,11 +89,12 @@ def stock_readings(
         .order_by(e.wall_time, e.id)
         .limit(MAX_LINE_POINTS)
     )
-    per_slot: dict[tuple[str, str, int | None], int] = {}
+    per_slot: dict[str, dict[tuple[str, int | None], int]] = {}  # sku -> (bay, slot) -> units
     out: dict[str, list[tuple[datetime, int]]] = {}
     for r in conn.execute(stmt):
-        per_slot[(r.sku, r.bay_id, r.slot)] = int(r.stock_units)
-        total = sum(v for (sku, _, _), v in per_slot.items() if sku == r.sku)
+        slots = per_slot.setdefault(r.sku, {})
+        slots[(r.bay_id, r.slot)] = int(r.stock_units)
+        total = sum(slots.values())
         when = r.wall_time if r.wall_time.tzinfo else r.wall_time.replace(tzinfo=UTC)
         out.setdefault(r.sku, []).append((when, total))
     return out
@@ -167,6 +169,15 @@ def fleet_rows(
     if state:
         rows = [r for r in rows if r.state == state]
     return sorted(rows, key=SORTS.get(sort, SORTS["store"]))
+
+
+def fleet_summary(rows: list[UnitRow]) -> dict[str, int]:
+    """How many of ``rows`` are online, offline, never heard, and alarming (alarms or parts down)."""
+    out = dict.fromkeys(("online", "offline", "unknown", "alarming"), 0)
+    for r in rows:
+        out[r.state] = out.get(r.state, 0) + 1
+        out["alarming"] += bool(r.alarms or r.down)
+    return out
 
 
 def unit_page(conn: Connection, device_id: str, *, now: datetime) -> UnitPage:

@@ -261,9 +261,14 @@ def store(request: Request, store_id: str, low: int = data.LOW_STOCK) -> Respons
 
 @router.get("/fleet", response_class=HTMLResponse)
 def fleet_page(
-    request: Request, store: str | None = None, state: str | None = None, sort: str = "store"
+    request: Request,
+    store: str | None = None,
+    state: str | None = None,
+    sort: str = "store",
+    page: int = 1,
 ) -> Response:
-    """Units by store with their state, lag and alarms; filter by store and state, sort."""
+    """Units by store with their state, lag and alarms; filter by store and state, sort;
+    ``FLEET_PAGE`` units a page, with the counts of all of them."""
     session = current_session(request)
     if session is None:
         return _to_signin(request)
@@ -273,9 +278,19 @@ def fleet_page(
         if store and store not in stores:
             return _error(request, session, 404, f"No store {store!r}.")
         rows = data.fleet_rows(conn, store=store or None, state=state or None, sort=sort, now=now)
+    pages = max(1, -(-len(rows) // data.FLEET_PAGE))
+    page = min(max(1, page), pages)
+    first = (page - 1) * data.FLEET_PAGE
+    query = {k: v for k, v in (("store", store), ("state", state), ("sort", sort)) if v}
     ctx = {
         "now": now,
-        "rows": rows,
+        "rows": rows[first : first + data.FLEET_PAGE],
+        "summary": data.fleet_summary(rows),
+        "page": page,
+        "pages": pages,
+        "first": first,
+        "total": len(rows),
+        "query": query,
         "stores": stores,
         "store": store or "",
         "state": state or "",

@@ -379,6 +379,7 @@ device_status = Table(
     Column("oldest_unsynced_age_s", Float, nullable=True),
     Column("last_sync_at", UtcDateTime, nullable=True),
     Column("components", JSON, nullable=True),
+    Column("health_interval_s", Float, nullable=True),  # the unit's stated health interval
 )
 """Each unit's online state from its retained ``…/status`` and when it was last heard."""
 

@@ -22,6 +22,7 @@ BENCHES = (
     "stock",
     "ingest",
     "reads",
+    "console",
     "mqtt_fuzz",
     "storm",
     "ota",

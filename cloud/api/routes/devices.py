@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from fastapi.responses import Response
 
 from cloud import device_calibration, device_health, device_setup, fleet, fleet_state, fleet_views
 from cloud.api.deps import (
@@ -67,10 +68,13 @@ def read_devices(
     _key: OperatorKey,
     conn: ConnDep,
     store: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
-) -> DeviceStatesPublic:
+) -> Response:
     """Every unit with its state: online, versions, outbox, last sync, health, alarms raised."""
     data = fleet_views.device_states(conn, store_id=store)
-    return DeviceStatesPublic(data=data, count=len(data))
+    # serialized here in one step: FastAPI's validate-then-encode of the answer took as
+    # long as reading a fleet of 1,000 units (see bench_console)
+    body = DeviceStatesPublic(data=data, count=len(data)).model_dump_json()
+    return Response(body, media_type="application/json")
 
 
 @router.get("/{device_id}", response_model=DeviceStatePublic)
