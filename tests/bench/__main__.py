@@ -22,6 +22,7 @@ BENCHES = (
     "stock",
     "ingest",
     "reads",
+    "read_burst",
     "mqtt_fuzz",
     "storm",
     "ota",

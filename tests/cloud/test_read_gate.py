@@ -20,8 +20,11 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cloud.admission import Admission
+from cloud.api.db_gate import gate_of, write_slots
 from cloud.keys import Role
 from cloud.settings import CloudSettings, build_settings
 from tests.cloud.support import Live, batch, make_key, register_unit, serve
@@ -37,6 +40,38 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
         return f"sqlite:///{tmp_path / 'cloud.db'}"
     url: str = request.getfixturevalue("pg_url")
     return url
+
+
+INGEST = frozenset({"/v1/ingest/events"})
+
+
+def test_every_request_that_may_touch_the_database_is_gated() -> None:
+    assert gate_of("GET", "/v1/stock", ingest_paths=INGEST) == "read"
+    assert gate_of("HEAD", "/v1/events", ingest_paths=INGEST) == "read"
+    assert gate_of("GET", "/metrics", ingest_paths=INGEST) == "read"
+    assert gate_of("GET", "/console/fleet", ingest_paths=INGEST) == "read"
+    assert gate_of("PUT", "/v1/devices/u/health", ingest_paths=INGEST) == "write"
+    assert gate_of("POST", "/console/signin", ingest_paths=INGEST) == "write"
+    assert gate_of("GET", "/v1/ingest/events", ingest_paths=INGEST) == "read"
+    assert gate_of("POST", "/v1/ingest/events", ingest_paths=INGEST) is None
+    assert gate_of("GET", "/v1/tuf/metadata/timestamp.json", ingest_paths=INGEST) is None
+    assert gate_of("GET", "/console/static/console.css", ingest_paths=INGEST) is None
+    assert gate_of("GET", "/openapi.json", ingest_paths=INGEST) is None
+
+
+@given(method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]), path=st.text())
+def test_a_path_not_known_to_be_free_is_gated(method: str, path: str) -> None:
+    free = path in ("/openapi.json", "/docs") or path.startswith(
+        ("/v1/tuf/", "/console/static/", "/static/")
+    )
+    ingest = method == "POST" and path in INGEST
+    assert (gate_of(method, path, ingest_paths=INGEST) is None) == (free or ingest)
+
+
+def test_writes_get_the_write_connections_ingest_leaves() -> None:
+    assert write_slots(5, 4, 0) == 1
+    assert write_slots(5, 5, 0) == 1  # never none: a write waits, it is not shut out
+    assert write_slots(5, 2, 2) == 5  # ingest stores over its processes' own connections
 
 
 def gate_settings(url: str, **kw: Any) -> CloudSettings:
