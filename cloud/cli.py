@@ -270,7 +270,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.getLogger("cloud").info(
         "shelfsense cloud listening on http://%s:%d (%s database, MQTT ingest %s); serving on "
         "%d worker(s), per worker %d read + %d write connections, %d ingest slots, queue %d, "
-        "%d ingest processes",
+        "%d ingest processes, %d requests may wait for a database slot",
         settings.host,
         settings.port,
         dialect,
@@ -281,6 +281,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings.ingest_slots,
         settings.ingest_queue,
         settings.ingest_processes,
+        settings.read_queue,
     )
     run: dict[str, Any] = {
         "log_config": log_config,

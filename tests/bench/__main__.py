@@ -23,6 +23,7 @@ BENCHES = (
     "ingest",
     "reads",
     "console",
+    "read_burst",
     "mqtt_fuzz",
     "storm",
     "ota",
