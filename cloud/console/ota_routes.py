@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from cloud import registry, rollouts
@@ -141,7 +142,7 @@ async def rollout_action(
     action: Literal["pause", "resume", "halt", "rollback"],
 ) -> Response:
     """Pause, resume, halt or roll back a rollout (operators only, with the form's CSRF token)."""
-    session = current_session(request)
+    session = await run_in_threadpool(current_session, request)
     if session is None:
         return _error(request, None, 401, "Sign in first.")
     _, csrf = await _form(request, session)
@@ -150,11 +151,13 @@ async def rollout_action(
     if session.role != Role.OPERATOR.value:
         return _error(request, session, 403, "Only an operator key can change a rollout.")
     try:
-        changed = rollouts.command(_services(request).store, rollout_id, action)
+        changed = await run_in_threadpool(
+            rollouts.command, _services(request).store, rollout_id, action
+        )
     except CloudError as err:
         return _error(request, session, err.status, err.message)
     publisher = getattr(request.app.state, "desired_publisher", None)
     if publisher is not None:
         for state in changed:
-            publisher.publish(state)
+            await run_in_threadpool(publisher.publish, state)
     return RedirectResponse("/console/rollouts", status_code=303)
