@@ -54,3 +54,10 @@ class StockConfig(BaseModel):
         description="A foreign item (a 'misplaced' decision) still on its slot after this long "
         "is flagged: staff should remove it (and recount).",
     )
+    moved_window_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="An addition matching an item taken from another slot of the bay this "
+        "many sensor seconds before is that item moved (booked foreign, label 'misplaced').",
+    )

@@ -5,7 +5,10 @@ and the weight changes (units gone for good -> ``take``; weight moved and came b
 slot handled with no unit moved (a change of 0 units), or a long reach -> ``touch``;
 long and busy -> ``browse``; a stop -> ``glance``; else ``pass_by``). Stock is a
 decision list per change over signed grams, units, fit to the slot's unit weight,
-confidence and whether anyone was there; a label the physics table
+confidence and whether anyone was there, and whether added weight is the slot's own
+stock at all (:func:`models.foreign.judge_addition` over the window's removals: an
+addition off whole units, or matching an item just taken from another slot of the
+window, is ``misplaced`` when someone was there); a label the physics table
 (:mod:`models.physics`) forbids for the change falls back to the one its sign says
 (``removal``, ``return``/``restock``, ``none``), so the rules obey the same table
 as the model's masked decoding. Every threshold is fitted on the training
@@ -23,6 +26,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from models.dataset import LabeledWindow
+from models.foreign import Removal, Verdict, judge_addition
 from models.labels import INTEREST_LABELS, STOCK_LABELS
 from models.metrics import macro_f1
 from models.physics import allows
@@ -95,8 +99,35 @@ def stock_rule(r: StockRules, w: EventWindow, c: WeightChange) -> str:
     return "none"
 
 
+def window_verdicts(w: EventWindow) -> dict[int, Verdict]:
+    """Per change of ``w`` that added weight (by index): own stock or foreign, and why.
+
+    Changes are judged in time order against the window's earlier removals; a removal
+    that explains one addition (a return, a moved item) explains no other.
+    """
+    units = {s: ctx.unit_grams for s, ctx in w.slots.items()}
+    removals: list[Removal] = []
+    out: dict[int, Verdict] = {}
+    for i, c in sorted(enumerate(w.changes), key=lambda x: x[1].t_settled):
+        if c.grams < 0:
+            removals.append(Removal(c.slot, c.grams, c.t_settled))
+            continue
+        v = judge_addition(c.slot, c.grams, c.t_settled, units, removals, window_s=math.inf)
+        if v is not None:
+            out[i] = v
+            if v.matched is not None:
+                removals.remove(v.matched)
+    return out
+
+
 def _stock_list(r: StockRules, w: EventWindow, c: WeightChange) -> str:
-    if abs(c.grams) < r.noise_grams or (c.units == 0 and _fit_of(w, c) < r.misplaced_fit):
+    if abs(c.grams) < r.noise_grams:
+        return "none"
+    if w.presence is not None and c.grams > 0:
+        v = window_verdicts(w).get(w.changes.index(c))
+        if v is not None and v.foreign:
+            return "misplaced"
+    if c.units == 0 and _fit_of(w, c) < r.misplaced_fit:
         return "none"
     if w.presence is None or c.confidence < r.fault_confidence:
         return "sensor_fault"

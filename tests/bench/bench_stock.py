@@ -40,6 +40,7 @@ from edge.agent import Agent
 from edge.config import parse_config
 from edge.workers.build import add_sensing
 from firmware_bridge.sim.twin import SimRun
+from tests.bench.stock_diagnosis import DIAGNOSIS_HEADER, diagnose, diagnosis_row
 from tests.support.waiting import wait_until
 
 SCENARIOS = ("busy", "faulty", "heldout", "mixed")
@@ -219,6 +220,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Score]]:
     print(f"rules deciding, seed {args.seed}, {hours:g} h per scenario, sync off")
     print(HEADER)
     result: dict[str, dict[str, Score]] = {}
+    diagnosis: list[str] = []
     for name in names:
         with tempfile.TemporaryDirectory(prefix="bench-stock-") as tmp:
             events, run = play(name, args.seed, hours, Path(tmp))
@@ -226,6 +228,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Score]]:
         result[name] = {"before": score(old, run), "after": score(events, run)}
         print(result[name]["before"].row(name, "before: label sums"), flush=True)
         print(result[name]["after"].row(name, "after: from the scale"), flush=True)
+        diagnosis.append(diagnosis_row(name, "from the scale", diagnose(events, run, GRACE_S)))
+    print("\nwrong slot-minutes by cause (tests/bench/stock_diagnosis.py)")
+    print(DIAGNOSIS_HEADER)
+    print("\n".join(diagnosis), flush=True)
     return result
 
 
