@@ -38,93 +38,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Protocol
+from dataclasses import replace
+from typing import Any
 
 from edge.stock_config import StockConfig
+from edge.stock_types import FLAGS, Level, LevelChange, SlotLike, SlotState, StockUpdate
 from models.foreign import Removal, Tolerance, Verdict, judge_addition
 
-Level = Literal["ok", "low", "out"]
-
-FLAGS: dict[str, str] = {
-    "below_tare": "the load is well below the empty-slot tare (tare taken with items on, drift)",
-    "above_capacity": "the count is far above the slot's capacity (calibration off?)",
-    "foreign_unremoved": "a foreign item has stayed on the slot longer than stock.foreign_max_s",
-}
-"""Implausible states of a slot, and what each means."""
+__all__ = [
+    "FLAGS",
+    "FORMAT_VERSION",
+    "Level",
+    "LevelChange",
+    "SlotLike",
+    "SlotState",
+    "StockBook",
+    "StockUpdate",
+]
 
 FORMAT_VERSION = 2
-
-
-class SlotLike(Protocol):
-    """What the book needs of a slot's config (``edge.config.SlotConfig`` fits)."""
-
-    @property
-    def slot(self) -> int: ...
-
-    @property
-    def sku(self) -> str: ...
-
-    @property
-    def unit_grams(self) -> float: ...
-
-    @property
-    def capacity(self) -> int: ...
-
-    @property
-    def low_units(self) -> int: ...
-
-
-@dataclass(frozen=True, slots=True)
-class LevelChange:
-    """A slot's level moved between ``ok``, ``low`` and ``out``."""
-
-    slot: int
-    sku: str
-    level: Level
-    previous: Level
-    units: int
-
-
-@dataclass(frozen=True, slots=True)
-class StockUpdate:
-    """The outcome of one change: units moved, units after (None: unknown), level change.
-
-    ``label`` is the label the change was booked under; ``relabelled`` the decided one
-    when the book overruled it (``None`` otherwise), ``reason`` why (``fit``, ``moved``).
-    """
-
-    slot: int
-    moved: int
-    units: int | None
-    level: LevelChange | None
-    flags: tuple[str, ...] = ()
-    label: str | None = None
-    relabelled: str | None = None
-    reason: str | None = None
-
-
-@dataclass
-class SlotState:
-    """What the book holds of one slot.
-
-    ``foreign`` are ``(grams, since)`` of foreign items on it; ``offset_g`` weight on
-    the scale that is not stock; ``level_g`` the last absolute load it was told.
-    """
-
-    units: int | None = None
-    level_g: float | None = None
-    foreign: list[tuple[float, float]] = field(default_factory=list)
-    offset_g: float = 0.0
-    level: Level | None = None
-    flags: set[str] = field(default_factory=set)
-    at: float = -math.inf  # sensor time of the load last counted
-    counted: bool = False  # counted from a load in this run (not only read back)
-
-    @property
-    def foreign_g(self) -> float:
-        """Grams of foreign items on the slot."""
-        return sum(g for g, _ in self.foreign)
 
 
 class StockBook:
@@ -224,9 +156,7 @@ class StockBook:
         keep = self.config.moved_window_s
         self.removals = [r for r in self.removals if r.t >= t - keep]
         units = {n: float(s.unit_grams) for n, s in self.slots.items()}
-        v = judge_addition(
-            slot, grams, t, units, self.removals, tol=self.tolerance, window_s=keep
-        )
+        v = judge_addition(slot, grams, t, units, self.removals, tol=self.tolerance, window_s=keep)
         if v is not None and v.matched is not None:
             self.removals.remove(v.matched)
         return v
