@@ -19,7 +19,7 @@ The twin's truth is only read here, to explain errors; the unit never sees it.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from firmware_bridge.sim.twin import SimRun
@@ -29,8 +29,18 @@ UNSETTLED_S = 60.0
 OWN = frozenset({"removal", "return", "restock"})
 
 
-def diagnose(figures: Sequence[dict[str, Any]], run: SimRun, grace_s: float) -> Counter[str]:
-    """Wrong slot-minutes of ``figures`` (in seq order) by cause (keys of :data:`CAUSES`)."""
+def diagnose(
+    figures: Sequence[dict[str, Any]],
+    run: SimRun,
+    grace_s: float,
+    unit_grams: Mapping[int, float] | None = None,
+) -> Counter[str]:
+    """Wrong slot-minutes of ``figures`` (in seq order) by cause (keys of :data:`CAUSES`).
+
+    ``unit_grams`` per slot (the scenario's); where missing, it is read off the run's
+    own-stock changes, and failing that any error of a unit or more on a slot holding
+    foreign items counts as theirs.
+    """
     per_slot: dict[int, list[tuple[float, int]]] = {}
     for e in figures:
         if e.get("slot") is not None and e.get("stock_units") is not None:
@@ -42,6 +52,7 @@ def diagnose(figures: Sequence[dict[str, Any]], run: SimRun, grace_s: float) -> 
     for c in changes:
         if c.kind in OWN and c.units:
             unit[c.slot] = abs(c.grams / c.units)
+    unit.update(unit_grams or {})
     out: Counter[str] = Counter()
     for slot, start in run.initial_units.items():
         mine = [c for c in changes if c.slot == slot]
@@ -57,8 +68,9 @@ def diagnose(figures: Sequence[dict[str, Any]], run: SimRun, grace_s: float) -> 
                 continue
             foreign_g = sum(c.grams for c in mine if c.kind == "misplaced" and c.t_end <= t)
             off = (got[-1] - truth) if got else None
-            u = unit[slot] or 1.0
-            if off is not None and foreign_g > 0 and off >= max(1, round(foreign_g / u)):
+            u = unit.get(slot, 0.0)
+            share = max(1, round(foreign_g / u)) if u > 0 else 1
+            if off is not None and foreign_g > 0 and off >= share:
                 out["misplaced-as-stock"] += 1
             elif any(t - UNSETTLED_S < c.t_end <= t for c in mine):
                 out["unsettled"] += 1
