@@ -18,7 +18,11 @@ slot, or that matches an item taken from another slot of the bay within
 ``stock.moved_window_s`` (removals of earlier windows included), is booked as a
 foreign item and its label becomes ``misplaced`` (:attr:`StockUpdate.label`, with
 :attr:`StockUpdate.relabelled` naming the decided label and :attr:`StockUpdate.reason`
-why). A removal whose weight fits a foreign item on the slot at least as well as whole
+why: ``fit`` or ``moved``). The other way round, a ``misplaced`` addition of whole own
+units is stock (``return``, or ``restock`` from ``stock.restock_units`` up; reason
+``whole``) when it matches a removal from the same slot, or matches none from another
+slot and is not one unit of another SKU of the bay: a restock the decider mistook
+for a foreign item does not leave the slot short until a recount. A removal whose weight fits a foreign item on the slot at least as well as whole
 own units takes that item away, not stock. Recent removals are kept in memory only: a
 restarted unit judges its first additions on fit alone.
 
@@ -141,11 +145,8 @@ class StockBook:
         """
         if slot not in self.state:
             return StockUpdate(slot, 0, None, None)
-        decided, reason = label, None
-        if grams > 0 and label != "sensor_fault":
-            v = self._judge(slot, grams, t)
-            if v is not None and v.foreign and label in ("return", "restock", "none"):
-                label, reason = "misplaced", v.reason
+        decided = label
+        label, reason = self._relabel(slot, label, units, grams, t)
         upd = self._book(slot, label, units, grams, level_g, t)
         if label == decided:
             return replace(upd, label=label)
@@ -160,6 +161,32 @@ class StockBook:
         if v is not None and v.matched is not None:
             self.removals.remove(v.matched)
         return v
+
+    def _relabel(
+        self, slot: int, label: str, units: int, grams: float, t: float
+    ) -> tuple[str, str | None]:
+        """The label an addition is booked under, and why it is not the decided one."""
+        if grams <= 0 or label == "sensor_fault":
+            return label, None
+        v = self._judge(slot, grams, t)
+        if v is None:
+            return label, None
+        if v.foreign and label in ("return", "restock", "none"):
+            return "misplaced", v.reason
+        if v.foreign or label != "misplaced" or units <= 0:
+            return label, None
+        if v.matched is None and self._one_unit_elsewhere(slot, grams):
+            return label, None  # as likely an item of that SKU: the decision stands
+        restock = units >= self.config.restock_units and v.matched is None
+        return ("restock" if restock else "return"), "whole"
+
+    def _one_unit_elsewhere(self, slot: int, grams: float) -> bool:
+        """``grams`` is one unit of another slot's SKU of the bay, within the tolerance."""
+        units = (float(spec.unit_grams) for n, spec in self.slots.items() if n != slot)
+        return any(
+            math.isfinite(u) and u > 0 and abs(grams - u) <= self.tolerance.grams(grams, u)
+            for u in units
+        )
 
     def _book(
         self, slot: int, label: str, units: int, grams: float, level_g: float | None, t: float

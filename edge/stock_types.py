@@ -51,7 +51,8 @@ class StockUpdate:
     """The outcome of one change: units moved, units after (None: unknown), level change.
 
     ``label`` is the label the change was booked under; ``relabelled`` the decided one
-    when the book overruled it (``None`` otherwise), ``reason`` why (``fit``, ``moved``).
+    when the book overruled it (``None`` otherwise), ``reason`` why (``fit``,
+    ``moved``: not stock; ``whole``: stock).
     """
 
     slot: int

@@ -77,6 +77,26 @@ def test_a_removal_matching_a_foreign_item_takes_the_item_not_stock() -> None:
     assert (home.units, home.label) == (8, "return")
 
 
+def test_a_misplaced_decision_on_whole_own_units_is_stock_unless_it_could_be_an_item() -> None:
+    book = bay()
+    # five cereal boxes a decider called misplaced: whole units, no item gone, not one unit
+    # of any other SKU of the bay: a restock
+    upd = book.apply(2, "misplaced", 5, grams=1875.4, level_g=10 * 375.0, t=10.0)
+    assert (upd.units, upd.label, upd.relabelled, upd.reason) == (
+        10,
+        "restock",
+        "misplaced",
+        "whole",
+    )
+    # 100 g on the gum slot is two gums or one chocolate bar: the decision stands
+    bar = book.apply(3, "misplaced", 2, grams=100.1, level_g=12 * 50.0 + 0.1, t=20.0)
+    assert (bar.units, bar.label, bar.relabelled) == (10, "misplaced", None)
+    # a unit taken and put back on its own slot is a return, whatever it was called
+    book.apply(1, "removal", -1, grams=-1500.2, level_g=3 * 1500.0, t=30.0)
+    back = book.apply(1, "misplaced", 1, grams=1500.0, level_g=4 * 1500.0, t=45.0)
+    assert (back.units, back.label, back.reason) == (4, "return", "whole")
+
+
 def test_the_decided_label_of_any_decider_is_booked_the_same_way() -> None:
     book = bay()
     shopper = Presence("bay", 0, 30, 30.0, 0.5, 1)
@@ -88,7 +108,7 @@ def test_the_decided_label_of_any_decider_is_booked_the_same_way() -> None:
     assert [e["label"] for e in stock] == ["misplaced"]
     assert stock[0]["stock_units"] == 5
     assert stock[0]["features"]["decided"] == "return"
-    assert stock[0]["features"]["foreign_reason"] == "fit"
+    assert stock[0]["features"]["relabel_reason"] == "fit"
 
 
 @given(
