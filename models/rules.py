@@ -7,10 +7,10 @@ long and busy -> ``browse``; a stop -> ``glance``; else ``pass_by``). Stock is a
 decision list per change over signed grams, units, fit to the slot's unit weight,
 confidence and whether anyone was there (with nobody seen a change is ``sensor_fault``
 unless it is whole units of its slot within the noise: a removal the camera missed),
-and whether added weight is the slot's own
-stock at all (:func:`models.foreign.judge_addition` over the window's removals: an
-addition off whole units, or matching an item just taken from another slot of the
-window, is ``misplaced`` when someone was there); a label the physics table
+and whether added weight is the slot's own stock at all
+(:func:`models.foreign.judge_addition` over the window's removals: with someone there,
+an addition off whole units, or matching an item just taken from another slot of the
+window, is ``misplaced``); a label the physics table
 (:mod:`models.physics`) forbids for the change falls back to the one its sign says
 (``removal``, ``return``/``restock``, ``none``), so the rules obey the same table
 as the model's masked decoding. Every threshold is fitted on the training
