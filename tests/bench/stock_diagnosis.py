@@ -4,8 +4,8 @@ Each scored slot-minute whose figure is not the truth is put in the first cause 
 explains it, in this order:
 
 - *misplaced-as-stock*: the slot carries foreign items by then (the twin's
-  ``misplaced`` changes) and the figure is off by the units their weight comes to on
-  this slot, or more: weight of another SKU counted as stock;
+  ``misplaced`` changes) and the figure is above the truth by no more than the units
+  their weight could make on this slot: weight of another SKU counted as stock;
 - *unsettled*: a change of the slot ended less than ``UNSETTLED_S`` before the minute
   (its window may not have closed yet): the figure was going to follow;
 - *calibration/drift*: the slot's cell had a fault (offset jump, stuck, disconnect)
@@ -18,6 +18,7 @@ The twin's truth is only read here, to explain errors; the unit never sees it.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -38,7 +39,7 @@ def diagnose(
     """Wrong slot-minutes of ``figures`` (in seq order) by cause (keys of :data:`CAUSES`).
 
     ``unit_grams`` per slot (the scenario's); where missing, it is read off the run's
-    own-stock changes, and failing that any error of a unit or more on a slot holding
+    own-stock changes, and failing that any count above the truth on a slot holding
     foreign items counts as theirs.
     """
     per_slot: dict[int, list[tuple[float, int]]] = {}
@@ -69,8 +70,8 @@ def diagnose(
             foreign_g = sum(c.grams for c in mine if c.kind == "misplaced" and c.t_end <= t)
             off = (got[-1] - truth) if got else None
             u = unit.get(slot, 0.0)
-            share = max(1, round(foreign_g / u)) if u > 0 else 1
-            if off is not None and foreign_g > 0 and off >= share:
+            most = math.ceil(foreign_g / u) if u > 0 else math.inf  # units it could add
+            if off is not None and foreign_g > 0 and 1 <= off <= most:
                 out["misplaced-as-stock"] += 1
             elif any(t - UNSETTLED_S < c.t_end <= t for c in mine):
                 out["unsettled"] += 1
