@@ -149,10 +149,10 @@ def _stock_list(r: StockRules, w: EventWindow, c: WeightChange) -> str:
         v = _verdict(w, c)
         if v is not None and v.foreign:
             return "misplaced"
+    if w.presence is None and not (r.blind_whole_units and _whole_within_noise(w, c)):
+        return "sensor_fault"  # weight beyond the noise moved with nobody there
     if c.units == 0 and _fit_of(w, c) < r.misplaced_fit:
         return "none"
-    if w.presence is None and not (r.blind_whole_units and _whole_within_noise(w, c)):
-        return "sensor_fault"
     if w.presence is not None and c.confidence < r.fault_confidence:
         return "sensor_fault"
     if c.grams > 0 and _fit_of(w, c) >= r.misplaced_fit:

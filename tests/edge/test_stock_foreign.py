@@ -41,7 +41,9 @@ def test_an_addition_off_whole_units_booked_as_return_is_a_foreign_item() -> Non
     upd = book.apply(2, "return", 1, grams=400.3, level_g=5 * 375.0 + 400.3, t=10.0)
     assert (upd.units, upd.label, upd.relabelled, upd.reason) == (5, "misplaced", "return", "fit")
     assert book.features(2)["foreign_g"] == 400.3
-    assert allows(upd.label, 1, 400.3)  # the new label is one the physics table allows
+    assert upd.label is not None and allows(
+        upd.label, 1, 400.3
+    )  # the new label is one the physics table allows
 
 
 def test_a_bottle_moved_onto_the_crisps_slot_is_not_ten_bags() -> None:
