@@ -22,9 +22,10 @@ why: ``fit`` or ``moved``). The other way round, a ``misplaced`` addition of who
 units is stock (``return``, or ``restock`` from ``stock.restock_units`` up; reason
 ``whole``) when it matches a removal from the same slot, or matches none from another
 slot and is not one unit of another SKU of the bay: a restock the decider mistook
-for a foreign item does not leave the slot short until a recount. A removal whose weight fits a foreign item on the slot at least as well as whole
-own units takes that item away, not stock. Recent removals are kept in memory only: a
-restarted unit judges its first additions on fit alone.
+for a foreign item does not leave the slot short until a recount. A removal whose
+weight fits a foreign item on the slot (within the tolerance) at least as well as
+whole own units takes that item away, not stock. Recent removals are kept in memory
+only: a restarted unit judges its first additions on fit alone.
 
 Where no whole unit of the slot's own SKU moved (a report, a 0-unit change, a foreign
 item or a fault), the count moves only when the load is more than half a unit plus
