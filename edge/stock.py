@@ -11,6 +11,22 @@ recount). The label never moves the count: a ``+6`` change booked as ``removal``
 still leaves six more units on the slot. Without a load yet (a unit just started)
 the scale's signed units of the change move a known count, never the label's.
 
+Whether added weight is stock at all the book judges itself, whoever decided the
+label (:func:`models.foreign.judge_addition`, the same judgement the rules make): an
+addition labelled ``return``, ``restock`` or ``none`` that is off whole units of the
+slot, or that matches an item taken from another slot of the bay within
+``stock.moved_window_s`` (removals of earlier windows included), is booked as a
+foreign item and its label becomes ``misplaced`` (:attr:`StockUpdate.label`, with
+:attr:`StockUpdate.relabelled` naming the decided label and :attr:`StockUpdate.reason`
+why: ``fit`` or ``moved``). The other way round, a ``misplaced`` addition of whole own
+units is stock (``return``, or ``restock`` from ``stock.restock_units`` up; reason
+``whole``) when it matches a removal from the same slot, or matches none from another
+slot and is not one unit of another SKU of the bay: a restock the decider mistook
+for a foreign item does not leave the slot short until a recount. A removal whose
+weight fits a foreign item on the slot (within the tolerance) at least as well as
+whole own units takes that item away, not stock. Recent removals are kept in memory
+only: a restarted unit judges its first additions on fit alone.
+
 Where no whole unit of the slot's own SKU moved (a report, a 0-unit change, a foreign
 item or a fault), the count moves only when the load is more than half a unit plus
 ``count_band`` away from it; a change of whole units always moves it to the load's
@@ -27,85 +43,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from dataclasses import replace
+from typing import Any
 
 from edge.stock_config import StockConfig
+from edge.stock_types import FLAGS, Level, LevelChange, SlotLike, SlotState, StockUpdate
+from models.foreign import Removal, Tolerance, Verdict, judge_addition
 
-Level = Literal["ok", "low", "out"]
-
-FLAGS: dict[str, str] = {
-    "below_tare": "the load is well below the empty-slot tare (tare taken with items on, drift)",
-    "above_capacity": "the count is far above the slot's capacity (calibration off?)",
-    "foreign_unremoved": "a foreign item has stayed on the slot longer than stock.foreign_max_s",
-}
-"""Implausible states of a slot, and what each means."""
+__all__ = [
+    "FLAGS",
+    "FORMAT_VERSION",
+    "Level",
+    "LevelChange",
+    "SlotLike",
+    "SlotState",
+    "StockBook",
+    "StockUpdate",
+]
 
 FORMAT_VERSION = 2
-
-
-class SlotLike(Protocol):
-    """What the book needs of a slot's config (``edge.config.SlotConfig`` fits)."""
-
-    @property
-    def slot(self) -> int: ...
-
-    @property
-    def sku(self) -> str: ...
-
-    @property
-    def unit_grams(self) -> float: ...
-
-    @property
-    def capacity(self) -> int: ...
-
-    @property
-    def low_units(self) -> int: ...
-
-
-@dataclass(frozen=True, slots=True)
-class LevelChange:
-    """A slot's level moved between ``ok``, ``low`` and ``out``."""
-
-    slot: int
-    sku: str
-    level: Level
-    previous: Level
-    units: int
-
-
-@dataclass(frozen=True, slots=True)
-class StockUpdate:
-    """The outcome of one change: units moved, units after (None: unknown), level change."""
-
-    slot: int
-    moved: int
-    units: int | None
-    level: LevelChange | None
-    flags: tuple[str, ...] = ()
-
-
-@dataclass
-class SlotState:
-    """What the book holds of one slot.
-
-    ``foreign`` are ``(grams, since)`` of foreign items on it; ``offset_g`` weight on
-    the scale that is not stock; ``level_g`` the last absolute load it was told.
-    """
-
-    units: int | None = None
-    level_g: float | None = None
-    foreign: list[tuple[float, float]] = field(default_factory=list)
-    offset_g: float = 0.0
-    level: Level | None = None
-    flags: set[str] = field(default_factory=set)
-    at: float = -math.inf  # sensor time of the load last counted
-    counted: bool = False  # counted from a load in this run (not only read back)
-
-    @property
-    def foreign_g(self) -> float:
-        """Grams of foreign items on the slot."""
-        return sum(g for g, _ in self.foreign)
 
 
 class StockBook:
@@ -113,6 +69,8 @@ class StockBook:
 
     ``initial`` gives counts to start from before the scale has said anything (a saved
     book, a known fill); slots without one are unknown (``None``) until then.
+    ``tolerance`` is how far a weight may sit from whole units (its ``noise_g`` should
+    be the signal path's settle band).
     """
 
     def __init__(
@@ -121,9 +79,12 @@ class StockBook:
         initial: Mapping[int, int] | None = None,
         *,
         config: StockConfig | None = None,
+        tolerance: Tolerance | None = None,
     ) -> None:
         self.slots = {s.slot: s for s in slots}
         self.config = config or StockConfig()
+        self.tolerance = tolerance or Tolerance()
+        self.removals: list[Removal] = []  # recent weight losses, for moved items
         start = dict(initial or {})
         self.state: dict[int, SlotState] = {n: SlotState() for n in self.slots}
         for n, st in self.state.items():
@@ -185,6 +146,52 @@ class StockBook:
         """
         if slot not in self.state:
             return StockUpdate(slot, 0, None, None)
+        decided = label
+        label, reason = self._relabel(slot, label, units, grams, t)
+        upd = self._book(slot, label, units, grams, level_g, t)
+        if label == decided:
+            return replace(upd, label=label)
+        return replace(upd, label=label, relabelled=decided, reason=reason)
+
+    def _judge(self, slot: int, grams: float, t: float) -> Verdict | None:
+        """Whether an addition is stock; the removal that explains it is used up."""
+        keep = self.config.moved_window_s
+        self.removals = [r for r in self.removals if r.t >= t - keep]
+        units = {n: float(s.unit_grams) for n, s in self.slots.items()}
+        v = judge_addition(slot, grams, t, units, self.removals, tol=self.tolerance, window_s=keep)
+        if v is not None and v.matched is not None:
+            self.removals.remove(v.matched)
+        return v
+
+    def _relabel(
+        self, slot: int, label: str, units: int, grams: float, t: float
+    ) -> tuple[str, str | None]:
+        """The label an addition is booked under, and why it is not the decided one."""
+        if grams <= 0 or label == "sensor_fault":
+            return label, None
+        v = self._judge(slot, grams, t)
+        if v is None:
+            return label, None
+        if v.foreign and label in ("return", "restock", "none"):
+            return "misplaced", v.reason
+        if v.foreign or label != "misplaced" or units <= 0:
+            return label, None
+        if v.matched is None and self._one_unit_elsewhere(slot, grams):
+            return label, None  # as likely an item of that SKU: the decision stands
+        restock = units >= self.config.restock_units and v.matched is None
+        return ("restock" if restock else "return"), "whole"
+
+    def _one_unit_elsewhere(self, slot: int, grams: float) -> bool:
+        """``grams`` is one unit of another slot's SKU of the bay, within the tolerance."""
+        units = (float(spec.unit_grams) for n, spec in self.slots.items() if n != slot)
+        return any(
+            math.isfinite(u) and u > 0 and abs(grams - u) <= self.tolerance.grams(grams, u)
+            for u in units
+        )
+
+    def _book(
+        self, slot: int, label: str, units: int, grams: float, level_g: float | None, t: float
+    ) -> StockUpdate:
         st = self.state[slot]
         unit = float(self.slots[slot].unit_grams)
         own_moved = units
@@ -195,7 +202,10 @@ class StockBook:
             st.foreign.append((grams, t))
             own_moved = 0
         elif grams < 0 and st.foreign and self._takes_foreign(st, label, grams, units, unit):
+            self.removals.append(Removal(slot, grams, t, foreign=True))
             own_moved = 0
+        elif grams < 0 and math.isfinite(grams):
+            self.removals.append(Removal(slot, grams, t))
         if level_g is not None:
             return self._settle(slot, level_g, t, steady=own_moved == 0)
         before = st.units
@@ -246,12 +256,14 @@ class StockBook:
         """Remove the foreign item this weight loss matches, when it matches one.
 
         A negative ``misplaced`` change takes the closest foreign item; any other
-        takes one only when the loss fits it better than whole own units.
+        takes one when the loss fits it within the tolerance and at least as well as
+        whole own units (a tie goes to the foreign item: it is the one that stands out).
         """
         i, item = min(enumerate(st.foreign), key=lambda x: abs(grams + x[1][0]))
         err_foreign = abs(grams + item[0])
         err_own = abs(grams - units * unit) if units else math.inf
-        if label != "misplaced" and not (err_foreign < err_own and err_foreign <= 0.25 * unit):
+        fits = err_foreign <= self.tolerance.grams(grams, unit)
+        if label != "misplaced" and not (err_foreign <= err_own and fits):
             return False
         del st.foreign[i]
         return True

@@ -54,3 +54,17 @@ class StockConfig(BaseModel):
         description="A foreign item (a 'misplaced' decision) still on its slot after this long "
         "is flagged: staff should remove it (and recount).",
     )
+    moved_window_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="An addition matching an item taken from another slot of the bay this "
+        "many sensor seconds before is that item moved (booked foreign, label 'misplaced').",
+    )
+    restock_units: int = Field(
+        default=3,
+        ge=1,
+        le=1000,
+        description="A 'misplaced' decision the weight shows to be this many whole units of "
+        "the slot's own SKU or more is booked as a 'restock' (fewer: a 'return').",
+    )

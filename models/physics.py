@@ -18,7 +18,11 @@ sensor_fault  always                          a failing cell can read anything
 
 Taking a foreign item back off a slot is weight leaving (``removal`` when it comes to
 whole units, ``none`` when it does not); ``misplaced`` only ever names the arrival.
-``grams`` that is not a finite number allows ``sensor_fault`` alone.
+``grams`` that is not a finite number allows ``sensor_fault`` alone. Whether added
+weight is stock at all (whole own units, not an item just moved from another slot)
+is :mod:`models.foreign`'s judgement, which the rules and the unit's stock book share;
+the labels it leads to (``misplaced`` for an addition, ``return``/``restock`` for
+whole own units) stay inside this table.
 
 The table is physics, not a property of a model: the runtime decodes every bundle
 through it (:data:`DECODING` in the manifest names it; a bundle without the key is

@@ -5,7 +5,12 @@ and the weight changes (units gone for good -> ``take``; weight moved and came b
 slot handled with no unit moved (a change of 0 units), or a long reach -> ``touch``;
 long and busy -> ``browse``; a stop -> ``glance``; else ``pass_by``). Stock is a
 decision list per change over signed grams, units, fit to the slot's unit weight,
-confidence and whether anyone was there; a label the physics table
+confidence and whether anyone was there (with nobody seen a change is ``sensor_fault``
+unless it is whole units of its slot within the noise: a removal the camera missed),
+and whether added weight is the slot's own stock at all
+(:func:`models.foreign.judge_addition` over the window's removals: with someone there,
+an addition off whole units, or matching an item just taken from another slot of the
+window, is ``misplaced``); a label the physics table
 (:mod:`models.physics`) forbids for the change falls back to the one its sign says
 (``removal``, ``return``/``restock``, ``none``), so the rules obey the same table
 as the model's masked decoding. Every threshold is fitted on the training
@@ -23,11 +28,15 @@ from typing import Any, TypeVar
 import numpy as np
 
 from models.dataset import LabeledWindow
+from models.foreign import Removal, Tolerance, Verdict, judge_addition, whole_units
 from models.labels import INTEREST_LABELS, STOCK_LABELS
 from models.metrics import macro_f1
 from models.physics import allows
 from models.types import WeightChange
 from models.window import EventWindow
+
+TIGHT = Tolerance(max_units=0.05)
+"""Whole units with nobody seen: within the noise and never more than 5 % of a unit off."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +60,7 @@ class StockRules:
     misplaced_fit: float = 0.25
     restock_units: int = 3
     fault_confidence: float = 0.3
+    blind_whole_units: bool = True  # nobody seen, whole own units within the noise: stock
 
 
 def _fit_of(w: EventWindow, c: WeightChange) -> float:
@@ -95,10 +105,55 @@ def stock_rule(r: StockRules, w: EventWindow, c: WeightChange) -> str:
     return "none"
 
 
+def window_verdicts(w: EventWindow) -> dict[int, Verdict]:
+    """Per change of ``w`` that added weight (by index): own stock or foreign, and why.
+
+    Changes are judged in time order against the window's earlier removals; a removal
+    that explains one addition (a return, a moved item) explains no other.
+    """
+    units = {s: ctx.unit_grams for s, ctx in w.slots.items()}
+    removals: list[Removal] = []
+    out: dict[int, Verdict] = {}
+    for i, c in sorted(enumerate(w.changes), key=lambda x: x[1].t_settled):
+        if c.grams < 0:
+            removals.append(Removal(c.slot, c.grams, c.t_settled))
+            continue
+        v = judge_addition(c.slot, c.grams, c.t_settled, units, removals, window_s=math.inf)
+        if v is not None:
+            out[i] = v
+            if v.matched is not None:
+                removals.remove(v.matched)
+    return out
+
+
+def _verdict(w: EventWindow, c: WeightChange) -> Verdict | None:
+    if c in w.changes:
+        return window_verdicts(w).get(w.changes.index(c))
+    units = {s: ctx.unit_grams for s, ctx in w.slots.items()}
+    removals = [Removal(x.slot, x.grams, x.t_settled) for x in w.changes if x.grams < 0]
+    return judge_addition(c.slot, c.grams, c.t_settled, units, removals, window_s=math.inf)
+
+
+def _whole_within_noise(w: EventWindow, c: WeightChange) -> bool:
+    """The change is whole units of its slot within the noise (a removal the camera missed)."""
+    ctx = w.context(c.slot)
+    return (
+        ctx is not None and c.units != 0 and whole_units(c.grams, ctx.unit_grams, TIGHT) is not None
+    )
+
+
 def _stock_list(r: StockRules, w: EventWindow, c: WeightChange) -> str:
-    if abs(c.grams) < r.noise_grams or (c.units == 0 and _fit_of(w, c) < r.misplaced_fit):
+    if abs(c.grams) < r.noise_grams:
         return "none"
-    if w.presence is None or c.confidence < r.fault_confidence:
+    if w.presence is not None and c.grams > 0:
+        v = _verdict(w, c)
+        if v is not None and v.foreign:
+            return "misplaced"
+    if w.presence is None and not (r.blind_whole_units and _whole_within_noise(w, c)):
+        return "sensor_fault"  # weight beyond the noise moved with nobody there
+    if c.units == 0 and _fit_of(w, c) < r.misplaced_fit:
+        return "none"
+    if w.presence is not None and c.confidence < r.fault_confidence:
         return "sensor_fault"
     if c.grams > 0 and _fit_of(w, c) >= r.misplaced_fit:
         return "misplaced"
@@ -196,6 +251,7 @@ class RuleBaseline:
             "misplaced_fit": _grid(fits),
             "restock_units": [2, 3, 4, 5, 6, 8],
             "fault_confidence": _grid(confs, lo=0.0, hi=0.5),
+            "blind_whole_units": [True, False],
         }
         best_i = _search(InterestRules(), i_grid, score_i, rounds) if irec else InterestRules()
         best_s = _search(StockRules(), s_grid, score_s, rounds) if srec else StockRules()

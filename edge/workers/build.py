@@ -34,6 +34,7 @@ from edge.workers.decision import DecisionWorker, LevelReports
 from edge.workers.state import SimMark, load_sim_mark, load_stock, save_sim_mark
 from edge.workers.timeline import Inbox, Pace
 from edge.workers.weight import BlockSource, WeightWorker
+from models.foreign import Tolerance
 from models.types import ReadingBlock
 
 if TYPE_CHECKING:
@@ -153,6 +154,8 @@ def add_sensing(
         book = load_stock(stock_file, slots, config=cfg.stock) or StockBook(slots, config=cfg.stock)
         context_units = book.known()
         note, played = "", False
+    # whole units are judged within the noise the signal path allows a settled level
+    book.tolerance = Tolerance(noise_g=cfg.signals.settle_band_g)
     names = ["weight", "camera"] if camera else ["weight"]
     pace = Pace(speed, origin=origin_t, parties=names) if sim else None
     pipeline = WeightPipeline(slot_signals(slots), calibrations, sps=sps, config=cfg.signals)

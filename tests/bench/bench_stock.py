@@ -22,6 +22,10 @@ the same decided events through the count the unit kept before counts came from 
 scale: the twin's fill as the start, then each label moving ``abs(units)`` (``removal``
 down, ``return``/``restock`` up).
 
+After the table, the wrong slot-minutes of the count from the scale by cause
+(:mod:`tests.bench.stock_diagnosis`: misplaced-as-stock, unsettled,
+calibration/drift, no figure, other).
+
 Run: ``.venv/bin/python -m tests.bench.bench_stock [--hours 0.5] [--seed 3] [--scenarios busy,heldout]``.
 """
 
@@ -39,7 +43,9 @@ from typing import Any
 from edge.agent import Agent
 from edge.config import parse_config
 from edge.workers.build import add_sensing
+from firmware_bridge.sim.scenario import load_scenario
 from firmware_bridge.sim.twin import SimRun
+from tests.bench.stock_diagnosis import DIAGNOSIS_HEADER, diagnose, diagnosis_row
 from tests.support.waiting import wait_until
 
 SCENARIOS = ("busy", "faulty", "heldout", "mixed")
@@ -219,6 +225,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Score]]:
     print(f"rules deciding, seed {args.seed}, {hours:g} h per scenario, sync off")
     print(HEADER)
     result: dict[str, dict[str, Score]] = {}
+    diagnosis: list[str] = []
     for name in names:
         with tempfile.TemporaryDirectory(prefix="bench-stock-") as tmp:
             events, run = play(name, args.seed, hours, Path(tmp))
@@ -226,6 +233,12 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Score]]:
         result[name] = {"before": score(old, run), "after": score(events, run)}
         print(result[name]["before"].row(name, "before: label sums"), flush=True)
         print(result[name]["after"].row(name, "after: from the scale"), flush=True)
+        units = {s.slot: s.unit_grams for s in load_scenario(name).slots}
+        causes = diagnose(events, run, GRACE_S, units)
+        diagnosis.append(diagnosis_row(name, "from the scale", causes))
+    print("\nwrong slot-minutes by cause (tests/bench/stock_diagnosis.py)")
+    print(DIAGNOSIS_HEADER)
+    print("\n".join(diagnosis), flush=True)
     return result
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from firmware_bridge.sim.truth import TruthChange
+from firmware_bridge.sim.truth import SensorFault, TruthChange
 from firmware_bridge.sim.twin import SimRun
 from tests.bench import bench_stock
+from tests.bench.stock_diagnosis import diagnose
 
 
 def _run() -> SimRun:
@@ -43,6 +44,21 @@ def test_truth_counts_own_units_only_and_skips_settling_minutes() -> None:
     wrong = [*perfect[:4], _fig(1, 134.0, 6, label="misplaced"), _fig(0, 301.0, 6)]
     sc = bench_stock.score(wrong, run)
     assert sc.exact == 19 - 8 - 0 and sc.abs_err == 8  # slot 1 minutes 3..10 off by one
+    # ... and the diagnosis puts them on the jar (330 g on a 330 g-unit slot: one unit)
+    causes = diagnose(wrong, run, bench_stock.GRACE_S, {0: 100.0, 1: 330.0})
+    assert causes == {"misplaced-as-stock": 8}
+    assert diagnose(perfect, run, bench_stock.GRACE_S) == {}
+
+
+def test_the_diagnosis_tells_unsettled_from_faults_and_missing_figures() -> None:
+    run = _run()
+    run.faults = [SensorFault(1, 1, "offset_jump", 400.0, 400.5, 60.0)]
+    figs = [_fig(0, 1.0, 2, "level", "low"), _fig(1, 1.0, 4, "level", "ok")]
+    causes = diagnose(figs, run, bench_stock.GRACE_S, {0: 100.0, 1: 330.0})
+    # slot 0 never follows its removal (2 min) and restock: unsettled the minute after the
+    # removal, other from then on; slot 1 is one short all along: unsettled the minutes
+    # after the jar and the fault, the fault's own from minute 8, other before
+    assert causes == {"unsettled": 3, "calibration/drift": 3, "other": 12}
 
 
 def test_the_before_count_moves_by_label_and_size() -> None:

@@ -47,3 +47,46 @@ def test_fitting_does_not_lose_to_the_defaults_on_held_out_data() -> None:
     assert _f1(fitted, train) >= _f1(RuleBaseline(), train)
     assert _f1(fitted, test) > 0.5
     assert set(fitted.to_dict()) == {"interest", "stock"}
+
+
+def _window(
+    presence: Presence | None, *changes: WeightChange, units: dict[int, float]
+) -> EventWindow:
+    ctx = {s: SlotContext(s, u) for s, u in units.items()}
+    return EventWindow("b", 9, 0, 60, 12, presence, (), changes, ctx, 0)
+
+
+SHOPPER = Presence("bay", 0, 60, 60.0, 0.6, 1)
+
+
+def test_an_item_moved_from_another_slot_is_misplaced_even_in_whole_units() -> None:
+    taken = WeightChange(6, -1499.6, -1, 1, 4, 0.95)  # a 1,500 g bottle off its slot
+    left = WeightChange(2, 1500.1, 10, 20, 24, 0.95)  # ... on the 150 g crisps slot
+    w = _window(SHOPPER, taken, left, units={6: 1500.0, 2: 150.0})
+    assert RuleBaseline().predict(w)[1] == ["removal", "misplaced"]
+    # ten bags with no bottle gone are a restock
+    alone = _window(SHOPPER, left, units={6: 1500.0, 2: 150.0})
+    assert RuleBaseline().predict(alone)[1] == ["restock"]
+
+
+def test_an_item_taken_and_brought_back_to_its_slot_is_a_return() -> None:
+    out = WeightChange(5, -100.2, -1, 1, 4, 0.95)
+    elsewhere = WeightChange(4, -99.8, -2, 2, 5, 0.95)  # two 50 g units weigh the same
+    back = WeightChange(5, 100.0, 1, 20, 24, 0.95)
+    w = _window(SHOPPER, out, elsewhere, back, units={5: 100.0, 4: 50.0})
+    assert RuleBaseline().predict(w)[1] == ["removal", "removal", "return"]
+
+
+def test_an_addition_off_whole_units_is_misplaced_whatever_its_confidence() -> None:
+    soup = WeightChange(7, 400.3, 1, 1, 4, 0.2)  # 400 g on a 375 g slot: low weigh confidence
+    w = _window(SHOPPER, soup, units={7: 375.0})
+    assert RuleBaseline().predict(w)[1] == ["misplaced"]
+
+
+def test_with_nobody_seen_only_whole_units_within_the_noise_are_stock() -> None:
+    missed = WeightChange(11, -1280.5, -2, 1, 4, 0.6)  # two 640 g units, camera saw no one
+    assert RuleBaseline().predict(_window(None, missed, units={11: 640.0}))[1] == ["removal"]
+    jump = WeightChange(11, -1250.0, -2, 1, 2, 0.9)  # 30 g off: a cell jumping
+    assert RuleBaseline().predict(_window(None, jump, units={11: 640.0}))[1] == ["sensor_fault"]
+    strict = RuleBaseline(stock=StockRules(blind_whole_units=False))
+    assert strict.predict(_window(None, missed, units={11: 640.0}))[1] == ["sensor_fault"]
