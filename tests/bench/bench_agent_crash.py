@@ -62,9 +62,9 @@ from tests.edge.agent_support import (
     start,
     status,
     top_seq,
-    wait_until,
     write_unit,
 )
+from tests.support.waiting import wait_until
 
 SEED = 2026  # of the kill moments
 

@@ -32,10 +32,10 @@ from tests.edge.agent_support import (
     running,
     start,
     unit,
-    wait_until,
     write_unit,
 )
 from tests.edge.cloud_stand_in import IngestHttpServer, IngestStore
+from tests.support.waiting import wait_until
 
 MOVES = ("removal", "return", "restock", "misplaced")
 
@@ -109,7 +109,7 @@ def test_kill_9_and_restart_lose_and_duplicate_nothing(tmp_path: Path) -> None:
 
         for _ in range(2):
             proc = start(cfg)
-            wait_until(lambda p=proc: running(data, p))
+            wait_until(lambda p=proc: running(data, p), timeout=60)
             time.sleep(rng.uniform(1.0, 3.5))  # mid-run: the stretch lasts 6 s at 60x
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
@@ -156,8 +156,10 @@ def test_weight_keeps_deciding_while_the_camera_is_down(tmp_path: Path) -> None:
     sensing.camera.camera.source_factory = no_camera
     agent.start()
     try:
-        wait_until(lambda: agent.health.get("sim_weight_done") is True)
-        wait_until(lambda: sensing.inbox.pending() == 0 and sensing.decisions.emitted > 0)
+        wait_until(lambda: agent.health.get("sim_weight_done") is True, timeout=60)
+        wait_until(
+            lambda: sensing.inbox.pending() == 0 and sensing.decisions.emitted > 0, timeout=60
+        )
         snap = agent.refresh_health()
     finally:
         agent.stop()
