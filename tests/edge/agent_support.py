@@ -35,7 +35,7 @@ CAMERA = {"width": 160, "height": 120}
 
 
 class Acks(Protocol):
-    """A cloud that tells how far a device's events are stored (stand-in or real)."""
+    """A cloud that tells how far a device's events are stored."""
 
     def highest_contiguous(self, device_id: str) -> int: ...
 
