@@ -22,6 +22,7 @@ from edge.sync.identity import Identity
 from edge.sync.transport import SyncRejected, SyncUnavailable
 from edge.sync.worker import SyncWorker
 from models.wire import MqttAck
+from tests.edge.conftest import Buffers
 from tests.edge.real_cloud import RealCloud, real_cloud, real_event
 from tests.support.waiting import wait_until
 
@@ -92,10 +93,10 @@ def run_worker(worker: SyncWorker) -> tuple[threading.Event, threading.Thread]:
 
 
 def test_batches_reach_the_cloud_and_leave_the_outbox(
-    tmp_path: Path, cloud: RealCloud, unit: tuple[str, str]
+    tmp_path: Path, cloud: RealCloud, unit: tuple[str, str], buffers: Buffers
 ) -> None:
     device, key = unit
-    buf = Buffer(tmp_path / "b.db", device_id=device)
+    buf = buffers.open(tmp_path / "b.db", device_id=device)
     buf.append_many([real_event(i) for i in range(250)])
     worker, transport = make_worker(buf, cloud, key)
     drain(worker, buf)
@@ -105,10 +106,10 @@ def test_batches_reach_the_cloud_and_leave_the_outbox(
 
 
 def test_wrong_key_is_rejected_and_nothing_leaves(
-    tmp_path: Path, cloud: RealCloud, unit: tuple[str, str]
+    tmp_path: Path, cloud: RealCloud, unit: tuple[str, str], buffers: Buffers
 ) -> None:
     device, _ = unit
-    buf = Buffer(tmp_path / "b.db", device_id=device)
+    buf = buffers.open(tmp_path / "b.db", device_id=device)
     buf.append_many([real_event(i) for i in range(5)])
     worker, _ = make_worker(buf, cloud, "ssk_wrong")
     with pytest.raises(SyncRejected):
@@ -117,10 +118,10 @@ def test_wrong_key_is_rejected_and_nothing_leaves(
 
 
 def test_acks_for_seqs_never_sent_are_ignored(
-    tmp_path: Path, cloud: RealCloud, unit: tuple[str, str]
+    tmp_path: Path, cloud: RealCloud, unit: tuple[str, str], buffers: Buffers
 ) -> None:
     device, key = unit
-    buf = Buffer(tmp_path / "b.db", device_id=device)
+    buf = buffers.open(tmp_path / "b.db", device_id=device)
     buf.append_many([real_event(i) for i in range(30)])
     worker, _ = make_worker(buf, cloud, key, batch_size=10)
     worker.step()  # 1..10 reach the cloud and are acked in its reply
@@ -136,10 +137,10 @@ def test_acks_for_seqs_never_sent_are_ignored(
 
 
 def test_failed_sends_are_retried_with_backoff(
-    tmp_path: Path, cloud: RealCloud, unit: tuple[str, str]
+    tmp_path: Path, cloud: RealCloud, unit: tuple[str, str], buffers: Buffers
 ) -> None:
     device, key = unit
-    buf = Buffer(tmp_path / "b.db", device_id=device)
+    buf = buffers.open(tmp_path / "b.db", device_id=device)
     buf.append_many([real_event(i) for i in range(40)])
     cloud.stop()  # the next sends fail
     stop, t = run_worker(make_worker(buf, cloud, key, batch_size=10)[0])
@@ -156,10 +157,10 @@ def test_failed_sends_are_retried_with_backoff(
 
 
 def test_outage_then_reconnect_every_event_once(
-    tmp_path: Path, cloud: RealCloud, unit: tuple[str, str]
+    tmp_path: Path, cloud: RealCloud, unit: tuple[str, str], buffers: Buffers
 ) -> None:
     device, key = unit
-    buf = Buffer(tmp_path / "b.db", device_id=device)
+    buf = buffers.open(tmp_path / "b.db", device_id=device)
     worker, _ = make_worker(buf, cloud, key, batch_size=50)
     stop, t = run_worker(worker)
     buf.append_many([real_event(i) for i in range(20)])
@@ -176,9 +177,11 @@ def test_outage_then_reconnect_every_event_once(
     assert cloud.seqs(device) == list(range(1, 321))
 
 
-def test_server_restart_mid_sync(tmp_path: Path, cloud: RealCloud, unit: tuple[str, str]) -> None:
+def test_server_restart_mid_sync(
+    tmp_path: Path, cloud: RealCloud, unit: tuple[str, str], buffers: Buffers
+) -> None:
     device, key = unit
-    buf = Buffer(tmp_path / "b.db", device_id=device)
+    buf = buffers.open(tmp_path / "b.db", device_id=device)
     buf.append_many([real_event(i) for i in range(3000)])
     stop, t = run_worker(make_worker(buf, cloud, key, batch_size=50)[0])
     wait_until(lambda: cloud.count(device) >= 500, timeout=60)
@@ -195,11 +198,11 @@ def test_server_restart_mid_sync(tmp_path: Path, cloud: RealCloud, unit: tuple[s
 
 
 def test_backlog_is_flagged_historical_while_live_flows(
-    tmp_path: Path, cloud: RealCloud, unit: tuple[str, str]
+    tmp_path: Path, cloud: RealCloud, unit: tuple[str, str], buffers: Buffers
 ) -> None:
     device, key = unit
     now = [1_000_000.0]
-    buf = Buffer(tmp_path / "b.db", device_id=device, clock=lambda: now[0])
+    buf = buffers.open(tmp_path / "b.db", device_id=device, clock=lambda: now[0])
     buf.append_many([real_event(i) for i in range(300)])  # written during an outage
     now[0] += 3600  # an hour later the link is back
     buf.append_many([real_event(300 + i) for i in range(5)])  # live

@@ -22,6 +22,7 @@ from edge.sync.mqtt import MqttTransport
 from edge.sync.transport import SyncUnavailable, Transport
 from edge.sync.worker import SyncWorker
 from models.wire import MqttAck, topic
+from tests.edge.conftest import Buffers
 from tests.edge.events_support import event_fields
 from tests.edge.real_cloud import real_cloud, real_event
 from tests.edge.sync_support import mqtt_sync
@@ -84,11 +85,11 @@ def run(worker: SyncWorker) -> tuple[threading.Event, threading.Thread]:
 
 
 def test_events_acked_by_cloud_leave_outbox_and_status_is_retained(
-    tmp_path: Path, mosquitto: Broker
+    tmp_path: Path, mosquitto: Broker, buffers: Buffers
 ) -> None:
     with real_cloud(tmp_path, broker=mosquitto, ingest_workers=1, start=False) as cloud:
         key = cloud.register(DEVICE)
-        buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
+        buf = buffers.open(tmp_path / "b.db", device_id=DEVICE)
         buf.append_many([real_event(i) for i in range(300)])
         worker, t = make(buf, mosquitto, key=key)
         stop, th = run(worker)
@@ -104,8 +105,10 @@ def test_events_acked_by_cloud_leave_outbox_and_status_is_retained(
         watcher.close()
 
 
-def test_last_will_offline_when_the_unit_vanishes(tmp_path: Path, mosquitto: Broker) -> None:
-    buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
+def test_last_will_offline_when_the_unit_vanishes(
+    tmp_path: Path, mosquitto: Broker, buffers: Buffers
+) -> None:
+    buf = buffers.open(tmp_path / "b.db", device_id=DEVICE)
     _, t = make(buf, mosquitto)
     watcher = Watcher(mosquitto, topic(DEVICE, "status"))
     wait_until(lambda: watcher.payloads(topic(DEVICE, "status")) == [b"online"])
@@ -117,10 +120,10 @@ def test_last_will_offline_when_the_unit_vanishes(tmp_path: Path, mosquitto: Bro
     watcher.close()
 
 
-def test_broker_puback_is_not_an_ack(tmp_path: Path, mosquitto: Broker) -> None:
+def test_broker_puback_is_not_an_ack(tmp_path: Path, mosquitto: Broker, buffers: Buffers) -> None:
     with real_cloud(tmp_path, broker=mosquitto, ingest_workers=0, start=False) as cloud:
         key = cloud.register(DEVICE)
-        buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
+        buf = buffers.open(tmp_path / "b.db", device_id=DEVICE)
         buf.append_many([real_event(i) for i in range(20)])
         worker, t = make(buf, mosquitto, key=key, ack_timeout_s=0.3)
         with pytest.raises(SyncUnavailable):  # broker took them (PUBACK), no cloud ack came
@@ -135,8 +138,10 @@ def test_broker_puback_is_not_an_ack(tmp_path: Path, mosquitto: Broker) -> None:
         t.close()
 
 
-def test_bad_acks_are_counted_and_ignored(tmp_path: Path, mosquitto: Broker) -> None:
-    buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
+def test_bad_acks_are_counted_and_ignored(
+    tmp_path: Path, mosquitto: Broker, buffers: Buffers
+) -> None:
+    buf = buffers.open(tmp_path / "b.db", device_id=DEVICE)
     buf.append_many([event_fields(i) for i in range(10)])
     worker, t = make(buf, mosquitto, ack_timeout_s=0.5)
     pub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
@@ -157,10 +162,12 @@ def test_bad_acks_are_counted_and_ignored(tmp_path: Path, mosquitto: Broker) -> 
     t.close()
 
 
-def test_broker_restart_mid_sync_resends_unacked(tmp_path: Path, mosquitto: Broker) -> None:
+def test_broker_restart_mid_sync_resends_unacked(
+    tmp_path: Path, mosquitto: Broker, buffers: Buffers
+) -> None:
     with real_cloud(tmp_path, broker=mosquitto, ingest_workers=1, start=False) as cloud:
         key = cloud.register(DEVICE)
-        buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
+        buf = buffers.open(tmp_path / "b.db", device_id=DEVICE)
         buf.append_many([real_event(i) for i in range(2000)])
         worker, t = make(buf, mosquitto, key=key, batch_size=100, ack_timeout_s=1.0)
         stop, th = run(worker)
@@ -179,14 +186,14 @@ def test_broker_restart_mid_sync_resends_unacked(tmp_path: Path, mosquitto: Brok
 
 
 def test_both_mode_falls_back_to_http_when_cloud_acks_stop(
-    tmp_path: Path, mosquitto: Broker
+    tmp_path: Path, mosquitto: Broker, buffers: Buffers
 ) -> None:
     from edge.sync.http import HttpTransport
 
     # the HTTP API runs, no MQTT ingest: the broker PUBACKs, nobody acks
     with real_cloud(tmp_path, broker=mosquitto, ingest_workers=0) as cloud:
         key = cloud.register(DEVICE)
-        buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
+        buf = buffers.open(tmp_path / "b.db", device_id=DEVICE)
         buf.append_many([real_event(i) for i in range(50)])
         http = HttpTransport(cloud.url, Identity(device_id=DEVICE, api_key=key))
         worker, t = make(
