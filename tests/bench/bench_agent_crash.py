@@ -33,12 +33,14 @@ which starts once both have caught up, so each kill consumes about ``speed`` x i
 and how far the twin had got by the last kill); the final run plays the rest out
 unpaced.
 
-Run: ``.venv/bin/python -m tests.bench.bench_agent_crash [--quick] [--seed N]``.
+Run: ``.venv/bin/python -m tests.bench.bench_agent_crash [--quick] [--kills N] [--hours H]
+[--seed N]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import random
 import signal
 import statistics
@@ -273,9 +275,18 @@ def main(argv: Sequence[str] | None = None) -> Results:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 kills of a short run (smoke test)")
     parser.add_argument("--seed", type=int, default=SEED, help="seed of the kill moments")
+    parser.add_argument("--kills", type=int, default=None, help=f"kills (default {FULL.kills})")
+    parser.add_argument(
+        "--hours", type=float, default=None, help=f"twin hours played (default {FULL.hours})"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-agent-crash-") as d:
-        res = run(QUICK if args.quick else FULL, Path(d), seed=args.seed)
+        plan = QUICK if args.quick else FULL
+        if args.kills is not None:
+            plan = dataclasses.replace(plan, kills=args.kills)
+        if args.hours is not None:
+            plan = dataclasses.replace(plan, hours=args.hours)
+        res = run(plan, Path(d), seed=args.seed)
     print(report(res))
     return res
 

@@ -3,11 +3,12 @@ after kill -9, never timing; and the buffer-to-cloud comparison on its own."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from tests.bench.bench_agent_crash import QUICK, SEED, main, report, run
+from tests.bench.bench_agent_crash import FULL, QUICK, SEED, main, report, run
 from tests.edge.soak_cloud import same_event
 
 
@@ -52,7 +53,9 @@ def test_bench_entry_point_parses_quick_and_seed(monkeypatch: pytest.MonkeyPatch
         main(["--quick", "--seed", "7"])
     with pytest.raises(SystemExit):
         main(["--quick"])
+    with pytest.raises(SystemExit):
+        main(["--kills", "5", "--hours", "0.2"])
     with pytest.raises(SystemExit) as err:
         main(["--quick", "--cloud", "stand-in"])  # the stand-in cloud is gone
     assert err.value.code == 2
-    assert seen == [(QUICK, 7), (QUICK, SEED)]
+    assert seen == [(QUICK, 7), (QUICK, SEED), (replace(FULL, kills=5, hours=0.2), SEED)]
