@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,13 +168,15 @@ class ServiceProcess:
     """``shelfsense cloud serve`` for ``database_url`` as a child on a fixed loopback port.
 
     :meth:`start` (again after :meth:`stop` or :meth:`kill`) listens on the same port;
-    stderr is appended to ``log``; ``env`` adds ``SHELFSENSE_CLOUD_*`` settings.
+    stderr is appended to ``log``; ``env`` adds ``SHELFSENSE_CLOUD_*`` settings and
+    ``args`` more ``serve`` options (``--ingest-processes 2``).
     """
 
     database_url: str
     log: Path
     port: int = field(default_factory=free_port)
     env: Mapping[str, str] = field(default_factory=dict)
+    args: Sequence[str] = ()
     cwd: Path = Path(__file__).resolve().parents[1]
     proc: subprocess.Popen[bytes] | None = None
 
@@ -201,6 +203,7 @@ class ServiceProcess:
             return
         args = [sys.executable, "-m", "shelfsense", "cloud", "serve"]
         args += ["--database-url", self.database_url, "--host", HOST, "--port", str(self.port)]
+        args += list(self.args)
         env = child_env(self.cwd, **dict(self.env))
         with self.log.open("ab") as log:  # a pipe could fill and block it
             self.proc = subprocess.Popen(
