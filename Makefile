@@ -16,7 +16,7 @@ $(PY):
 # torch first, from the pinned CPU build, then everything else constrained to it.
 $(STAMP): $(PY) pyproject.toml constraints.txt
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -c constraints.txt -e '.[edge,cloud,opencv,dev]'
+	$(PIP) install --quiet -c constraints.txt -e '.[edge,cloud,opencv,qr,dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -177,12 +177,17 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-async def refuse(send: Send, refused: Refuse) -> None:
-    """Answer 503 with ``Retry-After``; the connection closes, as the body stays unread."""
+async def refuse(
+    send: Send, refused: Refuse, *, what: str = "ingest is", close: bool = True
+) -> None:
+    """Answer 503 ``overloaded`` with ``Retry-After``.
+
+    ``close``: the connection closes, as the body stays unread.
+    """
     body = (
         ErrorPublic(
             code="overloaded",
-            message=f"ingest is at capacity; retry after {refused.retry_after} s",
+            message=f"{what} at capacity; retry after {refused.retry_after} s",
             field=None,
         )
         .model_dump_json()
@@ -192,8 +197,9 @@ async def refuse(send: Send, refused: Refuse) -> None:
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         (b"retry-after", str(refused.retry_after).encode()),
-        (b"connection", b"close"),
     ]
+    if close:
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": 503, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

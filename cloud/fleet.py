@@ -196,6 +196,8 @@ def get_desired(conn: Connection, device_id: str) -> DesiredState:
             devices.c.desired_model_version,
             devices.c.desired_config,
             devices.c.desired_updated_at,
+            devices.c.desired_shadow_windows,
+            devices.c.desired_min_shadow_agreement,
         ).where(devices.c.device_id == device_id)
     ).first()
     if row is None:
@@ -205,6 +207,8 @@ def get_desired(conn: Connection, device_id: str) -> DesiredState:
         model_version=row.desired_model_version,
         config=row.desired_config or {},
         updated_at=row.desired_updated_at,
+        shadow_windows=row.desired_shadow_windows,
+        min_shadow_agreement=row.desired_min_shadow_agreement,
     )
 
 
@@ -217,6 +221,8 @@ def set_desired(conn: Connection, device_id: str, body: DesiredSpec) -> DesiredS
             desired_model_version=body.model_version,
             desired_config=body.config,
             desired_updated_at=_now(),
+            desired_shadow_windows=body.shadow_windows,
+            desired_min_shadow_agreement=body.min_shadow_agreement,
         )
     )
     if done.rowcount == 0:

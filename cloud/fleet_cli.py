@@ -49,6 +49,9 @@ def _register_keys(fleet_sub: SubParsers) -> None:
         "--broker-pid", type=int, default=None, help="then send SIGHUP to this Mosquitto"
     )
     p.set_defaults(func=cmd_keys_revoke)
+    from cloud import signing_cli  # standard library only at import
+
+    signing_cli.register(ks)
 
 
 def _register_fleet(fleet_sub: SubParsers) -> None:

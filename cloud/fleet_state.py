@@ -28,7 +28,8 @@ from cloud.store.tables import device_alarms, device_status, health_samples, utc
 from cloud.store.tables import device_health as health_table
 from models.wire import HealthReport
 
-HTTP_OFFLINE_AFTER_S = 120.0  # a unit with no MQTT status is offline this long after last heard
+MISSED_HEALTH_INTERVALS = 4  # a unit with no MQTT status is offline after missing this many
+DEFAULT_HEALTH_INTERVAL_S = 30.0  # the unit's default ``health.interval_s``, when it states none
 SAMPLE_EVERY_S = 60.0
 SAMPLES_KEPT = timedelta(days=1)
 
@@ -79,19 +80,28 @@ def alarm_changes(open_alarms: dict[str, str], report: HealthReport) -> AlarmCha
     )
 
 
+def offline_after_s(interval_s: float | None) -> float:
+    """How long after it was last heard a unit on HTTP only turns offline: after
+    ``MISSED_HEALTH_INTERVALS`` of its stated health interval (the default one if it stated none)."""
+    interval = interval_s if interval_s and interval_s > 0 else DEFAULT_HEALTH_INTERVAL_S
+    return MISSED_HEALTH_INTERVALS * interval
+
+
 def online_state(
     online: bool | None,
     seen_at: datetime | None,
     now: datetime,
     *,
-    offline_after_s: float = HTTP_OFFLINE_AFTER_S,
+    interval_s: float | None = None,
 ) -> State:
-    """Online from the unit's MQTT status; without one (HTTP only), from when it was last heard."""
+    """Online from the unit's MQTT status; without one (HTTP only), offline once it missed
+    ``MISSED_HEALTH_INTERVALS`` health intervals since it was last heard (read at read time)."""
     if online is not None:
         return "online" if online else "offline"
     if seen_at is None:
         return "unknown"
-    return "online" if (now - utc(seen_at)).total_seconds() <= offline_after_s else "offline"
+    silent = (now - utc(seen_at)).total_seconds()
+    return "online" if silent <= offline_after_s(interval_s) else "offline"
 
 
 # writes -----------------------------------------------------------------------------------
@@ -223,6 +233,7 @@ def _figures(report: HealthReport, now: datetime) -> dict[str, object]:
         if report.last_sync is None
         else utc_naive(unit_time(report.last_sync)),
         "components": {k: c.model_dump() for k, c in report.components.items()},
+        "health_interval_s": report.interval_s,
     }
 
 

@@ -15,10 +15,11 @@ from sqlalchemy import Connection, RowMapping, func, select
 
 from cloud import fleet
 from cloud.errors import NotFoundError
-from cloud.fleet_state import HTTP_OFFLINE_AFTER_S, State, online_state, utc
+from cloud.fleet_state import MISSED_HEALTH_INTERVALS, State, offline_after_s, online_state, utc
 from cloud.schemas import ApiModel, DevicePublic
 from cloud.store.tables import (
     device_alarms,
+    device_calibration,
     device_progress,
     device_reported,
     device_status,
@@ -26,7 +27,7 @@ from cloud.store.tables import (
     health_samples,
     utc_naive,
 )
-from models.wire import Decider, HealthComponent
+from models.wire import CalibrationReport, Decider, HealthComponent
 
 MAX_ALARMS_LISTED = 1000
 
@@ -37,8 +38,13 @@ class DeviceStatePublic(DevicePublic):
     state: State = Field(
         ...,
         description="online/offline from its MQTT status (the broker's last will says offline); "
-        "a unit on HTTP only is online while heard from in the last "
-        f"{HTTP_OFFLINE_AFTER_S:.0f} s; unknown: never heard.",
+        f"a unit on HTTP only is offline once it missed {MISSED_HEALTH_INTERVALS} of its health "
+        f"intervals (`offline_after_s` after it was last heard); unknown: never heard.",
+    )
+    offline_after_s: float = Field(
+        ...,
+        description=f"{MISSED_HEALTH_INTERVALS} × the health interval the unit stated (30 s if "
+        "none): how long a unit on HTTP only may be silent before it counts as offline.",
     )
     status_changed_at: datetime | None = Field(None, description="When state last changed.")
     agent_version: str | None = None
@@ -54,6 +60,12 @@ class DeviceStatePublic(DevicePublic):
     alarms: list[str] = Field(default_factory=list, description="Alarms raised now.")
     ota_state: str | None = Field(None, description="The unit's latest OTA report.")
     ota_version: int | None = None
+    calibrated_at: datetime | None = Field(
+        None, description="When the unit last reported its calibration (its clock)."
+    )
+    calibration: CalibrationReport | None = Field(
+        None, description="Its latest calibration, per slot (None: never reported)."
+    )
 
 
 class DeviceStatesPublic(ApiModel):
@@ -95,7 +107,8 @@ def _state(r: RowMapping, alarms: list[str], now: datetime) -> DeviceStatePublic
             "created_at": r["created_at"],
             "highest_contiguous": r["highest_contiguous"] or 0,
             "last_seen_at": last_seen,
-            "state": online_state(r["online"], last_seen, now),
+            "state": online_state(r["online"], last_seen, now, interval_s=r["health_interval_s"]),
+            "offline_after_s": offline_after_s(r["health_interval_s"]),
             "status_changed_at": r["changed_at"],
             "agent_version": r["agent_version"],
             "model_version": r["model_version"],
@@ -108,11 +121,14 @@ def _state(r: RowMapping, alarms: list[str], now: datetime) -> DeviceStatePublic
             "alarms": alarms,
             "ota_state": r["ota_state"],
             "ota_version": r["ota_version"],
+            "calibrated_at": r["calibrated_at"],
+            "calibration": r["calibration"],
         }
     )
 
 
 _d, _p, _s, _r = devices.c, device_progress.c, device_status.c, device_reported.c
+_c = device_calibration.c
 _STATE_READ = select(
     _d.device_id,
     _d.store_id,
@@ -132,12 +148,16 @@ _STATE_READ = select(
     _s.oldest_unsynced_age_s,
     _s.last_sync_at,
     _s.components,
+    _s.health_interval_s,
     _r.state.label("ota_state"),
     _r.version.label("ota_version"),
+    _c.reported_at.label("calibrated_at"),
+    _c.body.label("calibration"),
 ).select_from(
     devices.outerjoin(device_progress, _p.device_id == _d.device_id)
     .outerjoin(device_status, _s.device_id == _d.device_id)
     .outerjoin(device_reported, _r.device_id == _d.device_id)
+    .outerjoin(device_calibration, _c.device_id == _d.device_id)
 )
 
 
@@ -150,8 +170,8 @@ def device_states(
 ) -> list[DeviceStatePublic]:
     """Every unit (of one store, or the one unit, if given) with its state, by id.
 
-    One read of the units joined with their progress, status and OTA report, one of
-    the alarms raised now.
+    One read of the units joined with their progress, status, OTA report and
+    calibration, one of the alarms raised now.
     """
     now = now or datetime.now(UTC)
     if store_id is not None:
@@ -185,7 +205,7 @@ def device_state(
 def state_counts(conn: Connection, now: datetime) -> dict[str, int]:
     """How many units are online, offline and unknown (for ``/metrics``)."""
     st, pr = device_status.c, device_progress.c
-    stmt = select(st.online, st.seen_at, pr.last_seen_at).select_from(
+    stmt = select(st.online, st.seen_at, st.health_interval_s, pr.last_seen_at).select_from(
         devices.outerjoin(device_status, st.device_id == devices.c.device_id).outerjoin(
             device_progress, pr.device_id == devices.c.device_id
         )
@@ -193,7 +213,7 @@ def state_counts(conn: Connection, now: datetime) -> dict[str, int]:
     counts = dict.fromkeys(("online", "offline", "unknown"), 0)
     for r in conn.execute(stmt):
         seen = max((utc(t) for t in (r.seen_at, r.last_seen_at) if t is not None), default=None)
-        counts[online_state(r.online, seen, now)] += 1
+        counts[online_state(r.online, seen, now, interval_s=r.health_interval_s)] += 1
     return counts
 
 

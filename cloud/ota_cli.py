@@ -78,7 +78,14 @@ def register(fleet_sub: Any, db_args: Callable[[argparse.ArgumentParser], None])
         "--min-shadow-agreement",
         type=share,
         default=None,
-        help="canary units must agree this much in shadow, e.g. 95%%",
+        help="canary units must agree this much in shadow (every head), e.g. 95%%",
+    )
+    p.add_argument(
+        "--shadow-windows",
+        type=int,
+        default=None,
+        help="live windows the canary shadows the candidate on first "
+        "(default 200 with --min-shadow-agreement, else none)",
     )
     p.set_defaults(func=cmd_rollouts_create)
     p = common(rs.add_parser("list", help="rollouts, newest first"))
@@ -239,11 +246,21 @@ def _show(r: Any) -> None:
     )
     if r.reason:
         print(f"  reason: {r.reason}")
+    if r.shadow_windows:
+        need = r.min_shadow_agreement
+        print(
+            f"  canary shadows {r.shadow_windows} windows"
+            + (f", needs agreement {need:.0%} on every head" if need is not None else "")
+        )
     for p in r.per_phase:
-        states = ", ".join(f"{k} {v}" for k, v in sorted(p.states.items()))
+        states = ", ".join(f"{k} {v}" for k, v in p.states.items() if v) or "none"
         print(f"  phase {p.phase} {p.name:<9} {p.units:>4} units: {states}")
         for why, n in p.reasons.items():
             print(f"      {n} x {why}")
+        for f in p.shadow:
+            heads = ", ".join(f"{h} {a:.1%}" for h, a in sorted(f.heads.items()))
+            ratio = "" if f.latency_ratio is None else f", latency {f.latency_ratio:.2f}x"
+            print(f"      shadow {f.device_id}: {heads} over {f.windows} windows{ratio}")
 
 
 def cmd_rollouts_create(args: argparse.Namespace) -> int:
@@ -258,6 +275,7 @@ def cmd_rollouts_create(args: argparse.Namespace) -> int:
         min_soak_s=args.min_soak.total_seconds(),
         abort_failed=args.abort_failed,
         min_shadow_agreement=args.min_shadow_agreement,
+        shadow_windows=args.shadow_windows,
     )
     store = _store(args)
     with store.writer.begin() as conn:

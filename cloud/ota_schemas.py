@@ -75,9 +75,26 @@ class RolloutCreate(ApiModel):
         None,
         ge=0,
         le=1,
-        description="Canary units must report at least this shadow agreement; below it a "
-        "unit counts as failed.",
+        description="Canary units must report at least this shadow agreement (their lowest "
+        "head); below it a unit counts as failed.",
     )
+    shadow_windows: int | None = Field(
+        None,
+        ge=0,
+        le=1_000_000,
+        description="Canary units run the candidate in shadow on this many live windows "
+        "before switching (default 200 when min_shadow_agreement is set, else 0: no shadow).",
+    )
+
+
+class ShadowFigures(ApiModel):
+    """What one unit reported from running the candidate in shadow."""
+
+    device_id: str
+    agreement: float | None = Field(description="The lowest head's agreement.")
+    heads: dict[str, float] = Field(default_factory=dict, description="Agreement per head.")
+    windows: int | None = Field(description="Live windows compared.")
+    latency_ratio: float | None = Field(description="Median inference time, candidate / current.")
 
 
 class PhaseCounts(ApiModel):
@@ -86,8 +103,15 @@ class PhaseCounts(ApiModel):
     phase: int
     name: str
     units: int
-    states: dict[str, int]
+    states: dict[str, int] = Field(
+        description="Units per state: not_started, pending, downloading, verifying, shadow, "
+        "staged (switched, watching), active, failed, rolled_back; the last state each unit "
+        "reported about the version, kept after a halt or roll back put it back."
+    )
     reasons: dict[str, int] = Field(description="Failure and roll-back reasons, counted.")
+    shadow: list[ShadowFigures] = Field(
+        default_factory=list, description="Shadow figures of the units that reported them."
+    )
 
 
 class RolloutPublic(ApiModel):
@@ -102,6 +126,7 @@ class RolloutPublic(ApiModel):
     min_soak_s: float
     abort_failed: float
     min_shadow_agreement: float | None = None
+    shadow_windows: int | None = None
     status: RolloutStatus
     phase: int = Field(description="Index of the phase being rolled out.")
     phase_started_at: datetime

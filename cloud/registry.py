@@ -65,6 +65,31 @@ def _locate(folder: Path) -> tuple[Path, Path]:
     raise BundleRefusedError(f"{folder}: neither a bundle nor a `cloud train` output folder")
 
 
+def confusion_matrices(scores: object) -> dict[str, dict[str, dict[str, list[Any]]]]:
+    """The confusion matrices of a training report's ``scores`` (contender -> head ->
+    labels and matrix, rows true), skipping any that is not a square of counts."""
+    out: dict[str, dict[str, dict[str, list[Any]]]] = {}
+    if not isinstance(scores, dict):
+        return out
+    for name, heads in scores.items():
+        for head, figures in (heads if isinstance(heads, dict) else {}).items():
+            if not isinstance(figures, dict):
+                continue
+            labels, matrix = figures.get("labels"), figures.get("confusion")
+            if (
+                isinstance(labels, list)
+                and isinstance(matrix, list)
+                and len(matrix) == len(labels)
+                and all(isinstance(r, list) and len(r) == len(labels) for r in matrix)
+                and all(isinstance(v, int) and v >= 0 for r in matrix for v in r)
+            ):
+                out.setdefault(str(name), {})[str(head)] = {
+                    "labels": [str(x) for x in labels],
+                    "matrix": matrix,
+                }
+    return out
+
+
 def read_candidate(folder: Path, trusted_keys: Sequence[Ed25519PublicKey]) -> Candidate:
     """The bundle in ``folder`` (a bundle, or the ``--out`` of ``cloud train``), checked."""
     bundle_dir, report_dir = _locate(Path(folder))
@@ -100,6 +125,9 @@ def read_candidate(folder: Path, trusted_keys: Sequence[Ed25519PublicKey]) -> Ca
     metrics = dict(bundle.manifest.get("metrics") or {})
     if "int8/fp32 agreement" in facts:
         metrics["int8_fp32_agreement"] = facts["int8/fp32 agreement"]
+    confusion = confusion_matrices(report.get("scores"))
+    if confusion:
+        metrics["confusion"] = confusion
     return Candidate(bundle, gates, training, metrics)
 
 

@@ -12,9 +12,12 @@ On each :meth:`RolloutState.tick` it
    version for at least ``min_soak`` (failed units, under the threshold, do not hold
    it back); after the last phase the rollout is completed.
 
-With ``min_shadow_agreement`` the first phase's units must also have reported, while
-shadowing the candidate beside the current model, at least that agreement; one below
-it counts as failed.
+With ``shadow_windows`` the first phase's units are asked to run the candidate in
+shadow beside the current model on that many live windows before switching (their
+desired state says so, with ``min_shadow_agreement`` for the unit to check itself).
+With ``min_shadow_agreement`` they must also have reported, from that run, at least
+that agreement on every head (a unit's figure is its lowest head); one below it
+counts as failed.
 
 ``pause``/``resume`` stop and restart promotion; ``halt`` and ``rollback`` put every
 touched unit back on the version it had. The service (:mod:`cloud.rollouts`) stores the
@@ -100,6 +103,8 @@ class SetDesired:
 
     device_id: str
     version: int | None
+    shadow_windows: int | None = None  # live windows to shadow the version on first
+    min_shadow_agreement: float | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,7 @@ class RolloutState:
     reason: str = ""
     created_at: datetime | None = None  # reports older than this are about an earlier rollout
     min_shadow_agreement: float | None = None  # asked of the first phase's units
+    shadow_windows: int = 0  # the first phase's units shadow this many windows first
 
     def report_of(self, reports: Mapping[str, Report], device_id: str) -> Report | None:
         """A unit's report if it is about this rollout's version and not older than it."""
@@ -155,6 +161,14 @@ class RolloutState:
     def _failed(self, reports: Mapping[str, Report]) -> list[str]:
         return [d for d in self.touched if self.failure(reports, d) is not None]
 
+    def _give(self, device_id: str) -> SetDesired:
+        """The version for a unit; a canary unit shadows it first when asked."""
+        if self.shadow_windows > 0 and self._canary(device_id):
+            return SetDesired(
+                device_id, self.version, self.shadow_windows, self.min_shadow_agreement
+            )
+        return SetDesired(device_id, self.version)
+
     def _revert(self) -> list[SetDesired]:
         return [SetDesired(d, prev) for d, prev in sorted(self.touched.items())]
 
@@ -184,7 +198,7 @@ class RolloutState:
             new = [d for d in wanted if d not in state.touched]
             if new:
                 touched = dict(state.touched) | {d: current.get(d) for d in new}
-                actions += [SetDesired(d, self.version) for d in new]
+                actions += [self._give(d) for d in new]
                 return replace(state, touched=touched), actions
             if not state._soaked(now, reports, set(failed)):
                 return state, actions
@@ -199,7 +213,8 @@ class RolloutState:
             r = self.report_of(reports, d)
             if r is None or r.state != "active":
                 return False
-            shadowed = r.shadow_agreement is not None or self.min_shadow_agreement is None
+            asked = self.min_shadow_agreement is not None or self.shadow_windows > 0
+            shadowed = r.shadow_agreement is not None or not asked
             if not shadowed and self._canary(d):  # the canary must have shadowed first
                 return False
             if now - r.since < self.min_soak:

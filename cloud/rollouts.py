@@ -15,7 +15,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cloud import fleet, registry
@@ -27,11 +27,25 @@ from cloud.ota_schemas import (
     ReportedPublic,
     RolloutCreate,
     RolloutPublic,
+    ShadowFigures,
 )
 from cloud.rollout_plan import FAILED_STATES, LIVE, Report, RolloutState, SetDesired, parse_phases
 from cloud.store import Store
 from cloud.store.tables import device_groups, device_reported, devices, rollout_units, rollouts
 from models.wire import DesiredSpec, DesiredState
+
+DEFAULT_SHADOW_WINDOWS = 200
+SHADOW_FIGURES = ("shadow_agreement", "shadow_heads", "shadow_windows", "latency_ratio")
+UNIT_STATES = (
+    "not_started",
+    "pending",
+    "downloading",
+    "verifying",
+    "shadow",
+    "active",
+    "failed",
+    "rolled_back",
+)
 
 
 def _now() -> datetime:
@@ -67,7 +81,8 @@ def record_report(
     values: dict[str, Any] = body.model_dump() | {"updated_at": now}
     same = old is not None and (old.state, old.version) == (body.state, body.version)
     if body.shadow_agreement is None and old is not None and old.version == body.version:
-        values["shadow_agreement"] = old.shadow_agreement  # kept once the unit goes active
+        for name in SHADOW_FIGURES:  # kept once the unit goes active
+            values[name] = getattr(old, name)
     values["since"] = old.since if old is not None and same else now
     if old is None:
         conn.execute(insert(device_reported).values(device_id=device_id, **values))
@@ -75,7 +90,28 @@ def record_report(
         conn.execute(
             update(device_reported).where(device_reported.c.device_id == device_id).values(**values)
         )
+    if body.version is not None:
+        _remember(conn, device_id, body)
     return ReportedPublic(device_id=device_id, **values)
+
+
+def _remember(conn: Connection, device_id: str, body: ReportedCreate) -> None:
+    """Keep the unit's state on the newest rollout of the reported version that touched it."""
+    latest = (
+        select(func.max(rollout_units.c.rollout_id))
+        .join(rollouts, rollouts.c.rollout_id == rollout_units.c.rollout_id)
+        .where(
+            rollouts.c.model_version == body.version,
+            rollout_units.c.device_id == device_id,
+            rollout_units.c.touched_at.is_not(None),
+        )
+        .scalar_subquery()
+    )
+    conn.execute(
+        update(rollout_units)
+        .where(rollout_units.c.rollout_id == latest, rollout_units.c.device_id == device_id)
+        .values(last_state=body.state, last_reason=body.reason[:500])
+    )
 
 
 def get_report(conn: Connection, device_id: str) -> ReportedPublic:
@@ -87,9 +123,23 @@ def get_report(conn: Connection, device_id: str) -> ReportedPublic:
     return ReportedPublic.model_validate(dict(found._mapping))
 
 
-def _reports(conn: Connection, units: list[str]) -> dict[str, Report]:
-    rows = conn.execute(select(device_reported).where(device_reported.c.device_id.in_(units)))
-    return {r.device_id: Report(r.state, r.version, r.since, r.shadow_agreement) for r in rows}
+def _reports(conn: Connection, units: list[str] | None) -> dict[str, Report]:
+    """The latest report of each of ``units`` (None: of every unit)."""
+    r = device_reported.c
+    stmt = select(r.device_id, r.state, r.version, r.since, r.shadow_agreement, r.shadow_heads)
+    if units is not None:
+        stmt = stmt.where(r.device_id.in_(units))
+    return {
+        x.device_id: Report(x.state, x.version, x.since, _agreement(x)) for x in conn.execute(stmt)
+    }
+
+
+def _agreement(row: Any) -> float | None:
+    """A unit's shadow agreement: its lowest head (a candidate must agree on every head)."""
+    heads = row.shadow_heads
+    if isinstance(heads, dict) and heads:
+        return min(float(v) for v in heads.values())
+    return row.shadow_agreement
 
 
 # rollouts -----------------------------------------------------------------------------
@@ -124,6 +174,7 @@ def create_rollout(conn: Connection, body: RolloutCreate, now: datetime | None =
             min_soak_s=body.min_soak_s,
             abort_failed=body.abort_failed,
             min_shadow_agreement=body.min_shadow_agreement,
+            shadow_windows=_shadow_windows(body),
             status="running",
             phase=0,
             phase_started_at=now,
@@ -143,6 +194,13 @@ def create_rollout(conn: Connection, body: RolloutCreate, now: datetime | None =
             ],
         )
     return int(rollout_id)
+
+
+def _shadow_windows(body: RolloutCreate) -> int:
+    """Windows the canary shadows: as asked, else a default when an agreement is required."""
+    if body.shadow_windows is not None:
+        return body.shadow_windows
+    return DEFAULT_SHADOW_WINDOWS if body.min_shadow_agreement is not None else 0
 
 
 def _row(conn: Connection, rollout_id: int, *, lock: bool = False) -> Any:
@@ -172,6 +230,7 @@ def _state(conn: Connection, row: Any) -> RolloutState:
         reason=row.reason,
         created_at=row.created_at,
         min_shadow_agreement=row.min_shadow_agreement,
+        shadow_windows=row.shadow_windows or 0,
     )
 
 
@@ -214,7 +273,12 @@ def _apply(conn: Connection, actions: list[SetDesired]) -> list[DesiredState]:
     changed = []
     for action in actions:
         config = fleet.get_desired(conn, action.device_id).config
-        body = DesiredSpec(model_version=action.version, config=config)
+        body = DesiredSpec(
+            model_version=action.version,
+            config=config,
+            shadow_windows=action.shadow_windows,
+            min_shadow_agreement=action.min_shadow_agreement,
+        )
         changed.append(fleet.set_desired(conn, action.device_id, body))
     return changed
 
@@ -255,30 +319,41 @@ def command(store: Store, rollout_id: int, name: str) -> list[DesiredState]:
     return _step(store, rollout_id, name, _now())
 
 
-def get_rollout(conn: Connection, rollout_id: int) -> RolloutPublic:
-    """A rollout with its units' states per phase."""
+def get_rollout(
+    conn: Connection, rollout_id: int, *, reports: dict[str, Report] | None = None
+) -> RolloutPublic:
+    """A rollout with its units' states per phase (what each did with the version).
+
+    ``reports``: every unit's latest report, when the caller has read them already.
+    """
     row = _row(conn, rollout_id)
     state = _state(conn, row)
-    reports = _reports(conn, list(state.units))
+    if reports is None:
+        reports = _reports(conn, list(state.units))
+    last = {
+        u.device_id: (u.last_state, u.last_reason)
+        for u in conn.execute(select(rollout_units).where(rollout_units.c.rollout_id == rollout_id))
+    }
+    figures = _figures(conn, state)
     sizes = state.sizes()
     per_phase = []
     for i, phase in enumerate(state.phases):
         members = state.units[(sizes[i - 1] if i else 0) : sizes[i]]
-        states: Counter[str] = Counter()
+        states: Counter[str] = Counter(dict.fromkeys(UNIT_STATES, 0))
         reasons: Counter[str] = Counter()
         for d in members:
-            rep = state.report_of(reports, d)
+            said, why = last.get(d, (None, None))
             if d not in state.touched:
                 states["not_started"] += 1
-            elif rep is None:
+            elif said is None:
                 states["pending"] += 1
             else:
-                states[rep.state] += 1
-                why = state.failure(reports, d)
-                if why in FAILED_STATES:
-                    reasons[_reason(conn, d)] += 1
-                elif why is not None:
-                    reasons[why] += 1
+                states[said] += 1
+                gate = state.failure(reports, d)
+                if said in FAILED_STATES:
+                    reasons[why or "no reason given"] += 1
+                elif gate is not None and gate not in FAILED_STATES:
+                    reasons[gate] += 1
         per_phase.append(
             PhaseCounts(
                 phase=i,
@@ -286,6 +361,7 @@ def get_rollout(conn: Connection, rollout_id: int) -> RolloutPublic:
                 units=len(members),
                 states=dict(states),
                 reasons=dict(reasons),
+                shadow=[figures[d] for d in members if d in figures],
             )
         )
     return RolloutPublic(
@@ -293,12 +369,31 @@ def get_rollout(conn: Connection, rollout_id: int) -> RolloutPublic:
     )
 
 
-def _reason(conn: Connection, device_id: str) -> str:
-    stmt = select(device_reported.c.reason).where(device_reported.c.device_id == device_id)
-    return conn.execute(stmt).scalar() or "no reason given"
+def _figures(conn: Connection, state: RolloutState) -> dict[str, ShadowFigures]:
+    """The shadow figures units reported about the rollout's version."""
+    rows = conn.execute(
+        select(device_reported).where(
+            device_reported.c.device_id.in_(state.units),
+            device_reported.c.version == state.version,
+            device_reported.c.shadow_windows.is_not(None),
+        )
+    )
+    return {
+        r.device_id: ShadowFigures(
+            device_id=r.device_id,
+            agreement=_agreement(r),
+            heads=r.shadow_heads or {},
+            windows=r.shadow_windows,
+            latency_ratio=r.latency_ratio,
+        )
+        for r in rows
+        if state.created_at is None or r.since >= state.created_at
+    }
 
 
-def list_rollouts(conn: Connection) -> list[RolloutPublic]:
-    """Every rollout, newest first."""
-    ids = conn.execute(select(rollouts.c.rollout_id).order_by(rollouts.c.rollout_id.desc()))
-    return [get_rollout(conn, i) for i in ids.scalars().all()]
+def list_rollouts(conn: Connection, *, limit: int | None = None) -> list[RolloutPublic]:
+    """Every rollout (or the newest ``limit``), newest first; the units' reports read once."""
+    stmt = select(rollouts.c.rollout_id).order_by(rollouts.c.rollout_id.desc()).limit(limit)
+    ids = conn.execute(stmt).scalars().all()
+    reports = _reports(conn, None) if ids else {}
+    return [get_rollout(conn, i, reports=reports) for i in ids]

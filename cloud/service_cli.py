@@ -50,8 +50,11 @@ def register(cloud_sub: SubParsers) -> None:
     p.set_defaults(func=cmd_export)
 
 
-def serve_log_config() -> dict[str, Any]:
+def serve_log_config(json_flag: bool = False) -> dict[str, Any]:
     """uvicorn's logging, at info for the server and the cloud's own loggers.
+
+    Under systemd every line carries its journald priority; with ``json_flag`` (or
+    ``SHELFSENSE_LOG_JSON=1``) lines are JSON objects (see :mod:`shelfsense.logs`).
 
     Info level shows what an operator must see: where it listens, workers started, a
     worker that died and was replaced, shutdowns. Per-request access lines only with
@@ -61,7 +64,13 @@ def serve_log_config() -> dict[str, Any]:
 
     from uvicorn.config import LOGGING_CONFIG
 
+    from models import logs
+
     cfg = copy.deepcopy(LOGGING_CONFIG)
+    journald, json_lines = logs.under_journald(), logs.json_wanted(json_flag)
+    if journald or json_lines:  # journald priorities, JSON lines: our formatter for every line
+        ours = logs.formatter_config(json_lines=json_lines, journald=journald)
+        cfg["formatters"] = {"default": ours, "access": dict(ours)}
     cfg["loggers"]["uvicorn.error"]["level"] = "INFO"
     cfg["loggers"]["cloud"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
     return cfg
@@ -87,11 +96,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     migrate(engine)
     dialect = engine.dialect.name
     engine.dispose()
-    logging.config.dictConfig(serve_log_config())
+    log_config = serve_log_config(getattr(args, "log_json", False))
+    logging.config.dictConfig(log_config)
     logging.getLogger("cloud").info(
         "shelfsense cloud listening on http://%s:%d (%s database, MQTT ingest %s); serving on "
         "%d worker(s), per worker %d read + %d write connections, %d ingest slots, queue %d, "
-        "%d ingest processes",
+        "%d ingest processes, %d requests may wait for a database slot",
         settings.host,
         settings.port,
         dialect,
@@ -102,9 +112,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings.ingest_slots,
         settings.ingest_queue,
         settings.ingest_processes,
+        settings.read_queue,
     )
     run: dict[str, Any] = {
-        "log_config": serve_log_config(),
+        "log_config": log_config,
         "log_level": "info",
         "access_log": args.access_log,
     }

@@ -58,6 +58,22 @@ class CloudSettings(BaseSettings):
         description="Longest a batch waits for a slot before 503 with Retry-After; keep it well "
         "under the unit's request timeout (15 s).",
     )
+    read_queue: int = Field(
+        1000,
+        ge=0,
+        le=100_000,
+        description="API requests (reads, and writes outside ingest) that may wait per process "
+        "for a database slot (one per pool connection); past it, 503 overloaded with "
+        "Retry-After at once. The wait is on the event loop, not on a worker thread.",
+    )
+    read_max_wait_s: float = Field(
+        10.0,
+        gt=0,
+        le=60,
+        description="Longest an API request waits for a database slot before 503 with "
+        "Retry-After; one whose expected wait (the queue ahead, at the measured time per "
+        "request) is longer is refused on arrival.",
+    )
     ingest_processes: int = Field(
         0,
         ge=0,

@@ -1,7 +1,7 @@
 """The agent process: workers on threads, clean shutdown on SIGTERM, sd_notify for systemd.
 
-:class:`Agent` owns the buffer, the health object and the sync, desired-state, OTA and
-health workers. Producers plug in through the seam :meth:`Agent.add_worker`: a
+:class:`Agent` owns the buffer, the health object and the sync, desired-state, OTA,
+calibration-report and health workers. Producers plug in through the seam :meth:`Agent.add_worker`: a
 weight, camera or decision worker is any callable ``run(stop: threading.Event)``
 that hands its events to :meth:`Agent.emit` (which commits them to the buffer before
 anything can send them) and reports component state on ``agent.health``.
@@ -27,7 +27,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import requests
+
 from edge.buffer.store import Buffer
+from edge.calibration_report import CalibrationReporter, http_sender
 from edge.config import Config
 from edge.desired import DesiredPoller, DesiredStateHandler
 from edge.health import Health, health_payload, write_status
@@ -130,6 +133,7 @@ class Agent:
         self.config = config
         self.data_dir = Path(config.unit.data_dir)
         self.health = health or Health(clock=clock)
+        self._health_refusal = ""  # the last refusal of a health report, said once
         self.buffer = buffer or Buffer(
             self.data_dir / config.buffer.file,
             device_id=config.unit.device_id,
@@ -174,11 +178,34 @@ class Agent:
                     http_t.get_desired, self.desired, interval_s=config.sync.desired_poll_s
                 )
                 self.add_worker("desired", poller.run)
+            self.add_worker("calibration_report", self._calibration_reporter(ident).run)
         self.ota = build_ota(config, self.health, http=self.http, mqtt=self.mqtt)
         if self.ota is not None:
-            self.model_hooks.append(self.ota.want)
+            ota = self.ota
+            self.model_hooks.append(lambda v: ota.want(v, *self.desired.shadow))
             self.add_worker("ota", self.ota.run)
         self.add_worker("health", self._health_loop)
+
+    def _calibration_reporter(self, ident: Identity) -> CalibrationReporter:
+        """Sends the calibration staff made (while offline too) until the cloud has it."""
+        session = requests.Session()
+        if ident.client_cert:
+            session.cert = (
+                (ident.client_cert, ident.client_key) if ident.client_key else ident.client_cert
+            )
+        send = http_sender(
+            self.config.sync.base_url,
+            ident.device_id,
+            ident.api_key,
+            verify=ident.ca_file or True,
+            timeout_s=self.config.sync.http_timeout_s,
+            session=session,
+        )
+
+        def counted(ok: bool) -> None:
+            self.health.count("calibration_reports" if ok else "calibration_report_failures")
+
+        return CalibrationReporter(self.data_dir, send, on_result=counted)
 
     def _ack(self, payload: bytes) -> None:
         if self.sync is not None:  # the broker may deliver before the worker exists
@@ -239,6 +266,7 @@ class Agent:
         h.set("seq", stats.seq)
         h.set("events_in_memory", stats.held)
         h.set("buffer_used_bytes", stats.used_bytes)
+        h.set("health_interval_s", self.config.health.interval_s)
         snap = h.snapshot()
         write_status(self.data_dir / self.config.health.status_file, snap)
         text = render_metrics(snap, device_id=self.config.unit.device_id, now=snap["at"])
@@ -261,9 +289,17 @@ class Agent:
         assert self.http is not None
         try:
             self.http.put_health(health_payload(snap))
-        except (SyncUnavailable, SyncRejected) as err:
+        except SyncUnavailable as err:
             self.health.count("health_put_failures")
             log.debug("health report not delivered: %s", err)
+        except SyncRejected as err:  # the cloud refused the report itself: say so, once a kind
+            self.health.count("health_put_failures")
+            self.health.count("health_refused")
+            if str(err) != self._health_refusal:
+                log.warning("the cloud refused this unit's health report: %s", err)
+            self._health_refusal = str(err)
+        else:
+            self._health_refusal = ""
 
     # -- lifecycle -----------------------------------------------------------
 

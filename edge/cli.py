@@ -7,6 +7,8 @@
   the camera out);
   ``--check-config`` only validates (errors name the file and key; exit 2).
 - ``edge status [--config unit.toml] [--json]`` reads the status file and the buffer.
+- ``edge watch [--config unit.toml]`` shows the same live (rich), with each slot's
+  weight and units, who the camera sees and the newest decisions (:mod:`edge.watch`).
 - ``edge recount --slot N --units U`` queues a staff count of one slot for the agent
   (:mod:`edge.recount`): the slot's count, foreign items and flags are reset.
 - ``edge install-model PATH`` checks that PATH is a model bundle folder; with a trusted
@@ -57,6 +59,14 @@ def register(sub: Any) -> None:
     status.add_argument("--config", type=Path, default=None, help="unit config (TOML)")
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
     status.set_defaults(func=cmd_status)
+
+    watch = edge_sub.add_parser("watch", help="a live view: slots, camera, decisions, sync")
+    watch.add_argument("--config", type=Path, default=None, help="unit config (TOML)")
+    watch.add_argument(
+        "--every", type=float, default=1.0, help="seconds between refreshes (default 1)"
+    )
+    watch.add_argument("--once", action="store_true", help="print the view once and exit")
+    watch.set_defaults(func=cmd_watch)
 
     rec = edge_sub.add_parser(
         "recount", help="staff counted a slot: reset its units (applied by the running agent)"
@@ -245,6 +255,22 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         print(render_table(status))
     return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """``edge watch``."""
+    from edge.errors import ConfigError
+    from edge.watch import watch
+
+    if not 0.1 <= args.every <= 3600:
+        print("--every must be between 0.1 and 3600 seconds", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        config = _load(args.config)
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        return EXIT_CONFIG
+    return watch(config, refresh_s=args.every, once=args.once)
 
 
 def cmd_recount(args: argparse.Namespace) -> int:

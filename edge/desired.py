@@ -94,6 +94,7 @@ class DesiredStateHandler:
         self.on_model = on_model
         self.applied_at: datetime | None = None
         self.model_version: int | None = None
+        self.shadow: tuple[int | None, float | None] = (None, None)  # asked with model_version
         self._digest = ""
         self._lock = threading.Lock()
 
@@ -151,6 +152,7 @@ class DesiredStateHandler:
                         self.on_config(new)
             if doc.model_version is not None and doc.model_version != self.model_version:
                 self.model_version = doc.model_version
+                self.shadow = (doc.shadow_windows, doc.min_shadow_agreement)
                 self.health.set("desired_model_version", doc.model_version)
                 changed = True
                 if self.on_model:

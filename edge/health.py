@@ -162,6 +162,13 @@ def _text(value: object) -> str:
     return _CONTROL.sub(" ", str(value))[:200]
 
 
+def _interval(value: object) -> float | None:
+    """A health interval within the wire's bounds (0, 3600], or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if 0 < value <= 3600 else None
+
+
 def health_report(snapshot: dict[str, Any]) -> dict[str, Any]:
     """The part of a snapshot the cloud keeps (``models.wire.HealthReport``), fit to its bounds."""
     alarms = {
@@ -190,6 +197,7 @@ def health_report(snapshot: dict[str, Any]) -> dict[str, Any]:
         "buffer_depth": _int(gauges.get("buffer_depth"), 2**53 - 1),
         "oldest_unsynced": _clock(gauges.get("oldest_unsynced")),
         "last_sync": _clock(gauges.get("last_sync")),
+        "interval_s": _interval(gauges.get("health_interval_s")),
     }
     if gauges.get("decided_by") in ("model", "rules"):
         report["decided_by"] = gauges["decided_by"]

@@ -5,8 +5,9 @@ built as the agent builds them; ``sim`` gives an idle bench bay). A background t
 drains them into a :class:`Feed`; each step starts from fresh samples, shows the live
 weight on one line and ends with the :class:`~provisioning.wizard.Measure` verdict.
 Accepted calibrations are merged into the agent's ``calibration.json`` through
-:class:`~edge.signals.calibration.CalibrationStore` (atomic) after every slot; a tare
-taken alone (``--tare``) waits in ``calibration-tare.json`` for ``--known-grams``.
+:class:`~edge.signals.calibration.CalibrationStore` (atomic) after every slot, and
+noted in the report for the cloud (:mod:`provisioning.cal_report`); a tare taken
+alone (``--tare``) waits in ``calibration-tare.json`` for ``--known-grams``.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
+from edge.calibration_report import REPORT_FILE, SENT_FILE
 from edge.config import Config, SlotConfig
 from edge.errors import CalibrationError
 from edge.signals.calibration import CalibrationStore, ChannelCalibration
 from edge.workers.build import BLOCK_S, CALIBRATION_FILE
 from models.atomic import atomic_write
 from models.types import ReadingBlock
+from provisioning import cal_report
 from provisioning.wizard import Limits, Measure, SlotWizard, Step, Verdict
 
 TARE_FILE = "calibration-tare.json"
@@ -203,6 +206,7 @@ def interactive(
             continue
         cal = wiz.scaled(v, grams)
         check = _grams(inp, out, "Second weight to check, grams (Enter to skip): ", optional=True)
+        check_counts = None
         if check is not None:
             cv = _step(feed, wiz, Step.CHECK, check, inp, out)
             if cv is None:
@@ -210,7 +214,15 @@ def interactive(
                 left += 1
                 continue
             out.write(f"  Check: {cv.message} for {check:g} g.\n")
+            check_counts = cv.mean_counts
         save_one(store, cal)
+        cal_report.note(
+            store.path.parent,
+            s,
+            cal,
+            check_grams=check,
+            check_counts=check_counts,
+        )
         out.write(f"Slot {s.slot} calibrated ({cal.counts_per_gram:.2f} counts per gram), saved.\n")
     out.write(f"\nDone: {len(slots) - left} of {len(slots)} slot(s) calibrated in {store.path}\n")
     return left
@@ -235,6 +247,7 @@ def tare_only(feed: Feed, slot: SlotConfig, data_dir: Path, out: TextIO, limits:
             store,
             ChannelCalibration(old.channel, v.mean_counts, old.counts_per_gram, old.known_grams),
         )
+        cal_report.note_retare(data_dir, slot, v.mean_counts)
         out.write(f"Slot {slot.slot}: zero set again; its scale is kept.\n")
     else:
         out.write(
@@ -262,6 +275,7 @@ def known_only(
         return 1
     cal = wiz.scaled(v, grams)
     save_one(CalibrationStore(data_dir / CALIBRATION_FILE), cal)
+    cal_report.note(data_dir, slot, cal)
     out.write(f"Slot {slot.slot} calibrated ({cal.counts_per_gram:.2f} counts per gram), saved.\n")
     return 0
 
@@ -271,7 +285,7 @@ def match_owner(data_dir: Path) -> None:
     if os.geteuid() != 0:
         return
     st = data_dir.stat()
-    for name in (CALIBRATION_FILE, TARE_FILE):
+    for name in (CALIBRATION_FILE, TARE_FILE, REPORT_FILE, SENT_FILE):
         f = data_dir / name
         if f.exists() and (f.stat().st_uid, f.stat().st_gid) != (st.st_uid, st.st_gid):
             os.chown(f, st.st_uid, st.st_gid)

@@ -2,11 +2,13 @@
 
 - ``claim CODE --cloud URL`` receives the unit's identity with an operator's code;
 - ``calibrate`` walks store staff through each slot (empty, known weight, check);
-  ``--slot N --tare`` and ``--slot N --known-grams G`` do one step for scripts;
+  ``--slot N --tare`` and ``--slot N --known-grams G`` do one step for scripts; the
+  calibration is then reported to the cloud (or later by the agent, when offline);
 - ``install [--root DIR]`` writes the config, systemd unit, sysusers and udev files;
 - ``setup`` serves the setup page on the store network (claim, calibrate, see it
-  working from a phone, with the PIN printed here) and watches the camera for a
-  claim code's QR, until staff finish setup.
+  working from a phone, with the PIN printed here and, once the unit is claimed,
+  shown to operators by the cloud) and watches the camera for a claim code's QR,
+  until staff finish setup.
 
 The unit config is ``--config``, else ``$SHELFSENSE_CONFIG``, else
 ``/etc/shelfsense/unit.toml``.
@@ -30,6 +32,13 @@ def config_path(arg: Path | None) -> Path:
         return arg
     env = os.environ.get(CONFIG_ENV)
     return Path(env) if env else DEFAULT_CONFIG
+
+
+def quiet_link_log() -> None:
+    """Staff read the wizard's own words for a dead or unplugged channel, not the link's log."""
+    import logging
+
+    logging.getLogger("edge.workers.link").setLevel(logging.ERROR)
 
 
 def register(sub: Any) -> None:
@@ -114,10 +123,12 @@ def cmd_claim(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """The wizard, or one step of it; exit 1 on a refused reading, 2 on a bad config."""
+    from edge.calibration_report import pending
     from edge.config import load_config
     from edge.errors import ConfigError
     from edge.signals.calibration import CalibrationStore
     from edge.workers.build import CALIBRATION_FILE
+    from provisioning.cal_report import report_now
     from provisioning.calibrate import (
         Feed,
         config_source,
@@ -154,24 +165,28 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         return 2
     if cfg.loadcells.source == "sim":
         print("load cells are simulated (loadcells.source = 'sim'): an idle bench bay answers")
+    quiet_link_log()
     limits = Limits(sps=cfg.loadcells.sps, window_s=args.seconds, max_wait_s=args.max_wait)
     data_dir = Path(cfg.unit.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     feed = Feed(config_source(cfg))
     try:
         if args.tare:
-            return tare_only(feed, slots[0], data_dir, sys.stdout, limits)
-        if args.known_grams is not None:
-            return known_only(feed, slots[0], args.known_grams, data_dir, sys.stdout, limits)
-        store = CalibrationStore(data_dir / CALIBRATION_FILE)
-        left = interactive(feed, slots, store, sys.stdin, sys.stdout, limits)
-        return 1 if left else 0
+            code = tare_only(feed, slots[0], data_dir, sys.stdout, limits)
+        elif args.known_grams is not None:
+            code = known_only(feed, slots[0], args.known_grams, data_dir, sys.stdout, limits)
+        else:
+            store = CalibrationStore(data_dir / CALIBRATION_FILE)
+            code = 1 if interactive(feed, slots, store, sys.stdin, sys.stdout, limits) else 0
     except KeyboardInterrupt:
         print("\nstopped: slots finished so far are saved")
-        return 1
+        code = 1
     finally:
         feed.close()
-        match_owner(data_dir)
+    if pending(data_dir) is not None:
+        report_now(cfg, data_dir, sys.stdout)
+    match_owner(data_dir)
+    return code
 
 
 def cmd_install(args: argparse.Namespace) -> int:
@@ -253,11 +268,13 @@ def _lan_address() -> str:
 def cmd_setup(args: argparse.Namespace) -> int:
     """Serve the setup page until staff finish (0), or it times out (1); 2 on a bad config."""
     import threading
+    import time
 
     from edge.camera.registry import make_source
     from edge.config import load_config
     from edge.errors import ConfigError
     from provisioning.calibrate import Feed, config_source, match_owner
+    from provisioning.setup_announce import Announcer
     from provisioning.setup_server import SetupServer
     from provisioning.setup_session import SetupSession
     from provisioning.setup_unit import SetupUnit
@@ -274,11 +291,20 @@ def cmd_setup(args: argparse.Namespace) -> int:
         return 2
     data_dir = Path(cfg.unit.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
+    quiet_link_log()
     feed = Feed(config_source(cfg))
-    unit = SetupUnit(
-        cfg, feed, config_path=path, cloud=args.cloud, limits=Limits(sps=cfg.loadcells.sps)
-    )
     session = SetupSession()
+    announcer = Announcer(
+        cfg, url="", pin=session.pin, until=time.time() + args.minutes * 60, cloud=args.cloud
+    )  # its url once the page listens
+    unit = SetupUnit(
+        cfg,
+        feed,
+        config_path=path,
+        cloud=args.cloud,
+        limits=Limits(sps=cfg.loadcells.sps),
+        on_claimed=lambda r: announcer.announce(unit.cloud),
+    )
     try:
         server = SetupServer((args.host, args.port), session, unit)
     except OSError as err:
@@ -290,9 +316,12 @@ def cmd_setup(args: argparse.Namespace) -> int:
     if not args.no_camera and not unit.claim_state()[1]:
         camera = unit.watch_camera(make_source(cfg.camera), stop)
     host = _lan_address() if args.host in ("0.0.0.0", "") else args.host
-    print(f"setup page: http://{host}:{server.server_address[1]}/")
+    url = f"http://{host}:{server.server_address[1]}/"
+    announcer.url = url
+    print(f"setup page: {url}")
     print(f"PIN: {session.pin}")
     print(f"(setup mode ends when staff press Finish, or in {args.minutes:g} minutes)", flush=True)
+    announcer.announce()
     try:
         why = server.run(deadline_s=args.minutes * 60)
     except KeyboardInterrupt:
@@ -303,5 +332,6 @@ def cmd_setup(args: argparse.Namespace) -> int:
             camera.join(timeout=10)
         feed.close()
         match_owner(data_dir)
+        announcer.withdraw()
     print(f"setup {why}; the setup page is closed")
     return 0 if why == "finished" else 1

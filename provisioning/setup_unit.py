@@ -29,7 +29,8 @@ from edge.camera.source import FrameSource
 from edge.config import Config, SlotConfig
 from edge.signals.calibration import CalibrationStore
 from edge.workers.build import CALIBRATION_FILE
-from provisioning.calibrate import Feed, load_all, measure, save_one
+from provisioning import cal_report
+from provisioning.calibrate import Feed, load_all, match_owner, measure, save_one
 from provisioning.camera_claim import (
     QrClaimState,
     QrDecoder,
@@ -75,6 +76,7 @@ class SetupUnit:
         limits: Limits | None = None,
         claim_fn: ClaimFn = claim,
         start_agent: StartFn = start_service,
+        on_claimed: Callable[[ClaimResult], object] | None = None,
     ) -> None:
         self.cfg = cfg
         self.feed = feed
@@ -85,6 +87,7 @@ class SetupUnit:
         self.store = CalibrationStore(self.data_dir / CALIBRATION_FILE)
         self._claim_fn = claim_fn
         self._start_agent = start_agent
+        self._on_claimed = on_claimed or (lambda _r: None)
         self.running = False  # the agent has the load cells now
         self._slots = {s.slot: s for s in cfg.slots}
         self._wizards = {s.slot: SlotWizard(s.slot, s.channel, self.limits) for s in cfg.slots}
@@ -126,7 +129,8 @@ class SetupUnit:
             self.claimed = result
             if self._camera_stop is not None:  # claimed by hand: the camera has no more to do
                 self._camera_stop.set()
-            return result
+        self._on_claimed(result)
+        return result
 
     def claim(self, typed: str) -> tuple[str, bool]:
         """``(message, refused)`` for a code typed on the page."""
@@ -191,8 +195,12 @@ class SetupUnit:
                 return f"Slot {number}: not accepted: {v.message}", True
             cal = wiz.scaled(v, grams)
             save_one(self.store, cal)
+            cal_report.note(self.data_dir, s, cal)
+            said = io.StringIO()
+            cal_report.report_now(self.cfg, self.data_dir, said, cloud=self.cloud)
             return (
-                f"Slot {number} calibrated ({cal.counts_per_gram:.2f} counts per gram), saved.",
+                f"Slot {number} calibrated ({cal.counts_per_gram:.2f} counts per gram), saved. "
+                + said.getvalue().strip(),
                 False,
             )
         finally:
@@ -276,6 +284,7 @@ class SetupUnit:
             return "Another step is being measured: wait for it to finish.", True
         try:
             self.feed.close()  # the agent reads the load cells from now on
+            match_owner(self.data_dir)  # the service user reads what setup wrote as root
             try:
                 self._start_agent()
             except OSError as err:

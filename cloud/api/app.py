@@ -7,7 +7,8 @@ a broker in the settings it also runs, for its lifetime, one MQTT ingest worker
 With a broker in the settings it publishes desired state retained to the units
 through a :class:`cloud.desired_publish.DesiredPublisher` (one may be passed in;
 ``None`` turns publishing off). Ingest batches pass :mod:`cloud.admission` before
-their body is read; with ``ingest_processes`` they are stored by processes of
+their body is read, every other request that may touch the database a slot of
+:mod:`cloud.api.db_gate` before any of its work starts; with ``ingest_processes`` they are stored by processes of
 their own (:mod:`cloud.ingest_procs`), started and stopped with the app.
 """
 
@@ -23,6 +24,7 @@ from fastapi import Depends, FastAPI
 
 from cloud.admission import AdmissionMiddleware
 from cloud.api import docs, errors, metrics
+from cloud.api.db_gate import DbGateMiddleware
 from cloud.api.deps import single_values
 from cloud.api.routes import (
     claims,
@@ -137,9 +139,10 @@ def create_app(
     app.openapi = openapi  # type: ignore[method-assign]
     errors.install(app)
     docs.install(app)
-    app.add_middleware(
-        AdmissionMiddleware, admission=services.admission, paths=frozenset({ingest.EVENTS_PATH})
-    )
+    ingest_paths = frozenset({ingest.EVENTS_PATH})
+    app.add_middleware(AdmissionMiddleware, admission=services.admission, paths=ingest_paths)
+    # every other request that may touch the database waits for a slot on the event loop
+    app.add_middleware(DbGateMiddleware, gates=services.gates, ingest_paths=ingest_paths)
     metrics.install(app)
     install_console(app)
     for router in (

@@ -2,7 +2,10 @@
 
 Those that do no I/O are ``async``: FastAPI runs a plain ``def`` dependency on a
 worker thread, and a read would otherwise hop threads (and wait for the
-interpreter lock) once per dependency before its query even starts.
+interpreter lock) once per dependency before its query even starts. Those that
+do (the key lookup on a cache miss, ``get_conn``) run only for a request that
+already holds a database slot (:mod:`cloud.api.db_gate`), so they never wait on
+a thread for a connection that only a thread-starved request could give back.
 """
 
 from __future__ import annotations

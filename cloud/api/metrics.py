@@ -119,8 +119,38 @@ def _pool_state(name: str, engine: Engine) -> Iterator[tuple[str, str, float]]:
             yield name, state, float(fn())
 
 
+def _gates(gates: Any) -> Iterator[Metric]:
+    """Database slots of API requests (:mod:`cloud.api.db_gate`): in use, waiting, refused."""
+    state = GaugeMetricFamily(
+        f"{PREFIX}_db_gate_requests",
+        "API requests holding a database slot (active) or waiting for one (queued), by gate.",
+        labels=["gate", "state"],
+    )
+    slots = GaugeMetricFamily(
+        f"{PREFIX}_db_gate_slots",
+        "Database slots per gate (its pool's connections).",
+        labels=["gate"],
+    )
+    refused = CounterMetricFamily(
+        f"{PREFIX}_db_gate_refused",
+        "API requests answered 503 overloaded by gate: on arrival (queue full or its wait too "
+        "long) or expired (waited read_max_wait_s).",
+        labels=["gate", "reason"],
+    )
+    for name, gate in (("read", gates.read), ("write", gates.write)):
+        state.add_metric([name, "active"], gate.active)
+        state.add_metric([name, "queued"], gate.queued)
+        slots.add_metric([name], gate.limit)
+        refused.add_metric([name, "on_arrival"], gate.counters.refused)
+        refused.add_metric([name, "expired"], gate.counters.expired)
+    yield state
+    yield slots
+    yield refused
+
+
 class ServiceCollector(Collector):
-    """What is read at scrape time: ingest counts, refusals, pools, MQTT worker, device progress."""
+    """What is read at scrape time: ingest counts, refusals, pools, database slots, MQTT worker,
+    device progress."""
 
     def __init__(self, app: FastAPI, codes: ErrorCodes, *, clock: Any = None) -> None:
         self.app, self.codes = app, codes
@@ -176,6 +206,7 @@ class ServiceCollector(Collector):
         security.add_metric(["bad_key"], services.counters.auth_failures)
         security.add_metric(["limited"], services.counters.auth_limited)
         yield security
+        yield from _gates(services.gates)
         yield from self._fleet_worker(getattr(self.app.state, "fleet_worker", None))
         yield from self._devices(store.engine)
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cloud.admission import Admission
+from cloud.api.db_gate import DbGates, write_slots
 from cloud.api.etag import VersionedCache
 from cloud.checks import TimeBounds
 from cloud.cursor import CursorCodec
@@ -116,10 +117,21 @@ class Services:
     claim_attempts: TokenBuckets  # per source address
     claim_guesses: TokenBuckets  # unknown codes, per first character of the code
     admission: Admission
+    gates: DbGates  # database slots of the other requests (cloud.api.db_gate)
     counters: SecurityCounters = field(default_factory=SecurityCounters)
     ingest_counts: IngestCounts = field(default_factory=IngestCounts)
     ingest_pool: IngestPool | None = None  # started and stopped with the app
     _ingest_threads: anyio.CapacityLimiter | None = None
+
+    @property
+    def read_gate(self) -> Admission:
+        """Slots of requests that read: one per read connection."""
+        return self.gates.read
+
+    @property
+    def write_gate(self) -> Admission:
+        """Slots of writes outside ingest: the write connections ingest leaves free."""
+        return self.gates.write
 
     def ingest_threads(self) -> anyio.CapacityLimiter:
         """The threads ingest runs on, apart from the pool that serves reads (made in the loop)."""
@@ -136,8 +148,19 @@ class Services:
             if settings.cursor_secret is not None
             else server_secret(store, "cursor")
         )
+        gates = DbGates.sized(
+            store.read_capacity or settings.db_pool_size,
+            write_slots(
+                store.write_capacity or settings.db_write_pool_size,
+                settings.ingest_slots,
+                settings.ingest_processes,
+            ),
+            settings.read_queue,
+            settings.read_max_wait_s,
+        )
         return cls(
             settings=settings,
+            gates=gates,
             store=store,
             codec=CursorCodec(secret),
             buckets=(

@@ -7,6 +7,7 @@ signs sessions (kept in the database, shared by every replica).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -15,10 +16,16 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from cloud.api.services import server_secret
+from cloud.console.ota_routes import router as ota_router
 from cloud.console.routes import router
 from cloud.fleet_table import age
 
 HERE = Path(__file__).parent
+
+
+def utc_time(unix_s: float) -> str:
+    """A unit's Unix time as ``YYYY-MM-DD HH:MM:SS`` in UTC."""
+    return datetime.fromtimestamp(unix_s, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def templates() -> Jinja2Templates:
@@ -27,6 +34,7 @@ def templates() -> Jinja2Templates:
         loader=FileSystemLoader(HERE / "templates"), autoescape=True, undefined=StrictUndefined
     )
     env.filters["age"] = age
+    env.filters["utc_time"] = utc_time
     return Jinja2Templates(env=env)
 
 
@@ -36,3 +44,4 @@ def install(app: FastAPI) -> None:
     app.state.console_templates = templates()
     app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")
     app.include_router(router)
+    app.include_router(ota_router)

@@ -14,8 +14,9 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from cloud import fleet, fleet_views, reads
+from cloud import device_setup, fleet, fleet_views, reads
 from cloud.console.charts import Heatmap, LineChart, interest_heatmap, stock_lines
+from cloud.device_setup import DeviceSetupPublic
 from cloud.fleet_views import AlarmPublic, DeviceStatePublic
 from cloud.schemas import EventPublic, StockSkuPublic
 from cloud.store.tables import events, utc_naive
@@ -23,6 +24,7 @@ from cloud.store.tables import events, utc_naive
 LOW_STOCK = 3  # at or under this many units a SKU is flagged low
 MAX_LINE_POINTS = 20_000
 RECENT_EVENTS = 50
+FLEET_PAGE = 100  # units a fleet page lists
 RECENT_ALARMS = 20
 HEALTH_SPAN = timedelta(hours=24)
 
@@ -87,11 +89,12 @@ def stock_readings(
         .order_by(e.wall_time, e.id)
         .limit(MAX_LINE_POINTS)
     )
-    per_slot: dict[tuple[str, str, int | None], int] = {}
+    per_slot: dict[str, dict[tuple[str, int | None], int]] = {}  # sku -> (bay, slot) -> units
     out: dict[str, list[tuple[datetime, int]]] = {}
     for r in conn.execute(stmt):
-        per_slot[(r.sku, r.bay_id, r.slot)] = int(r.stock_units)
-        total = sum(v for (sku, _, _), v in per_slot.items() if sku == r.sku)
+        slots = per_slot.setdefault(r.sku, {})
+        slots[(r.bay_id, r.slot)] = int(r.stock_units)
+        total = sum(slots.values())
         when = r.wall_time if r.wall_time.tzinfo else r.wall_time.replace(tzinfo=UTC)
         out.setdefault(r.sku, []).append((when, total))
     return out
@@ -140,6 +143,7 @@ class UnitPage:
     outbox_chart: LineChart  # events waiting on the unit
     trouble_chart: LineChart  # alarms raised and parts down
     since: datetime
+    setup: DeviceSetupPublic | None = None  # its setup page, while open
 
 
 def _row(d: DeviceStatePublic, now: datetime) -> UnitRow:
@@ -167,6 +171,15 @@ def fleet_rows(
     return sorted(rows, key=SORTS.get(sort, SORTS["store"]))
 
 
+def fleet_summary(rows: list[UnitRow]) -> dict[str, int]:
+    """How many of ``rows`` are online, offline, never heard, and alarming (alarms or parts down)."""
+    out = dict.fromkeys(("online", "offline", "unknown", "alarming"), 0)
+    for r in rows:
+        out[r.state] = out.get(r.state, 0) + 1
+        out["alarming"] += bool(r.alarms or r.down)
+    return out
+
+
 def unit_page(conn: Connection, device_id: str, *, now: datetime) -> UnitPage:
     """A unit (404 when unknown): its state, latest events, alarm history, health over the day."""
     device = fleet_views.device_state(conn, device_id, now=now)
@@ -187,4 +200,5 @@ def unit_page(conn: Connection, device_id: str, *, now: datetime) -> UnitPage:
     }
     outbox = stock_lines({"outbox depth": depth} if depth else {}, start=since, end=now)
     trouble = stock_lines({k: v for k, v in counts.items() if v}, start=since, end=now, height=150)
-    return UnitPage(_row(device, now), recent, alarms, outbox, trouble, since)
+    setup = device_setup.open_setup(conn, device_id, now=now)
+    return UnitPage(_row(device, now), recent, alarms, outbox, trouble, since, setup)

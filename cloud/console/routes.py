@@ -4,6 +4,8 @@ Pages need a session (a GET without one is sent to the sign-in page, a POST
 without one is refused 401); every form carries the session's CSRF token (403
 without it). Operator actions refuse a session of a backend key (403). Pages
 are rendered by Jinja2 with autoescaping, so whatever a unit sent shows as text.
+Database work never runs on the event loop: sync routes run on worker threads,
+and the async form handlers hand theirs to one.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
@@ -170,8 +173,10 @@ async def signin(request: Request) -> Response:
     if services.auth_failures.wait(source) > 0:
         services.counters.auth_limited += 1
         return again(429, "Too many failed sign-ins from here; wait a minute.")
-    try:
-        key = services.keys.lookup(services.store, values.get("key", "").strip())
+    try:  # off the event loop: a lookup may wait for a connection
+        key = await run_in_threadpool(
+            services.keys.lookup, services.store, values.get("key", "").strip()
+        )
     except AuthenticationError:
         services.auth_failures.take(source)
         services.counters.auth_failures += 1
@@ -196,7 +201,7 @@ async def signin(request: Request) -> Response:
 @router.post("/signout")
 async def signout(request: Request) -> Response:
     """Sign out (the form's CSRF token needed, so no other site can sign anyone out)."""
-    session = current_session(request)
+    session = await run_in_threadpool(current_session, request)
     if session is None:
         return _error(request, None, 401, "You are not signed in.")
     _, csrf = await _form(request, session)
@@ -222,10 +227,15 @@ def home(request: Request) -> Response:
     return render(request, "home.html", {"stores": stores, "counts": counts}, session=session)
 
 
+def _add_store(services: Services, body: StoreCreate) -> None:
+    with services.store.writing() as conn:
+        fleet.add_store(conn, body)
+
+
 @router.post("/stores", response_class=HTMLResponse)
 async def add_store(request: Request) -> Response:
     """Register a store (operators only)."""
-    session = current_session(request)
+    session = await run_in_threadpool(current_session, request)
     if session is None:
         return _error(request, None, 401, "Sign in first.")
     values, csrf = await _form(request, session)
@@ -238,8 +248,7 @@ async def add_store(request: Request) -> Response:
     except ValidationError:
         return _error(request, session, 422, "A store id is 1–64 letters, digits, '.', '_' or '-'.")
     try:
-        with _services(request).store.writing() as conn:
-            fleet.add_store(conn, body)
+        await run_in_threadpool(_add_store, _services(request), body)
     except CloudError as err:
         return _error(request, session, err.status, err.message)
     return RedirectResponse("/console/", status_code=303)
@@ -261,9 +270,14 @@ def store(request: Request, store_id: str, low: int = data.LOW_STOCK) -> Respons
 
 @router.get("/fleet", response_class=HTMLResponse)
 def fleet_page(
-    request: Request, store: str | None = None, state: str | None = None, sort: str = "store"
+    request: Request,
+    store: str | None = None,
+    state: str | None = None,
+    sort: str = "store",
+    page: int = 1,
 ) -> Response:
-    """Units by store with their state, lag and alarms; filter by store and state, sort."""
+    """Units by store with their state, lag and alarms; filter by store and state, sort;
+    ``FLEET_PAGE`` units a page, with the counts of all of them."""
     session = current_session(request)
     if session is None:
         return _to_signin(request)
@@ -273,9 +287,19 @@ def fleet_page(
         if store and store not in stores:
             return _error(request, session, 404, f"No store {store!r}.")
         rows = data.fleet_rows(conn, store=store or None, state=state or None, sort=sort, now=now)
+    pages = max(1, -(-len(rows) // data.FLEET_PAGE))
+    page = min(max(1, page), pages)
+    first = (page - 1) * data.FLEET_PAGE
+    query = {k: v for k, v in (("store", store), ("state", state), ("sort", sort)) if v}
     ctx = {
         "now": now,
-        "rows": rows,
+        "rows": rows[first : first + data.FLEET_PAGE],
+        "summary": data.fleet_summary(rows),
+        "page": page,
+        "pages": pages,
+        "first": first,
+        "total": len(rows),
+        "query": query,
         "stores": stores,
         "store": store or "",
         "state": state or "",

@@ -57,10 +57,30 @@ class Store:
         """``sqlite`` or ``postgresql``."""
         return self.engine.dialect.name
 
+    @property
+    def read_capacity(self) -> int | None:
+        """Read connections handed out at once (pool size plus overflow); None: no bound."""
+        return pool_capacity(self.engine)
+
+    @property
+    def write_capacity(self) -> int | None:
+        """Write connections handed out at once; None: no bound."""
+        return pool_capacity(self.writer)
+
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
         self.writer.dispose()
+
+
+def pool_capacity(engine: Engine) -> int | None:
+    """Connections ``engine``'s pool hands out at once: size plus overflow (None: unbounded)."""
+    pool: Any = engine.pool
+    size = getattr(pool, "size", None)
+    overflow = getattr(pool, "_max_overflow", None)
+    if not callable(size) or not isinstance(overflow, int) or overflow < 0:
+        return None
+    return int(size()) + overflow
 
 
 def _sqlite_hooks(engine: Engine) -> None:

@@ -101,6 +101,8 @@ devices = Table(
     Column("desired_model_version", Integer, nullable=True),
     Column("desired_config", JSON, nullable=False, default=dict),
     Column("desired_updated_at", UtcDateTime, nullable=True),
+    Column("desired_shadow_windows", Integer, nullable=True),
+    Column("desired_min_shadow_agreement", Float, nullable=True),
 )
 
 api_keys = Table(
@@ -259,6 +261,27 @@ device_health = Table(
 )
 """The latest health report of each unit (``models.wire.HealthReport``)."""
 
+device_calibration = Table(
+    "device_calibration",
+    metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("reported_at", UtcDateTime, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("body", JSON, nullable=False),
+)
+"""The latest calibration each unit reported (``models.wire.CalibrationReport``)."""
+
+device_setup = Table(
+    "device_setup",
+    metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("url", String(200), nullable=False),
+    Column("pin", String(6), nullable=False),
+    Column("until", UtcDateTime, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+)
+"""A unit's open setup page and its one-time PIN (``models.wire.SetupAnnouncement``)."""
+
 rate_buckets = Table(
     "rate_buckets",
     metadata,
@@ -301,6 +324,9 @@ device_reported = Table(
     Column("previous_version", Integer, nullable=True),
     Column("progress", Float, nullable=True),
     Column("shadow_agreement", Float, nullable=True),
+    Column("shadow_heads", JSON, nullable=True),
+    Column("shadow_windows", Integer, nullable=True),
+    Column("latency_ratio", Float, nullable=True),
     Column("reason", String(500), nullable=False, default=""),
     Column("since", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
@@ -316,6 +342,7 @@ rollouts = Table(
     Column("min_soak_s", Float, nullable=False),
     Column("abort_failed", Float, nullable=False),
     Column("min_shadow_agreement", Float, nullable=True),
+    Column("shadow_windows", Integer, nullable=True),
     Column("status", String(16), nullable=False),
     Column("phase", Integer, nullable=False),
     Column("phase_started_at", UtcDateTime, nullable=False),
@@ -332,6 +359,8 @@ rollout_units = Table(
     Column("position", Integer, nullable=False),
     Column("previous_version", Integer, nullable=True),
     Column("touched_at", UtcDateTime, nullable=True),
+    Column("last_state", String(16), nullable=True),  # its last report on the version
+    Column("last_reason", String(500), nullable=True),
 )
 
 device_status = Table(
@@ -350,6 +379,7 @@ device_status = Table(
     Column("oldest_unsynced_age_s", Float, nullable=True),
     Column("last_sync_at", UtcDateTime, nullable=True),
     Column("components", JSON, nullable=True),
+    Column("health_interval_s", Float, nullable=True),  # the unit's stated health interval
 )
 """Each unit's online state from its retained ``…/status`` and when it was last heard."""
 

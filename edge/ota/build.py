@@ -15,6 +15,7 @@ from edge.ota.worker import OtaWorker
 from edge.sync.endpoints import TOPIC_REPORTED
 from edge.sync.http import HttpTransport
 from edge.sync.mqtt import MqttTransport
+from edge.workers.decide import ModelDecider
 from models.bundle import load_public_key
 from models.wire import OtaReport
 
@@ -31,6 +32,20 @@ def load_check(config: Config) -> Callable[[Path], None]:
         ModelRuntime.from_config(cfg, agent_version=AGENT_VERSION).load(path)
 
     return check
+
+
+def load_candidate(config: Config) -> Callable[[Path], ModelDecider]:
+    """Load a staged bundle as a decider to run in shadow (verified, warmed, golden-checked)."""
+
+    def load(path: Path) -> ModelDecider:
+        from models.runtime import ModelRuntime
+
+        cfg = config.model.model_copy(update={"bundle_dir": path})
+        runtime = ModelRuntime.from_config(cfg, agent_version=AGENT_VERSION)
+        runtime.load(path)
+        return ModelDecider(runtime, cfg.batch_size)
+
+    return load
 
 
 def build_ota(
@@ -75,4 +90,5 @@ def build_ota(
         health=health,
         settings=config.ota.settings(),
         check=load_check(config),
+        load=load_candidate(config),
     )

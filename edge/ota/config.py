@@ -48,6 +48,23 @@ class OtaConfig(BaseModel):
     min_windows: int = Field(
         50, ge=1, le=1_000_000, description="Windows of a head needed to judge its distribution."
     )
+    shadow_max_s: float = Field(
+        3600.0,
+        gt=0,
+        le=7 * 86400,
+        description="A shadow run asked by the cloud ends after this long even with fewer "
+        "live windows than asked (judged on what it compared).",
+    )
+    latency_factor: float = Field(
+        3.0,
+        gt=1,
+        le=1000,
+        description="While watching, a median inference time per window above this many "
+        "times the previous model's rolls back (reason latency).",
+    )
+    latency_windows: int = Field(
+        50, ge=1, le=100_000, description="Windows of the new model the latency median needs."
+    )
     timeout_s: int = Field(30, ge=1, le=600, description="Socket timeout of a download.")
     watch_poll_s: float = Field(
         5.0, gt=0, le=3600, description="How often the decision worker looks for a new bundle."
@@ -62,4 +79,7 @@ class OtaConfig(BaseModel):
             retry_s=self.retry_s,
             collapse_share=self.collapse_share,
             min_windows=self.min_windows,
+            shadow_max_s=self.shadow_max_s,
+            latency_factor=self.latency_factor,
+            latency_windows=self.latency_windows,
         )

@@ -5,7 +5,9 @@ from ``<cloud>/v1/tuf/metadata/`` starting from the root the unit trusts (instal
 provisioning; afterwards the newest root it verified, kept in its metadata folder),
 looks up ``model-v<N>.tar`` and downloads it from ``/v1/tuf/targets/``: ngclient
 streams it into a temporary file no longer than the signed length and checks its
-hashes before handing it over. Any refusal becomes a :class:`FetchError` whose
+hashes before handing it over; a body cut mid-way is resumed with an HTTP Range
+request (:class:`~edge.ota.resume.ResumingFetcher`, up to ``max_resumes`` cuts).
+Any refusal becomes a :class:`FetchError` whose
 ``retry`` says whether trying again later could help (a cut or a stall) or not (a
 tampered target, a wrong key, older or expired metadata, a version not published).
 """
@@ -19,9 +21,9 @@ from pathlib import Path
 
 from tuf.api import exceptions as tuf_errors
 from tuf.ngclient import FetcherInterface, Updater, UpdaterConfig
-from tuf.ngclient.urllib3_fetcher import Urllib3Fetcher
 
 from edge.errors import EdgeError
+from edge.ota.resume import ResumingFetcher
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,7 @@ class TufFetcher:
         timeout_s: int = 30,
         max_bytes: int = MAX_ARCHIVE_BYTES,
         fetcher: FetcherInterface | None = None,
+        max_resumes: int = 10,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.fetcher = fetcher
@@ -89,6 +92,7 @@ class TufFetcher:
         self.trusted_root = trusted_root
         self.timeout_s = timeout_s
         self.max_bytes = max_bytes
+        self.max_resumes = max_resumes
 
     def _updater(self, target_dir: Path) -> Updater:
         self.metadata_dir.mkdir(parents=True, exist_ok=True)
@@ -99,7 +103,9 @@ class TufFetcher:
             target_dir=str(target_dir),
             target_base_url=f"{self.base_url}/v1/tuf/targets/",
             fetcher=self.fetcher
-            or Urllib3Fetcher(socket_timeout=self.timeout_s, app_user_agent="shelfsense"),
+            or ResumingFetcher(
+                self.timeout_s, max_resumes=self.max_resumes, app_user_agent="shelfsense"
+            ),
             config=UpdaterConfig(
                 root_max_length=MAX_METADATA_BYTES,
                 timestamp_max_length=MAX_METADATA_BYTES,

@@ -11,6 +11,13 @@ its golden outputs), switch or roll back the slot pointer (:class:`~edge.ota.slo
 and report (``report``: the cloud's ``POST /v1/devices/<id>/reported``). The decision
 worker notices the pointer change and swaps its model once the new one is loaded
 (:class:`~edge.workers.decide.BundleWatch`), so no window is left undecided.
+
+A shadow run asked by the desired spec loads the staged candidate here (``load``, on
+this thread, so the model in use never waits for it) and seats it in :attr:`shadow`;
+the decision worker runs it beside the model in use on every pass and scores it
+(:mod:`edge.ota.shadow`); each look hands the figures to the state machine. The
+decision worker also logs per-window inference times per version (:attr:`latency`),
+which the watch after a switch compares with the previous model's.
 """
 
 from __future__ import annotations
@@ -30,14 +37,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from edge.health import Health
 from edge.ota.fetch import FetchError, TufFetcher
 from edge.ota.install import Check, stage, unpack_archive
+from edge.ota.shadow import Decides, LatencyLog, ShadowSeat
 from edge.ota.slots import Slots
 from edge.ota.state import (
     Action,
+    EndShadow,
     Fetch,
     OtaSettings,
     OtaState,
     Report,
     RollBack,
+    Shadow,
     Switch,
     Verify,
 )
@@ -48,6 +58,8 @@ from models.wire import OtaReport
 log = logging.getLogger(__name__)
 
 Reporter = Callable[[OtaReport], None]
+Loader = Callable[[Path], Decides]
+Wish = tuple[int, int | None, float | None]  # version, shadow windows, minimum agreement
 
 
 class OtaWorker:
@@ -65,6 +77,7 @@ class OtaWorker:
         health: Health,
         settings: OtaSettings | None = None,
         check: Check | None = None,
+        load: Loader | None = None,
         poll_s: float = 0.5,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -76,10 +89,13 @@ class OtaWorker:
         self.report = report
         self.health = health
         self.check = check
+        self.load = load
+        self.shadow = ShadowSeat()
+        self.latency = LatencyLog()
         self.poll_s = poll_s
         self.clock = clock
         self.state = self._load(settings or OtaSettings())
-        self._wanted: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._wanted: queue.SimpleQueue[Wish] = queue.SimpleQueue()
         self._archives: dict[int, bytes] = {}
         self._seen = self._counts()
         self._unsent: OtaReport | None = None
@@ -133,9 +149,18 @@ class OtaWorker:
                 del self._labels[version]
             return dict(self._labels[keep[0]]), dict(self._labels[keep[1]])
 
-    def want(self, version: int) -> None:
-        """The cloud wants ``version`` (called from the desired-state handler's thread)."""
-        self._wanted.put(version)
+    def want(
+        self,
+        version: int,
+        shadow_windows: int | None = None,
+        min_agreement: float | None = None,
+    ) -> None:
+        """The cloud wants ``version`` (called from the desired-state handler's thread).
+
+        ``shadow_windows`` live windows in shadow first (None or 0: none) and the lowest
+        head agreement ``min_agreement`` the unit accepts from that run.
+        """
+        self._wanted.put((version, shadow_windows or 0, min_agreement))
         self.wake.set()
 
     # -- the loop --------------------------------------------------------------------
@@ -153,9 +178,10 @@ class OtaWorker:
         actions: list[Action] = []
         while True:
             try:
-                actions += self.state.desire(self._wanted.get_nowait(), now)
+                version, windows, need = self._wanted.get_nowait()
             except queue.Empty:
                 break
+            actions += self.state.desire(version, now, shadow_windows=windows, min_agreement=need)
         errors, refused = self._counts()
         seen_errors, seen_refused = self._seen
         self._seen = (errors, refused)
@@ -163,8 +189,14 @@ class OtaWorker:
             detail = self.health.snapshot()["alarms"].get("model_refused", {}).get("detail", "")
             actions += self.state.model_failed(f"the new model did not load: {detail}", now)
         actions += self.state.observe(errors - seen_errors, now)
+        if self.state.phase == "shadow" and self.shadow.version == self.state.target:
+            actions += self.state.shadowed(self.shadow.result(), now)
+        self.latency.forget((self.state.current, self.state.previous))
         if self.state.phase == "watching":
             actions += self.state.judge(*self._label_counts(), now)
+            new_s, n = self.latency.median(self.state.current, self.state.settings.latency_windows)
+            old_s, _ = self.latency.median(self.state.previous)
+            actions += self.state.latency(new_s, old_s, n, now)
         actions += self.state.tick(now)
         self.run_actions(actions)
         if self._unsent is not None:
@@ -196,14 +228,24 @@ class OtaWorker:
     def _do(self, action: Action) -> list[Action]:
         now = self.clock()
         if isinstance(action, Report):
+            figures = action.shadow
             self._send(
                 OtaReport(
                     state=action.state,  # type: ignore[arg-type]
                     version=action.version,
                     previous_version=action.previous,
                     reason=action.reason[:500],
+                    shadow_agreement=figures.lowest if figures else None,
+                    shadow_heads=figures.agreement or None if figures else None,  # type: ignore[arg-type]
+                    shadow_windows=figures.windows if figures else None,
+                    latency_ratio=figures.latency_ratio if figures else None,
                 )
             )
+            return []
+        if isinstance(action, Shadow):
+            return self._start_shadow(action.version, now)
+        if isinstance(action, EndShadow):
+            self.shadow.clear()
             return []
         if isinstance(action, Fetch):
             try:
@@ -259,6 +301,22 @@ class OtaWorker:
                 version, f"bundle refused: {err}", now, kept=self.slots.previous_version()
             )
         return self.state.verified(version, now)
+
+    def _start_shadow(self, version: int, now: float) -> list[Action]:
+        """Load the staged candidate and seat it beside the model in use."""
+        name = self.slots.find(version)
+        if name is None or name == self.slots.current_name():
+            return self.state.shadow_failed(f"no staged slot holds version {version}", now)
+        if self.load is None:
+            return self.state.shadow_failed("this unit cannot load a model in shadow", now)
+        try:
+            candidate = self.load(self.slots.slot(name))
+        except Exception as err:
+            log.warning("model version %d not loaded in shadow: %s", version, err)
+            return self.state.shadow_failed(f"did not load: {str(err)[:200]}", now)
+        self.shadow.seat(version, candidate)
+        log.info("model version %d in shadow beside version %s", version, self.state.current)
+        return []
 
     def _send(self, report: OtaReport) -> None:
         self.health.set("ota_report", report.model_dump(mode="json"))

@@ -180,6 +180,8 @@ def add_sensing(
         recount_dir=data_dir,
         on_committed=keeper.committed if sim else None,
         on_done=keeper.done if sim else None,
+        shadow=agent.ota.shadow if agent.ota is not None else None,
+        latency=agent.ota.latency if agent.ota is not None else None,
     )
     out = Sensing(
         inbox,

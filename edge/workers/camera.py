@@ -61,8 +61,11 @@ class CameraFeed:
         closed = cam.step()
         t = cam.detector.last_t
         if cam.health.frames > before and t is not None:
-            bay = next((p.t_enter for p in cam.detector.open_episodes(t) if p.zone == "bay"), None)
+            open_now = cam.detector.open_episodes(t)
+            bay = next((p.t_enter for p in open_now if p.zone == "bay"), None)
             self.inbox.put_presences(closed, t, bay_since=bay)
+            # what `edge watch` shows: the zones someone is in now, for how long
+            self.health.set("presence", {p.zone: round(t - p.t_enter, 1) for p in open_now})
         elif closed:
             self.inbox.put_presences(closed, t if t is not None else 0.0)
         if closed:

@@ -13,7 +13,10 @@ Every slot's level is reported (:class:`LevelReports`: at start, then every
 undecided, and staff recounts waiting in the data folder (:mod:`edge.recount`) reset
 their slot and are said in the feed; the book's implausible states raise the
 ``stock_implausible`` alarm.
-A bundle installed while the agent runs is picked up (``watch``). While the camera is
+A bundle installed while the agent runs is picked up (``watch``). A candidate model
+in shadow (``shadow``, seated by the OTA worker) decides each pass's windows too,
+after the model in use and only to be scored; per-window inference times go to
+``latency`` for the OTA watch. While the camera is
 down (or the unit has none), windows with nobody seen are decided by ``blind``
 (weight only) rather than taken for sensor faults. A failing pass is logged and
 counted; the worker goes on.
@@ -32,6 +35,7 @@ from typing import Any
 
 from edge.events import Origin, WindowDecision, level_report, window_events
 from edge.health import Health
+from edge.ota.shadow import LatencyLog, ShadowSeat
 from edge.recount import take_recounts
 from edge.stock import StockBook
 from edge.windows import Windower
@@ -110,6 +114,8 @@ class DecisionWorker:
         recount_dir: Path | None = None,
         on_committed: Callable[[int, float], None] | None = None,
         on_done: Callable[[], None] | None = None,
+        shadow: ShadowSeat | None = None,
+        latency: LatencyLog | None = None,
     ) -> None:
         self.inbox = inbox
         self.windower = windower
@@ -130,6 +136,8 @@ class DecisionWorker:
         self.recount_dir = recount_dir
         self.on_committed = on_committed
         self.on_done = on_done
+        self.shadow = shadow
+        self.latency = latency
         self.last_episode = skip_through
         self.now = 0.0 if tick_s else -math.inf
         self.windows = 0
@@ -206,7 +214,12 @@ class DecisionWorker:
             self.windows += len(ready)
             started = time.perf_counter()
             decisions = self._decide(ready)
-            self.health.observe("inference_seconds", time.perf_counter() - started)
+            took = time.perf_counter() - started
+            self.health.observe("inference_seconds", took)
+            if self.latency is not None:
+                self.latency.record(self.decider.model_version, took, len(ready))
+            if self.shadow is not None:  # scored only: the decisions above are the ones used
+                self.shadow.beside(ready, decisions, took)
             for win, d in zip(ready, decisions, strict=True):
                 evs = window_events(win, d, self.book, origin, wall_time=wall)
                 if win.episode > self.skip_through:

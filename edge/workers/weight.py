@@ -60,6 +60,8 @@ class WeightWorker:
         if len(block):  # before the progress moves: a report at t_end finds its loads
             loads = {k: g for k, g in self.pipeline.levels().items() if math.isfinite(g)}
             self.inbox.put_levels(t_end, loads)
+            # what `edge watch` shows: each slot's settled load now
+            self.health.set("slot_grams", {str(k): round(g, 1) for k, g in sorted(loads.items())})
         self.inbox.put_changes(changes, t_end)
         self.blocks += 1
         self.changes += len(changes)

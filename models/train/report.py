@@ -82,6 +82,8 @@ def write_report(
                     "macro_f1": s.head(h).macro_f1,
                     "per_class": s.head(h).per_class,
                     "n": s.head(h).n,
+                    "labels": list(HEADS[h]),
+                    "confusion": s.head(h).confusion,
                 }
                 for h in HEADS
             }

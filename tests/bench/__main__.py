@@ -22,9 +22,12 @@ BENCHES = (
     "stock",
     "ingest",
     "reads",
+    "console",
+    "read_burst",
     "mqtt_fuzz",
     "storm",
     "ota",
+    "ota_resume",
 )
 
 

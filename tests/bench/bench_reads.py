@@ -65,15 +65,16 @@ class Latency:
         return 1000 * xs[min(len(xs) - 1, int(q / 100 * len(xs)))]
 
 
-def load(store: Store, n: int, end: datetime) -> None:
-    """Bulk-load ``n`` events (one transaction per 20,000 rows), then the current stock."""
+def load(store: Store, n: int, end: datetime, *, stores: int = STORES, bays: int = BAYS) -> None:
+    """Bulk-load ``n`` events over ``stores`` × ``bays`` units (one transaction per 20,000
+    rows), then the current stock."""
     dialect = store.dialect
     mark = "?" if dialect == "sqlite" else "%s"
     sql = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join([mark] * len(EVENT_COLUMNS))})"
     chunk: list = []
     now = datetime.now(UTC)
     gen = traffic.events(
-        n, stores=STORES, bays=BAYS, slots=SLOTS, n_skus=SKUS, span=timedelta(days=20), end=end
+        n, stores=stores, bays=bays, slots=SLOTS, n_skus=SKUS, span=timedelta(days=20), end=end
     )
 
     def flush() -> None:
@@ -99,8 +100,12 @@ def hammer(
     next_path: Callable[[random.Random, dict], str],
     seconds: float,
     interval: float = 0.0,
+    *,
+    clients: int = CLIENTS,
+    headers: dict[str, str] | None = None,
 ) -> tuple[list[float], int]:
-    """``CLIENTS`` threads calling ``next_path()`` for ``seconds``.
+    """``clients`` threads calling ``next_path()`` for ``seconds`` (``headers``: instead of
+    the bearer ``token``, as a console session's cookie).
 
     ``interval`` 0: each client sends its next request as soon as the last is
     answered (saturation). Otherwise each client polls on a fixed schedule,
@@ -117,7 +122,7 @@ def hammer(
         state: dict = {}
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         mine: list[float] = []
-        headers = {"Authorization": f"Bearer {token}"}
+        sent = headers or {"Authorization": f"Bearer {token}"}
         due = time.monotonic() + rng.uniform(0, interval)
         while time.monotonic() < stop:
             if interval > 0:
@@ -127,7 +132,7 @@ def hammer(
                 due += interval
             path = next_path(rng, state)
             t0 = time.perf_counter()
-            conn.request("GET", path, headers=headers)
+            conn.request("GET", path, headers=sent)
             resp = conn.getresponse()
             body = resp.read()
             mine.append(time.perf_counter() - t0)
@@ -140,7 +145,7 @@ def hammer(
         with lock:
             out.extend(mine)
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     for t in threads:
         t.start()
     for t in threads:

@@ -12,6 +12,7 @@ import httpx
 from cloud import fleet
 from cloud.schemas import SlotCreate
 from cloud.store import Store
+from cloud.store.tables import model_versions
 from tests.cloud.support import Live, event, register_unit
 
 XSS_SKU = "<script>alert(1)</script>"
@@ -56,3 +57,35 @@ def stock_batch(
     )
     ev = event(device, seq, t=when, slot=slot, sku=sku, stock_units=stock, **kw)  # type: ignore[arg-type]
     return {"device_id": device, "events": [ev]}
+
+
+def published_model(store: Store, version: int, *, contender: str = "student int8") -> None:
+    """A model version row as ``fleet models publish`` keeps it, with its confusion matrices
+    (the registry's files are not needed to show it)."""
+    now = datetime.now(UTC)
+    metrics = {
+        contender: {"interest": 0.91, "stock": 0.87},
+        "int8_fp32_agreement": 0.98,
+        "confusion": {
+            contender: {
+                "stock": {
+                    "labels": ["none", "removal", "return"],
+                    "matrix": [[40, 1, 0], [2, 30, 3], [0, 0, 12]],
+                }
+            }
+        },
+    }
+    with store.writer.begin() as conn:
+        conn.execute(
+            model_versions.insert().values(
+                version=version,
+                target_name=f"model-v{version}.tar",
+                bytes=123_456,
+                sha256="ab" * 32,
+                manifest={"version": version},
+                metrics=metrics,
+                training={"windows": 1200, "heldout_windows": 300},
+                created_at=now,
+                published_at=now,
+            )
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from cloud.keys import Role, revoke_key
@@ -169,3 +170,21 @@ def test_fleet_and_unit_pages_read_the_stored_fleet_state(live: Live) -> None:
         assert 'id="outbox-chart"' in unit_page  # a sample stored with the first report
         history = unit_page[unit_page.index('id="alarms"') :]
         assert "disk_full" in history and "raised now" in history
+
+
+def test_fleet_page_lists_a_page_of_units_with_counts_of_all(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cloud.console import data
+
+    monkeypatch.setattr(data, "FLEET_PAGE", 2)
+    for i in range(5):
+        register_unit(live.store, f"unit-{i}")
+    with signed_in(live, make_key(live.store, Role.OPERATOR)) as client:
+        first = client.get("/console/fleet", params={"sort": "unit"}).text
+        assert "5 units:" in first and "5 never heard" in first and "Showing 1–2." in first
+        assert "unit-0" in first and "unit-1" in first and "unit-2" not in first
+        assert 'href="/console/fleet?sort=unit&amp;page=2" rel="next"' in first
+        last = client.get("/console/fleet", params={"sort": "unit", "page": 99}).text
+        assert "page 3 of 3" in last and "unit-4" in last and "unit-3" not in last
+        assert 'rel="next"' not in last and 'rel="prev"' in last

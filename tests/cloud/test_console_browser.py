@@ -215,3 +215,38 @@ def test_a_unit_goes_online_alarms_and_goes_offline_in_the_browser(
         wait_until(lambda: shows("/console/units/unit-1", "h1", "offline"), timeout=20)
         assert p.locator("script").count() == 0
     assert visit.refused == [], f"the console asked outside the service: {visit.refused}"
+
+
+def test_models_and_rollouts_pages_and_the_rollout_buttons_in_a_browser(
+    live: Live, tmp_path: Path
+) -> None:
+    from cloud import rollouts
+    from cloud.ota_schemas import RolloutCreate
+    from tests.cloud.console_support import published_model
+    from tests.cloud.support import register_fleet
+
+    register_fleet(live.store, {f"unit-{i}": ("store-1", f"bay-{i}") for i in range(6)})
+    for version in (1, 2):
+        published_model(live.store, version)
+    with live.store.writer.begin() as conn:
+        body = RolloutCreate.model_validate({"model_version": 2, "phases": "canary:2,50%,100%"})
+        rollouts.create_rollout(conn, body)
+    rollouts.tick(live.store)
+    with browser_page(live.url) as (page, visit):
+        p: Any = page
+        p.set_viewport_size({"width": 1200, "height": 900})
+        sign_in(p, live, make_key(live.store, Role.OPERATOR))
+        p.click("header >> text=Models")
+        p.wait_for_selector("#model-v2 table.confusion")
+        assert "93.2 % on the diagonal" in p.inner_text("#model-v2")
+        shot(p, tmp_path, "models")
+        p.click("header >> text=Rollouts")
+        p.wait_for_selector("#rollout-1")
+        assert "running" in p.inner_text("#rollout-1 h2")
+        shot(p, tmp_path, "rollouts")
+        p.click("#rollout-1 button.pause")
+        p.wait_for_selector("#rollout-1 .rstatus.paused")
+        p.click("#rollout-1 button.halt")
+        p.wait_for_selector("#rollout-1 .rstatus.halted")
+        assert p.locator("#rollout-1 button").count() == 0  # a halted rollout has no buttons
+    assert visit.refused == [], f"the console asked outside the service: {visit.refused}"

@@ -237,3 +237,24 @@ def test_canary_must_shadow_with_enough_agreement() -> None:
     aborted, actions = state.tick(T0 + SOAK, poor, {})
     assert aborted.status == "aborted" and "shadow agreement 0.60 below 0.90" in aborted.reason
     assert len(actions) == 2
+
+
+def test_only_the_canary_is_asked_to_shadow_first() -> None:
+    state, actions = replace(rollout(), min_shadow_agreement=0.9, shadow_windows=150).tick(
+        T0, {}, {}
+    )
+    assert actions == [SetDesired(d, 2, 150, 0.9) for d in sorted(state.touched)]
+    good = {d: Report("active", 2, T0, shadow_agreement=0.97) for d in state.touched}
+    state, actions = state.tick(T0 + SOAK, good, {})
+    assert state.phase > 0 and actions
+    assert all(a.shadow_windows is None and a.min_shadow_agreement is None for a in actions)
+    _, back = state.halt()
+    assert all(a.shadow_windows is None for a in back)  # going back never shadows
+
+
+def test_a_canary_asked_to_shadow_without_a_minimum_still_waits_for_its_figures() -> None:
+    state, _ = replace(rollout(), shadow_windows=50).tick(T0, {}, {})
+    plain = {d: Report("active", 2, T0) for d in state.touched}
+    assert state.tick(T0 + SOAK, plain, {})[0].phase == 0
+    shadowed = {d: Report("active", 2, T0, shadow_agreement=0.2) for d in state.touched}
+    assert state.tick(T0 + SOAK, shadowed, {})[0].phase == 2  # no minimum: any figure will do

@@ -55,6 +55,11 @@ def desired(live: Live, tokens: dict[str, str]) -> dict[str, int | None]:
     return out
 
 
+def counted(states: dict[str, int]) -> dict[str, int]:
+    """The states some unit is in (the API lists every state, with zeros)."""
+    return {k: n for k, n in states.items() if n}
+
+
 def report(
     live: Live, token: str, device: str, state: str, version: int, reason: str = ""
 ) -> httpx.Response:
@@ -82,7 +87,10 @@ def test_canary_phases_complete_then_rollback(fleet: tuple[Live, dict[str, str]]
         assert made.status_code == 201, made.text
         rollout = made.json()
         rid = rollout["rollout_id"]
-        assert rollout["per_phase"][0]["states"] == {"pending": 2}
+        assert counted(rollout["per_phase"][0]["states"]) == {"pending": 2}
+        assert set(rollout["per_phase"][0]["states"]) >= {
+            "pending", "downloading", "verifying", "shadow", "active", "failed", "rolled_back"
+        }  # fmt: skip
         now = desired(live, tokens)
         canary = [d for d, v in now.items() if v == 2]
         assert len(canary) == 2 and list(now.values()).count(1) == 4
@@ -91,12 +99,13 @@ def test_canary_phases_complete_then_rollback(fleet: tuple[Live, dict[str, str]]
         assert report(live, tokens[other], canary[0], "active", 2).status_code == 403
         for d in canary:
             assert report(live, tokens[d], d, "downloading", 2).status_code == 200
-        assert op.get(f"/v1/rollouts/{rid}").json()["per_phase"][0]["states"] == {"downloading": 2}
+        phase0 = op.get(f"/v1/rollouts/{rid}").json()["per_phase"][0]
+        assert counted(phase0["states"]) == {"downloading": 2}
         for d in canary:
             report(live, tokens[d], d, "active", 2)
         # soaked (min_soak 0): promoted to 50 %, one more unit
         shown = op.get(f"/v1/rollouts/{rid}").json()
-        assert shown["phase"] == 1 and shown["per_phase"][1]["states"] == {"pending": 1}
+        assert shown["phase"] == 1 and counted(shown["per_phase"][1]["states"]) == {"pending": 1}
         while (shown := op.get(f"/v1/rollouts/{rid}").json())["status"] == "running":
             for d, v in desired(live, tokens).items():
                 if v == 2:
@@ -106,6 +115,10 @@ def test_canary_phases_complete_then_rollback(fleet: tuple[Live, dict[str, str]]
         back = op.post(f"/v1/rollouts/{rid}/rollback").json()
         assert back["status"] == "rolled_back"
         assert set(desired(live, tokens).values()) == {1}
+        for d in UNITS:  # the units go back to 1: the rollout still says what they did with 2
+            report(live, tokens[d], d, "active", 1)
+        after = op.get(f"/v1/rollouts/{rid}").json()["per_phase"]
+        assert sum(counted(p["states"]).get("active", 0) for p in after) == len(UNITS)
         assert op.post(f"/v1/rollouts/{rid}/resume").json()["code"] == "rollout_state"
 
 
@@ -199,3 +212,57 @@ def test_canary_shadow_agreement_gates_promotion(fleet: tuple[Live, dict[str, st
         assert op.get(f"/v1/rollouts/{rid}").json()["phase"] == 1
         with live.client(tokens[canary[0]]) as unit:
             assert unit.get(f"/v1/devices/{canary[0]}/reported").json()["shadow_agreement"] == 0.95
+
+
+def test_the_canary_is_asked_to_shadow_and_its_lowest_head_gates(
+    fleet: tuple[Live, dict[str, str]],
+) -> None:
+    live, tokens = fleet
+    with live.client(make_key(live.store, Role.OPERATOR)) as op:
+        rid = op.post(
+            "/v1/rollouts",
+            json={
+                "model_version": 2,
+                "phases": "canary:2,100%",
+                "min_soak_s": 0,
+                "min_shadow_agreement": 0.9,
+                "shadow_windows": 40,
+                "abort_failed": 0.4,
+            },
+        ).json()["rollout_id"]
+        asked = {}
+        for d, token in tokens.items():
+            with live.client(token) as http:
+                asked[d] = http.get(f"/v1/devices/{d}/desired").json()
+        canary = [d for d, doc in asked.items() if doc["model_version"] == 2]
+        assert len(canary) == 2
+        for d in canary:  # only the canary shadows, with the minimum it checks itself
+            assert (asked[d]["shadow_windows"], asked[d]["min_shadow_agreement"]) == (40, 0.9)
+        good, poor = canary
+        for d, heads in (
+            (good, {"interest": 0.97, "stock": 0.93}),
+            (poor, {"interest": 0.99, "stock": 0.6}),
+        ):
+            body = {
+                "state": "shadow",
+                "version": 2,
+                "shadow_agreement": 0.99,  # the cloud reads the heads: the lowest counts
+                "shadow_heads": heads,
+                "shadow_windows": 40,
+                "latency_ratio": 1.1,
+            }
+            with live.client(tokens[d]) as unit:
+                assert unit.post(f"/v1/devices/{d}/reported", json=body).status_code == 200
+        report(live, tokens[good], good, "active", 2)
+        shown = op.get(f"/v1/rollouts/{rid}").json()
+        assert shown["shadow_windows"] == 40 and shown["status"] == "aborted"
+        assert "shadow agreement 0.60 below 0.90" in shown["reason"]
+        phase0 = shown["per_phase"][0]
+        assert phase0["reasons"] == {"shadow agreement 0.60 below 0.90": 1}
+        figures = {f["device_id"]: f for f in phase0["shadow"]}
+        assert figures[poor]["agreement"] == 0.6 and figures[good]["windows"] == 40
+        assert figures[good]["heads"] == {"interest": 0.97, "stock": 0.93}
+        with live.client(tokens[good]) as unit:  # going active kept the figures
+            kept = unit.get(f"/v1/devices/{good}/reported").json()
+        assert kept["shadow_heads"] == {"interest": 0.97, "stock": 0.93}
+        assert kept["latency_ratio"] == 1.1

@@ -1,7 +1,8 @@
 """A unit's OTA client in its own process, to be killed with ``kill -9`` in any OTA state.
 
-``python -m tests.edge.ota_agent_child BASE_URL DATA_DIR KEY_PEM VERSION`` follows the
-desired ``VERSION`` with the bundle already in ``DATA_DIR/models/current`` and the
+``python -m tests.edge.ota_agent_child BASE_URL DATA_DIR KEY_PEM VERSION [shadow]`` follows
+the desired ``VERSION`` (with ``shadow``: shadowing it on 3 windows first, the candidate
+a stand-in that says ``none``) with the bundle already in ``DATA_DIR/models/current`` and the
 trusted root ``DATA_DIR/tuf-root.json``; it prints each state it reports, and
 ``watching`` once it switched, one per line, and then keeps watching until killed.
 """
@@ -12,6 +13,7 @@ import sys
 import threading
 from pathlib import Path
 
+from edge.events import WindowDecision
 from edge.health import Health
 from edge.ota.fetch import TufFetcher
 from edge.ota.slots import Slots
@@ -23,6 +25,13 @@ from models.wire import OtaReport
 
 def say(report: OtaReport) -> None:
     print(report.state, flush=True)
+
+
+class SaysNone:
+    """A stand-in candidate for the shadow run: ``none`` for every window."""
+
+    def decide(self, windows: object) -> list[WindowDecision]:
+        return [WindowDecision(None, 0.0, (("none", 1.0),)) for _ in windows]  # type: ignore[attr-defined]
 
 
 def main() -> None:
@@ -37,9 +46,10 @@ def main() -> None:
         report=say,
         health=Health(),
         settings=OtaSettings(watch_s=3600),
+        load=lambda path: SaysNone(),
     )
     worker.boot()
-    worker.want(int(version))
+    worker.want(int(version), 3 if sys.argv[5:] == ["shadow"] else None)
     worker.step()
     if worker.state.phase == "watching":
         print("watching", flush=True)

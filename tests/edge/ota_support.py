@@ -25,7 +25,7 @@ from edge.ota.fetch import TufFetcher
 from edge.ota.install import install_bundle
 from edge.ota.slots import Slots
 from edge.ota.state import OtaSettings
-from edge.ota.worker import OtaWorker
+from edge.ota.worker import Loader, OtaWorker
 from models.bundle import MODEL_ONNX, generate_key, write_bundle
 from models.tokens import ShelfTokenizer
 from models.wire import OtaReport
@@ -104,6 +104,7 @@ def unit(
     installed: int | None = 1,
     root: bytes | None = None,
     settings: OtaSettings | None = None,
+    load: Loader | None = None,
 ) -> Unit:
     """A unit trusting root 1 (or ``root``) with version ``installed`` in its slots."""
     health = Health()
@@ -127,6 +128,7 @@ def unit(
         report=reports.append,
         health=health,
         settings=settings or OtaSettings(watch_s=0, retry_s=0.1),
+        load=load,
     )
     worker.boot()
     return Unit(slots, worker, health, reports)

@@ -139,3 +139,24 @@ def test_run_under_systemd_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     status = json.loads((tmp_path / "status.json").read_text())
     assert status["pid"] == proc.pid  # the last status came from this process
     assert (tmp_path / "buffer.db").exists()
+
+
+def test_a_refused_health_report_is_counted_and_said_once(tmp_path: Path, caplog) -> None:
+    with real_cloud(tmp_path) as cloud:
+        cloud.register("unit-a")
+        other = cloud.register("unit-b")  # a key of another unit: the cloud answers 403
+        cfg = parse_config(
+            {
+                "unit": {"device_id": "unit-a", "data_dir": str(tmp_path)},
+                "sync": {"base_url": cloud.url},
+            }
+        )
+        agent = Agent(cfg, identity=Identity(device_id="unit-a", api_key=other))
+        snap = agent.refresh_health()
+        with caplog.at_level("WARNING", logger="edge.agent"):
+            agent._put_health(snap)
+            agent._put_health(snap)
+        counters = agent.health.snapshot()["counters"]
+        assert counters["health_refused"] == 2 and counters["health_put_failures"] == 2
+        said = [r for r in caplog.records if "refused this unit's health report" in r.message]
+        assert len(said) == 1 and "403" in said[0].getMessage()

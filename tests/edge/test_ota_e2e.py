@@ -137,7 +137,7 @@ def test_rollout_moves_a_sim_unit_to_v2_without_missing_a_decision(tmp_path: Pat
             assert (reported["state"], reported["version"]) == ("active", 2)
             assert reported["previous_version"] == 1
             shown = op.get(f"/v1/rollouts/{rollout}").json()["per_phase"][0]["states"]
-            assert shown == {"active": 1}
+            assert {k: n for k, n in shown.items() if n} == {"active": 1}
 
             # v3 does not reproduce its golden outputs on the unit: refused, v2 decides on
             assert op.put(f"/v1/devices/{DEVICE}/desired", json={"model_version": 3}).is_success

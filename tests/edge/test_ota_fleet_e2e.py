@@ -8,8 +8,12 @@ sim mode with a real int8 model (version 1) and sync over MQTT only: desired sta
 arrives retained on ``…/desired``, events go out on ``…/events`` and OTA reports on
 ``…/reported``; bundles come from ``/v1/tuf/`` through python-tuf.
 
-1. v2 rolls out ``canary:1,100%`` with a short soak: the canary goes active, the
-   rollout promotes by itself after the soak, all five end active on v2.
+1. v2 rolls out ``canary:1,100%`` with a short soak, the canary asked to shadow it
+   first: the canary runs v2 beside v1 on live windows (v1 still deciding), reports
+   agreement per head, windows compared and latency ratio, which arrive in the cloud
+   and gate the promotion (no other unit hears of v2 before them); then it switches
+   and goes active, the rollout promotes by itself after the soak, all five end
+   active on v2.
 2. v3, signed and gated but with golden outputs that do not reproduce on the unit,
    rolls out ``canary:1,100%``: the canary refuses it at verifying and reports
    ``failed``, the rollout aborts by itself at its failure share, the four others
@@ -63,6 +67,12 @@ pytestmark = pytest.mark.mqtt
 UNITS = tuple(f"unit-{i}" for i in range(1, 6))
 SERVICE, SERVICE_PW = "cloud-svc", "svc-secret"
 WAIT = 180.0
+SHADOW_WINDOWS = 5
+
+
+def counted(states: dict[str, int]) -> dict[str, int]:
+    """The states some unit is in (the API lists every state, with zeros)."""
+    return {k: n for k, n in states.items() if n}
 
 
 @dataclass
@@ -209,7 +219,12 @@ def fleet(tmp: Path) -> Iterator[Fleet]:
                 },
                 "health": {"interval_s": 0.5},
                 "model": {"bundle_dir": str(current), "trusted_key": str(pem)},
-                "ota": {"watch_s": 1.0, "watch_poll_s": 0.1, "retry_s": 0.5},
+                "ota": {
+                    "watch_s": 1.0,
+                    "watch_poll_s": 0.1,
+                    "retry_s": 0.5,
+                    "shadow_max_s": 60.0,
+                },
             }
             agent = Agent(
                 parse_config(cfg), identity=Identity(device_id=device, api_key=tokens[device])
@@ -241,7 +256,13 @@ def test_a_fleet_rolls_out_v2_refuses_v3_and_rolls_back_to_v1(tmp_path: Path) ->
         # v2: a canary of one, then everyone once the canary was active for the soak
         made = op.post(
             "/v1/rollouts",
-            json={"model_version": 2, "phases": "canary:1,100%", "min_soak_s": 2},
+            json={
+                "model_version": 2,
+                "phases": "canary:1,100%",
+                "min_soak_s": 2,
+                "min_shadow_agreement": 0.0,  # any figure passes; the canary must report one
+                "shadow_windows": SHADOW_WINDOWS,
+            },
         )
         assert made.status_code == 201, made.text
         v2 = made.json()["rollout_id"]
@@ -249,14 +270,33 @@ def test_a_fleet_rolls_out_v2_refuses_v3_and_rolls_back_to_v1(tmp_path: Path) ->
         wait_until(lambda: f.all_on(2), timeout=WAIT)
         f.show("rollouts", "show", str(v2))
         shown = f.rollout(v2)["per_phase"]
-        assert [(p["name"], p["states"]) for p in shown] == [
+        assert [(p["name"], counted(p["states"])) for p in shown] == [
             ("canary:1", {"active": 1}),
             ("100%", {"active": 4}),
         ]
+        canary = shown[0]["shadow"][0]["device_id"]
+        figures = f.reported(canary)  # kept by the cloud after the canary went active
+        assert figures["shadow_windows"] >= SHADOW_WINDOWS and figures["latency_ratio"] > 0
+        assert figures["shadow_agreement"] == min(figures["shadow_heads"].values())
+        asked = op.get(f"/v1/devices/{canary}/desired").json()  # the canary was asked to shadow
+        assert (asked["shadow_windows"], asked["min_shadow_agreement"]) == (SHADOW_WINDOWS, 0.0)
+        seen = list(f.reports.seen)
+        said = next(i for i, (d, r) in enumerate(seen) if d == canary and r.get("shadow_windows"))
+        first_other = min(
+            i for i, (d, r) in enumerate(seen) if d != canary and r.get("version") == 2
+        )
+        assert said < first_other  # the figures gated the promotion
         for d in UNITS:
             wait_until(lambda d=d: any(v == 2 for _, v in f.stored(d)), timeout=WAIT)
             steps = [(r["state"], r["version"]) for r in f.reports.of(d)]
-            assert steps == [("downloading", 2), ("verifying", 2), ("staged", 2), ("active", 2)]
+            shadowed = [("shadow", 2), ("shadow", 2)] if d == canary else []
+            assert steps == [
+                ("downloading", 2),
+                ("verifying", 2),
+                *shadowed,
+                ("staged", 2),
+                ("active", 2),
+            ], d
             assert f.reported(d)["previous_version"] == 1
 
         # v3 does not reproduce its golden outputs on the unit: the canary refuses it
@@ -275,8 +315,8 @@ def test_a_fleet_rolls_out_v2_refuses_v3_and_rolls_back_to_v1(tmp_path: Path) ->
         f.show("rollouts", "show", str(v3))
         aborted = f.rollout(v3)
         assert "1 of 1 units failed" in aborted["reason"], aborted["reason"]
-        assert aborted["per_phase"][0]["states"] == {"failed": 1}
-        assert aborted["per_phase"][1]["states"] == {"not_started": 4}
+        assert counted(aborted["per_phase"][0]["states"]) == {"failed": 1}
+        assert counted(aborted["per_phase"][1]["states"]) == {"not_started": 4}
         tried = [d for d in UNITS if any(r["version"] == 3 for r in f.reports.of(d))]
         assert len(tried) == 1  # the canary only; the others never heard of v3
         why = f.reported(tried[0])

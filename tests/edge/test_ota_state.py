@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from edge.ota.shadow import ShadowResult
 from edge.ota.state import (
     Action,
+    EndShadow,
     Fetch,
     OtaSettings,
     OtaState,
     Report,
     RollBack,
+    Shadow,
     Switch,
     Verify,
 )
@@ -130,6 +135,7 @@ class OtaMachine(RuleBasedStateMachine):
         self.fetching: set[int] = set()
         self.checking: set[int] = set()
         self.refused_while_desired: int | None = None
+        self.shadowing: int | None = None
 
     def apply(self, actions: list[Action]) -> None:
         for a in actions:
@@ -138,6 +144,12 @@ class OtaMachine(RuleBasedStateMachine):
                 self.fetching.add(a.version)
             elif isinstance(a, Verify):
                 self.checking.add(a.version)
+            elif isinstance(a, Shadow):  # staged (verified) in the slot not in use
+                assert a.version in self.verified and self.s.current != a.version
+                self.disk["b" if self.pointer == "a" else "a"] = a.version
+                self.shadowing = a.version
+            elif isinstance(a, EndShadow):
+                self.shadowing = None
             elif isinstance(a, Switch):
                 slot = next((k for k, v in self.disk.items() if v == a.version), None)
                 if slot is None:  # stage into the other slot (verified just now)
@@ -151,9 +163,27 @@ class OtaMachine(RuleBasedStateMachine):
                 if slot is not None:
                     self.pointer = slot
 
-    @rule(v=VERSIONS)
-    def desire(self, v: int) -> None:
-        self.apply(self.s.desire(v, self.now))
+    @rule(
+        v=VERSIONS,
+        windows=st.sampled_from([None, 0, 20]),
+        need=st.sampled_from([None, 0.9]),
+    )
+    def desire(self, v: int, windows: int | None, need: float | None) -> None:
+        self.apply(self.s.desire(v, self.now, shadow_windows=windows, min_agreement=need))
+
+    @precondition(lambda self: self.s.phase == "shadow")
+    @rule(
+        windows=st.integers(min_value=0, max_value=40),
+        agree=st.floats(min_value=0, max_value=1),
+        errors=st.integers(min_value=0, max_value=4),
+    )
+    def shadow_figures(self, windows: int, agree: float, errors: int) -> None:
+        heads = {"stock": agree} if windows else {}
+        self.apply(self.s.shadowed(ShadowResult(heads, windows, 1.0, errors), self.now))
+
+    @rule()
+    def shadow_failed(self) -> None:
+        self.apply(self.s.shadow_failed("did not load", self.now))
 
     @rule(v=VERSIONS)
     def fetched(self, v: int) -> None:
@@ -214,6 +244,7 @@ class OtaMachine(RuleBasedStateMachine):
 
     @rule()
     def restart(self) -> None:
+        self.shadowing = None  # the process died: the candidate in memory is gone
         self.s = OtaState.restore(self.s.snapshot(), S)
         other = self.disk["b" if self.pointer == "a" else "a"]
         self.apply(self.s.booted(self.disk[self.pointer], other, self.now))
@@ -245,6 +276,13 @@ class OtaMachine(RuleBasedStateMachine):
         assert self.s.current is None or self.s.current != self.s.previous
 
     @invariant()
+    def shadows_only_in_phase_shadow(self) -> None:
+        assert (self.s.phase == "shadow") == (self.s.shadow_until is not None)
+        if self.shadowing is not None:  # running beside, never instead of, the current model
+            assert self.s.phase == "shadow" and self.s.target == self.shadowing
+            assert self.disk[self.pointer] != self.shadowing
+
+    @invariant()
     def watching_has_a_deadline(self) -> None:
         assert (self.s.phase == "watching") == (self.s.watch_until is not None)
 
@@ -253,7 +291,7 @@ OtaMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=40
 TestOtaMachine = OtaMachine.TestCase
 
 
-def watching(**kw: float) -> OtaState:
+def watching(**kw: Any) -> OtaState:
     s = OtaState(current=1, settings=OtaSettings(watch_s=100, min_windows=20, **kw))
     s.desire(2, 0), s.fetched(2, 0), s.verified(2, 0)
     return s
@@ -274,3 +312,73 @@ def test_a_distribution_like_the_one_before_is_kept() -> None:
     few_before = {"interest.pass_by": 5}  # too few windows of the model before to compare
     assert s.judge({"interest.pass_by": 100}, few_before, 1) == []
     assert s.phase == "watching"
+
+
+def shadowing(need: float | None = None, **kw: Any) -> OtaState:
+    s = OtaState(current=1, previous=0, settings=OtaSettings(watch_s=100, shadow_max_s=50, **kw))
+    s.desire(2, 0, shadow_windows=30, min_agreement=need)
+    s.fetched(2, 0)
+    acts = s.verified(2, 1)
+    assert acts == [Report("shadow", 2, 1), Shadow(2)] and s.phase == "shadow"
+    assert (s.current, s.previous) == (1, None)  # the slot not in use holds the candidate
+    return s
+
+
+def test_shadow_runs_beside_until_enough_windows_then_reports_and_switches() -> None:
+    s = shadowing()
+    assert s.shadowed(ShadowResult({"stock": 0.9}, 29, 1.2), 2) == []  # not enough yet
+    figures = ShadowResult({"interest": 0.97, "stock": 0.9}, 30, 1.2)
+    acts = s.shadowed(figures, 3)
+    assert acts[0] == EndShadow() and Switch(2) in acts
+    assert Report("shadow", 2, 1, shadow=figures) in acts
+    assert (s.current, s.previous, s.phase) == (2, 1, "watching")
+
+
+def test_shadow_below_the_desired_agreement_refuses_the_version_itself() -> None:
+    s = shadowing(need=0.95)
+    figures = ShadowResult({"interest": 0.99, "stock": 0.8}, 40, 1.0)
+    acts = s.shadowed(figures, 3)
+    assert acts[0] == EndShadow() and Switch(2) not in acts
+    assert states(acts) == ["failed"]
+    failed = acts[-1]
+    assert isinstance(failed, Report) and failed.shadow == figures
+    assert failed.reason.startswith("shadow agreement 0.80 below 0.95")
+    assert (s.current, s.refused, s.phase) == (1, 2, "idle")
+    assert s.desire(2, 4) == []  # not tried again while it is desired
+
+
+def test_shadow_time_up_judges_what_it_has_and_nothing_compared_is_refused_if_gated() -> None:
+    s = shadowing()
+    assert s.tick(60) == []  # the shell holds the figures: it ends the run
+    assert Switch(2) in s.shadowed(ShadowResult({"stock": 0.5}, 3, 1.0), 60)
+    s = shadowing(need=0.9)
+    acts = s.shadowed(ShadowResult({}, 0, None), 60)
+    assert states(acts) == ["failed"] and "no live window" in acts[-1].reason  # type: ignore[union-attr]
+
+
+def test_candidate_errors_in_shadow_refuse_it_and_a_new_wish_ends_the_shadow() -> None:
+    s = shadowing(max_errors=2)
+    acts = s.shadowed(ShadowResult({"stock": 1.0}, 5, 1.0, errors=2), 2)
+    assert acts[0] == EndShadow() and states(acts) == ["failed"]
+    s = shadowing()
+    acts = s.desire(3, 2)
+    assert acts[0] == EndShadow() and Fetch(3) in acts and s.phase == "downloading"
+
+
+def test_restart_in_shadow_runs_the_shadow_again_with_the_old_model_in_use() -> None:
+    s = shadowing()
+    s = OtaState.restore(s.snapshot(), s.settings)
+    acts = s.booted(1, 2, 10)  # disk: 1 in use, the staged candidate 2 in the other slot
+    assert acts == [Shadow(2)] and (s.current, s.previous, s.phase) == (1, None, "shadow")
+    assert s.desire(2, 11, shadow_windows=30) == []  # the same wish: already on it
+
+
+def test_latency_far_above_the_previous_models_rolls_back() -> None:
+    s = watching(latency_factor=3.0, latency_windows=20)
+    assert s.latency(0.010, 0.002, 19, 1) == []  # too few windows to tell
+    assert s.latency(0.005, 0.002, 50, 1) == []  # 2.5x: tolerated
+    assert s.latency(0.010, None, 50, 1) == []  # nothing to compare with
+    acts = s.latency(0.010, 0.002, 50, 2)
+    assert isinstance(acts[0], RollBack) and acts[0].to == 1
+    assert acts[0].reason.startswith("latency: median 10.00 ms per window over 50 windows, 5.0x")
+    assert states(acts) == ["rolled_back"] and s.refused == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -261,3 +262,54 @@ def test_decision_worker_commits_windows_and_skips_replayed_ones(tmp_path: Path)
     save_stock(tmp_path / "x.json", book)
     (tmp_path / "bad.json").write_text("[]")
     assert load_stock(tmp_path / "bad.json", slots()) is None
+
+
+def test_a_candidate_in_shadow_sees_every_window_and_decides_none() -> None:
+    from edge.events import WindowDecision
+    from edge.ota.shadow import LatencyLog, ShadowSeat
+
+    class Contrary:
+        """A candidate that says the opposite of the rules: its labels must never appear."""
+
+        seen = 0
+
+        def decide(self, windows: Sequence[EventWindow]) -> list[WindowDecision]:
+            self.seen += len(windows)
+            return [WindowDecision("pass_by", 0.9, (("restock", 0.9),)) for _ in windows]
+
+    box = Inbox(["weight", "camera"])
+    book = StockBook(slots(), {0: 5, 1: 5})
+    got: list[dict] = []
+    seat, latency, candidate = ShadowSeat(), LatencyLog(), Contrary()
+    seat.seat(2, candidate)
+    worker = DecisionWorker(
+        box,
+        Windower("bay-1", {0: 100.0, 1: 100.0}, initial_units=book.units),
+        RulesDecider(),
+        book,
+        Origin("s", "bay-1", {0: "SKU-0", 1: "SKU-1"}),
+        lambda evs: got.extend(evs) or list(evs),
+        health=Health(),
+        tick_s=0.5,
+        shadow=seat,
+        latency=latency,
+    )
+    box.put_presences([Presence("bay", 1.0, 9.0, 8.0, 0.5, 0)], 10.0)
+    box.put_presences([Presence("bay", 30.0, 38.0, 8.0, 0.5, 0)], 40.0)
+    box.put_changes(
+        [WeightChange(0, -200.0, -2, 3.0, 5.0, 0.9), WeightChange(1, -100.0, -1, 32.0, 34.0, 0.9)],
+        60.3,
+    )
+    worker.step()
+    worker.step(final=True)
+    decided = [e for e in got if e["kind"] in ("interest", "stock")]
+    assert [(e["kind"], e["label"]) for e in decided] == [
+        ("interest", "take"),
+        ("stock", "removal"),
+        ("interest", "take"),
+        ("stock", "removal"),
+    ]  # the rules' decisions, once each; nothing of the candidate's
+    assert candidate.seen == worker.windows == 2
+    figures = seat.result()
+    assert figures.windows == 2 and figures.agreement == {"interest": 0.0, "stock": 0.0}
+    assert latency.median(None)[1] == 2  # the rules' per-window times, for the OTA watch
