@@ -6,6 +6,7 @@ Map: :mod:`cloud.checks` and :mod:`cloud.ingest` take events in (HTTP through
 serves stock, interest and the feed; :mod:`cloud.labels` turns sales and
 corrections into training labels and the JSONL export; :mod:`cloud.keys`,
 :mod:`cloud.ratelimit` and :mod:`cloud.broker_files` control access;
-:mod:`cloud.fleet` registers stores, bays, slots and units; :mod:`cloud.cli` is
-``shelfsense cloud …`` and ``shelfsense fleet …``.
+:mod:`cloud.fleet` registers stores, bays, slots and units; :mod:`cloud.cli` wires
+``shelfsense cloud …`` and ``shelfsense fleet …`` from one module per command group,
+all sharing :mod:`cloud.cli_common`.
 """

@@ -50,7 +50,7 @@ def register(fleet_sub: Any, db_args: Callable[[argparse.ArgumentParser], None])
 
 
 def _store(args: argparse.Namespace) -> Any:
-    from cloud.cli import open_store_of
+    from cloud.cli_common import open_store_of
 
     return open_store_of(args)
 

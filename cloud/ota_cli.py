@@ -111,7 +111,7 @@ def register(fleet_sub: Any, db_args: Callable[[argparse.ArgumentParser], None])
 
 
 def _settings(args: argparse.Namespace) -> Any:
-    from cloud.cli import settings_of
+    from cloud.cli_common import settings_of
 
     settings = settings_of(args)
     if args.tuf_dir is not None:
@@ -126,7 +126,7 @@ def _repo(args: argparse.Namespace) -> Any:
 
 
 def _store(args: argparse.Namespace) -> Any:
-    from cloud.cli import open_store_of
+    from cloud.cli_common import open_store_of
 
     return open_store_of(args)
 

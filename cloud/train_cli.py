@@ -71,7 +71,7 @@ def _read(paths: list[Path]) -> list[Any]:
 
 
 def _from_store(args: argparse.Namespace) -> list[Any]:
-    from cloud.cli import open_store_of, settings_of
+    from cloud.cli_common import open_store_of, settings_of
     from cloud.labels import SaleWindow
     from cloud.training_data import read_windows
 

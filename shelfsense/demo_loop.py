@@ -3,8 +3,9 @@
 1. Training data from the real pipeline (simulated counts and frames → edge signals →
    camera → windows), labelled from the twin's truth; a tiny teacher and student are
    trained, distilled, exported to int8 ONNX, gated and signed into a bundle.
-2. The cloud service runs in this process under uvicorn on a loopback port, with a
-   SQLite file; a store, bay and unit are registered and keys made.
+2. The cloud service runs in this process under uvicorn on a loopback port
+   (:func:`cloud.loopback.serve_in_thread`), with a SQLite file; a store, bay and unit
+   are registered and keys made.
 3. A simulated unit (the real agent in sim mode) installs the bundle, senses another
    stretch of store traffic, decides with the student, commits every event to its
    buffer and syncs it over HTTP; the feed is read back as events arrive, each event
@@ -15,7 +16,6 @@
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -83,42 +83,16 @@ def train_bundle_for_demo(work: Path, scenario: str, seed: int) -> tuple[Path | 
 @contextmanager
 def cloud_on_loopback(work: Path) -> Iterator[tuple[str, str, str]]:
     """The cloud service in this process; yields (base URL, unit key, backend key)."""
-    import socket
-
-    import uvicorn
-
-    from cloud import fleet
-    from cloud.api.app import create_app
-    from cloud.keys import Role, create_key
-    from cloud.schemas import BayCreate, DeviceCreate, StoreCreate
+    from cloud.keys import Role
+    from cloud.loopback import make_key, register_unit, serve_in_thread
     from cloud.settings import build_settings
-    from cloud.store.engine import open_store
 
     settings = build_settings(None, database_url=f"sqlite:///{work / 'cloud.db'}")
-    store = open_store(settings.database_url, pool_size=settings.db_pool_size)
-    with store.writer.begin() as conn:
-        fleet.add_store(conn, StoreCreate(store_id=STORE, name="Demo store"))
-        fleet.add_bay(conn, STORE, BayCreate(bay_id=BAY, name="Snacks"))
-        fleet.add_device(conn, DeviceCreate(device_id=DEVICE, store_id=STORE, bay_id=BAY, name=""))
-        unit_key = create_key(conn, role=Role.UNIT, name="demo unit", device_id=DEVICE).token
-        backend_key = create_key(conn, role=Role.BACKEND, name="demo backend").token
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    app = create_app(settings, store=store)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("the cloud service did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}", unit_key, backend_key
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        store.dispose()
+    with serve_in_thread(settings) as served:
+        names = {"store_name": "Demo store", "bay_name": "Snacks", "key_name": "demo unit"}
+        unit_key = register_unit(served.store, DEVICE, STORE, BAY, **names)
+        backend_key = make_key(served.store, Role.BACKEND, name="demo backend")
+        yield served.url, unit_key, backend_key
 
 
 def _feed(base_url: str, key: str, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:

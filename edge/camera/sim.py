@@ -10,7 +10,7 @@ Everything is drawn from seeded generators, so a (visits, zones, seed) triple
 always gives the same frames; frame ``i`` is at ``t0 + i / fps``.
 
 A person can also hold a card up to the camera (:meth:`SimulatedSource.hold_up`, e.g.
-a claim code's QR made by :func:`qr_card`): it is drawn in front of the scene, lit
+a claim code's QR made by :func:`edge.camera.drawing.qr_card`): it is drawn in front of the scene, lit
 and noisy like the rest, until taken away.
 """
 
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Self
 import numpy as np
 import numpy.typing as npt
 
+from edge.camera.drawing import shade, soft_ellipse, zone_box
 from edge.camera.source import Frame, FrameSource
 from edge.camera.zones import ZoneSpec, default_layout
 from firmware_bridge.sim.truth import ZoneVisit
@@ -114,7 +115,7 @@ class SimulatedSource(FrameSource):
         self._sleep = sleep
         self._xs = np.arange(width, dtype=np.float32)
         self._ys = np.arange(height, dtype=np.float32)
-        self._boxes = {z.name: _box(z, width, height) for z in self.zones}
+        self._boxes = {z.name: zone_box(z, width, height) for z in self.zones}
         self._scene = self._render_scene()
         self._actors = [self._actor(i, v) for i, v in enumerate(self.visits)]
         self._index = 0
@@ -315,8 +316,17 @@ class SimulatedSource(FrameSource):
             cy = a.cy + 0.5 * a.amp * math.sin(1.7 * w)
         rx, ry = a.rx * s, a.ry * s
         if a.cast_shadow:
-            self._shade(img, cx + 0.8 * a.rx, cy - 1.5 * a.ry, a.rx * 1.1 * s, a.ry * 1.3 * s, 0.3)
-        cut = self._ellipse(cx, cy, rx, ry, soft=1.5)
+            shade(
+                img,
+                self._xs,
+                self._ys,
+                cx + 0.8 * a.rx,
+                cy - 1.5 * a.ry,
+                a.rx * 1.1 * s,
+                a.ry * 1.3 * s,
+                0.3,
+            )
+        cut = soft_ellipse(self._xs, self._ys, cx, cy, rx, ry, soft=1.5)
         if cut is None:
             return
         ys, xs, alpha = cut
@@ -359,58 +369,4 @@ class SimulatedSource(FrameSource):
             return
         x = sh.x0 + sh.vx * age
         y = sh.y0 + sh.vy * age
-        self._shade(img, x, y, sh.rx, sh.ry, sh.strength * fade)
-
-    def _shade(self, img: F32, cx: float, cy: float, rx: float, ry: float, k: float) -> None:
-        cut = self._ellipse(cx, cy, rx, ry, soft=0.45 * min(rx, ry))
-        if cut is None:
-            return
-        ys, xs, alpha = cut
-        img[ys, xs] *= 1.0 - k * alpha
-
-    def _ellipse(
-        self, cx: float, cy: float, rx: float, ry: float, *, soft: float
-    ) -> tuple[slice, slice, F32] | None:
-        """A soft-edged ellipse: the bounding slices and the coverage (0..1) inside them."""
-        if rx < 0.5 or ry < 0.5:
-            return None
-        pad = soft
-        x0 = max(int(cx - rx - pad), 0)
-        x1 = min(int(cx + rx + pad) + 1, self.width)
-        y0 = max(int(cy - ry - pad), 0)
-        y1 = min(int(cy + ry + pad) + 1, self.height)
-        if x0 >= x1 or y0 >= y1:
-            return None
-        dx = (self._xs[x0:x1] - cx) / rx
-        dy = (self._ys[y0:y1] - cy) / ry
-        d = np.sqrt(dy[:, None] ** 2 + dx[None, :] ** 2)
-        edge = (1.0 - d) * (min(rx, ry) / max(soft, 1e-3)) + 0.5
-        alpha = np.clip(edge, 0.0, 1.0).astype(np.float32)
-        return slice(y0, y1), slice(x0, x1), alpha
-
-
-def qr_card(text: str, *, module_px: int = 3, border: int = 4) -> npt.NDArray[np.uint8]:
-    """A printed card with ``text`` as a QR code (dark modules on white), for :meth:`hold_up`.
-
-    Needs the ``segno`` package (the one ``fleet claim-codes create`` draws with).
-    """
-    try:
-        import segno
-    except ImportError:
-        raise RuntimeError("drawing a QR card needs the segno package: pip install segno") from None
-    modules = np.array(segno.make(text, error="m").matrix, dtype=bool)
-    cells = np.kron(modules, np.ones((module_px, module_px), dtype=bool))
-    card = np.where(cells, 25, 230).astype(np.uint8)
-    return np.pad(card, border * module_px, constant_values=230)
-
-
-def _box(zone: ZoneSpec, width: int, height: int) -> tuple[int, int, int, int]:
-    """Pixel bounding box (y0, y1, x0, x1) of a zone polygon."""
-    xs = [p[0] for p in zone.polygon]
-    ys = [p[1] for p in zone.polygon]
-    return (
-        int(min(ys) * height),
-        math.ceil(max(ys) * height),
-        int(min(xs) * width),
-        math.ceil(max(xs) * width),
-    )
+        shade(img, self._xs, self._ys, x, y, sh.rx, sh.ry, sh.strength * fade)

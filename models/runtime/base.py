@@ -1,7 +1,7 @@
 """The inference backend interface: token ids in, logits of both heads out.
 
 A backend wraps one model file and one engine (onnxruntime, LiteRT). It is chosen by
-name from the explicit registry in :mod:`models.runtime` and knows nothing about
+name from the explicit registry in :mod:`models.runtime.registry` and knows nothing about
 bundles, labels or windows; :class:`models.runtime.classifier.ModelRuntime` does that.
 """
 

@@ -129,7 +129,7 @@ class ModelRuntime:
         agent_version: str = "0.1.0",
         backends: Mapping[str, type[InferenceBackend]] | None = None,
     ) -> None:
-        from models.runtime import BACKENDS
+        from models.runtime.registry import BACKENDS
 
         self._backends = dict(BACKENDS if backends is None else backends)
         if backend not in self._backends:

@@ -17,12 +17,12 @@ Workflow:
    reference (nothing decided twice, nothing missing). Every start of a unit reports its
    slots' levels once more, so those start reports are counted apart, not compared.
 
-The cloud (:mod:`tests.bench.crash_cloud`) is by default the real service, ``shelfsense
-cloud serve`` under uvicorn on a fresh SQLite store, with the unit's store, bay, slots and
-device registered and a unit key in the agent's identity file; what it stored is read
-back through the cloud's export and compared with what the agent committed on every field
-both keep (wall time as an instant). ``--cloud stand-in`` uses the stand-in of
-:mod:`tests.edge.cloud_stand_in`, which keeps each received body and counts redeliveries.
+The cloud (:mod:`tests.edge.soak_cloud`) is the real service, ``shelfsense cloud serve``
+under uvicorn on a fresh SQLite store, with the unit's store, bay, slots and device
+registered and a unit key in the agent's identity file; what it stored is read back
+through the cloud's export and compared with what the agent committed on every field
+both keep (wall time as an instant). It stores each (device, seq) once and counts no
+redeliveries.
 
 Sizing: a restarted sim unit replays unpaced from the start of its day up to its last
 committed event, roughly 20-40 s per simulated hour on this shared 2-core machine. Its
@@ -33,12 +33,14 @@ which starts once both have caught up, so each kill consumes about ``speed`` x i
 and how far the twin had got by the last kill); the final run plays the rest out
 unpaced.
 
-Run: ``.venv/bin/python -m tests.bench.bench_agent_crash [--quick] [--cloud real|stand-in]``.
+Run: ``.venv/bin/python -m tests.bench.bench_agent_crash [--quick] [--kills N] [--hours H]
+[--seed N]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import random
 import signal
 import statistics
@@ -50,7 +52,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.bench.crash_cloud import CLOUDS, SoakCloud, compared_fields, open_cloud, same_event
 from tests.edge.agent_support import (
     DEVICE,
     caught_up,
@@ -62,9 +63,10 @@ from tests.edge.agent_support import (
     start,
     status,
     top_seq,
-    wait_until,
     write_unit,
 )
+from tests.edge.soak_cloud import SoakCloud, compared_fields, open_cloud, same_event
+from tests.support.waiting import wait_until
 
 SEED = 2026  # of the kill moments
 
@@ -91,7 +93,6 @@ class Results:
     """What the soak measured; every count but the times must come out as the check says."""
 
     plan: Plan
-    cloud: str = "real"
     reference_events: int = 0
     reference_s: float = 0.0
     kills: int = 0
@@ -112,7 +113,6 @@ class Results:
     gaps: int = 0  # seqs missing from 1..max
     cloud_events: int = 0  # decided events stored (start level reports apart)
     start_reports: int = 0  # level reports stored, one per slot at every start of the unit
-    redelivered: int | None = 0  # events got more than once and absorbed (None: not counted)
     contiguous: bool = False
     equals_reference: bool = False
     restart_s: list[float] = field(default_factory=list)  # start until the workers run
@@ -121,7 +121,7 @@ class Results:
 
 
 def _reference(tmp: Path, plan: Plan, res: Results) -> list[tuple[Any, ...]]:
-    with open_cloud(res.cloud, tmp, "reference-cloud") as cloud:
+    with open_cloud(tmp, "reference-cloud") as cloud:
         t0 = time.perf_counter()
         run_in_process(
             tmp / "reference", cloud, cloud.base_url, hours=plan.hours, api_key=cloud.api_key
@@ -146,10 +146,10 @@ def _soak(
         proc = start(cfg, speed=plan.speed, hours=plan.hours)
         try:
             t_start = time.perf_counter()
-            wait_until(lambda p=proc: running(data, p), timeout=60)
+            wait_until(lambda: running(data, proc), timeout=60)  # noqa: B023 (called at once)
             res.restart_s.append(time.perf_counter() - t_start)
             t_run = time.perf_counter()
-            wait_until(lambda p=proc, a=after: caught_up(data, p, a), timeout=120)
+            wait_until(lambda: caught_up(data, proc, after), timeout=120)  # noqa: B023 (called at once)
             res.catch_up_s.append(time.perf_counter() - t_run)
             live_from = top_seq(data / "buffer.db")
             res.caught_up += live_from > after
@@ -200,8 +200,6 @@ def _check(
         by_seq.setdefault(r.seq, []).append(r.event)
     res.cloud_events = len(decided([r.event for r in rows]))
     res.start_reports = len(rows) - res.cloud_events
-    counted = [r.deliveries for r in rows if r.deliveries is not None]
-    res.redelivered = sum(1 for d in counted if d > 1) if len(counted) == len(rows) else None
     top = max(seqs, default=0)
     res.gaps = top - len(by_seq)
     res.contiguous = sorted(seqs) == list(range(1, len(rows) + 1))
@@ -223,12 +221,11 @@ def _check(
     res.equals_reference = got == reference
 
 
-def run(plan: Plan, tmp: Path, *, seed: int = SEED, cloud: str = "real") -> Results:
-    """Reference run, then the kill soak against a fresh cloud of kind ``cloud``
-    (``real`` or ``stand-in``), then the check."""
-    res = Results(plan=plan, cloud=cloud)
+def run(plan: Plan, tmp: Path, *, seed: int = SEED) -> Results:
+    """Reference run, then the kill soak against a fresh real cloud, then the check."""
+    res = Results(plan=plan)
     reference = _reference(tmp, plan, res)
-    with open_cloud(cloud, tmp, "cloud") as side:
+    with open_cloud(tmp, "cloud") as side:
         ever = _soak(tmp / "unit", side, plan, res, random.Random(seed))
         _check(side, ever, reference, res)
     return res
@@ -239,8 +236,7 @@ def report(res: Results) -> str:
     p = res.plan
     med = statistics.median(res.restart_s) if res.restart_s else 0.0
     cat = statistics.median(res.catch_up_s) if res.catch_up_s else 0.0
-    side = "real cloud service" if res.cloud == "real" else "stand-in cloud"
-    again = "not counted" if res.redelivered is None else str(res.redelivered)
+    side = "real cloud service"
     lines = [
         f"### agent kill -9 soak: busy twin, {p.hours} h at {p.speed:g}x, "
         f"kills after {p.wait[0]}-{p.wait[1]} s, {side} over loopback HTTP",
@@ -266,7 +262,6 @@ def report(res: Results) -> str:
         f"max {max(res.catch_up_s, default=0.0):.2f} s; "
         f"twin reached by the last kill: {res.twin_reached_s / 60:.1f} of {p.hours * 60:g} min; "
         f"kills after which the buffer had grown: {res.grew}; "
-        f"redelivered and absorbed by the cloud: {again}; "
         f"missing vs reference: {res.missing}; "
         f"start level reports stored (one per slot at every start): {res.start_reports}; "
         f"committed events stored with any field changed: {res.changed_bodies} "
@@ -280,12 +275,18 @@ def main(argv: Sequence[str] | None = None) -> Results:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 kills of a short run (smoke test)")
     parser.add_argument("--seed", type=int, default=SEED, help="seed of the kill moments")
+    parser.add_argument("--kills", type=int, default=None, help=f"kills (default {FULL.kills})")
     parser.add_argument(
-        "--cloud", choices=CLOUDS, default="real", help="the real cloud service or the stand-in"
+        "--hours", type=float, default=None, help=f"twin hours played (default {FULL.hours})"
     )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-agent-crash-") as d:
-        res = run(QUICK if args.quick else FULL, Path(d), seed=args.seed, cloud=args.cloud)
+        plan = QUICK if args.quick else FULL
+        if args.kills is not None:
+            plan = dataclasses.replace(plan, kills=args.kills)
+        if args.hours is not None:
+            plan = dataclasses.replace(plan, hours=args.hours)
+        res = run(plan, Path(d), seed=args.seed)
     print(report(res))
     return res
 

@@ -3,18 +3,19 @@ after kill -9, never timing; and the buffer-to-cloud comparison on its own."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from tests.bench.bench_agent_crash import QUICK, SEED, main, report, run
-from tests.bench.crash_cloud import same_event
+from tests.bench.bench_agent_crash import FULL, QUICK, SEED, main, report, run
+from tests.edge.soak_cloud import same_event
 
 
 def test_quick_agent_crash_soak_against_the_real_cloud_loses_and_duplicates_nothing(
     tmp_path: Path,
 ) -> None:
-    res = run(QUICK, tmp_path, cloud="real")
+    res = run(QUICK, tmp_path)
     assert res.kills == QUICK.kills and res.mid_traffic >= 1  # kills landed in traffic
     assert res.grew >= 1  # some run committed before it was killed
     assert res.caught_up >= 1  # a restart was seen live (new seq) before its kill timer began
@@ -40,16 +41,21 @@ def test_stored_event_is_compared_on_shared_fields_with_times_as_instants() -> N
     assert not same_event({**stored, "wall_time": "2026-11-22T10:00:01+00:00"}, committed)
 
 
-def test_bench_entry_point_parses_quick_and_cloud(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bench_entry_point_parses_quick_and_seed(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[object] = []
 
-    def fake_run(plan: object, tmp: Path, *, seed: int, cloud: str) -> object:
-        seen.append((plan, seed, cloud))
+    def fake_run(plan: object, tmp: Path, *, seed: int) -> object:
+        seen.append((plan, seed))
         raise SystemExit(0)
 
     monkeypatch.setattr("tests.bench.bench_agent_crash.run", fake_run)
     with pytest.raises(SystemExit):
         main(["--quick", "--seed", "7"])
     with pytest.raises(SystemExit):
-        main(["--quick", "--cloud", "stand-in"])
-    assert seen == [(QUICK, 7, "real"), (QUICK, SEED, "stand-in")]
+        main(["--quick"])
+    with pytest.raises(SystemExit):
+        main(["--kills", "5", "--hours", "0.2"])
+    with pytest.raises(SystemExit) as err:
+        main(["--quick", "--cloud", "stand-in"])  # the stand-in cloud is gone
+    assert err.value.code == 2
+    assert seen == [(QUICK, 7), (QUICK, SEED), (replace(FULL, kills=5, hours=0.2), SEED)]

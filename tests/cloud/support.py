@@ -1,13 +1,11 @@
-"""Running the real app under uvicorn on a loopback port, and making events and keys for tests."""
+"""The real app on a loopback port (:mod:`cloud.loopback`), and events and keys for tests."""
 
 from __future__ import annotations
 
 import gzip
 import json
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,12 +14,13 @@ import httpx
 import uvicorn
 from sqlalchemy import select
 
-from cloud.api import create_app
 from cloud.keys import Role, create_key
+from cloud.loopback import make_key as make_key
+from cloud.loopback import register_unit as register_unit
+from cloud.loopback import serve_in_thread
 from cloud.schemas import BayCreate, DeviceCreate, StoreCreate
 from cloud.settings import CloudSettings
 from cloud.store import Store
-from tests.support.mosquitto import free_port
 
 
 @dataclass
@@ -42,56 +41,8 @@ class Live:
 @contextmanager
 def serve(settings: CloudSettings, *, mqtt: bool = False) -> Iterator[Live]:
     """The app for ``settings`` under uvicorn in a thread on a free loopback port."""
-    from cloud.store import open_store
-
-    store = open_store(
-        settings.database_url,
-        pool_size=settings.db_pool_size,
-        write_pool_size=settings.db_write_pool_size,
-    )
-    app = create_app(settings, store=store, mqtt=mqtt)
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield Live(f"http://127.0.0.1:{port}", settings, store, server)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        store.dispose()
-
-
-def make_key(store: Store, role: Role, device_id: str | None = None) -> str:
-    """A fresh token of ``role``."""
-    with store.writer.begin() as conn:
-        return create_key(conn, role=role, name=f"test-{role.value}", device_id=device_id).token
-
-
-def register_unit(
-    store: Store, device_id: str, store_id: str = "store-1", bay: str = "bay-1"
-) -> str:
-    """Register a store, bay and unit (as needed) and return a unit key for it."""
-    from cloud import fleet
-    from cloud.errors import ConflictError
-
-    with store.writer.begin() as conn:
-        for step in (
-            lambda: fleet.add_store(conn, StoreCreate(store_id=store_id, name="")),
-            lambda: fleet.add_bay(conn, store_id, BayCreate(bay_id=bay, name="")),
-        ):
-            with suppress(ConflictError):
-                step()
-        fleet.add_device(
-            conn, DeviceCreate(device_id=device_id, store_id=store_id, bay_id=bay, name="")
-        )
-    return make_key(store, Role.UNIT, device_id)
+    with serve_in_thread(settings, mqtt=mqtt) as served:
+        yield Live(served.url, settings, served.store, served.server)
 
 
 def register_fleet(store: Store, units: dict[str, tuple[str, str]]) -> dict[str, str]:

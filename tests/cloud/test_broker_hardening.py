@@ -240,11 +240,6 @@ def highest(acks: list[bytes]) -> int:
     return max((json.loads(a)["highest_contiguous"] for a in list(acks)), default=0)
 
 
-def wait_for(cond: Any, timeout: float = WAIT) -> None:
-    """Wait for ``cond`` (state kept by other threads without a condition variable)."""
-    wait_until(cond, timeout)
-
-
 def test_config_is_complete(fleet: Fleet) -> None:
     text = fleet.broker.conf.read_text()
     for line in (
@@ -277,7 +272,7 @@ def test_a_unit_cannot_join_the_ingest_share_and_every_event_is_stored(fleet: Fl
     try:
         for seq in range(1, 21):
             assert b.publish("events", json.dumps(event("unit-b", seq)), qos=1)
-        wait_for(lambda: highest(acks) == 20)
+        wait_until(lambda: highest(acks) == 20)
         assert stored(fleet, "unit-b") == 20
         assert sum(w.stored for w in ws) == 20
         assert all(w.client.is_connected() for w in ws)
@@ -381,11 +376,11 @@ def test_the_cloud_publishes_desired_to_the_unit_and_ingests_beside_it(fleet: Fl
         assert a.wait_connected(WAIT)
         assert a.client._client_id == b"unit-a"  # the edge asks for its login as client id
         assert pub.publish(DesiredState(device_id="unit-a"))
-        wait_for(lambda: len(desired) == 1)
+        wait_until(lambda: len(desired) == 1)
         assert json.loads(desired[0])["device_id"] == "unit-a"
         for seq in range(1, 6):
             assert a.publish("events", json.dumps(event("unit-a", seq)), qos=1)
-        wait_for(lambda: highest(acks) == 5)
+        wait_until(lambda: highest(acks) == 5)
         assert stored(fleet, "unit-a") == 5
         assert all(w.client.is_connected() for w in ws) and pub.connected.is_set()
     finally:
@@ -433,10 +428,10 @@ def test_a_unit_writes_only_its_own_state_through_the_broker(fleet: Fleet) -> No
             assert rc is None or rc.is_failure
             forger.close()
         a = transport(fleet, "unit-a", [])
-        wait_for(lambda: _state(fleet, "unit-a")["state"] == "online")
+        wait_until(lambda: _state(fleet, "unit-a")["state"] == "online")
         own = {"at": 1.8e9, "alarms": {"disk_full": {"since": 1.8e9}}, "buffer_depth": 3}
         assert a.publish("health", json.dumps(own), qos=1)
-        wait_for(lambda: _state(fleet, "unit-a")["alarms"] == ["disk_full"])
+        wait_until(lambda: _state(fleet, "unit-a")["alarms"] == ["disk_full"])
         a.close()
         b = _state(fleet, "unit-b")
         assert (b["state"], b["alarms"], b["health_at"]) == ("unknown", [], None)
@@ -488,7 +483,7 @@ def test_a_unit_added_later_can_do_nothing_until_the_broker_restarts(fleet: Flee
     )  # SIGHUP: the password files reload, the plugin does not
     c = None
     try:
-        wait_for(lambda: unit_accepted(fleet, "unit-c"))
+        wait_until(lambda: unit_accepted(fleet, "unit-c"))
         c = unit(fleet, "unit-c")
         assert c.subscribe("shelfsense/unit-c/ack").is_failure
         c.close()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from shelfsense.cli import build_parser, main
 
 
@@ -94,8 +96,44 @@ def test_fleet_keys_and_devices_round_trip(tmp_path, capsys) -> None:
     assert out_file.read_text() == ""
 
 
-def test_cloud_group_has_serve_migrate_and_train() -> None:
+def test_cloud_group_has_serve_migrate_and_train(tmp_path) -> None:
+    from cloud import service_cli, train_cli
+
     parser = build_parser()
     cloud = parser._subparsers._group_actions[0].choices["cloud"]  # type: ignore[union-attr]
     names = set(cloud._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
-    assert {"serve", "migrate", "mqtt-ingest", "export-labels"} <= names
+    assert names == {"serve", "migrate", "mqtt-ingest", "export-labels", "train"}
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    args = parser.parse_args(
+        ["cloud", "train", "--from-store", "--database-url", db, "--out", str(tmp_path / "o")]
+    )
+    assert args.func is train_cli.run
+    assert args.from_store and args.database_url == db and args.data is None
+    assert (args.teacher, args.student, args.min_labelled) == ("small", "student", 40)
+    args = parser.parse_args(
+        [
+            "cloud",
+            "train",
+            "--data",
+            "a.jsonl",
+            "--data",
+            "b.jsonl",
+            "--out",
+            "o",
+            "--teacher",
+            "tiny",
+            "--epochs",
+            "0.5",
+        ]
+    )
+    assert [str(p) for p in args.data] == ["a.jsonl", "b.jsonl"] and not args.from_store
+    assert (args.teacher, args.epochs) == ("tiny", 0.5)
+    assert parser.parse_args(["cloud", "serve", "--port", "9"]).func is service_cli.cmd_serve
+    for bad in (
+        ["cloud", "train", "--out", "o"],  # no source of windows
+        ["cloud", "train", "--data", "a.jsonl", "--from-store", "--out", "o"],  # two
+        ["cloud", "train", "--data", "a.jsonl"],  # no --out
+    ):
+        with pytest.raises(SystemExit) as err:
+            parser.parse_args(bad)
+        assert err.value.code == 2, bad

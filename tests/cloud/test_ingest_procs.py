@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import cast
@@ -19,10 +17,10 @@ from fastapi import FastAPI
 
 from cloud.api.services import Services
 from cloud.keys import Role
+from cloud.loopback import ServiceProcess
 from cloud.settings import CloudSettings, build_settings
 from tests.bench.fleet import FleetUnit, run_fleet
 from tests.cloud.support import Live, batch, count_events, gz, make_key, register_unit, serve
-from tests.support.mosquitto import free_port, wait_for_port
 from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -158,22 +156,18 @@ def gone(pid: int) -> bool:
 
 @pytest.mark.slow
 def test_ingest_processes_end_with_a_killed_server(tmp_path: Path) -> None:
-    port = free_port()
-    cmd = [sys.executable, "-m", "shelfsense", "cloud", "serve", "--database-url",
-           f"sqlite:///{tmp_path / 'c.db'}", "--port", str(port), "--ingest-processes", "2"]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    service = ServiceProcess(
+        url, tmp_path / "serve.log", args=["--ingest-processes", "2"], cwd=ROOT
+    )
     try:
-        wait_for_port("127.0.0.1", port, cast("subprocess.Popen[bytes]", proc), timeout=60)
-        wait_until(lambda: len(spawned(proc.pid)) == 2, timeout=60)
-        children = spawned(proc.pid)
-        proc.kill()  # no shutdown: the children must notice on their own
-        proc.wait(timeout=30)
+        service.start(timeout=60)
+        wait_until(lambda: len(spawned(service.pid)) == 2, timeout=60)
+        children = spawned(service.pid)
+        service.kill()  # no shutdown: the children must notice on their own
         wait_until(lambda: all(gone(pid) for pid in children), timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
+        service.kill()
 
 
 @pytest.mark.pg

@@ -17,6 +17,7 @@ from cloud.mqtt_ingest import IngestWorker, parse_message
 from cloud.store import open_store
 from cloud.store.tables import events
 from tests.cloud.support import batch, event, register_unit, serve
+from tests.support.waiting import wait_until
 
 BOUNDS = TimeBounds(timedelta(minutes=5), timedelta(days=30))
 
@@ -34,10 +35,12 @@ class Unit:
             protocol=mqtt.MQTTv5,
         )
         self.c.on_message = self._on_message
+        subscribed = threading.Event()
+        self.c.on_subscribe = lambda *_: subscribed.set()
         self.c.connect(host, port)
         self.c.loop_start()
-        self.c.subscribe(f"shelfsense/{device_id}/ack", qos=1)[1]
-        time.sleep(0.2)
+        self.c.subscribe(f"shelfsense/{device_id}/ack", qos=1)
+        assert subscribed.wait(10), "no SUBACK for the ack topic"
 
     def _on_message(self, _c, _u, msg) -> None:
         with self.got_ack:
@@ -141,9 +144,7 @@ def test_two_workers_split_traffic_store_once_and_ack(mosquitto, sqlite_settings
                 assert u.wait_highest(per_unit) == per_unit
                 # acks of two workers may arrive out of order: all seqs get acked in the end
                 assert u.wait_acked(set(range(1, per_unit + 1))) == set(range(1, per_unit + 1))
-            deadline = time.monotonic() + 10
-            while sum(w.refused for w in workers) < 1 and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_until(lambda: sum(w.refused for w in workers) >= 1, timeout=10)
             refusals = units[0].wait_refused()
         finally:
             for u in units:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,10 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cloud.keys import Role
+from cloud.loopback import ServiceProcess
 from cloud.shared_limits import lease
 from cloud.store import open_store
 from tests.cloud.support import make_key
-from tests.support.mosquitto import free_port, wait_for_port
 from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,34 +39,30 @@ def test_lease_never_grants_more_than_the_bucket_holds(
 
 
 @contextmanager
-def cloud_serve(url: str) -> Iterator[str]:
+def cloud_serve(url: str, log: Path) -> Iterator[str]:
     """``shelfsense cloud serve`` in its own process; yields its base URL."""
-    port = free_port()
     env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
         "SHELFSENSE_CLOUD_RATE_PER_S": "0.001",  # next to no refill during the test
         "SHELFSENSE_CLOUD_RATE_BURST": str(BURST),
     }
-    cmd = [sys.executable, "-m", "shelfsense", "cloud", "serve", "--database-url", url,
-           "--port", str(port)]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    service = ServiceProcess(url, log, env=env, cwd=ROOT)
     try:
-        wait_for_port("127.0.0.1", port, proc, timeout=60)
-        yield f"http://127.0.0.1:{port}"
+        service.start(timeout=60)
+        yield service.url
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        service.stop()
 
 
 @pytest.mark.pg
 @pytest.mark.slow
-def test_two_api_processes_share_one_rate_limit_and_one_revocation(pg_url: str) -> None:
+def test_two_api_processes_share_one_rate_limit_and_one_revocation(
+    pg_url: str, tmp_path: Path
+) -> None:
     store = open_store(pg_url, pool_size=1)
     backend = make_key(store, Role.BACKEND)
     operator = make_key(store, Role.OPERATOR)
     store.dispose()
-    with cloud_serve(pg_url) as a, cloud_serve(pg_url) as b:
+    with cloud_serve(pg_url, tmp_path / "a.log") as a, cloud_serve(pg_url, tmp_path / "b.log") as b:
         answers = []
         for i in range(2 * BURST):
             url = a if i % 2 == 0 else b

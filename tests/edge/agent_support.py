@@ -22,7 +22,7 @@ from edge.agent import Agent
 from edge.config import parse_config
 from edge.sync.identity import Identity
 from edge.workers.build import add_sensing
-from tests.support import waiting
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 DEVICE = "sim-e2e"
@@ -35,14 +35,9 @@ CAMERA = {"width": 160, "height": 120}
 
 
 class Acks(Protocol):
-    """A cloud that tells how far a device's events are stored (stand-in or real)."""
+    """A cloud that tells how far a device's events are stored."""
 
     def highest_contiguous(self, device_id: str) -> int: ...
-
-
-def wait_until(cond: Any, timeout: float = 60.0) -> None:
-    """Poll ``cond`` every 50 ms; fail the test if it is not true within ``timeout`` s."""
-    waiting.wait_until(cond, timeout, poll=0.05)
 
 
 def unit(tmp: Path, base_url: str) -> dict[str, Any]:
@@ -94,7 +89,7 @@ def run_in_process(
     agent.start()
     try:
         wait_until(lambda: agent.health.get("sim_done") is True, timeout=600)
-        wait_until(lambda: store.highest_contiguous(DEVICE) == agent.buffer.seq)
+        wait_until(lambda: store.highest_contiguous(DEVICE) == agent.buffer.seq, timeout=60)
     finally:
         agent.stop()
     return agent, sensing

@@ -1,7 +1,8 @@
 """The real cloud service for edge sync tests and benches: child processes on loopback.
 
 :func:`real_cloud` migrates a fresh SQLite file, runs ``shelfsense cloud serve`` on a
-fixed free loopback port (so it can be killed and restarted on the same address) and,
+fixed free loopback port (:class:`cloud.loopback.ServiceProcess`, so it can be killed and
+restarted on the same address) and,
 given a broker, real :class:`cloud.mqtt_ingest.IngestWorker` processes on the shared
 subscription. Units are registered and their keys made straight in the store; what
 reached the store is read back with plain ``sqlite3``.
@@ -31,7 +32,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tests.support.mosquitto import Broker, free_port, wait_for_port
+from cloud.loopback import (
+    ServiceProcess,
+    child_env,
+    free_port,
+    make_key,
+    register_unit,
+    stop_process,
+)
+from tests.support.mosquitto import Broker
 
 REPO = Path(__file__).resolve().parents[2]
 STORE_ID, BAY_ID = "store-1", "bay-1"
@@ -60,18 +69,7 @@ def real_event(i: int, *, when: float | None = None) -> dict[str, Any]:
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHELFSENSE_CLOUD_")}
-    return {**env, "PYTHONPATH": str(REPO), "ORT_DISABLE_TELEMETRY": "1", **extra}
-
-
-def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+    return child_env(REPO, **extra)
 
 
 @dataclass
@@ -84,9 +82,9 @@ class RealCloud:
     keys: dict[str, str] = field(default_factory=dict)
     service_login: tuple[str, str] | None = None  # the ingest workers' broker login
     service_port: int | None = None  # their listener, when apart from the units'
-    api: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = field(default_factory=dict)  # extra SHELFSENSE_CLOUD_* settings
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    _api: ServiceProcess | None = None
 
     @property
     def url(self) -> str:
@@ -100,29 +98,26 @@ class RealCloud:
 
     # processes -----------------------------------------------------------------------
 
+    @property
+    def api(self) -> ServiceProcess:
+        """The ``shelfsense cloud serve`` child (made on first use, on ``port``)."""
+        if self._api is None:
+            env = {"SHELFSENSE_CLOUD_RATE_PER_S": "0"} | self.env
+            log = self.db.with_suffix(".log")
+            self._api = ServiceProcess(self.database_url, log, port=self.port, env=env, cwd=REPO)
+        return self._api
+
     def start(self) -> None:
         """Start (or restart) ``shelfsense cloud serve`` on the same port; wait until it listens."""
-        if self.api is not None and self.api.poll() is None:
-            return
-        args = [sys.executable, "-m", "shelfsense", "cloud", "serve"]
-        args += ["--database-url", self.database_url, "--host", "127.0.0.1"]
-        args += ["--port", str(self.port)]
-        env = _env(**({"SHELFSENSE_CLOUD_RATE_PER_S": "0"} | self.env))
-        with self.db.with_suffix(".log").open("ab") as log:  # a pipe could fill and block it
-            self.api = subprocess.Popen(
-                args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=log
-            )
-        wait_for_port("127.0.0.1", self.port, self.api, timeout=30)
+        self.api.start()
 
     def kill(self) -> None:
         """``kill -9`` the API process (a crash mid-request)."""
-        if self.api is not None:
-            _stop(self.api, signal.SIGKILL)
+        self.api.kill()
 
     def stop(self) -> None:
         """Stop the API process cleanly."""
-        if self.api is not None:
-            _stop(self.api)
+        self.api.stop()
 
     def write_broker_files(self, tmp: Path, service: tuple[str, str]) -> tuple[Path, int, int]:
         """The fleet's broker files and ``mosquitto.conf`` for the units registered so far and
@@ -183,7 +178,7 @@ class RealCloud:
     def stop_ingest(self) -> None:
         """Stop every ingest worker."""
         for p in self.workers:
-            _stop(p)
+            stop_process(p)
         self.workers.clear()
 
     # units ---------------------------------------------------------------------------
@@ -201,7 +196,6 @@ class RealCloud:
         from cloud import fleet
         from cloud.schemas import SlotCreate
         from cloud.store import open_store
-        from tests.cloud.support import register_unit
 
         store = open_store(self.database_url, pool_size=1)
         try:
@@ -221,7 +215,6 @@ class RealCloud:
 
         from cloud.keys import Role
         from cloud.store import open_store
-        from tests.cloud.support import make_key
 
         store = open_store(self.database_url, pool_size=1)
         try:

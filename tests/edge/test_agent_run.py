@@ -1,7 +1,7 @@
 """The agent end to end in sim mode: twin -> sensors -> windows -> rules -> buffer -> cloud.
 
-An in-process agent plays a busy stretch of the store twin against the stand-in cloud
-over loopback HTTP: every event arrives once, seqs run 1..N, and the stock events match
+An in-process agent plays a busy stretch of the store twin against the real cloud service
+over loopback HTTP (:mod:`tests.edge.soak_cloud`): every event arrives once, seqs run 1..N, and the stock events match
 the twin's truth changes. Then the agent as a real process is killed with SIGKILL at
 random moments and restarted: what reaches the cloud is exactly what one uninterrupted
 run decides (nothing committed lost, nothing twice).
@@ -9,7 +9,6 @@ run decides (nothing committed lost, nothing twice).
 
 from __future__ import annotations
 
-import json
 import random
 import signal
 import time
@@ -32,10 +31,10 @@ from tests.edge.agent_support import (
     running,
     start,
     unit,
-    wait_until,
     write_unit,
 )
-from tests.edge.cloud_stand_in import IngestHttpServer, IngestStore
+from tests.edge.soak_cloud import open_cloud
+from tests.support.waiting import wait_until
 
 MOVES = ("removal", "return", "restock", "misplaced")
 
@@ -62,14 +61,14 @@ def matches(truth: list[TruthChange], stock: list[dict[str, Any]]) -> int:
 
 
 def test_sim_agent_events_reach_cloud_and_match_truth(tmp_path: Path) -> None:
-    store = IngestStore(tmp_path / "cloud.db")
-    with IngestHttpServer(store) as server:
-        agent, sensing = run_in_process(tmp_path / "unit", store, server.base_url)
-    rows = store.rows(DEVICE)
-    seqs = [r["seq"] for r in rows]
+    with open_cloud(tmp_path, "cloud") as cloud:
+        agent, sensing = run_in_process(
+            tmp_path / "unit", cloud, cloud.base_url, api_key=cloud.api_key
+        )
+        rows = cloud.stored(DEVICE)
+    seqs = [r.seq for r in rows]
     assert sorted(seqs) == list(range(1, len(rows) + 1))  # every seq once, none missing
-    assert all(r["deliveries"] >= 1 for r in rows)
-    bodies = sorted((json.loads(r["body"]) for r in rows), key=lambda b: b["seq"])
+    bodies = sorted((r.event for r in rows), key=lambda b: b["seq"])
     assert all(b["decided_by"] == "rules" and b["model_version"] is None for b in bodies)
     assert all(b["store"] == "store-9" and b["bay"] == "bay-2" for b in bodies)
     kinds = Counter(b["kind"] for b in bodies)
@@ -86,30 +85,21 @@ def test_sim_agent_events_reach_cloud_and_match_truth(tmp_path: Path) -> None:
     for b in stock:  # the book moved with every stock event
         assert b["sku"] is not None and b["stock_units"] >= 0
     assert agent.health.counter("events_decided") == len(rows)
-    store.close()
 
 
 def test_kill_9_and_restart_lose_and_duplicate_nothing(tmp_path: Path) -> None:
     rng = random.Random(11)
-    store = IngestStore(tmp_path / "cloud.db")
-    with IngestHttpServer(store) as server:
-        reference_dir = tmp_path / "reference"
-        run_in_process(reference_dir, store, server.base_url)
-        reference = decided(
-            sorted((json.loads(r["body"]) for r in store.rows(DEVICE)), key=lambda b: b["seq"])
-        )
-        store.conn.execute("DELETE FROM events")  # the same device starts over in the cloud
-        store.conn.commit()
-        store._hc.clear()
-        store._above.clear()
-
+    with open_cloud(tmp_path, "reference-cloud") as ref:
+        run_in_process(tmp_path / "reference", ref, ref.base_url, api_key=ref.api_key)
+        reference = decided(sorted((r.event for r in ref.stored(DEVICE)), key=lambda b: b["seq"]))
+    with open_cloud(tmp_path, "cloud") as cloud:  # the same device starts over in a new cloud
         data = tmp_path / "unit"
-        cfg = write_unit(data, server.base_url)
+        cfg = write_unit(data, cloud.base_url, api_key=cloud.api_key)
         before: dict[int, dict[str, Any]] = {}
 
         for _ in range(2):
             proc = start(cfg)
-            wait_until(lambda p=proc: running(data, p))
+            wait_until(lambda: running(data, proc), timeout=60)  # noqa: B023 (called at once)
             time.sleep(rng.uniform(1.0, 3.5))  # mid-run: the stretch lasts 6 s at 60x
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
@@ -128,15 +118,14 @@ def test_kill_9_and_restart_lose_and_duplicate_nothing(tmp_path: Path) -> None:
         finally:
             if proc.poll() is None:
                 proc.kill()
-    rows = store.rows(DEVICE)
-    seqs = sorted(r["seq"] for r in rows)
+        rows = cloud.stored(DEVICE)
+    seqs = sorted(r.seq for r in rows)
     assert seqs == list(range(1, len(rows) + 1))
-    cloud = {r["seq"]: json.loads(r["body"]) for r in rows}
+    stored = {r.seq: r.event for r in rows}
     assert len(before) > 0
     for s, b in before.items():  # everything committed before a kill reached the cloud as is
-        assert decided([cloud[s]]) == decided([b])
-    assert decided([cloud[s] for s in seqs]) == reference  # one day, decided once
-    store.close()
+        assert decided([stored[s]]) == decided([b])
+    assert decided([stored[s] for s in seqs]) == reference  # one day, decided once
 
 
 def test_weight_keeps_deciding_while_the_camera_is_down(tmp_path: Path) -> None:
@@ -156,8 +145,10 @@ def test_weight_keeps_deciding_while_the_camera_is_down(tmp_path: Path) -> None:
     sensing.camera.camera.source_factory = no_camera
     agent.start()
     try:
-        wait_until(lambda: agent.health.get("sim_weight_done") is True)
-        wait_until(lambda: sensing.inbox.pending() == 0 and sensing.decisions.emitted > 0)
+        wait_until(lambda: agent.health.get("sim_weight_done") is True, timeout=60)
+        wait_until(
+            lambda: sensing.inbox.pending() == 0 and sensing.decisions.emitted > 0, timeout=60
+        )
         snap = agent.refresh_health()
     finally:
         agent.stop()

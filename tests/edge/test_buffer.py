@@ -11,6 +11,7 @@ from edge.buffer import Buffer, BufferConfig, EventInvalid
 from edge.buffer.schema import LATEST, schema_version
 from edge.buffer.seqmark import read_mark
 from edge.health import BUFFER_FULL, DB_CORRUPTED, DISK_FULL, Health
+from tests.edge.conftest import Buffers
 from tests.edge.events_support import event_fields
 
 
@@ -22,41 +23,41 @@ class Clock:
         return self.t
 
 
-def open_buffer(path: Path, **cfg: object) -> Buffer:
-    return Buffer(path, device_id="unit-1", config=BufferConfig(**cfg), health=Health())  # type: ignore[arg-type]
+def open_buffer(buffers: Buffers, path: Path, **cfg: object) -> Buffer:
+    return buffers.open(path, device_id="unit-1", config=BufferConfig(**cfg), health=Health())  # type: ignore[arg-type]
 
 
-def test_seq_grows_and_survives_reopen(tmp_path: Path) -> None:
+def test_seq_grows_and_survives_reopen(tmp_path: Path, buffers: Buffers) -> None:
     db = tmp_path / "b.db"
-    buf = open_buffer(db)
+    buf = open_buffer(buffers, db)
     first = buf.append_many([event_fields(i) for i in range(3)])
     assert [e.seq for e in first] == [1, 2, 3]
     assert all(e.device_id == "unit-1" for e in first)
     buf.close()
-    buf = open_buffer(db)
+    buf = open_buffer(buffers, db)
     assert buf.append(event_fields(9)).seq == 4
     assert [r.seq for r in buf.pending(10)] == [1, 2, 3, 4]
     assert schema_version(buf.db) == LATEST
     assert read_mark(buf.mark_path) >= 4
 
 
-def test_seq_not_reused_after_rows_are_gone(tmp_path: Path) -> None:
+def test_seq_not_reused_after_rows_are_gone(tmp_path: Path, buffers: Buffers) -> None:
     db = tmp_path / "b.db"
-    buf = open_buffer(db, keep_synced_days=0)
+    buf = open_buffer(buffers, db, keep_synced_days=0)
     buf.append_many([event_fields(i) for i in range(5)])
     assert buf.ack([1, 2, 3, 4, 5]) == 5
     assert buf.maintain() == 5
     buf.close()
-    assert open_buffer(db).append(event_fields(0)).seq == 6
+    assert open_buffer(buffers, db).append(event_fields(0)).seq == 6
     # even when the database file itself is deleted, the side mark keeps seqs growing
     for p in tmp_path.glob("b.db*"):
         if not p.name.endswith(".seq"):
             p.unlink()
-    assert open_buffer(db).append(event_fields(0)).seq > 6
+    assert open_buffer(buffers, db).append(event_fields(0)).seq > 6
 
 
-def test_pending_oldest_first_and_ack_ignores_unknown(tmp_path: Path) -> None:
-    buf = open_buffer(tmp_path / "b.db")
+def test_pending_oldest_first_and_ack_ignores_unknown(tmp_path: Path, buffers: Buffers) -> None:
+    buf = open_buffer(buffers, tmp_path / "b.db")
     buf.append_many([event_fields(i) for i in range(6)])
     assert [r.seq for r in buf.pending(3)] == [1, 2, 3]
     assert buf.ack([2, 3, 99, 3]) == 2
@@ -67,9 +68,9 @@ def test_pending_oldest_first_and_ack_ignores_unknown(tmp_path: Path) -> None:
     assert buf.stats().depth == 4
 
 
-def test_live_and_backlog_queries(tmp_path: Path) -> None:
+def test_live_and_backlog_queries(tmp_path: Path, buffers: Buffers) -> None:
     clock = Clock()
-    buf = Buffer(tmp_path / "b.db", device_id="unit-1", clock=clock)
+    buf = buffers.open(tmp_path / "b.db", device_id="unit-1", clock=clock)
     buf.append_many([event_fields(i) for i in range(4)])  # old
     clock.t += 3600
     buf.append_many([event_fields(i) for i in range(3)])  # fresh
@@ -78,8 +79,8 @@ def test_live_and_backlog_queries(tmp_path: Path) -> None:
     assert [r.seq for r in buf.pending(2, since=cut)] == [5, 6]  # live, oldest first
 
 
-def test_invalid_event_counted_and_skipped(tmp_path: Path) -> None:
-    buf = open_buffer(tmp_path / "b.db")
+def test_invalid_event_counted_and_skipped(tmp_path: Path, buffers: Buffers) -> None:
+    buf = open_buffer(buffers, tmp_path / "b.db")
     bad = {**event_fields(0), "confidence": 7.0}
     out = buf.append_many([event_fields(1), bad, event_fields(2)])
     assert [e.seq for e in out] == [1, 2]
@@ -88,8 +89,10 @@ def test_invalid_event_counted_and_skipped(tmp_path: Path) -> None:
         buf.append(bad)
 
 
-def test_a_window_the_wire_refuses_is_left_off_not_the_decision(tmp_path: Path) -> None:
-    buf = open_buffer(tmp_path / "b.db")
+def test_a_window_the_wire_refuses_is_left_off_not_the_decision(
+    tmp_path: Path, buffers: Buffers
+) -> None:
+    buf = open_buffer(buffers, tmp_path / "b.db")
     window = {"bay": "bay-1", "episode": 3, "t_start": 0.0, "t_end": 1.0, "hour": 9}
     too_big = {
         **window,
@@ -114,9 +117,9 @@ def test_a_window_the_wire_refuses_is_left_off_not_the_decision(tmp_path: Path) 
     assert [r.seq for r in buf.pending(10)] == [1, 2]
 
 
-def test_retention_deletes_only_old_synced_rows(tmp_path: Path) -> None:
+def test_retention_deletes_only_old_synced_rows(tmp_path: Path, buffers: Buffers) -> None:
     clock = Clock()
-    buf = Buffer(
+    buf = buffers.open(
         tmp_path / "b.db",
         device_id="unit-1",
         config=BufferConfig(keep_synced_days=1),
@@ -138,8 +141,8 @@ def fill(buf: Buffer, n: int, start: int = 0) -> list[int]:
     return out
 
 
-def test_cap_evicts_synced_first_then_drops_new(tmp_path: Path) -> None:
-    buf = open_buffer(tmp_path / "b.db", max_mb=0.25)
+def test_cap_evicts_synced_first_then_drops_new(tmp_path: Path, buffers: Buffers) -> None:
+    buf = open_buffer(buffers, tmp_path / "b.db", max_mb=0.25)
     seqs = fill(buf, 2000)
     assert buf.health.counter("events_dropped") > 0  # the cap bound
     assert buf.health.alarmed(BUFFER_FULL)
@@ -155,8 +158,8 @@ def test_cap_evicts_synced_first_then_drops_new(tmp_path: Path) -> None:
     assert [r.seq for r in buf.pending(10_000)] == kept[len(kept) // 2 :] + more
 
 
-def test_cap_policy_evict_unsynced_oldest(tmp_path: Path) -> None:
-    buf = open_buffer(tmp_path / "b.db", max_mb=0.25, on_full="evict_unsynced_oldest")
+def test_cap_policy_evict_unsynced_oldest(tmp_path: Path, buffers: Buffers) -> None:
+    buf = open_buffer(buffers, tmp_path / "b.db", max_mb=0.25, on_full="evict_unsynced_oldest")
     seqs = fill(buf, 2000)
     assert len(seqs) == 2000 and buf.health.counter("events_dropped") == 0
     assert buf.health.counter("unsynced_evicted") > 0
@@ -171,22 +174,22 @@ def corrupt(path: Path) -> None:
         f.write(b"\x00" * 100)  # destroy the header
 
 
-def test_corrupt_file_moved_aside_and_seq_keeps_growing(tmp_path: Path) -> None:
+def test_corrupt_file_moved_aside_and_seq_keeps_growing(tmp_path: Path, buffers: Buffers) -> None:
     db = tmp_path / "b.db"
-    buf = open_buffer(db)
+    buf = open_buffer(buffers, db)
     buf.append_many([event_fields(i) for i in range(7)])
     buf.close()
     corrupt(db)
-    buf = open_buffer(db)
+    buf = open_buffer(buffers, db)
     aside = list(tmp_path.glob("b.db.corrupt-*"))
     assert len(aside) == 1 and aside[0].stat().st_size > 0
     assert buf.health.alarmed(DB_CORRUPTED)
     assert buf.append(event_fields(0)).seq > 7
 
 
-def test_corrupt_pages_salvage_unsent_rows(tmp_path: Path) -> None:
+def test_corrupt_pages_salvage_unsent_rows(tmp_path: Path, buffers: Buffers) -> None:
     db = tmp_path / "b.db"
-    buf = open_buffer(db)
+    buf = open_buffer(buffers, db)
     buf.append_many([event_fields(i) for i in range(3000)])
     buf.ack(list(range(1, 1001)))
     buf.close()
@@ -194,7 +197,7 @@ def test_corrupt_pages_salvage_unsent_rows(tmp_path: Path) -> None:
     with open(db, "r+b") as f:  # smash a page near the end, keep the header
         f.seek(size - 3 * 4096)
         f.write(b"\xff" * 4096)
-    buf = open_buffer(db)
+    buf = open_buffer(buffers, db)
     assert buf.health.alarmed(DB_CORRUPTED)
     assert list(tmp_path.glob("b.db.corrupt-*"))
     nxt = buf.append(event_fields(0)).seq
@@ -204,8 +207,8 @@ def test_corrupt_pages_salvage_unsent_rows(tmp_path: Path) -> None:
     assert all(s > 1000 for s in pending)  # nothing synced came back as unsent
 
 
-def test_disk_full_holds_in_memory_then_resumes(tmp_path: Path) -> None:
-    buf = open_buffer(tmp_path / "b.db", retry_full_s=3600)
+def test_disk_full_holds_in_memory_then_resumes(tmp_path: Path, buffers: Buffers) -> None:
+    buf = open_buffer(buffers, tmp_path / "b.db", retry_full_s=3600)
     buf.append_many([event_fields(i) for i in range(5)])
     pages = buf.db.execute("PRAGMA page_count").fetchone()[0]
     buf.db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite now reports SQLITE_FULL
@@ -223,8 +226,8 @@ def test_disk_full_holds_in_memory_then_resumes(tmp_path: Path) -> None:
     assert [r.seq for r in buf.pending(10_000)] == list(range(1, 407))
 
 
-def test_disk_full_hold_queue_is_bounded(tmp_path: Path) -> None:
-    buf = open_buffer(tmp_path / "b.db", hold_max_events=15, retry_full_s=3600)
+def test_disk_full_hold_queue_is_bounded(tmp_path: Path, buffers: Buffers) -> None:
+    buf = open_buffer(buffers, tmp_path / "b.db", hold_max_events=15, retry_full_s=3600)
     buf.append(event_fields(0))
     pages = buf.db.execute("PRAGMA page_count").fetchone()[0]
     buf.db.execute(f"PRAGMA max_page_count = {pages}")
@@ -238,9 +241,9 @@ def test_disk_full_hold_queue_is_bounded(tmp_path: Path) -> None:
     assert pending == list(range(1, 17))  # contiguous: dropped events took no seqs
 
 
-def test_buffer_readable_by_plain_sqlite(tmp_path: Path) -> None:
+def test_buffer_readable_by_plain_sqlite(tmp_path: Path, buffers: Buffers) -> None:
     db = tmp_path / "b.db"
-    buf = open_buffer(db)
+    buf = open_buffer(buffers, db)
     buf.append_many([event_fields(i) for i in range(3)])
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -261,9 +264,9 @@ def test_error_classifiers() -> None:
     assert not is_corrupt(sqlite3.OperationalError("database or disk is full"))
 
 
-def test_counts_kept_in_memory_match_the_database(tmp_path: Path) -> None:
+def test_counts_kept_in_memory_match_the_database(tmp_path: Path, buffers: Buffers) -> None:
     db = tmp_path / "b.db"
-    buf = open_buffer(db, keep_synced_days=0, max_mb=0.25)
+    buf = open_buffer(buffers, db, keep_synced_days=0, max_mb=0.25)
     fill(buf, 1500)
     buf.ack(list(range(1, 400)))
     buf.maintain()
@@ -277,4 +280,4 @@ def test_counts_kept_in_memory_match_the_database(tmp_path: Path) -> None:
     oldest = conn.execute("SELECT min(created) FROM outbox WHERE synced_at IS NULL").fetchone()[0]
     conn.close()
     assert (stats.depth, stats.synced_rows, stats.oldest_unsynced) == (unsynced, synced, oldest)
-    assert open_buffer(db).stats().depth == unsynced
+    assert open_buffer(buffers, db).stats().depth == unsynced

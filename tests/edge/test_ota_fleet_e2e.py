@@ -185,9 +185,12 @@ def fleet(tmp: Path) -> Iterator[Fleet]:
         watcher.username_pw_set(SERVICE, SERVICE_PW)
         watcher.on_message = reports.add
         watcher.on_connect = lambda c, *_: c.subscribe("shelfsense/+/reported", qos=1)
+        watching = threading.Event()
+        watcher.on_subscribe = lambda *_: watching.set()
         watcher.connect("127.0.0.1", service_port)
         watcher.loop_start()
         stack.callback(watcher.loop_stop)
+        assert watching.wait(10), "no SUBACK for the units' reports"
         op = stack.enter_context(live.client(make_key(live.store, Role.OPERATOR)))
         agents: dict[str, Agent] = {}
         for i, device in enumerate(UNITS):

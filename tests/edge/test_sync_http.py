@@ -1,57 +1,88 @@
-"""HTTP sync against a real HTTP server on loopback that stores into its own SQLite."""
+"""HTTP sync against the real cloud service on loopback, storing into its own SQLite file.
+
+One ``shelfsense cloud serve`` child serves the module (:mod:`tests.edge.real_cloud`);
+each test registers a unit of its own. Outages are the service stopped and started
+again on the same port; what reached the cloud is read from its store.
+"""
 
 from __future__ import annotations
 
+import itertools
 import threading
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from edge.buffer import Buffer
+from edge.buffer.policy import Batch
 from edge.sync.config import SyncConfig
 from edge.sync.http import HttpTransport
 from edge.sync.identity import Identity
 from edge.sync.transport import SyncRejected, SyncUnavailable
 from edge.sync.worker import SyncWorker
-from tests.edge.cloud_stand_in import IngestHttpServer, IngestStore
-from tests.edge.events_support import event_fields
+from models.wire import MqttAck
+from tests.edge.conftest import Buffers
+from tests.edge.real_cloud import RealCloud, real_cloud, real_event
 from tests.support.waiting import wait_until
 
-DEVICE = "unit-1"
+_units = itertools.count(1)
+
+
+class CountingTransport(HttpTransport):
+    """The HTTP transport, noting the size of every batch it hands to the cloud."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.batch_sizes: list[int] = []
+
+    def send(self, batch: Batch) -> list[int]:
+        self.batch_sizes.append(len(batch.rows))
+        return super().send(batch)
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCloud]:
+    with real_cloud(tmp_path_factory.mktemp("cloud")) as cloud:
+        yield cloud
+
+
+@pytest.fixture
+def cloud(shared: RealCloud) -> RealCloud:
+    shared.start()  # a test that stopped it and failed before starting it again
+    return shared
+
+
+@pytest.fixture
+def unit(cloud: RealCloud) -> tuple[str, str]:
+    """A unit of this test's own in the cloud: (device id, key)."""
+    device = f"unit-h{next(_units)}"
+    return device, cloud.register(device)
 
 
 def make_worker(
-    buf: Buffer, server: IngestHttpServer, *, key: str = "test-key", **cfg: object
-) -> SyncWorker:
-    settings = {"mode": "http", "base_url": server.base_url, "batch_size": 100, "idle_s": 0.02}
+    buf: Buffer, cloud: RealCloud, key: str, **cfg: object
+) -> tuple[SyncWorker, CountingTransport]:
+    settings = {"mode": "http", "base_url": cloud.url, "batch_size": 100, "idle_s": 0.02}
     settings |= {"backoff_initial_s": 0.02, "backoff_max_s": 0.2, "http_timeout_s": 5.0}
     config = SyncConfig(**(settings | cfg))  # type: ignore[arg-type]
     ident = Identity(device_id=buf.device_id, api_key=key)
-    transport = HttpTransport(server.base_url, ident, timeout_s=config.http_timeout_s)
-    return SyncWorker(buf, [transport], config=config, clock=buf._clock)
+    transport = CountingTransport(cloud.url, ident, timeout_s=config.http_timeout_s)
+    return SyncWorker(buf, [transport], config=config, clock=buf._clock), transport
 
 
-def drain(buf: Buffer, server: IngestHttpServer, device: str, *, max_steps: int = 10_000) -> int:
+def drain(worker: SyncWorker, buf: Buffer, *, max_steps: int = 10_000) -> int:
     """Send until the outbox is empty (retrying through failures); returns steps taken."""
-    worker = make_worker(buf, server)
     steps = 0
+    idle = threading.Event()
     while buf.stats().depth and steps < max_steps:
         steps += 1
         try:
             worker.step()
         except SyncUnavailable:
-            time.sleep(0.02)
+            idle.wait(0.02)
     assert buf.stats().depth == 0, "outbox did not drain"
     return steps
-
-
-@pytest.fixture
-def cloud(tmp_path: Path):
-    store = IngestStore(tmp_path / "cloud.db")
-    with IngestHttpServer(store) as server:
-        yield server
-    store.close()
 
 
 def run_worker(worker: SyncWorker) -> tuple[threading.Event, threading.Thread]:
@@ -62,99 +93,125 @@ def run_worker(worker: SyncWorker) -> tuple[threading.Event, threading.Thread]:
 
 
 def test_batches_reach_the_cloud_and_leave_the_outbox(
-    tmp_path: Path, cloud: IngestHttpServer
+    tmp_path: Path, cloud: RealCloud, unit: tuple[str, str], buffers: Buffers
 ) -> None:
-    buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
-    buf.append_many([event_fields(i) for i in range(250)])
-    drain(buf, cloud, DEVICE)
-    assert cloud.store.seqs(DEVICE) == list(range(1, 251))
-    assert max(cloud.batch_sizes) <= 100
+    device, key = unit
+    buf = buffers.open(tmp_path / "b.db", device_id=device)
+    buf.append_many([real_event(i) for i in range(250)])
+    worker, transport = make_worker(buf, cloud, key)
+    drain(worker, buf)
+    assert cloud.seqs(device) == list(range(1, 251))
+    assert max(transport.batch_sizes) <= 100
     assert buf.health.counter("events_synced") == 250
 
 
-def test_wrong_key_is_rejected_and_nothing_leaves(tmp_path: Path, cloud: IngestHttpServer) -> None:
-    buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
-    buf.append_many([event_fields(i) for i in range(5)])
-    worker = make_worker(buf, cloud, key="wrong")
+def test_wrong_key_is_rejected_and_nothing_leaves(
+    tmp_path: Path, cloud: RealCloud, unit: tuple[str, str], buffers: Buffers
+) -> None:
+    device, _ = unit
+    buf = buffers.open(tmp_path / "b.db", device_id=device)
+    buf.append_many([real_event(i) for i in range(5)])
+    worker, _ = make_worker(buf, cloud, "ssk_wrong")
     with pytest.raises(SyncRejected):
         worker.step()
-    assert buf.stats().depth == 5 and cloud.store.count() == 0
+    assert buf.stats().depth == 5 and cloud.count(device) == 0
 
 
-def test_acks_for_seqs_never_sent_are_ignored(tmp_path: Path, cloud: IngestHttpServer) -> None:
-    buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
-    buf.append_many([event_fields(i) for i in range(30)])
-    cloud.bogus_acks = [25, 26, 999]  # 25, 26 exist but were not in the batch
-    worker = make_worker(buf, cloud, batch_size=10)
-    worker.step()
+def test_acks_for_seqs_never_sent_are_ignored(
+    tmp_path: Path, cloud: RealCloud, unit: tuple[str, str], buffers: Buffers
+) -> None:
+    device, key = unit
+    buf = buffers.open(tmp_path / "b.db", device_id=device)
+    buf.append_many([real_event(i) for i in range(30)])
+    worker, _ = make_worker(buf, cloud, key, batch_size=10)
+    worker.step()  # 1..10 reach the cloud and are acked in its reply
+    # An ack naming seqs that were never sent (25, 26 exist but were not in any batch):
+    # the real service never writes one, so it is handed to the worker as the MQTT ack
+    # path would, through the same ledger.
+    bogus = MqttAck(device_id=device, highest_contiguous=0, stored=[25, 26, 999])
+    worker.handle_mqtt_ack(bogus.model_dump_json().encode())
     assert [r.seq for r in buf.pending(100)] == list(range(11, 31))
     assert buf.health.counter("acks_unknown") == 3
-    cloud.bogus_acks = []
-    drain(buf, cloud, DEVICE)
-    assert cloud.store.seqs(DEVICE) == list(range(1, 31))
+    drain(worker, buf)
+    assert cloud.seqs(device) == list(range(1, 31))
 
 
-def test_5xx_is_retried_with_backoff(tmp_path: Path, cloud: IngestHttpServer) -> None:
-    buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
-    buf.append_many([event_fields(i) for i in range(40)])
-    cloud.fail_next = 3
-    stop, t = run_worker(make_worker(buf, cloud, batch_size=10))
+def test_failed_sends_are_retried_with_backoff(
+    tmp_path: Path, cloud: RealCloud, unit: tuple[str, str], buffers: Buffers
+) -> None:
+    device, key = unit
+    buf = buffers.open(tmp_path / "b.db", device_id=device)
+    buf.append_many([real_event(i) for i in range(40)])
+    cloud.stop()  # the next sends fail
+    stop, t = run_worker(make_worker(buf, cloud, key, batch_size=10)[0])
+    wait_until(lambda: buf.health.counter("sync_failures") >= 3)
+    cloud.start()  # it fails on while the service starts up
+    failed = buf.health.counter("sync_failures")
     wait_until(lambda: buf.stats().depth == 0)
     stop.set()
     t.join(5)
-    assert buf.health.counter("sync_failures") == 3
-    assert cloud.store.seqs(DEVICE) == list(range(1, 41))
+    # every failed try counted once; none once the cloud listens (one try may have
+    # been on its way as it came up)
+    assert 3 <= failed <= buf.health.counter("sync_failures") <= failed + 1
+    assert cloud.seqs(device) == list(range(1, 41))
 
 
-def test_outage_then_reconnect_every_event_once(tmp_path: Path, cloud: IngestHttpServer) -> None:
-    buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
-    worker = make_worker(buf, cloud, batch_size=50)
+def test_outage_then_reconnect_every_event_once(
+    tmp_path: Path, cloud: RealCloud, unit: tuple[str, str], buffers: Buffers
+) -> None:
+    device, key = unit
+    buf = buffers.open(tmp_path / "b.db", device_id=device)
+    worker, _ = make_worker(buf, cloud, key, batch_size=50)
     stop, t = run_worker(worker)
-    buf.append_many([event_fields(i) for i in range(20)])
+    buf.append_many([real_event(i) for i in range(20)])
     wait_until(lambda: buf.stats().depth == 0)
     cloud.stop()  # the network goes down
     for i in range(30):
-        buf.append_many([event_fields(100 + 10 * i + k) for k in range(10)])
+        buf.append_many([real_event(20 + 10 * i + k) for k in range(10)])
     wait_until(lambda: buf.health.counter("sync_failures") >= 2)
     assert buf.stats().depth == 300
     cloud.start()  # back, same port
     wait_until(lambda: buf.stats().depth == 0)
     stop.set()
     t.join(5)
-    assert cloud.store.seqs(DEVICE) == list(range(1, 321))
+    assert cloud.seqs(device) == list(range(1, 321))
 
 
-def test_server_restart_mid_sync(tmp_path: Path, cloud: IngestHttpServer) -> None:
-    buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
-    buf.append_many([event_fields(i) for i in range(3000)])
-    stop, t = run_worker(make_worker(buf, cloud, batch_size=50))
-    wait_until(lambda: cloud.store.count() >= 500)
+def test_server_restart_mid_sync(
+    tmp_path: Path, cloud: RealCloud, unit: tuple[str, str], buffers: Buffers
+) -> None:
+    device, key = unit
+    buf = buffers.open(tmp_path / "b.db", device_id=device)
+    buf.append_many([real_event(i) for i in range(3000)])
+    stop, t = run_worker(make_worker(buf, cloud, key, batch_size=50)[0])
+    wait_until(lambda: cloud.count(device) >= 500, timeout=60)
     cloud.stop()
-    mid = cloud.store.count()
-    time.sleep(0.1)
+    mid = cloud.count(device)
     cloud.start()
     wait_until(lambda: buf.stats().depth == 0, timeout=60)
     stop.set()
     t.join(5)
     assert 500 <= mid < 3000
-    assert cloud.store.seqs(DEVICE) == list(range(1, 3001))
-    assert cloud.store.seqs(DEVICE, by="arrival") == list(range(1, 3001))  # all backlog: in order
+    assert cloud.seqs(device) == list(range(1, 3001))
+    arrival = [r["seq"] for r in cloud.rows(device)]
+    assert arrival == list(range(1, 3001))  # all backlog: in order
 
 
 def test_backlog_is_flagged_historical_while_live_flows(
-    tmp_path: Path, cloud: IngestHttpServer
+    tmp_path: Path, cloud: RealCloud, unit: tuple[str, str], buffers: Buffers
 ) -> None:
+    device, key = unit
     now = [1_000_000.0]
-    buf = Buffer(tmp_path / "b.db", device_id=DEVICE, clock=lambda: now[0])
-    buf.append_many([event_fields(i) for i in range(300)])  # written during an outage
+    buf = buffers.open(tmp_path / "b.db", device_id=device, clock=lambda: now[0])
+    buf.append_many([real_event(i) for i in range(300)])  # written during an outage
     now[0] += 3600  # an hour later the link is back
-    buf.append_many([event_fields(1000 + i) for i in range(5)])  # live
-    worker = make_worker(buf, cloud, batch_size=100, live_age_s=60)
+    buf.append_many([real_event(300 + i) for i in range(5)])  # live
+    worker, _ = make_worker(buf, cloud, key, batch_size=100, live_age_s=60)
     worker.step()  # live first
-    buf.append_many([event_fields(2000 + i) for i in range(5)])  # more live during catch-up
+    buf.append_many([real_event(305 + i) for i in range(5)])  # more live during catch-up
     while buf.stats().depth:
         worker.step()
-    rows = cloud.store.rows(DEVICE)
+    rows = cloud.rows(device)
     assert sorted(r["seq"] for r in rows) == list(range(1, 311))
     hist = [r["seq"] for r in rows if r["historical"]]
     live = [r["seq"] for r in rows if not r["historical"]]

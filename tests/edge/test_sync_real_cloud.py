@@ -30,6 +30,7 @@ from edge.sync.identity import Identity
 from edge.sync.mqtt import MqttTransport
 from edge.sync.transport import SyncUnavailable
 from edge.sync.worker import MQTT_MAX_UNACKED, SyncWorker
+from tests.edge.conftest import Buffers
 from tests.edge.real_cloud import RealCloud, real_cloud, real_event
 from tests.edge.sync_support import mqtt_sync
 from tests.support.mosquitto import Broker
@@ -85,11 +86,11 @@ def assert_delivered(cloud: RealCloud, device: str, n: int) -> None:
 
 
 def test_outage_then_cloud_up_every_event_once_in_order(
-    tmp_path: Path, running: Callable[[SyncWorker], Callable[[], None]]
+    tmp_path: Path, running: Callable[[SyncWorker], Callable[[], None]], buffers: Buffers
 ) -> None:
     with real_cloud(tmp_path, start=False) as cloud:  # the cloud is down
         key = cloud.register(DEVICE)
-        buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
+        buf = buffers.open(tmp_path / "b.db", device_id=DEVICE)
         worker = http_worker(buf, cloud, key, batch_size=50)
         running(worker)
         for i in range(0, 400, 4):
@@ -104,11 +105,11 @@ def test_outage_then_cloud_up_every_event_once_in_order(
 
 
 def test_a_probe_ends_a_long_backoff_as_soon_as_the_cloud_is_back(
-    tmp_path: Path, running: Callable[[SyncWorker], Callable[[], None]]
+    tmp_path: Path, running: Callable[[SyncWorker], Callable[[], None]], buffers: Buffers
 ) -> None:
     with real_cloud(tmp_path, start=False) as cloud:  # the cloud is down
         key = cloud.register(DEVICE)
-        buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
+        buf = buffers.open(tmp_path / "b.db", device_id=DEVICE)
         buf.append_many([real_event(i) for i in range(50)])
         # every retry wait is long (a uniform draw below 10 min; this seed draws 80 s)
         worker = http_worker(
@@ -129,12 +130,12 @@ def test_a_probe_ends_a_long_backoff_as_soon_as_the_cloud_is_back(
         assert_delivered(cloud, DEVICE, 50)
 
 
-def test_the_clouds_retry_after_is_read_from_a_429(tmp_path: Path) -> None:
+def test_the_clouds_retry_after_is_read_from_a_429(tmp_path: Path, buffers: Buffers) -> None:
     with real_cloud(tmp_path, start=False) as cloud:
         cloud.env = {"SHELFSENSE_CLOUD_RATE_PER_S": "0.2", "SHELFSENSE_CLOUD_RATE_BURST": "1"}
         cloud.start()
         key = cloud.register(DEVICE)
-        buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
+        buf = buffers.open(tmp_path / "b.db", device_id=DEVICE)
         buf.append_many([real_event(i) for i in range(4)])
         http = HttpTransport(cloud.url, Identity(device_id=DEVICE, api_key=key), timeout_s=5)
         batch = Batch(rows=buf.pending(2), historical=False)
@@ -148,11 +149,11 @@ def test_the_clouds_retry_after_is_read_from_a_429(tmp_path: Path) -> None:
 
 
 def test_cloud_killed_mid_sync_then_restarted(
-    tmp_path: Path, running: Callable[[SyncWorker], Callable[[], None]]
+    tmp_path: Path, running: Callable[[SyncWorker], Callable[[], None]], buffers: Buffers
 ) -> None:
     with real_cloud(tmp_path) as cloud:
         key = cloud.register(DEVICE)
-        buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
+        buf = buffers.open(tmp_path / "b.db", device_id=DEVICE)
         for i in range(0, 3000, 500):
             buf.append_many([real_event(i + k) for k in range(500)])
         running(http_worker(buf, cloud, key, batch_size=50))
@@ -167,12 +168,12 @@ def test_cloud_killed_mid_sync_then_restarted(
 
 
 def test_another_devices_key_is_refused_and_quarantined_not_retried(
-    tmp_path: Path, running: Callable[[SyncWorker], Callable[[], None]]
+    tmp_path: Path, running: Callable[[SyncWorker], Callable[[], None]], buffers: Buffers
 ) -> None:
     with real_cloud(tmp_path) as cloud:
         cloud.register(DEVICE)
         other_key = cloud.register("unit-other")
-        buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
+        buf = buffers.open(tmp_path / "b.db", device_id=DEVICE)
         buf.append_many([real_event(i) for i in range(120)])
         halt = running(http_worker(buf, cloud, other_key, batch_size=50))
         wait_until(lambda: buf.stats().rejected == 120)
@@ -193,11 +194,11 @@ def test_another_devices_key_is_refused_and_quarantined_not_retried(
 
 
 def test_refused_event_is_quarantined_and_the_rest_flow(
-    tmp_path: Path, running: Callable[[SyncWorker], Callable[[], None]]
+    tmp_path: Path, running: Callable[[SyncWorker], Callable[[], None]], buffers: Buffers
 ) -> None:
     with real_cloud(tmp_path) as cloud:
         key = cloud.register(DEVICE)
-        buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
+        buf = buffers.open(tmp_path / "b.db", device_id=DEVICE)
         future = time.time() + 86_400  # a unit clock a day ahead: the cloud refuses it
         buf.append_many([real_event(i, when=future if i == 36 else None) for i in range(100)])
         running(http_worker(buf, cloud, key, batch_size=40))
@@ -211,11 +212,11 @@ def test_refused_event_is_quarantined_and_the_rest_flow(
 
 
 def test_unreadable_row_is_found_by_bisection(
-    tmp_path: Path, running: Callable[[SyncWorker], Callable[[], None]]
+    tmp_path: Path, running: Callable[[SyncWorker], Callable[[], None]], buffers: Buffers
 ) -> None:
     with real_cloud(tmp_path) as cloud:
         key = cloud.register(DEVICE)
-        buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
+        buf = buffers.open(tmp_path / "b.db", device_id=DEVICE)
         buf.append_many([real_event(i) for i in range(64)])
         buf.db.execute('UPDATE outbox SET body = \'{"device_id": "unit-r1", "se\' WHERE seq = 23')
         running(http_worker(buf, cloud, key, batch_size=64))
@@ -260,11 +261,14 @@ def mqtt_worker(buf: Buffer, broker: Broker, key: str) -> tuple[SyncWorker, Mqtt
 
 @pytest.mark.mqtt
 def test_mqtt_broker_restart_mid_sync_two_ingest_workers(
-    tmp_path: Path, mosquitto: Broker, running: Callable[[SyncWorker], Callable[[], None]]
+    tmp_path: Path,
+    mosquitto: Broker,
+    running: Callable[[SyncWorker], Callable[[], None]],
+    buffers: Buffers,
 ) -> None:
     with real_cloud(tmp_path, broker=mosquitto, ingest_workers=2) as cloud:
         key = cloud.register(DEVICE)
-        buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
+        buf = buffers.open(tmp_path / "b.db", device_id=DEVICE)
         worker, t = mqtt_worker(buf, mosquitto, key)
         assert t.wait_connected(10)
         future = time.time() + 86_400
@@ -294,11 +298,14 @@ def test_mqtt_broker_restart_mid_sync_two_ingest_workers(
 
 @pytest.mark.mqtt
 def test_mqtt_ingest_down_then_killed_mid_sync(
-    tmp_path: Path, mosquitto: Broker, running: Callable[[SyncWorker], Callable[[], None]]
+    tmp_path: Path,
+    mosquitto: Broker,
+    running: Callable[[SyncWorker], Callable[[], None]],
+    buffers: Buffers,
 ) -> None:
     with real_cloud(tmp_path, broker=mosquitto, ingest_workers=0) as cloud:  # ingest is down
         key = cloud.register(DEVICE)
-        buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
+        buf = buffers.open(tmp_path / "b.db", device_id=DEVICE)
         worker, t = mqtt_worker(buf, mosquitto, key)
         assert t.wait_connected(10)
         n = 2000
@@ -319,8 +326,10 @@ def test_mqtt_ingest_down_then_killed_mid_sync(
         assert buf.stats().rejected == 0
 
 
-def test_acks_out_of_order_keep_the_highest_and_ack_resends(tmp_path: Path) -> None:
-    buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
+def test_acks_out_of_order_keep_the_highest_and_ack_resends(
+    tmp_path: Path, buffers: Buffers
+) -> None:
+    buf = buffers.open(tmp_path / "b.db", device_id=DEVICE)
     buf.append_many([real_event(i) for i in range(100)])
     worker = SyncWorker(buf, [], config=SyncConfig(mode="mqtt"))
     worker.state.ledger.sent(range(1, 101), 0.0)
@@ -341,9 +350,9 @@ def test_acks_out_of_order_keep_the_highest_and_ack_resends(tmp_path: Path) -> N
 
 
 def test_refusals_in_an_ack_quarantine_at_once_and_silence_after_five_sends(
-    tmp_path: Path,
+    tmp_path: Path, buffers: Buffers
 ) -> None:
-    buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
+    buf = buffers.open(tmp_path / "b.db", device_id=DEVICE)
     buf.append_many([real_event(i) for i in range(10)])
     worker = SyncWorker(buf, [], config=SyncConfig(mode="mqtt"))
     worker.state.ledger.sent(range(1, 11), 0.0)
@@ -366,13 +375,13 @@ def test_refusals_in_an_ack_quarantine_at_once_and_silence_after_five_sends(
     assert str(MQTT_MAX_UNACKED) in buf.rejected()[1].reason
 
 
-def test_quarantine_is_durable_counted_and_never_resent(tmp_path: Path) -> None:
-    buf = Buffer(tmp_path / "q.db", device_id=DEVICE)
+def test_quarantine_is_durable_counted_and_never_resent(tmp_path: Path, buffers: Buffers) -> None:
+    buf = buffers.open(tmp_path / "q.db", device_id=DEVICE)
     buf.append_many([real_event(i) for i in range(10)])
     assert buf.quarantine([3, 4, 99], "HTTP 422 invalid_value: test") == 2  # 99 is no row
     assert buf.health.counter(EVENTS_REJECTED) == 2
     buf.close()
-    again = Buffer(tmp_path / "q.db", device_id=DEVICE)  # a restart
+    again = buffers.open(tmp_path / "q.db", device_id=DEVICE)  # a restart
     assert again.health.alarmed(EVENTS_REJECTED)
     assert again.stats().rejected == 2 and again.stats().depth == 8
     assert 3 not in [r.seq for r in again.pending(100)]
@@ -390,7 +399,7 @@ def test_quarantine_is_durable_counted_and_never_resent(tmp_path: Path) -> None:
 
 @pytest.mark.mqtt
 def test_mqtt_login_is_device_id_and_key_on_the_clouds_broker_files(
-    tmp_path: Path, running: Callable[[SyncWorker], Callable[[], None]]
+    tmp_path: Path, running: Callable[[SyncWorker], Callable[[], None]], buffers: Buffers
 ) -> None:
     from tests.support.mosquitto import mosquitto_binary, run_mosquitto_conf
 
@@ -405,7 +414,7 @@ def test_mqtt_login_is_device_id_and_key_on_the_clouds_broker_files(
         with run_mosquitto_conf(conf, unit_port, service_port, log=log) as broker:
             cloud.broker = broker
             cloud.start_ingest(2)  # they log in as the service user
-            buf = Buffer(tmp_path / "b.db", device_id=DEVICE)
+            buf = buffers.open(tmp_path / "b.db", device_id=DEVICE)
             buf.append_many([real_event(i) for i in range(300)])
             worker, t = mqtt_worker(buf, broker, key)
             assert t.wait_connected(10)

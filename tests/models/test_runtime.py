@@ -40,11 +40,35 @@ def test_classify_gives_one_interest_and_one_stock_decision_per_change(
 def test_windows_past_the_change_capacity_are_split_not_dropped(
     bundle_factory: BuiltBundle,
 ) -> None:
+    from models.physics import allows
+
     rt = ModelRuntime(trusted_keys=[bundle_factory.key.public_key()])
     rt.load(bundle_factory.path)
-    many = tuple(WeightChange(1, -45.0, -1, float(i), i + 0.5, 0.9) for i in range(20))
+    # removals, no-change, additions and two unweighable changes (NaN grams), which
+    # allow only ``sensor_fault``: each decision must sit at its own change's place
+    kinds = [(-1, -45.0), (0, 0.0), (1, 45.0)]
+    many = tuple(
+        WeightChange(
+            1,
+            float("nan") if i in (3, 17) else kinds[i % 3][1],
+            kinds[i % 3][0],
+            float(i),
+            i + 0.5,
+            0.9,
+        )
+        for i in range(20)
+    )
     w = EventWindow("b", 1, 0, 30, 10, Presence("bay", 0, 30, 30, 0.5, 1), (), many, {}, 0)
-    assert len(rt.classify([w])[0].stock) == 20
+    parts = rt.encode(w)
+    assert len(parts) > 1  # past the capacity: more than one encoding
+    assert sum(len(p.change_positions) for p in parts) == 20  # every change in one part
+    d = rt.classify([w])[0]
+    assert len(d.stock) == 20
+    for c, (label, conf) in zip(many, d.stock, strict=True):
+        assert allows(label, c.units, c.grams), (c, label)
+        assert 0 < conf <= 1
+    assert d.stock[3][0] == d.stock[17][0] == "sensor_fault"  # in different parts
+    assert d.interest in INTEREST_LABELS
 
 
 def test_a_refused_bundle_keeps_the_previous_model(

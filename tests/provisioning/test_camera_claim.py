@@ -18,7 +18,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cloud.claims_cli import QR_PAYLOAD as CLOUD_QR_PAYLOAD
-from edge.camera.sim import SimulatedSource, qr_card
+from edge.camera.drawing import qr_card
+from edge.camera.sim import SimulatedSource
 from edge.config import load_config
 from edge.sync.identity import load_identity
 from models.claim_code import ClaimCodeError, display, normalize

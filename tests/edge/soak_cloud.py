@@ -1,13 +1,12 @@
-"""The cloud side of the agent crash soak: the stand-in or the real cloud service, one face.
+"""The real cloud service for whole-agent runs and the crash soak, and how to compare events.
 
-:func:`open_cloud` runs either :mod:`tests.edge.cloud_stand_in` in this process or the real
-``shelfsense cloud serve`` as a child (:mod:`tests.edge.real_cloud`, a fresh SQLite store,
-the sim unit's store, bay and slots registered and a unit key made for it). Both answer
-:meth:`SoakCloud.highest_contiguous` (is the agent drained?) and :meth:`SoakCloud.stored`:
-every event stored for the device, in arrival order, as a wire-shaped dict. The stand-in
-keeps the body it received and counts redeliveries; the real cloud keeps columns, read
-back through :func:`cloud.labels.export_lines`, and each uploaded window in its
-``windows`` table, and counts no redeliveries.
+:func:`open_cloud` runs ``shelfsense cloud serve`` as a child (:mod:`tests.edge.real_cloud`,
+a fresh SQLite store, the sim unit's store, bay and slots registered and a unit key made
+for it). :meth:`SoakCloud.highest_contiguous` tells whether the agent is drained;
+:meth:`SoakCloud.stored` is every event stored for the device, in arrival order, as a
+wire-shaped dict read back through :func:`cloud.labels.export_lines`, with its uploaded
+window from the store's ``windows`` table. The cloud stores each (device, seq) once and
+counts no redeliveries.
 
 :func:`same_event` compares what the cloud holds with what the agent committed on every
 field both carry (a field only one side knows is tolerated), times as instants.
@@ -21,71 +20,29 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from tests.edge.agent_support import API_KEY, BAY, DEVICE, STORE, unit
-from tests.edge.cloud_stand_in import IngestHttpServer, IngestStore
+from tests.edge.agent_support import BAY, DEVICE, STORE, unit
 from tests.edge.real_cloud import RealCloud, real_cloud
 
-CLOUDS = ("real", "stand-in")
 # Set by the sync on a backlog batch as it is sent; the buffer stores every event unflagged.
 NOT_COMPARED = frozenset({"historical"})
 
 
 @dataclass(frozen=True)
 class Stored:
-    """One stored event of the device; ``deliveries`` is None where the cloud counts none."""
+    """One stored event of the device."""
 
     seq: int
     event: dict[str, Any]
-    deliveries: int | None
-
-
-class SoakCloud(Protocol):
-    """A running cloud the soak's agent syncs to."""
-
-    @property
-    def kind(self) -> str: ...
-
-    @property
-    def base_url(self) -> str: ...
-
-    @property
-    def api_key(self) -> str: ...
-
-    def highest_contiguous(self, device_id: str) -> int: ...
-
-    def stored(self, device_id: str) -> list[Stored]: ...
 
 
 @dataclass
-class StandInCloud:
-    """The in-process stand-in: it keeps each received body and how often it came."""
-
-    store: IngestStore
-    base_url: str
-    api_key: str = API_KEY
-    kind: str = "stand-in"
-
-    def highest_contiguous(self, device_id: str) -> int:
-        """The device's highest contiguous stored seq."""
-        return self.store.highest_contiguous(device_id)
-
-    def stored(self, device_id: str) -> list[Stored]:
-        """The device's events in arrival order, as received."""
-        return [
-            Stored(r["seq"], json.loads(r["body"]), r["deliveries"])
-            for r in self.store.rows(device_id)
-        ]
-
-
-@dataclass
-class RealSoakCloud:
+class SoakCloud:
     """The real cloud service in a child process, with its SQLite store file."""
 
     cloud: RealCloud
     api_key: str
-    kind: str = "real"
 
     @property
     def base_url(self) -> str:
@@ -111,7 +68,7 @@ class RealSoakCloud:
             store.dispose()
         windows = self._windows(device_id)
         return [
-            Stored(e["seq"], {**e, "window": windows.get(e["seq"])}, None)
+            Stored(e["seq"], {**e, "window": windows.get(e["seq"])})
             for e in events
             if e["device_id"] == device_id
         ]
@@ -137,24 +94,14 @@ def _sim_slots() -> list[tuple[int, str, float]]:
 
 
 @contextmanager
-def open_cloud(kind: str, tmp: Path, name: str) -> Iterator[SoakCloud]:
-    """A fresh cloud of ``kind`` (``real`` or ``stand-in``) with files under ``tmp``,
-    named ``name``; the sim unit is registered and its key is the cloud's ``api_key``."""
-    if kind == "stand-in":
-        store = IngestStore(tmp / f"{name}.db")
-        try:
-            with IngestHttpServer(store, api_key=API_KEY) as server:
-                yield StandInCloud(store, server.base_url)
-        finally:
-            store.close()
-        return
-    if kind != "real":
-        raise ValueError(f"unknown cloud {kind!r}")
+def open_cloud(tmp: Path, name: str) -> Iterator[SoakCloud]:
+    """A fresh cloud with files under ``tmp / name``; the sim unit is registered (with its
+    slots) and its key is the cloud's ``api_key``."""
     home = tmp / name
     home.mkdir(parents=True, exist_ok=True)
     with real_cloud(home) as cloud:
         key = cloud.register(DEVICE, store_id=STORE, bay_id=BAY, slots=_sim_slots())
-        yield RealSoakCloud(cloud, key)
+        yield SoakCloud(cloud, key)
 
 
 def _instant(value: Any) -> Any:
