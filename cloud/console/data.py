@@ -165,7 +165,10 @@ def fleet_rows(
     conn: Connection, *, store: str | None, state: str | None, sort: str, now: datetime
 ) -> list[UnitRow]:
     """Every unit (of ``store`` if given, in ``state`` if given), sorted by ``sort``."""
-    rows = [_row(d, now) for d in fleet_views.device_states(conn, store_id=store, now=now)]
+    rows = [
+        _row(d, now)
+        for d in fleet_views.device_states(conn, store_id=store, now=now, calibration=False)
+    ]
     if state:
         rows = [r for r in rows if r.state == state]
     return sorted(rows, key=SORTS.get(sort, SORTS["store"]))
