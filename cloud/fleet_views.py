@@ -72,7 +72,12 @@ class DeviceStatesPublic(ApiModel):
     """Units with their state."""
 
     data: list[DeviceStatePublic]
-    count: int
+    count: int = Field(description="Units on this page.")
+    next: str | None = Field(
+        None,
+        description="The link to the next page (the same query, `after` the last unit here); "
+        "None: this is the last page.",
+    )
 
 
 class AlarmPublic(ApiModel):
@@ -122,7 +127,7 @@ def _state(r: RowMapping, alarms: list[str], now: datetime) -> DeviceStatePublic
             "ota_state": r["ota_state"],
             "ota_version": r["ota_version"],
             "calibrated_at": r["calibrated_at"],
-            "calibration": r["calibration"],
+            "calibration": r.get("calibration"),
         }
     )
 
@@ -152,7 +157,6 @@ _STATE_READ = select(
     _r.state.label("ota_state"),
     _r.version.label("ota_version"),
     _c.reported_at.label("calibrated_at"),
-    _c.body.label("calibration"),
 ).select_from(
     devices.outerjoin(device_progress, _p.device_id == _d.device_id)
     .outerjoin(device_status, _s.device_id == _d.device_id)
@@ -167,16 +171,27 @@ def device_states(
     store_id: str | None = None,
     device_id: str | None = None,
     now: datetime | None = None,
+    calibration: bool = True,
+    after: str | None = None,
+    limit: int | None = None,
 ) -> list[DeviceStatePublic]:
     """Every unit (of one store, or the one unit, if given) with its state, by id.
 
     One read of the units joined with their progress, status, OTA report and
-    calibration, one of the alarms raised now.
+    calibration, one of the alarms raised now. ``calibration=False`` leaves out the
+    calibration body (the console's fleet table does not show it); ``after`` and
+    ``limit`` read one page of units, by id, after the unit ``after``.
     """
     now = now or datetime.now(UTC)
     if store_id is not None:
         fleet.require_store(conn, store_id)
     stmt = _STATE_READ.order_by(_d.device_id)
+    if calibration:
+        stmt = stmt.add_columns(_c.body.label("calibration"))
+    if after is not None:
+        stmt = stmt.where(_d.device_id > after)
+    if limit is not None:
+        stmt = stmt.limit(limit)
     a = device_alarms.c
     raised = select(a.device_id, a.name).where(a.cleared_at.is_(None)).order_by(a.name)
     if store_id is not None:
@@ -185,6 +200,8 @@ def device_states(
     if device_id is not None:
         stmt = stmt.where(_d.device_id == device_id)
         raised = raised.where(a.device_id == device_id)
+    if after is not None:
+        raised = raised.where(a.device_id > after)
     alarms: dict[str, list[str]] = {}
     for r in conn.execute(raised):
         alarms.setdefault(r.device_id, []).append(r.name)

@@ -55,6 +55,8 @@ class StorePage:
     heatmap: Heatmap
     chart: LineChart
     conversion: list[tuple[str, int, int, float | None]]
+    drawn: int = 0  # SKUs drawn in the heatmap and stock lines (those with most interest)
+    skus_seen: int = 0  # SKUs with interest today
 
 
 def _flag(units: int, low: int) -> str:
@@ -100,14 +102,30 @@ def stock_readings(
     return out
 
 
-def store_page(conn: Connection, store_id: str, *, now: datetime, low: int) -> StorePage:
-    """The store page of ``store_id`` for the UTC day of ``now`` (404 for an unknown store)."""
+DRAWN_SKUS = 25  # SKUs the store page draws unless asked for more
+
+
+def store_page(
+    conn: Connection, store_id: str, *, now: datetime, low: int, top: int = DRAWN_SKUS
+) -> StorePage:
+    """The store page of ``store_id`` for the UTC day of ``now`` (404 for an unknown store).
+
+    The heatmap and the stock lines draw the ``top`` SKUs with most interest episodes
+    today (a store of 400 SKUs drew a 570 KB page); the stock and conversion tables
+    list every SKU.
+    """
     fleet.require_store(conn, store_id)
     start = day_start(now)
     end = start + timedelta(days=1)
     stock = stock_rows(reads.stock_skus(conn, store=store_id, sku=None), low=low)
     hours, _bays = reads.interest(conn, store=store_id, sku=None, since=start, until=end)
-    heat = interest_heatmap([(h.sku, h.hour.hour, h.episodes, h.touch_to_take) for h in hours])
+    episodes: dict[str, int] = {}
+    for h in hours:
+        episodes[h.sku] = episodes.get(h.sku, 0) + h.episodes
+    drawn = set(sorted(episodes, key=lambda k: (-episodes[k], k))[:top])
+    heat = interest_heatmap(
+        [(h.sku, h.hour.hour, h.episodes, h.touch_to_take) for h in hours if h.sku in drawn]
+    )
     totals: dict[str, list[int]] = {}
     for h in hours:
         t = totals.setdefault(h.sku, [0, 0])
@@ -117,8 +135,12 @@ def store_page(conn: Connection, store_id: str, *, now: datetime, low: int) -> S
         (sku, touch, take, take / (touch + take) if touch + take else None)
         for sku, (touch, take) in sorted(totals.items())
     ]
-    chart = stock_lines(stock_readings(conn, store_id, start, end), start=start, end=min(now, end))
-    return StorePage(store_id, start, stock, heat, chart, conversion)
+    readings = stock_readings(conn, store_id, start, end)
+    if len(readings) > top:  # the SKUs with most interest, then by name
+        keep = sorted(readings, key=lambda k: (-episodes.get(k, 0), k))[:top]
+        readings = {k: readings[k] for k in keep}
+    chart = stock_lines(readings, start=start, end=min(now, end))
+    return StorePage(store_id, start, stock, heat, chart, conversion, len(drawn), len(episodes))
 
 
 @dataclass
@@ -165,7 +187,10 @@ def fleet_rows(
     conn: Connection, *, store: str | None, state: str | None, sort: str, now: datetime
 ) -> list[UnitRow]:
     """Every unit (of ``store`` if given, in ``state`` if given), sorted by ``sort``."""
-    rows = [_row(d, now) for d in fleet_views.device_states(conn, store_id=store, now=now)]
+    rows = [
+        _row(d, now)
+        for d in fleet_views.device_states(conn, store_id=store, now=now, calibration=False)
+    ]
     if state:
         rows = [r for r in rows if r.state == state]
     return sorted(rows, key=SORTS.get(sort, SORTS["store"]))

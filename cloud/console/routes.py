@@ -255,14 +255,21 @@ async def add_store(request: Request) -> Response:
 
 
 @router.get("/stores/{store_id}", response_class=HTMLResponse)
-def store(request: Request, store_id: str, low: int = data.LOW_STOCK) -> Response:
-    """Stock now, interest per hour, conversion, and stock over the day of one store."""
+def store(
+    request: Request, store_id: str, low: int = data.LOW_STOCK, top: int = data.DRAWN_SKUS
+) -> Response:
+    """Stock now, interest per hour, conversion, and stock over the day of one store.
+
+    ``top``: how many SKUs (those with most interest today) the charts draw, 1–1,000.
+    """
     session = current_session(request)
     if session is None:
         return _to_signin(request)
     try:
         with _services(request).store.engine.connect() as conn:
-            page = data.store_page(conn, store_id, now=datetime.now(UTC), low=max(0, low))
+            page = data.store_page(
+                conn, store_id, now=datetime.now(UTC), low=max(0, low), top=min(max(1, top), 1000)
+            )
     except CloudError as err:
         return _error(request, session, err.status, err.message)
     return render(request, "store.html", {"page": page, "low": low}, session=session)

@@ -15,7 +15,7 @@ at a time for a fixed time:
 * a **Unit** page (state, a day of health charts, alarm history, 50 latest events),
 * a **Store** page (stock, the day's interest heatmap and stock lines, conversion),
 * the **Models** and **Rollouts** pages,
-* ``GET /v1/devices`` (the 1,000 units as JSON, an operator key),
+* ``GET /v1/devices`` (its first page, 200 of the 1,000 units as JSON, an operator key),
 * ``GET /v1/health`` as the baseline: the floor of a request through the same
   server, clients and machine.
 
@@ -261,7 +261,7 @@ def paths() -> dict[str, tuple[Callable[[random.Random, dict], str], bool]]:
         "store": (store_page, True),
         "models": (fixed("/console/models"), True),
         "rollouts": (fixed("/console/rollouts"), True),
-        f"GET /v1/devices ({len(units):,} units)": (fixed("/v1/devices"), False),
+        f"GET /v1/devices (first page: 200 of {len(units):,} units)": (fixed("/v1/devices"), False),
     }
 
 

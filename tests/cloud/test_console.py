@@ -116,7 +116,9 @@ def test_store_and_unit_pages_show_posted_stock_escaped(live: Live) -> None:
         assert XSS_SKU not in page.text
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
         assert 'class="flag out">out<' in page.text and 'class="flag low">low<' in page.text
-        assert "<polyline" in page.text
+        assert page.text.count("<polyline") == 2  # a line per SKU
+        one = client.get("/console/stores/store-1", params={"top": 1})
+        assert one.text.count("<polyline") == 1  # only as many SKUs drawn as asked
         unit_page = client.get("/console/units/unit-1")
         assert unit_page.status_code == 200 and XSS_SKU not in unit_page.text
         fleet = client.get("/console/fleet", params={"sort": "lag", "store": "store-1"})

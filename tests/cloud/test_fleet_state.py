@@ -218,3 +218,23 @@ def test_two_workers_with_one_units_reports_raise_its_alarm_once(pg_url: str) ->
         rows = conn.execute(device_alarms.select()).all()
     store.dispose()
     assert [(r.name, r.cleared_at) for r in rows] == [("disk_full", None)]
+
+
+def test_devices_are_read_a_page_at_a_time_by_id(live) -> None:
+    for i in range(5):
+        register_unit(live.store, f"unit-{i}", store_id="store-1" if i % 2 else "store-2")
+    op = live.client(make_key(live.store, Role.OPERATOR))
+    seen, url, pages = [], "/v1/devices?limit=2", 0
+    while url is not None:
+        body = op.get(url).json()
+        assert body["count"] == len(body["data"]) <= 2
+        seen += [d["device_id"] for d in body["data"]]
+        url, pages = body["next"], pages + 1
+    assert seen == [f"unit-{i}" for i in range(5)] and pages == 3
+    one = op.get("/v1/devices", params={"store": "store-1", "limit": 1}).json()
+    assert [d["device_id"] for d in one["data"]] == ["unit-1"]
+    rest = op.get(one["next"]).json()
+    assert [d["device_id"] for d in rest["data"]] == ["unit-3"] and rest["next"] is None
+    assert op.get("/v1/devices").json()["next"] is None  # five fit the default page
+    assert op.get("/v1/devices", params={"limit": 0}).status_code == 422
+    assert op.get("/v1/devices", params={"after": "../x"}).status_code == 422

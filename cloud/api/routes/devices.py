@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
@@ -53,6 +54,8 @@ alarms_router = APIRouter(
     prefix="/v1/alarms", tags=["devices"], responses={**AUTH_ERRORS, **responses(404)}
 )
 
+DEVICES_PAGE = 200  # units a page of GET /v1/devices unless the caller asks for more
+MAX_DEVICES_PAGE = 1000
 DeviceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
 
 
@@ -68,12 +71,28 @@ def read_devices(
     _key: OperatorKey,
     conn: ConnDep,
     store: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    after: Annotated[
+        str | None, Query(pattern=DEVICE_ID_PATTERN, description="Units after this id.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_DEVICES_PAGE, description="Units a page.")] = (
+        DEVICES_PAGE
+    ),
 ) -> Response:
-    """Every unit with its state: online, versions, outbox, last sync, health, alarms raised."""
-    data = fleet_views.device_states(conn, store_id=store)
+    """Units by id with their state: online, versions, outbox, last sync, health, alarms raised.
+
+    One page of ``limit`` units; ``next`` links to the next page while there is one.
+    """
+    data = fleet_views.device_states(conn, store_id=store, after=after, limit=limit + 1)
+    nxt = None
+    if len(data) > limit:
+        data = data[:limit]
+        query = {"after": data[-1].device_id, "limit": str(limit)}
+        if store is not None:
+            query["store"] = store
+        nxt = "/v1/devices?" + urlencode(query)
     # serialized here in one step: FastAPI's validate-then-encode of the answer took as
     # long as reading a fleet of 1,000 units (see bench_console)
-    body = DeviceStatesPublic(data=data, count=len(data)).model_dump_json()
+    body = DeviceStatesPublic(data=data, count=len(data), next=nxt).model_dump_json()
     return Response(body, media_type="application/json")
 
 
