@@ -25,6 +25,33 @@ class LabelledWindow:
     truth: str
 
 
+SALE_TRUTH = "removal"
+"""What a sale matched to a stock event says the event was."""
+
+
+def truth_of(kind: str, *, sale_matched: bool, corrected: str | None) -> str | None:
+    """The label a later fact gives an event: a correction wins, else a matched sale on a
+    stock event means ``removal``; None when nothing says what it was."""
+    if corrected is not None:
+        return corrected
+    if sale_matched and kind == "stock":
+        return SALE_TRUTH
+    return None
+
+
+def labelled_window(
+    kind: str,
+    current: str,
+    candidate: str,
+    *,
+    sale_matched: bool = False,
+    corrected: str | None = None,
+) -> LabelledWindow | None:
+    """A shadow event as a scored row, or None while no label arrived for it."""
+    truth = truth_of(kind, sale_matched=sale_matched, corrected=corrected)
+    return None if truth is None else LabelledWindow(kind, current, candidate, truth)
+
+
 @dataclass(frozen=True)
 class HeadAccuracy:
     """Labelled windows of one head and how many each model got right."""

@@ -11,6 +11,8 @@ from cloud.shadow_scoring import (
     LabelledWindow,
     labelled_accuracy,
     labelled_gate,
+    labelled_window,
+    truth_of,
 )
 
 LABELS = st.sampled_from(["pick_up", "put_back", "browse", "out"])
@@ -73,3 +75,14 @@ def test_gate_passes_exactly_when_no_head_drops_too_far(
             (a.current_right - a.candidate_right) / a.windows <= drop + 1e-12 for a in acc.values()
         )
         assert verdict.passed is ok
+
+
+def test_truth_from_sales_and_corrections() -> None:
+    assert truth_of("stock", sale_matched=True, corrected=None) == "removal"
+    assert truth_of("stock", sale_matched=True, corrected="restock") == "restock"
+    assert truth_of("interest", sale_matched=True, corrected=None) is None
+    assert truth_of("interest", sale_matched=False, corrected="take") == "take"
+    assert labelled_window("stock", "removal", "restock") is None
+    row = labelled_window("stock", "removal", "restock", sale_matched=True)
+    assert row == LabelledWindow("stock", "removal", "restock", "removal")
+    assert labelled_accuracy([row]) == {"stock": HeadAccuracy(1, 1, 0)}
