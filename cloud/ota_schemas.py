@@ -85,6 +85,16 @@ class RolloutCreate(ApiModel):
         description="Canary units run the candidate in shadow on this many live windows "
         "before switching (default 200 when min_shadow_agreement is set, else 0: no shadow).",
     )
+    max_labelled_drop: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="The canary promotes only when, on shadow windows that later got a label, "
+        "the candidate's accuracy trails the current model's by at most this share per head.",
+    )
+    min_labelled_windows: int = Field(
+        20, ge=1, le=1_000_000, description="Labelled shadow windows per head before judging."
+    )
 
 
 class ShadowFigures(ApiModel):
