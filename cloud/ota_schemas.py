@@ -124,6 +124,14 @@ class PhaseCounts(ApiModel):
     )
 
 
+class LabelledFigures(ApiModel):
+    """Labelled shadow windows of one head and each model's accuracy on them."""
+
+    windows: int
+    current_accuracy: float | None
+    candidate_accuracy: float | None
+
+
 class RolloutPublic(ApiModel):
     """A rollout, its position and its units' states per phase."""
 
@@ -137,6 +145,12 @@ class RolloutPublic(ApiModel):
     abort_failed: float
     min_shadow_agreement: float | None = None
     shadow_windows: int | None = None
+    max_labelled_drop: float | None = None
+    min_labelled_windows: int | None = None
+    labelled: dict[str, LabelledFigures] = Field(
+        default_factory=dict,
+        description="Per head, over the canary's shadow windows that later got a label.",
+    )
     status: RolloutStatus
     phase: int = Field(description="Index of the phase being rolled out.")
     phase_started_at: datetime

@@ -22,6 +22,7 @@ from cloud import fleet, registry
 from cloud.errors import ConflictError, NotFoundError
 from cloud.ota_schemas import (
     GroupTag,
+    LabelledFigures,
     PhaseCounts,
     ReportedCreate,
     ReportedPublic,
@@ -371,7 +372,14 @@ def get_rollout(
             )
         )
     return RolloutPublic(
-        **dict(row._mapping), group=row.group_name, units=len(state.units), per_phase=per_phase
+        **dict(row._mapping),
+        group=row.group_name,
+        units=len(state.units),
+        per_phase=per_phase,
+        labelled={
+            h: LabelledFigures.model_validate(a.as_dict())
+            for h, a in labelled_shadow(conn, state.version, state.touched).items()
+        },
     )
 
 

@@ -49,6 +49,9 @@ def test_labelled_gate_holds_then_releases_the_canary(fleet: tuple[Live, dict[st
         report(live, tokens[unit], unit, "active", 2)
         shown = op.get(f"/v1/rollouts/{rid}").json()
         assert shown["phase"] == 0 and "candidate 0/2 vs current 2/2" in shown["reason"]
+        assert shown["labelled"] == {
+            "stock": {"windows": 2, "current_accuracy": 1.0, "candidate_accuracy": 0.0}
+        }
         # staff: both were really restocks, so the candidate was right
         for s in (1, 2):
             fix = {"device_id": unit, "seq": s, "label": "restock", "note": ""}
