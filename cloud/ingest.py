@@ -79,13 +79,15 @@ def _row_values(ev: ShelfEvent, wall: Any, received_at: Any, features: Any) -> t
         ev.decided_by,
         ev.historical,
         features,
+        ev.shadow.version if ev.shadow else None,
+        ev.shadow.label if ev.shadow else None,
     )
 
 
 EVENT_COLUMNS = (
     "device_id", "seq", "wall_time", "mono_time", "received_at", "store_id", "bay_id", "slot",
     "sku", "kind", "label", "confidence", "units", "grams", "stock_units", "dwell_s", "episode",
-    "model_version", "decided_by", "historical", "features",
+    "model_version", "decided_by", "historical", "features", "shadow_version", "shadow_label",
 )  # fmt: skip
 ZERO = timedelta(0)
 SQLITE_TIME_SEP = " "  # SQLAlchemy stores DateTime in SQLite as 'YYYY-MM-DD HH:MM:SS.ffffff'

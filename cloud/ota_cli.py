@@ -87,6 +87,14 @@ def register(fleet_sub: Any, db_args: Callable[[argparse.ArgumentParser], None])
         help="live windows the canary shadows the candidate on first "
         "(default 200 with --min-shadow-agreement, else none)",
     )
+    p.add_argument(
+        "--max-labelled-drop",
+        type=share,
+        default=None,
+        help="the canary promotes only when the candidate's labelled accuracy trails the "
+        "current model's by at most this, e.g. 2%%",
+    )
+    p.add_argument("--min-labelled-windows", type=int, default=20, help="per head, first")
     p.set_defaults(func=cmd_rollouts_create)
     p = common(rs.add_parser("list", help="rollouts, newest first"))
     p.set_defaults(func=cmd_rollouts_list)
@@ -252,6 +260,18 @@ def _show(r: Any) -> None:
             f"  canary shadows {r.shadow_windows} windows"
             + (f", needs agreement {need:.0%} on every head" if need is not None else "")
         )
+    if r.max_labelled_drop is not None:
+        print(
+            f"  canary needs labelled accuracy within {r.max_labelled_drop:.0%} of the current "
+            f"model's, over at least {r.min_labelled_windows} labelled windows per head"
+        )
+    for h, f in sorted(r.labelled.items()):
+        cur, cand = f.current_accuracy, f.candidate_accuracy
+        print(
+            f"  labelled {h}: {f.windows} windows, current "
+            f"{'-' if cur is None else f'{cur:.1%}'}, candidate "
+            f"{'-' if cand is None else f'{cand:.1%}'}"
+        )
     for p in r.per_phase:
         states = ", ".join(f"{k} {v}" for k, v in p.states.items() if v) or "none"
         print(f"  phase {p.phase} {p.name:<9} {p.units:>4} units: {states}")
@@ -276,6 +296,8 @@ def cmd_rollouts_create(args: argparse.Namespace) -> int:
         abort_failed=args.abort_failed,
         min_shadow_agreement=args.min_shadow_agreement,
         shadow_windows=args.shadow_windows,
+        max_labelled_drop=args.max_labelled_drop,
+        min_labelled_windows=args.min_labelled_windows,
     )
     store = _store(args)
     with store.writer.begin() as conn:

@@ -85,6 +85,16 @@ class RolloutCreate(ApiModel):
         description="Canary units run the candidate in shadow on this many live windows "
         "before switching (default 200 when min_shadow_agreement is set, else 0: no shadow).",
     )
+    max_labelled_drop: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="The canary promotes only when, on shadow windows that later got a label, "
+        "the candidate's accuracy trails the current model's by at most this share per head.",
+    )
+    min_labelled_windows: int = Field(
+        20, ge=1, le=1_000_000, description="Labelled shadow windows per head before judging."
+    )
 
 
 class ShadowFigures(ApiModel):
@@ -114,6 +124,14 @@ class PhaseCounts(ApiModel):
     )
 
 
+class LabelledFigures(ApiModel):
+    """Labelled shadow windows of one head and each model's accuracy on them."""
+
+    windows: int
+    current_accuracy: float | None
+    candidate_accuracy: float | None
+
+
 class RolloutPublic(ApiModel):
     """A rollout, its position and its units' states per phase."""
 
@@ -127,6 +145,12 @@ class RolloutPublic(ApiModel):
     abort_failed: float
     min_shadow_agreement: float | None = None
     shadow_windows: int | None = None
+    max_labelled_drop: float | None = None
+    min_labelled_windows: int | None = None
+    labelled: dict[str, LabelledFigures] = Field(
+        default_factory=dict,
+        description="Per head, over the canary's shadow windows that later got a label.",
+    )
     status: RolloutStatus
     phase: int = Field(description="Index of the phase being rolled out.")
     phase_started_at: datetime

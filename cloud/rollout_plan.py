@@ -19,6 +19,12 @@ With ``min_shadow_agreement`` they must also have reported, from that run, at le
 that agreement on every head (a unit's figure is its lowest head); one below it
 counts as failed.
 
+With ``max_labelled_drop`` the canary phase promotes only when, over the shadow
+windows that later got a label, the candidate's accuracy is not below the current
+model's by more than that share on any head, with at least ``min_labelled_windows``
+labelled windows per head (:func:`cloud.shadow_scoring.labelled_gate`); until then
+the phase waits and ``reason`` says why.
+
 ``pause``/``resume`` stop and restart promotion; ``halt`` and ``rollback`` put every
 touched unit back on the version it had. The service (:mod:`cloud.rollouts`) stores the
 state and applies the :class:`SetDesired` actions.
@@ -34,6 +40,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from cloud.errors import ConflictError, InvalidRequestError
+from cloud.shadow_scoring import HeadAccuracy, labelled_gate
 
 FAILED_STATES: Final[frozenset[str]] = frozenset({"failed", "rolled_back"})
 LIVE: Final[frozenset[str]] = frozenset({"running", "paused"})
@@ -124,6 +131,8 @@ class RolloutState:
     created_at: datetime | None = None  # reports older than this are about an earlier rollout
     min_shadow_agreement: float | None = None  # asked of the first phase's units
     shadow_windows: int = 0  # the first phase's units shadow this many windows first
+    max_labelled_drop: float | None = None  # candidate's labelled accuracy may trail by this
+    min_labelled_windows: int = 20  # labelled shadow windows per head before judging
 
     def report_of(self, reports: Mapping[str, Report], device_id: str) -> Report | None:
         """A unit's report if it is about this rollout's version and not older than it."""
@@ -177,8 +186,13 @@ class RolloutState:
         now: datetime,
         reports: Mapping[str, Report],
         current: Mapping[str, int | None],
+        labelled: Mapping[str, HeadAccuracy] | None = None,
     ) -> tuple[RolloutState, list[SetDesired]]:
-        """Advance a running rollout; ``current`` is each unit's version before any touch."""
+        """Advance a running rollout; ``current`` is each unit's version before any touch.
+
+        ``labelled`` is the per-head labelled accuracy of this rollout's shadow windows
+        (only read when ``max_labelled_drop`` is set).
+        """
         if self.status != "running" or not self.units:
             if self.status == "running":
                 return replace(self, status="completed", reason="no eligible units"), []
@@ -202,6 +216,13 @@ class RolloutState:
                 return replace(state, touched=touched), actions
             if not state._soaked(now, reports, set(failed)):
                 return state, actions
+            if state.phase == 0 and state.max_labelled_drop is not None:
+                verdict = labelled_gate(
+                    labelled or {}, state.max_labelled_drop, state.min_labelled_windows
+                )
+                if not verdict.passed:
+                    return replace(state, reason=verdict.why), actions
+                state = replace(state, reason="")
             if state.phase + 1 >= len(self.phases) or sizes[state.phase] >= len(self.units):
                 return replace(state, status="completed", reason=""), actions
             state = replace(state, phase=state.phase + 1, phase_started_at=now)

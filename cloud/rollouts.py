@@ -22,6 +22,7 @@ from cloud import fleet, registry
 from cloud.errors import ConflictError, NotFoundError
 from cloud.ota_schemas import (
     GroupTag,
+    LabelledFigures,
     PhaseCounts,
     ReportedCreate,
     ReportedPublic,
@@ -30,6 +31,7 @@ from cloud.ota_schemas import (
     ShadowFigures,
 )
 from cloud.rollout_plan import FAILED_STATES, LIVE, Report, RolloutState, SetDesired, parse_phases
+from cloud.shadow_labels import labelled_shadow
 from cloud.store import Store
 from cloud.store.tables import device_groups, device_reported, devices, rollout_units, rollouts
 from models.wire import DesiredSpec, DesiredState
@@ -175,6 +177,8 @@ def create_rollout(conn: Connection, body: RolloutCreate, now: datetime | None =
             abort_failed=body.abort_failed,
             min_shadow_agreement=body.min_shadow_agreement,
             shadow_windows=_shadow_windows(body),
+            max_labelled_drop=body.max_labelled_drop,
+            min_labelled_windows=body.min_labelled_windows,
             status="running",
             phase=0,
             phase_started_at=now,
@@ -231,6 +235,8 @@ def _state(conn: Connection, row: Any) -> RolloutState:
         created_at=row.created_at,
         min_shadow_agreement=row.min_shadow_agreement,
         shadow_windows=row.shadow_windows or 0,
+        max_labelled_drop=row.max_labelled_drop,
+        min_labelled_windows=row.min_labelled_windows or 20,
     )
 
 
@@ -288,9 +294,10 @@ def _step(store: Store, rollout_id: int, command: str | None, now: datetime) -> 
         row = _row(conn, rollout_id, lock=True)
         state = _state(conn, row)
         if command is None:
-            new, actions = state.tick(
-                now, _reports(conn, list(state.units)), _current(conn, state.units)
-            )
+            gated = state.max_labelled_drop is not None
+            labelled = labelled_shadow(conn, state.version, state.touched) if gated else None
+            reports = _reports(conn, list(state.units))
+            new, actions = state.tick(now, reports, _current(conn, state.units), labelled)
         else:
             new, actions = getattr(state, command)()
         _save(conn, rollout_id, state, new)
@@ -365,7 +372,14 @@ def get_rollout(
             )
         )
     return RolloutPublic(
-        **dict(row._mapping), group=row.group_name, units=len(state.units), per_phase=per_phase
+        **dict(row._mapping),
+        group=row.group_name,
+        units=len(state.units),
+        per_phase=per_phase,
+        labelled={
+            h: LabelledFigures.model_validate(a.as_dict())
+            for h, a in labelled_shadow(conn, state.version, state.touched).items()
+        },
     )
 
 

@@ -189,6 +189,25 @@ class WireWindow(WireModel):
     neighbours: int = Field(0, ge=0, le=1_000_000)
 
 
+class WireShadow(WireModel):
+    """What the candidate model decided on the same window while it ran in shadow.
+
+    A field of its own rather than entries in ``features``: features are the model's
+    inputs and go into training rows, and a candidate's answer must never become an
+    input; a typed object also gets the same taxonomy check as ``label`` (done by
+    :class:`ShelfEvent`, which knows the kind). Bounded: two scalars.
+    """
+
+    version: int = Field(..., ge=0, le=2**31 - 1, description="The candidate's model version.")
+    label: str = Field(
+        ...,
+        min_length=1,
+        max_length=32,
+        description="The candidate's label, from the taxonomy of the event's kind.",
+        json_schema_extra={"enum": list(ALL_LABELS)},
+    )
+
+
 class ShelfEvent(WireModel):
     """One decision of a unit: shelf-interest of a presence episode, a stock event, or a level.
 
@@ -247,12 +266,20 @@ class ShelfEvent(WireModel):
     window: WireWindow | None = Field(
         None, description="The window decided (first event of each window only), for training."
     )
+    shadow: WireShadow | None = Field(
+        None, description="The candidate's decision on this window, while one runs in shadow."
+    )
 
     @model_validator(mode="after")
     def _label_of_kind(self) -> ShelfEvent:
         if self.label not in KIND_LABELS[self.kind]:
             known = ", ".join(KIND_LABELS[self.kind])
             raise ValueError(f"label {self.label!r} is not a {self.kind} label ({known})")
+        if self.shadow is not None and self.shadow.label not in KIND_LABELS[self.kind]:
+            known = ", ".join(KIND_LABELS[self.kind])
+            raise ValueError(
+                f"shadow.label {self.shadow.label!r} is not a {self.kind} label ({known})"
+            )
         if self.shoppers is not None and self.kind != "interest":
             raise ValueError(f"shoppers is for interest events, not {self.kind}")
         return self

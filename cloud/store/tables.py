@@ -147,6 +147,9 @@ events = Table(
     Column("decided_by", String(16), nullable=False),
     Column("historical", Boolean, nullable=False),
     Column("features", JSON, nullable=False),
+    # the candidate's version and label while it ran in shadow (migration 0013)
+    Column("shadow_version", Integer, nullable=True),
+    Column("shadow_label", String(32), nullable=True),
     UniqueConstraint("device_id", "seq", name="uq_events_device_seq"),
     Index("ix_events_store_id_id", "store_id", "id"),
     Index("ix_events_sku_id", "sku", "id"),
@@ -343,6 +346,8 @@ rollouts = Table(
     Column("abort_failed", Float, nullable=False),
     Column("min_shadow_agreement", Float, nullable=True),
     Column("shadow_windows", Integer, nullable=True),
+    Column("max_labelled_drop", Float, nullable=True),  # migration 0013
+    Column("min_labelled_windows", Integer, nullable=True),
     Column("status", String(16), nullable=False),
     Column("phase", Integer, nullable=False),
     Column("phase_started_at", UtcDateTime, nullable=False),

@@ -19,6 +19,7 @@ from cloud.rollout_plan import (
     parse_phases,
     phase_sizes,
 )
+from cloud.shadow_scoring import HeadAccuracy
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
 SOAK = timedelta(hours=2)
@@ -258,3 +259,24 @@ def test_a_canary_asked_to_shadow_without_a_minimum_still_waits_for_its_figures(
     assert state.tick(T0 + SOAK, plain, {})[0].phase == 0
     shadowed = {d: Report("active", 2, T0, shadow_agreement=0.2) for d in state.touched}
     assert state.tick(T0 + SOAK, shadowed, {})[0].phase == 2  # no minimum: any figure will do
+
+
+def test_canary_waits_for_labelled_accuracy_not_worse() -> None:
+    state, _ = replace(rollout(), max_labelled_drop=0.05, min_labelled_windows=4).tick(T0, {}, {})
+    active = {d: Report("active", 2, T0) for d in state.touched}
+    held, _ = state.tick(T0 + SOAK, active, {})  # no labels yet
+    assert held.phase == 0 and "waiting for 4 labelled shadow windows" in held.reason
+    worse = {"interest": HeadAccuracy(8, 8, 6)}
+    held, _ = state.tick(T0 + SOAK, active, {}, worse)
+    assert held.phase == 0 and held.status == "running"
+    assert "candidate 6/8 vs current 8/8" in held.reason
+    fine = {"interest": HeadAccuracy(8, 7, 7), "stock": HeadAccuracy(5, 5, 5)}
+    promoted, actions = held.tick(T0 + SOAK, active, {}, fine)
+    assert promoted.phase >= 1 and promoted.reason == "" and actions  # 10% of 20 = canary
+
+
+def test_labelled_gate_only_holds_the_canary_phase() -> None:
+    state = replace(rollout(), max_labelled_drop=0.0, phase=1)
+    state, _ = state.tick(T0, {}, {})
+    active = {d: Report("active", 2, T0) for d in state.touched}
+    assert state.tick(T0 + SOAK, active, {})[0].phase >= 2
