@@ -97,6 +97,13 @@ def change_features(w: EventWindow, c: WeightChange) -> dict[str, float | int | 
     }
 
 
+def _shadow_of(shadow: tuple[int, WindowDecision] | None, label: str | None) -> dict[str, Any]:
+    """The ``shadow`` field of an event: the candidate's version and label (none: no field)."""
+    if shadow is None or label is None:
+        return {}
+    return {"shadow": {"version": shadow[0], "label": label}}
+
+
 def window_events(
     w: EventWindow,
     decision: WindowDecision,
@@ -104,11 +111,15 @@ def window_events(
     origin: Origin,
     *,
     wall_time: datetime | None = None,
+    shadow: tuple[int, WindowDecision] | None = None,
 ) -> list[dict[str, Any]]:
     """Event fields of one decided window (books its changes in ``book`` as it goes).
 
     ``mono_time`` of each event is the sensor time it refers to (window end for
     interest, settle time for a change), on the unit's monotonic or simulated clock.
+    ``shadow``: a candidate model's version and its decision on the same window, while
+    it runs in shadow; each interest and stock event then carries what the candidate
+    said (``shadow``), so labels that arrive later score both models on the same windows.
     """
     if len(decision.stock) != len(w.changes):
         raise ValueError(f"{len(decision.stock)} stock labels for {len(w.changes)} changes")
@@ -145,9 +156,11 @@ def window_events(
                         "slot_reach_dwell": k.reach_dwell,
                         "concerns": len(concerned),
                     },
+                    **_shadow_of(shadow, shadow[1].interest if shadow else None),
                 }
             )
-    for c, (label, conf) in zip(w.changes, decision.stock, strict=True):
+    candidate = shadow[1].stock if shadow and len(shadow[1].stock) == len(w.changes) else None
+    for i, (c, (label, conf)) in enumerate(zip(w.changes, decision.stock, strict=True)):
         upd = book.apply(c.slot, label, c.units, grams=c.grams, level_g=c.level_g, t=c.t_settled)
         load = book.features(c.slot) if c.slot in book.state else {}
         if upd.relabelled is not None:  # the book found the addition is not stock
@@ -166,6 +179,7 @@ def window_events(
                 "grams": _r(c.grams, 1),
                 "stock_units": upd.units,
                 "features": {**change_features(w, c), **load},
+                **_shadow_of(shadow, candidate[i][0] if candidate else None),
             }
         )
         if upd.level is not None:

@@ -155,26 +155,31 @@ class ShadowSeat:
         windows: Sequence[EventWindow],
         decisions: Sequence[WindowDecision],
         seconds: float,
-    ) -> None:
+    ) -> tuple[int, list[WindowDecision]] | None:
         """The current model decided ``windows`` in ``seconds``: run the candidate on them too.
 
-        The candidate's output is only scored; an exception from it is counted, never raised.
+        The candidate's output is scored and returned with its version (so each event can
+        carry what the candidate said, for scoring against labels that arrive later); it
+        never decides anything. An exception from it is counted, never raised (None).
         """
         with self._lock:
-            candidate, score = self._candidate, self._score
-        if candidate is None or not windows:
-            return
+            candidate, score, version = self._candidate, self._score, self._version
+        if candidate is None or version is None or not windows:
+            return None
         started = time.perf_counter()
         try:
             got = candidate.decide(windows)
+            if len(got) != len(windows):
+                raise ValueError(f"{len(got)} decisions for {len(windows)} windows")
         except Exception as err:  # a candidate must never stop the current model deciding
             log.warning("model in shadow failed on %d windows: %s", len(windows), err)
             with self._lock:
                 score.failed()
-            return
+            return None
         took = time.perf_counter() - started
         with self._lock:
             score.add(decisions, got, seconds, took)
+        return version, list(got)
 
 
 class LatencyLog:

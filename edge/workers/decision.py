@@ -218,10 +218,12 @@ class DecisionWorker:
             self.health.observe("inference_seconds", took)
             if self.latency is not None:
                 self.latency.record(self.decider.model_version, took, len(ready))
+            seen = None
             if self.shadow is not None:  # scored only: the decisions above are the ones used
-                self.shadow.beside(ready, decisions, took)
-            for win, d in zip(ready, decisions, strict=True):
-                evs = window_events(win, d, self.book, origin, wall_time=wall)
+                seen = self.shadow.beside(ready, decisions, took)
+            for i, (win, d) in enumerate(zip(ready, decisions, strict=True)):
+                beside = None if seen is None else (seen[0], seen[1][i])
+                evs = window_events(win, d, self.book, origin, wall_time=wall, shadow=beside)
                 if win.episode > self.skip_through:
                     fields += evs
                     self.last_episode = max(self.last_episode, win.episode)

@@ -107,6 +107,16 @@ class Fleet:
             )
             return [(r.seq, r.model_version) for r in rows]
 
+    def shadowed(self, device_id: str) -> list[tuple[int | None, int | None, str | None]]:
+        """(model version, candidate version, candidate label) of events that carry a shadow."""
+        with self.live.store.engine.connect() as conn:
+            rows = conn.execute(
+                select(events.c.model_version, events.c.shadow_version, events.c.shadow_label)
+                .where(events.c.device_id == device_id, events.c.shadow_version.is_not(None))
+                .order_by(events.c.seq)
+            )
+            return [(r.model_version, r.shadow_version, r.shadow_label) for r in rows]
+
     def reported(self, device_id: str) -> dict[str, Any]:
         got = self.op.get(f"/v1/devices/{device_id}/reported")
         return dict(got.json()) if got.status_code == 200 else {}
@@ -286,6 +296,10 @@ def test_a_fleet_rolls_out_v2_refuses_v3_and_rolls_back_to_v1(tmp_path: Path) ->
             i for i, (d, r) in enumerate(seen) if d != canary and r.get("version") == 2
         )
         assert said < first_other  # the figures gated the promotion
+        # events the canary decided in shadow carry v2's label beside v1's, for labels to score
+        assert {d for d in UNITS if f.shadowed(d)} <= {canary}
+        in_shadow = f.shadowed(canary)
+        assert in_shadow and all(m == 1 and v == 2 and lab for m, v, lab in in_shadow)
         for d in UNITS:
             wait_until(lambda d=d: any(v == 2 for _, v in f.stored(d)), timeout=WAIT)
             steps = [(r["state"], r["version"]) for r in f.reports.of(d)]

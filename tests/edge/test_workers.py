@@ -308,7 +308,12 @@ def test_a_candidate_in_shadow_sees_every_window_and_decides_none() -> None:
         ("stock", "removal"),
         ("interest", "take"),
         ("stock", "removal"),
-    ]  # the rules' decisions, once each; nothing of the candidate's
+    ]  # the rules' decisions, once each; the candidate's only beside them
+    assert [e["shadow"] for e in decided] == [
+        {"version": 2, "label": "pass_by"},
+        {"version": 2, "label": "restock"},
+    ] * 2  # for scoring against labels that arrive later
+    assert all("shadow" not in e for e in got if e["kind"] == "level")
     assert candidate.seen == worker.windows == 2
     figures = seat.result()
     assert figures.windows == 2 and figures.agreement == {"interest": 0.0, "stock": 0.0}
