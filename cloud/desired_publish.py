@@ -18,7 +18,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud.settings import CloudSettings
-from models.wire import DesiredState, topic
+from models.wire import topic
+from models.wire_fleet import DesiredState
 
 log = logging.getLogger(__name__)
 

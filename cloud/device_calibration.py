@@ -1,7 +1,7 @@
 """The latest calibration of each unit: stored on PUT, shown to operators.
 
 After staff calibrate a unit's slots (``provision calibrate`` or its setup page) the
-unit sends its :class:`~models.wire.CalibrationReport`: per slot the tare, the scale,
+unit sends its :class:`~models.wire_fleet.CalibrationReport`: per slot the tare, the scale,
 the known weight, the check weight and what it read, and when. The cloud keeps the
 latest per device, so the console's unit page and ``GET /v1/devices/{id}`` show which
 slots are calibrated and how; a report older than the stored one changes nothing.
@@ -18,7 +18,7 @@ from cloud.errors import NotFoundError
 from cloud.fleet import get_device
 from cloud.schemas import ApiModel
 from cloud.store.tables import device_calibration, utc_naive
-from models.wire import CalibrationReport
+from models.wire_fleet import CalibrationReport
 
 
 class DeviceCalibrationPublic(ApiModel):

@@ -1,7 +1,7 @@
 """A unit's open setup page and its one-time PIN, as operators see it in the cloud.
 
 A claimed unit in setup mode (``provision setup``) announces its page's address and
-PIN (:class:`~models.wire.SetupAnnouncement`) and withdraws them when setup ends.
+PIN (:class:`~models.wire_fleet.SetupAnnouncement`) and withdraws them when setup ends.
 Operators read them (``GET /v1/devices/{id}/setup``, the console's unit page) to
 help staff who cannot see the unit's console. An announcement past its ``until`` is
 not shown: the page is closed by then whatever the unit said.
@@ -18,7 +18,7 @@ from cloud.errors import NotFoundError
 from cloud.fleet import get_device
 from cloud.schemas import ApiModel
 from cloud.store.tables import device_setup
-from models.wire import SetupAnnouncement
+from models.wire_fleet import SetupAnnouncement
 
 
 class DeviceSetupPublic(ApiModel):

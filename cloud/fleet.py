@@ -24,7 +24,7 @@ from cloud.schemas import (
     StorePublic,
 )
 from cloud.store.tables import bays, device_progress, devices, slots, stores
-from models.wire import DesiredSpec, DesiredState
+from models.wire_fleet import DesiredSpec, DesiredState
 
 
 def _now() -> datetime:

@@ -27,7 +27,8 @@ from cloud.store.tables import (
     health_samples,
     utc_naive,
 )
-from models.wire import CalibrationReport, Decider, HealthComponent
+from models.wire import Decider, HealthComponent
+from models.wire_fleet import CalibrationReport
 
 MAX_ALARMS_LISTED = 1000
 

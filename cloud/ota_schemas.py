@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 
 from cloud.schemas import ID_PATTERN, ApiModel
-from models.wire import OtaReport
+from models.wire_fleet import OtaReport
 
 RolloutStatus = Literal["running", "paused", "completed", "aborted", "halted", "rolled_back"]
 Version = Field(ge=0, le=2**31 - 1)
@@ -38,7 +38,7 @@ class ModelsPublic(ApiModel):
 
 
 ReportedCreate = OtaReport
-"""What a unit says of its model update: the wire's :class:`models.wire.OtaReport`."""
+"""What a unit says of its model update: the wire's :class:`models.wire_fleet.OtaReport`."""
 
 
 class ReportedPublic(OtaReport):

@@ -34,7 +34,7 @@ from cloud.rollout_plan import FAILED_STATES, LIVE, Report, RolloutState, SetDes
 from cloud.shadow_labels import labelled_shadow
 from cloud.store import Store
 from cloud.store.tables import device_groups, device_reported, devices, rollout_units, rollouts
-from models.wire import DesiredSpec, DesiredState
+from models.wire_fleet import DesiredSpec, DesiredState
 
 DEFAULT_SHADOW_WINDOWS = 200
 SHADOW_FIGURES = ("shadow_agreement", "shadow_heads", "shadow_windows", "latency_ratio")

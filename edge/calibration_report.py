@@ -2,7 +2,7 @@
 
 Each time a slot is calibrated (``provision calibrate``, its one-step forms or the
 setup page), :func:`record` folds the slot into the unit's latest
-:class:`~models.wire.CalibrationReport` (every slot: tare, scale, known and check
+:class:`~models.wire_fleet.CalibrationReport` (every slot: tare, scale, known and check
 weights, when) and writes it whole to ``calibration-report.json``. The report is sent
 with ``PUT /v1/devices/{id}/calibration``; once the cloud accepts one,
 ``calibration-report.sent`` holds its time. A report whose time differs from that
@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from edge.errors import EdgeError
 from models.atomic import write_text_atomic
-from models.wire import CalibrationReport, SlotCalibration
+from models.wire_fleet import CalibrationReport, SlotCalibration
 
 REPORT_FILE = "calibration-report.json"
 SENT_FILE = "calibration-report.sent"

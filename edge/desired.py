@@ -2,7 +2,7 @@
 
 The cloud keeps a retained JSON document on ``shelfsense/<id>/desired`` (and serves
 it at ``GET /v1/devices/<id>/desired`` for units without a broker), one dialect
-defined in :class:`models.wire.DesiredState`::
+defined in :class:`models.wire_fleet.DesiredState`::
 
     {"device_id": "unit-7", "model_version": 5,
      "config": {"sync.batch_size": 100, "health.interval_s": 10},
@@ -35,7 +35,7 @@ from edge.config import Config, parse_config
 from edge.errors import ConfigError
 from edge.health import Health
 from edge.sync.transport import SyncError
-from models.wire import DesiredState
+from models.wire_fleet import DesiredState
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from edge.calibration_report import (
 from edge.config import Config, SlotConfig
 from edge.signals.calibration import ChannelCalibration
 from edge.sync.identity import IdentityError, load_identity
-from models.wire import SlotCalibration
+from models.wire_fleet import SlotCalibration
 
 REPORT_TIMEOUT_S = 5.0
 

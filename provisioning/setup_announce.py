@@ -19,7 +19,7 @@ import requests
 
 from edge.config import Config
 from edge.sync.identity import Identity, IdentityError, load_identity
-from models.wire import SetupAnnouncement
+from models.wire_fleet import SetupAnnouncement
 
 TIMEOUT_S = 5.0
 

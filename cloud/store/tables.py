@@ -272,7 +272,7 @@ device_calibration = Table(
     Column("received_at", UtcDateTime, nullable=False),
     Column("body", JSON, nullable=False),
 )
-"""The latest calibration each unit reported (``models.wire.CalibrationReport``)."""
+"""The latest calibration each unit reported (``models.wire_fleet.CalibrationReport``)."""
 
 device_setup = Table(
     "device_setup",
@@ -283,7 +283,7 @@ device_setup = Table(
     Column("until", UtcDateTime, nullable=False),
     Column("received_at", UtcDateTime, nullable=False),
 )
-"""A unit's open setup page and its one-time PIN (``models.wire.SetupAnnouncement``)."""
+"""A unit's open setup page and its one-time PIN (``models.wire_fleet.SetupAnnouncement``)."""
 
 rate_buckets = Table(
     "rate_buckets",

@@ -17,7 +17,7 @@ from edge.sync.http import HttpTransport
 from edge.sync.mqtt import MqttTransport
 from edge.workers.decide import ModelDecider
 from models.bundle import load_public_key
-from models.wire import OtaReport
+from models.wire_fleet import OtaReport
 
 log = logging.getLogger(__name__)
 

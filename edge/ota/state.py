@@ -14,7 +14,7 @@ decision distribution (one label for nearly every window where the model before 
 not), or the agent restarting ``max_boots`` times before the watch ends, put the
 previous slot back (:class:`RollBack`). A version that failed or rolled back is not
 tried again until the desired version changes. Every step says where it is
-(:class:`Report`, sent to the cloud as ``models.wire.OtaReport``).
+(:class:`Report`, sent to the cloud as ``models.wire_fleet.OtaReport``).
 
 :class:`OtaState` holds no I/O: the shell (:mod:`edge.ota.worker`) carries out the
 actions in order and feeds their outcomes back; :meth:`OtaState.snapshot` is what it

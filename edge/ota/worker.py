@@ -53,7 +53,7 @@ from edge.ota.state import (
 )
 from models.atomic import write_text_atomic
 from models.errors import BundleError
-from models.wire import OtaReport
+from models.wire_fleet import OtaReport
 
 log = logging.getLogger(__name__)
 

@@ -199,7 +199,7 @@ class HttpTransport:
             raise SyncRejected(f"PUT health: HTTP {resp.status_code}")
 
     def post_reported(self, report: bytes) -> None:
-        """POST an OTA report (``models.wire.OtaReport`` JSON) as the device's latest."""
+        """POST an OTA report (``models.wire_fleet.OtaReport`` JSON) as the device's latest."""
         try:
             resp = self.session.post(
                 reported_url(self.base_url, self.identity.device_id),

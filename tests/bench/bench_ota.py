@@ -49,7 +49,7 @@ from edge.ota.state import OtaSettings
 from edge.ota.worker import OtaWorker
 from models.bundle import MODEL_ONNX, generate_key, write_bundle
 from models.tokens import ShelfTokenizer
-from models.wire import OtaReport
+from models.wire_fleet import OtaReport
 from tests.cloud.ota_support import train_output
 from tests.cloud.support import make_key, register_unit
 from tests.edge.real_cloud import RealCloud, real_cloud

@@ -34,7 +34,7 @@ from cloud.store import Store, open_store
 from cloud.store.tables import events
 from edge.sync.identity import Identity
 from edge.sync.mqtt import MqttTransport
-from models.wire import DesiredState
+from models.wire_fleet import DesiredState
 from tests.cloud.support import event, register_unit
 from tests.support.mosquitto import Broker, free_port, mosquitto_binary, run_mosquitto_conf
 from tests.support.postgres import pg_schema

@@ -20,7 +20,7 @@ from edge.ota.slots import Slots
 from edge.ota.state import OtaSettings
 from edge.ota.worker import OtaWorker
 from models.bundle import load_public_key
-from models.wire import OtaReport
+from models.wire_fleet import OtaReport
 
 
 def say(report: OtaReport) -> None:

@@ -32,7 +32,7 @@ from edge.calibration_report import (
     retare,
     send_pending,
 )
-from models.wire import CalibrationReport, SlotCalibration
+from models.wire_fleet import CalibrationReport, SlotCalibration
 from tests.cloud.console_support import signed_in
 from tests.cloud.support import Live, make_key, register_unit, serve
 from tests.support.mosquitto import free_port

@@ -35,14 +35,8 @@ from cloud.schemas import (
     DeviceCreate,
     DevicePublic,
 )
-from models.wire import (
-    DEVICE_ID_PATTERN,
-    CalibrationReport,
-    DesiredSpec,
-    DesiredState,
-    HealthReport,
-    SetupAnnouncement,
-)
+from models.wire import DEVICE_ID_PATTERN, HealthReport
+from models.wire_fleet import CalibrationReport, DesiredSpec, DesiredState, SetupAnnouncement
 
 router = APIRouter(
     prefix="/v1/devices",

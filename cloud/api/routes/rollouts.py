@@ -31,7 +31,8 @@ from cloud.ota_schemas import (
     RolloutPublic,
     RolloutsPublic,
 )
-from models.wire import DEVICE_ID_PATTERN, DesiredState
+from models.wire import DEVICE_ID_PATTERN
+from models.wire_fleet import DesiredState
 
 router = APIRouter(
     prefix="/v1/rollouts", tags=["rollouts"], responses={**AUTH_ERRORS, **responses(404, 409)}
