@@ -26,7 +26,12 @@ After the table, the wrong slot-minutes of the count from the scale by cause
 (:mod:`tests.bench.stock_diagnosis`: misplaced-as-stock, unsettled,
 calibration/drift, no figure, other).
 
-Run: ``.venv/bin/python -m tests.bench.bench_stock [--hours 0.5] [--seed 3] [--scenarios busy,heldout]``.
+With ``--model`` a student is trained first the way ``make demo`` does (see
+:mod:`tests.bench.stock_model`; ``--bundle DIR --key PEM`` uses one already made) and
+each scenario runs a second time with the bundle installed on the unit: the ``model``
+rows, and a table of who decided the stock events and how many the book relabelled.
+
+Run: ``.venv/bin/python -m tests.bench.bench_stock [--hours 0.5] [--seed 3] [--scenarios busy,heldout] [--model]``.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from edge.workers.build import add_sensing
 from firmware_bridge.sim.scenario import load_scenario
 from firmware_bridge.sim.twin import SimRun
 from tests.bench.stock_diagnosis import DIAGNOSIS_HEADER, diagnose, diagnosis_row
+from tests.bench.stock_model import Bundle, bundle_for_bench, decisions
 from tests.support.waiting import wait_until
 
 SCENARIOS = ("busy", "faulty", "heldout", "mixed")
@@ -77,17 +83,24 @@ class Score:
         )
 
 
-def play(scenario: str, seed: int, hours: float, tmp: Path) -> tuple[list[dict[str, Any]], SimRun]:
-    """The unit's committed events in seq order, and the twin's run."""
-    cfg = parse_config(
-        {
-            "unit": {"device_id": "bench-stock", "data_dir": str(tmp)},
-            "loadcells": {"source": "sim", "sim_scenario": scenario, "sim_seed": seed},
-            "camera": {"source": "sim", "width": 160, "height": 120},
-            "sync": {"mode": "off"},
-            "health": {"interval_s": 5.0},
-        }
-    )
+def play(
+    scenario: str, seed: int, hours: float, tmp: Path, bundle: Bundle | None = None
+) -> tuple[list[dict[str, Any]], SimRun]:
+    """The unit's committed events in seq order, and the twin's run.
+
+    With ``bundle`` the unit installs it as the agent does (``model.bundle_dir`` and
+    ``model.trusted_key``) and the student decides; without, the rules do.
+    """
+    raw: dict[str, Any] = {
+        "unit": {"device_id": "bench-stock", "data_dir": str(tmp)},
+        "loadcells": {"source": "sim", "sim_scenario": scenario, "sim_seed": seed},
+        "camera": {"source": "sim", "width": 160, "height": 120},
+        "sync": {"mode": "off"},
+        "health": {"interval_s": 5.0},
+    }
+    if bundle is not None and bundle.path is not None:
+        raw["model"] = {"bundle_dir": str(bundle.path), "trusted_key": str(bundle.key)}
+    cfg = parse_config(raw)
     agent = Agent(cfg)
     sensing = add_sensing(agent, speed=0, sim_hours=hours)
     agent.start()
@@ -213,32 +226,83 @@ HEADER = (
 )
 
 
+DECISIONS_HEADER = (
+    "| scenario | decider | stock events | decided by the model | handed to the rules "
+    "| relabelled by the book |\n| --- | --- | ---: | ---: | ---: | ---: |"
+)
+
+
+def _model(args: argparse.Namespace, work: Path) -> Bundle | None:
+    if args.bundle is not None:
+        if args.key is None:
+            raise SystemExit("bench_stock: --bundle needs --key (the bundle's trusted public key)")
+        return Bundle(args.bundle, args.key, f"given: {args.bundle}")
+    if not args.model:
+        return None
+    print(f"== training a student ({args.train_scenario}, seed {args.seed})", flush=True)
+    b = bundle_for_bench(work, args.train_scenario, args.seed)
+    if b.path is None:
+        print(f"NO MODEL: {b.recipe}; only the rules rows follow", flush=True)
+    else:
+        print(f"model bundle: {b.path} ({b.recipe})", flush=True)
+    return b
+
+
 def main(argv: list[str] | None = None) -> dict[str, dict[str, Score]]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hours", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--quick", action="store_true", help="six minutes of busy only")
+    ap.add_argument("--model", action="store_true", help="also run with a student trained here")
+    ap.add_argument("--train-scenario", default="busy", help="scenario the student trains on")
+    ap.add_argument("--bundle", type=Path, help="also run with this bundle dir (needs --key)")
+    ap.add_argument("--key", type=Path, help="public key file the bundle is signed for")
     args = ap.parse_args(argv)
     names = ["busy"] if args.quick else args.scenarios.split(",")
     hours = 0.1 if args.quick else args.hours
-    print(f"rules deciding, seed {args.seed}, {hours:g} h per scenario, sync off")
+    with tempfile.TemporaryDirectory(prefix="bench-stock-model-") as work:
+        return _run(args, names, hours, _model(args, Path(work)))
+
+
+def _run(
+    args: argparse.Namespace, names: list[str], hours: float, bundle: Bundle | None
+) -> dict[str, dict[str, Score]]:
+    deciders = ["rules"] + (["model"] if bundle is not None and bundle.path is not None else [])
+    print(
+        f"{' and '.join(deciders)} deciding, seed {args.seed}, {hours:g} h per scenario, sync off"
+    )
     print(HEADER)
     result: dict[str, dict[str, Score]] = {}
     diagnosis: list[str] = []
+    decided: list[str] = []
     for name in names:
-        with tempfile.TemporaryDirectory(prefix="bench-stock-") as tmp:
-            events, run = play(name, args.seed, hours, Path(tmp))
-        old = before_outs(before_figures(events, run))
-        result[name] = {"before": score(old, run), "after": score(events, run)}
-        print(result[name]["before"].row(name, "before: label sums"), flush=True)
-        print(result[name]["after"].row(name, "after: from the scale"), flush=True)
         units = {s.slot: s.unit_grams for s in load_scenario(name).slots}
-        causes = diagnose(events, run, GRACE_S, units)
-        diagnosis.append(diagnosis_row(name, "from the scale", causes))
+        result[name] = {}
+        for who in deciders:
+            with tempfile.TemporaryDirectory(prefix="bench-stock-") as tmp:
+                events, run = play(
+                    name, args.seed, hours, Path(tmp), bundle if who == "model" else None
+                )
+            if who == "rules":
+                old = before_outs(before_figures(events, run))
+                result[name]["before"] = score(old, run)
+                print(result[name]["before"].row(name, "before: label sums"), flush=True)
+            key = "after" if who == "rules" else "model"
+            how = "after: from the scale" if who == "rules" else "model: from the scale"
+            result[name][key] = score(events, run)
+            print(result[name][key].row(name, how), flush=True)
+            causes = diagnose(events, run, GRACE_S, units)
+            diagnosis.append(diagnosis_row(name, f"from the scale ({who})", causes))
+            decided.append(f"| {name} | {who} | {decisions(events).cells()} |")
     print("\nwrong slot-minutes by cause (tests/bench/stock_diagnosis.py)")
     print(DIAGNOSIS_HEADER)
     print("\n".join(diagnosis), flush=True)
+    print("\nstock events: who decided them, and how many the stock book relabelled")
+    print(DECISIONS_HEADER)
+    print("\n".join(decided), flush=True)
+    if bundle is not None and bundle.path is None:
+        print(f"\nNO MODEL ROWS: {bundle.recipe}")
     return result
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from firmware_bridge.sim.truth import SensorFault, TruthChange
 from firmware_bridge.sim.twin import SimRun
 from tests.bench import bench_stock
 from tests.bench.stock_diagnosis import diagnose
+from tests.bench.stock_model import decisions
 
 
 def _run() -> SimRun:
@@ -74,3 +78,32 @@ def test_bench_stock_quick(capsys: pytest.CaptureFixture[str]) -> None:
     after = result["busy"]["after"]
     assert after.scored > 0 and after.exact > 0
     assert "| busy | after: from the scale |" in capsys.readouterr().out
+
+
+def test_decisions_count_who_decided_and_what_the_book_relabelled() -> None:
+    events: list[dict[str, Any]] = [
+        {"kind": "stock", "decided_by": "model", "features": {}},
+        {"kind": "stock", "decided_by": "rules", "features": {"decided": "misplaced"}},
+        {"kind": "level", "decided_by": "model", "features": {"decided": "x"}},
+        {"kind": "interest", "decided_by": "model"},
+    ]
+    d = decisions(events)
+    assert (d.stock, d.by_model, d.by_rules, d.relabelled) == (2, 1, 1, 1)
+    assert d.cells() == "2 | 1 | 1 | 1 (50.0 %)"
+
+
+def test_bench_stock_quick_with_a_given_bundle(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from models.bundle import public_key_pem
+    from tests.models.conftest import build_bundle
+
+    built = build_bundle(tmp_path)  # a random tiny student: it decides, whatever it says
+    pub = tmp_path / "trusted.pem"
+    pub.write_bytes(public_key_pem(built.key))
+    result = bench_stock.main(["--quick", "--bundle", str(built.path), "--key", str(pub)])
+    assert result["busy"]["model"].scored == result["busy"]["after"].scored > 0
+    out = capsys.readouterr().out
+    assert "| busy | model: from the scale |" in out
+    model_row = next(line for line in out.splitlines() if line.startswith("| busy | model | "))
+    assert int(model_row.split("|")[4]) > 0  # stock events decided by the model
