@@ -78,14 +78,15 @@ ALL_LABELS: tuple[str, ...] = tuple(dict.fromkeys(lb for lbs in KIND_LABELS.valu
 
 
 def _label_per_kind(schema: dict[str, Any]) -> None:
-    """State in the JSON schema which labels each kind allows, and that only interest
-    events count shoppers (as the validator checks)."""
+    """State in the JSON schema which labels each kind allows (its own and a shadowing
+    candidate's), and that only interest events count shoppers (as the validator checks)."""
     schema["allOf"] = [
         {
             "if": {"properties": {"kind": {"const": kind}}, "required": ["kind"]},
             "then": {
                 "properties": {
                     "label": {"enum": list(labels)},
+                    "shadow": {"properties": {"label": {"enum": list(labels)}}},
                     **({} if kind == "interest" else {"shoppers": {"type": "null"}}),
                 }
             },

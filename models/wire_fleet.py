@@ -166,7 +166,11 @@ class CalibrationReport(WireModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     at: float = Field(..., ge=0, le=1e10, description="Unit wall clock, Unix seconds.")
-    slots: list[SlotCalibration] = Field(default_factory=list, max_length=MAX_CALIBRATED_SLOTS)
+    slots: list[SlotCalibration] = Field(
+        default_factory=list,
+        max_length=MAX_CALIBRATED_SLOTS,
+        description="One entry per slot: a report naming a slot twice is refused (422).",
+    )
 
     @model_validator(mode="after")
     def _one_entry_per_slot(self) -> CalibrationReport:

@@ -6,12 +6,13 @@ requests (a bounded number each) and runs all of its checks: no 5xx; statuses,
 content types, headers and bodies as documented; valid data accepted and invalid data
 refused; requests without or with a wrong key refused; the ``Allow`` header of a 405.
 
-Three rules cannot be said in JSON Schema: ``/v1/interest`` answers 400 ``bad_range``
+Four rules cannot be said in JSON Schema: ``/v1/interest`` answers 400 ``bad_range``
 when ``until`` is not after ``since`` or the span is over 31 days, ``/v1/events``
-answers 400 ``bad_cursor`` to a cursor it did not sign, and ``/v1/claims`` answers 400
-``bad_code`` to a code whose check character does not match. For those operations
-alone, a 400 with exactly that code counts as accepting valid data
-(:func:`accepted_or_bad_range`); any other refusal of valid data still fails.
+answers 400 ``bad_cursor`` to a cursor it did not sign, ``/v1/claims`` answers 400
+``bad_code`` to a code whose check character does not match, and a unit's calibration
+report naming a slot twice is refused with 422 (``uniqueItems`` compares whole entries,
+not their ``slot``). For those operations alone, that refusal counts as accepting
+valid data (:func:`accepted_or_bad_range`); any other refusal of valid data still fails.
 
 The failed-authentication limit per source is off here (it answers 429 where the
 ``ignored_auth`` check wants 401 for each of its many key-less requests from one
@@ -30,8 +31,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
     negative_data_rejection,
     positive_data_acceptance,
+    response_headers_conformance,
+    response_schema_conformance,
     status_code_conformance,
 )
 
@@ -44,27 +48,38 @@ EXAMPLES = 6  # per operation, role and mode: 36 per operation, ~1,000 calls per
 ROLES = (Role.UNIT, Role.BACKEND, Role.OPERATOR)
 
 
-CROSS_PARAMETER = {
-    ("GET", "/v1/interest"): "bad_range",
-    ("GET", "/v1/events"): "bad_cursor",
-    ("POST", "/v1/claims"): "bad_code",
+CROSS_PARAMETER = {  # operation: (status, code, what the message says)
+    ("GET", "/v1/interest"): (400, "bad_range", ""),
+    ("GET", "/v1/events"): (400, "bad_cursor", ""),
+    ("POST", "/v1/claims"): (400, "bad_code", ""),
+    ("PUT", "/v1/devices/{device_id}/calibration"): (
+        422,
+        "invalid_value",
+        "each slot appears at most once",
+    ),
 }
 
 
 @schemathesis.check
 def accepted_or_bad_range(ctx, response, case) -> bool | None:
     """Valid data accepted, or refused only for the operation's documented cross-parameter rule."""
-    code = CROSS_PARAMETER.get((case.operation.method.upper(), case.operation.path))
-    if code is None:  # registered for every operation: only ours are judged here
+    rule = CROSS_PARAMETER.get((case.operation.method.upper(), case.operation.path))
+    if rule is None:  # registered for every operation: only ours are judged here
         return None
-    if response.status_code == 400 and response.json().get("code") == code:
+    status, code, says = rule
+    body = response.json() if response.status_code == status else {}
+    if body.get("code") == code and says in str(body.get("message", "")):
         return True
     return positive_data_acceptance(ctx, response, case)  # judges valid data only
 
 
-def _sent_nothing(value) -> bool:
-    """A generated query value that serialises to no parameter at all (so nothing invalid is sent)."""
-    return value is None or (isinstance(value, list | dict | str) and len(value) == 0)
+def _not_sent_as_generated(value) -> bool:
+    """A generated query value whose wire form is not the value: one that serialises to
+    no parameter at all (None, an empty list), or a one-element list, sent as its element
+    alone (``[true]`` goes out as ``store=true``, a valid store id)."""
+    if value is None or (isinstance(value, list | dict | str) and len(value) == 0):
+        return True
+    return isinstance(value, list) and len(value) == 1
 
 
 @schemathesis.check
@@ -72,11 +87,12 @@ def rejects_invalid_data_as_sent(ctx, response, case) -> bool | None:
     """``negative_data_rejection``, except for a mutation that never reaches the wire.
 
     Schemathesis can make an optional query parameter "invalid" with a value that
-    serialises to nothing (an empty list): the request then carries no such parameter
-    and is valid, so accepting it is right.
+    serialises to nothing (an empty list), or to a single text value (a one-element
+    array): the request then carries no such parameter, or one text value that may well
+    be valid, so accepting it can be right.
     """
     query = case.query or {}
-    if any(_sent_nothing(v) for v in query.values()):
+    if any(_not_sent_as_generated(v) for v in query.values()):
         return None
     return negative_data_rejection(ctx, response, case)
 
@@ -84,25 +100,40 @@ def rejects_invalid_data_as_sent(ctx, response, case) -> bool | None:
 MALFORMED_HTTP = "Invalid HTTP request received."  # uvicorn's answer before any app code
 
 
+def _not_http(response) -> bool:
+    return response.status_code == 400 and response.text.strip() == MALFORMED_HTTP
+
+
 @schemathesis.check
-def documented_status_unless_not_http(ctx, response, case) -> bool | None:
-    """``status_code_conformance``, except for a request that is not valid HTTP at all.
+def documented_answer_unless_not_http(ctx, response, case) -> bool | None:
+    """The response conformance checks (status, content type, headers, body schema),
+    except for a request that is not valid HTTP at all.
 
     Negative generation can send a header that breaks HTTP itself (a name with ``;`` or
-    ``^``); uvicorn's parser answers 400 before the app sees the request, so no route's
-    documented statuses apply to it.
+    ``^``); uvicorn's parser answers 400 in plain text before the app sees the request,
+    so no route's documented answers apply to it.
     """
-    if response.status_code == 400 and response.text.strip() == MALFORMED_HTTP:
+    if _not_http(response):
         return None
-    return status_code_conformance(ctx, response, case)
+    for check in NOT_HTTP_EXEMPT:
+        check(ctx, response, case)
+    return True
+
+
+NOT_HTTP_EXEMPT = (
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+)
 
 
 def run_operation(op, mode, base_url: str, headers: dict[str, str], calls: dict[str, int]) -> None:
     """Generate and check ``EXAMPLES`` requests of one operation in one mode, every check."""
     swap = mode is GenerationMode.POSITIVE and (op.method.upper(), op.path) in CROSS_PARAMETER
     negative = {
-        "excluded_checks": [negative_data_rejection, status_code_conformance],
-        "additional_checks": [rejects_invalid_data_as_sent, documented_status_unless_not_http],
+        "excluded_checks": [negative_data_rejection, *NOT_HTTP_EXEMPT],
+        "additional_checks": [rejects_invalid_data_as_sent, documented_answer_unless_not_http],
     }
     extra = {
         "excluded_checks": [positive_data_acceptance],
