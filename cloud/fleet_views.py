@@ -101,9 +101,20 @@ class AlarmsPublic(ApiModel):
     count: int
 
 
-def _state(r: RowMapping, alarms: list[str], now: datetime) -> DeviceStatePublic:
+def last_seen(r: RowMapping) -> datetime | None:
+    """When a unit (a row of :func:`state_rows`) was last heard: events, status or health."""
     seen = [t for t in (r["last_seen_at"], r["seen_at"]) if t is not None]
-    last_seen = max((utc(t) for t in seen), default=None)
+    return max((utc(t) for t in seen), default=None)
+
+
+def row_state(r: RowMapping, now: datetime) -> State:
+    """Online, offline or unknown, for a row of :func:`state_rows`."""
+    return online_state(r["online"], last_seen(r), now, interval_s=r["health_interval_s"])
+
+
+def state_of(r: RowMapping, alarms: list[str], now: datetime) -> DeviceStatePublic:
+    """A row of :func:`state_rows` with its alarms raised now, as the API answers it."""
+    seen = last_seen(r)
     return DeviceStatePublic.model_validate(
         {
             "device_id": r["device_id"],
@@ -112,8 +123,8 @@ def _state(r: RowMapping, alarms: list[str], now: datetime) -> DeviceStatePublic
             "name": r["name"],
             "created_at": r["created_at"],
             "highest_contiguous": r["highest_contiguous"] or 0,
-            "last_seen_at": last_seen,
-            "state": online_state(r["online"], last_seen, now, interval_s=r["health_interval_s"]),
+            "last_seen_at": seen,
+            "state": online_state(r["online"], seen, now, interval_s=r["health_interval_s"]),
             "offline_after_s": offline_after_s(r["health_interval_s"]),
             "status_changed_at": r["changed_at"],
             "agent_version": r["agent_version"],
@@ -184,6 +195,29 @@ def device_states(
     ``limit`` read one page of units, by id, after the unit ``after``.
     """
     now = now or datetime.now(UTC)
+    found = state_rows(
+        conn,
+        store_id=store_id,
+        device_id=device_id,
+        calibration=calibration,
+        after=after,
+        limit=limit,
+    )
+    return [state_of(r, alarms, now) for r, alarms in found]
+
+
+def state_rows(
+    conn: Connection,
+    *,
+    store_id: str | None = None,
+    device_id: str | None = None,
+    calibration: bool = True,
+    after: str | None = None,
+    limit: int | None = None,
+) -> list[tuple[RowMapping, list[str]]]:
+    """The rows :func:`device_states` reads, each with the unit's alarms raised now,
+    before they become API models (a page that lists a hundred of a thousand units
+    builds the models of those it shows only: :func:`state_of`)."""
     if store_id is not None:
         fleet.require_store(conn, store_id)
     stmt = _STATE_READ.order_by(_d.device_id)
@@ -207,7 +241,7 @@ def device_states(
     for r in conn.execute(raised):
         alarms.setdefault(r.device_id, []).append(r.name)
     rows = conn.execute(stmt).mappings()
-    return [_state(r, alarms.get(r["device_id"], []), now) for r in rows]
+    return [(r, alarms.get(r["device_id"], [])) for r in rows]
 
 
 def device_state(

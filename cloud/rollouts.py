@@ -15,7 +15,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, Select, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cloud import fleet, registry
@@ -125,8 +125,8 @@ def get_report(conn: Connection, device_id: str) -> ReportedPublic:
     return ReportedPublic.model_validate(dict(found._mapping))
 
 
-def _reports(conn: Connection, units: list[str] | None) -> dict[str, Report]:
-    """The latest report of each of ``units`` (None: of every unit)."""
+def _reports(conn: Connection, units: Select[Any] | None) -> dict[str, Report]:
+    """The latest report of each of ``units`` (a query of their ids; None: every unit)."""
     r = device_reported.c
     stmt = select(r.device_id, r.state, r.version, r.since, r.shadow_agreement, r.shadow_heads)
     if units is not None:
@@ -207,6 +207,14 @@ def _shadow_windows(body: RolloutCreate) -> int:
     return DEFAULT_SHADOW_WINDOWS if body.min_shadow_agreement is not None else 0
 
 
+def _members(rollout_id: int, *, touched: bool = False) -> Select[Any]:
+    """The ids of a rollout's units (``touched``: those it has set a version on), as a
+    query: the database matches them itself rather than binding a parameter per unit."""
+    u = rollout_units.c
+    stmt = select(u.device_id).where(u.rollout_id == rollout_id)
+    return stmt.where(u.touched_at.is_not(None)) if touched else stmt
+
+
 def _row(conn: Connection, rollout_id: int, *, lock: bool = False) -> Any:
     stmt = select(rollouts).where(rollouts.c.rollout_id == rollout_id)
     row = conn.execute(stmt.with_for_update() if lock else stmt).first()
@@ -215,12 +223,20 @@ def _row(conn: Connection, rollout_id: int, *, lock: bool = False) -> Any:
     return row
 
 
-def _state(conn: Connection, row: Any) -> RolloutState:
-    units = conn.execute(
-        select(rollout_units)
-        .where(rollout_units.c.rollout_id == row.rollout_id)
-        .order_by(rollout_units.c.position)
-    ).all()
+def _unit_rows(conn: Connection, rollout_id: int) -> list[Any]:
+    return list(
+        conn.execute(
+            select(rollout_units)
+            .where(rollout_units.c.rollout_id == rollout_id)
+            .order_by(rollout_units.c.position)
+        ).all()
+    )
+
+
+def _state(conn: Connection, row: Any, units: list[Any] | None = None) -> RolloutState:
+    """The pure state of rollout ``row`` (``units``: its unit rows, when read already)."""
+    if units is None:
+        units = _unit_rows(conn, row.rollout_id)
     return RolloutState(
         version=row.model_version,
         phases=parse_phases(row.phases),
@@ -261,15 +277,15 @@ def _save(conn: Connection, rollout_id: int, old: RolloutState, new: RolloutStat
         )
 
 
-def _current(conn: Connection, units: tuple[str, ...]) -> dict[str, int | None]:
+def _current(conn: Connection, rollout_id: int) -> dict[str, int | None]:
     """Each unit's version now: its desired version, else the one it reports running."""
     rows = conn.execute(
         select(devices.c.device_id, devices.c.desired_model_version).where(
-            devices.c.device_id.in_(units)
+            devices.c.device_id.in_(_members(rollout_id))
         )
     )
     current: dict[str, int | None] = {r.device_id: r.desired_model_version for r in rows}
-    for d, rep in _reports(conn, list(units)).items():
+    for d, rep in _reports(conn, _members(rollout_id)).items():
         if current.get(d) is None and rep.state == "active":
             current[d] = rep.version
     return current
@@ -295,9 +311,10 @@ def _step(store: Store, rollout_id: int, command: str | None, now: datetime) -> 
         state = _state(conn, row)
         if command is None:
             gated = state.max_labelled_drop is not None
-            labelled = labelled_shadow(conn, state.version, state.touched) if gated else None
-            reports = _reports(conn, list(state.units))
-            new, actions = state.tick(now, reports, _current(conn, state.units), labelled)
+            touched = _members(rollout_id, touched=True)
+            labelled = labelled_shadow(conn, state.version, touched) if gated else None
+            reports = _reports(conn, _members(rollout_id))
+            new, actions = state.tick(now, reports, _current(conn, rollout_id), labelled)
         else:
             new, actions = getattr(state, command)()
         _save(conn, rollout_id, state, new)
@@ -334,14 +351,12 @@ def get_rollout(
     ``reports``: every unit's latest report, when the caller has read them already.
     """
     row = _row(conn, rollout_id)
-    state = _state(conn, row)
+    unit_rows = _unit_rows(conn, rollout_id)
+    state = _state(conn, row, unit_rows)
     if reports is None:
-        reports = _reports(conn, list(state.units))
-    last = {
-        u.device_id: (u.last_state, u.last_reason)
-        for u in conn.execute(select(rollout_units).where(rollout_units.c.rollout_id == rollout_id))
-    }
-    figures = _figures(conn, state)
+        reports = _reports(conn, _members(rollout_id))
+    last = {u.device_id: (u.last_state, u.last_reason) for u in unit_rows}
+    figures = _figures(conn, rollout_id, state)
     sizes = state.sizes()
     per_phase = []
     for i, phase in enumerate(state.phases):
@@ -378,16 +393,18 @@ def get_rollout(
         per_phase=per_phase,
         labelled={
             h: LabelledFigures.model_validate(a.as_dict())
-            for h, a in labelled_shadow(conn, state.version, state.touched).items()
+            for h, a in labelled_shadow(
+                conn, state.version, _members(rollout_id, touched=True)
+            ).items()
         },
     )
 
 
-def _figures(conn: Connection, state: RolloutState) -> dict[str, ShadowFigures]:
+def _figures(conn: Connection, rollout_id: int, state: RolloutState) -> dict[str, ShadowFigures]:
     """The shadow figures units reported about the rollout's version."""
     rows = conn.execute(
         select(device_reported).where(
-            device_reported.c.device_id.in_(state.units),
+            device_reported.c.device_id.in_(_members(rollout_id)),
             device_reported.c.version == state.version,
             device_reported.c.shadow_windows.is_not(None),
         )

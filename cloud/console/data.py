@@ -8,11 +8,13 @@ the stock line of the day is one read of the day's stock events over the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, RowMapping, select
 
 from cloud import device_setup, fleet, fleet_views, reads
 from cloud.console.charts import Heatmap, LineChart, interest_heatmap, stock_lines
@@ -145,14 +147,25 @@ def store_page(
 
 @dataclass
 class UnitRow:
-    """A unit as the fleet page lists it."""
+    """A unit as the fleet page lists it: what it sorts, filters and counts by, and its
+    whole state (``device``), built only for the rows a page shows."""
 
-    device: DeviceStatePublic
+    device_id: str
+    store_id: str
+    buffer_depth: int | None
     lag_s: float | None  # since it was last heard (events, status, health or a report)
     state: str  # online, offline or unknown (never heard)
     alarms: list[str] = field(default_factory=list)
     down: list[str] = field(default_factory=list)
     model_version: Any = None
+    build: Callable[[], DeviceStatePublic] | None = field(default=None, repr=False)
+
+    @cached_property
+    def device(self) -> DeviceStatePublic:
+        """The unit's state as the API answers it."""
+        if self.build is None:
+            raise ValueError(f"unit {self.device_id}: no state to build")
+        return self.build()
 
 
 @dataclass
@@ -168,18 +181,42 @@ class UnitPage:
     setup: DeviceSetupPublic | None = None  # its setup page, while open
 
 
+def _lag(seen: datetime | None, now: datetime) -> float | None:
+    return None if seen is None else max(0.0, (now - seen).total_seconds())
+
+
 def _row(d: DeviceStatePublic, now: datetime) -> UnitRow:
-    lag = None if d.last_seen_at is None else max(0.0, (now - d.last_seen_at).total_seconds())
     down = sorted(k for k, c in d.components.items() if not c.ok)
-    return UnitRow(d, lag, d.state, list(d.alarms), down, d.model_version)
+    lag = _lag(d.last_seen_at, now)
+    return UnitRow(
+        d.device_id, d.store_id, d.buffer_depth, lag, d.state, list(d.alarms), down,
+        d.model_version, lambda: d,
+    )  # fmt: skip
+
+
+def _listed(r: RowMapping, alarms: list[str], now: datetime) -> UnitRow:
+    """A fleet row from the database row, its state built when a page shows it."""
+    parts = r["components"] or {}
+    down = sorted(k for k, c in parts.items() if not (isinstance(c, dict) and c.get("ok")))
+    return UnitRow(
+        r["device_id"],
+        r["store_id"],
+        r["buffer_depth"],
+        _lag(fleet_views.last_seen(r), now),
+        fleet_views.row_state(r, now),
+        list(alarms),
+        down,
+        r["model_version"],
+        lambda: fleet_views.state_of(r, alarms, now),
+    )
 
 
 SORTS = {
-    "unit": lambda r: (r.device.device_id,),
-    "store": lambda r: (r.device.store_id, r.device.device_id),
-    "lag": lambda r: (-(r.lag_s if r.lag_s is not None else float("inf")), r.device.device_id),
-    "alarms": lambda r: (-len(r.alarms) - len(r.down), r.device.device_id),
-    "outbox": lambda r: (-(r.device.buffer_depth or 0), r.device.device_id),
+    "unit": lambda r: (r.device_id,),
+    "store": lambda r: (r.store_id, r.device_id),
+    "lag": lambda r: (-(r.lag_s if r.lag_s is not None else float("inf")), r.device_id),
+    "alarms": lambda r: (-len(r.alarms) - len(r.down), r.device_id),
+    "outbox": lambda r: (-(r.buffer_depth or 0), r.device_id),
 }
 
 
@@ -187,10 +224,8 @@ def fleet_rows(
     conn: Connection, *, store: str | None, state: str | None, sort: str, now: datetime
 ) -> list[UnitRow]:
     """Every unit (of ``store`` if given, in ``state`` if given), sorted by ``sort``."""
-    rows = [
-        _row(d, now)
-        for d in fleet_views.device_states(conn, store_id=store, now=now, calibration=False)
-    ]
+    found = fleet_views.state_rows(conn, store_id=store, calibration=False)
+    rows = [_listed(r, alarms, now) for r, alarms in found]
     if state:
         rows = [r for r in rows if r.state == state]
     return sorted(rows, key=SORTS.get(sort, SORTS["store"]))

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select
 
 from cloud.keys import Role, create_key
 from cloud.store import Store, open_store
@@ -53,7 +53,7 @@ from cloud.store.tables import (
     stores,
 )
 from tests.bench.bench_ingest import server
-from tests.bench.bench_reads import Latency, hammer, load
+from tests.bench.bench_reads import Latency, hammer, load, settle
 from tests.cloud import traffic
 
 STORES, BAYS = 20, 50  # 1,000 units
@@ -181,9 +181,7 @@ def populate_fleet(store: Store, end: datetime, *, samples: int) -> None:
             history.clear()
     _bulk(store, health_samples, history)
     _publish(store, now)
-    with store.engine.connect() as conn:
-        conn.execute(text("ANALYZE"))
-        conn.commit()
+    settle(store)
 
 
 def _publish(store: Store, now: datetime) -> None:
@@ -312,7 +310,11 @@ def table(rows: list[Latency], n: int) -> str:
 
 
 def run(
-    quick: bool, *, pg: bool = True, sizes: tuple[int, float, int] | None = None
+    quick: bool,
+    *,
+    pg: bool = True,
+    sqlite: bool = True,
+    sizes: tuple[int, float, int] | None = None,
 ) -> list[Latency]:
     """Run the benchmark; returns the latencies (the table is printed).
 
@@ -320,8 +322,9 @@ def run(
     """
     n, seconds, samples = sizes or ((20_000, 3.0, 60) if quick else (1_000_000, 10.0, 1440))
     rows: list[Latency] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        rows += bench_db("SQLite", f"sqlite:///{tmp}/console.db", n, seconds, samples)
+    if sqlite:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows += bench_db("SQLite", f"sqlite:///{tmp}/console.db", n, seconds, samples)
     if pg:
         from tests.support.postgres import pg_schema
 
@@ -343,8 +346,9 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="20,000 events, 60 samples a unit, 3 s a page"
     )
     p.add_argument("--no-pg", action="store_true", help="SQLite only")
+    p.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     args = p.parse_args(argv)
-    run(args.quick, pg=not args.no_pg)
+    run(args.quick, pg=not args.no_pg, sqlite=not args.no_sqlite)
     return 0
 
 

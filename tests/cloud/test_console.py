@@ -172,6 +172,19 @@ def test_fleet_and_unit_pages_read_the_stored_fleet_state(live: Live) -> None:
         assert 'id="outbox-chart"' in unit_page  # a sample stored with the first report
         history = unit_page[unit_page.index('id="alarms"') :]
         assert "disk_full" in history and "raised now" in history
+    from cloud import fleet_views
+    from cloud.console import data
+
+    with live.store.engine.connect() as conn:  # the page's rows read lightly, as the API says
+        rows = data.fleet_rows(conn, store=None, state=None, sort="unit", now=now)
+        states = fleet_views.device_states(conn, now=now, calibration=False)
+    assert [(r.device_id, r.state, r.down, r.alarms, r.buffer_depth, r.model_version) for r in rows] == [
+        (d.device_id, d.state, [k for k, c in d.components.items() if not c.ok], d.alarms,
+         d.buffer_depth, d.model_version)
+        for d in states
+    ]  # fmt: skip
+    assert [r.device for r in rows] == states
+    assert rows[0].down == ["camera"] and rows[1].state == "offline"
 
 
 def test_fleet_page_lists_a_page_of_units_with_counts_of_all(
