@@ -207,12 +207,10 @@ def _shadow_windows(body: RolloutCreate) -> int:
     return DEFAULT_SHADOW_WINDOWS if body.min_shadow_agreement is not None else 0
 
 
-def _members(rollout_id: int, *, touched: bool = False) -> Select[Any]:
-    """The ids of a rollout's units (``touched``: those it has set a version on), as a
-    query: the database matches them itself rather than binding a parameter per unit."""
-    u = rollout_units.c
-    stmt = select(u.device_id).where(u.rollout_id == rollout_id)
-    return stmt.where(u.touched_at.is_not(None)) if touched else stmt
+def _members(rollout_id: int) -> Select[Any]:
+    """The ids of a rollout's units as a query, for tables keyed by unit: the database
+    matches them itself rather than binding a parameter per unit."""
+    return select(rollout_units.c.device_id).where(rollout_units.c.rollout_id == rollout_id)
 
 
 def _row(conn: Connection, rollout_id: int, *, lock: bool = False) -> Any:
@@ -311,8 +309,7 @@ def _step(store: Store, rollout_id: int, command: str | None, now: datetime) -> 
         state = _state(conn, row)
         if command is None:
             gated = state.max_labelled_drop is not None
-            touched = _members(rollout_id, touched=True)
-            labelled = labelled_shadow(conn, state.version, touched) if gated else None
+            labelled = labelled_shadow(conn, state.version, state.touched) if gated else None
             reports = _reports(conn, _members(rollout_id))
             new, actions = state.tick(now, reports, _current(conn, rollout_id), labelled)
         else:
@@ -393,9 +390,7 @@ def get_rollout(
         per_phase=per_phase,
         labelled={
             h: LabelledFigures.model_validate(a.as_dict())
-            for h, a in labelled_shadow(
-                conn, state.version, _members(rollout_id, touched=True)
-            ).items()
+            for h, a in labelled_shadow(conn, state.version, state.touched).items()
         },
     )
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -156,6 +157,13 @@ events = Table(
     Index("ix_events_kind_store_sku_time", "kind", "store_id", "sku", "wall_time"),
     # a store's interest over a time window, from the index alone (migration 0009)
     Index("ix_events_interest_read", *INTEREST_READ_COLUMNS),
+    # the few events decided while a candidate ran in shadow, by its version (0014)
+    Index(
+        "ix_events_shadow_version",
+        "shadow_version",
+        sqlite_where=text("shadow_version IS NOT NULL"),
+        postgresql_where=text("shadow_version IS NOT NULL"),
+    ),
 )
 
 windows = Table(
