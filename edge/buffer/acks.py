@@ -16,9 +16,8 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 
-import sqlite_utils
-
 from edge.buffer import rows
+from edge.buffer.db import Db
 from edge.buffer.policy import HoldQueue, PendingRow, RetentionPolicy
 from edge.buffer.recovery import is_corrupt, is_disk_full
 from edge.buffer.rows import RejectedRow
@@ -34,7 +33,7 @@ class OutboxRows:
     """Reads and acknowledgements of the outbox (mixed into :class:`Buffer`)."""
 
     _lock: threading.RLock
-    _db: sqlite_utils.Database
+    _db: Db
     _clock: Callable[[], float]
     _hold: HoldQueue[ShelfEvent]
     _n_unsynced: int
@@ -43,7 +42,7 @@ class OutboxRows:
     health: Health
     policy: RetentionPolicy
 
-    def _replace_corrupt(self, why: str) -> sqlite_utils.Database:
+    def _replace_corrupt(self, why: str) -> Db:
         raise NotImplementedError
 
     def _flush_held(self, *, force: bool = False) -> bool:

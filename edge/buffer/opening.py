@@ -14,9 +14,8 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlite_utils
-
 from edge.buffer import rows
+from edge.buffer.db import Db
 from edge.buffer.recovery import move_aside, salvage_rows
 from edge.buffer.schema import migrate, pragmas
 from edge.buffer.seqmark import read_mark
@@ -26,23 +25,22 @@ from edge.buffer.seqmark import read_mark
 class Opened:
     """An open outbox: the database, its last seq, the reserved seq mark and page size."""
 
-    db: sqlite_utils.Database
+    db: Db
     seq: int
     reserved: int
     page_size: int
     salvaged: int = 0
 
 
-def connect(path: Path, synchronous: str) -> sqlite_utils.Database:
+def connect(path: Path, synchronous: str) -> Db:
     """A connection with the outbox's pragmas (one writer; autocommit outside transactions)."""
-    conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=5)
-    db = sqlite_utils.Database(conn, execute_plugins=False)
+    db = Db.open(path)
     for p in pragmas(synchronous):
         db.execute(p)
     return db
 
 
-def _page_size(db: sqlite_utils.Database) -> int:
+def _page_size(db: Db) -> int:
     return int(db.execute("PRAGMA page_size").fetchone()[0])
 
 

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
+from edge.buffer.db import Db
 from edge.buffer.policy import PendingRow
 
 CHUNK = 500  # max host parameters per IN (...) list
@@ -41,9 +40,7 @@ def _chunks(seqs: Sequence[int]) -> Iterator[tuple[list[int], str]]:
         yield part, ",".join("?" * len(part))
 
 
-def insert(
-    db: sqlite_utils.Database, rows: Iterable[tuple[int, float, str]], *, or_ignore: bool = False
-) -> None:
+def insert(db: Db, rows: Iterable[tuple[int, float, str]], *, or_ignore: bool = False) -> None:
     """Add new rows ``(seq, created, body)`` (inside the caller's transaction).
 
     ``or_ignore``: a seq already present is left as it is (salvaged rows).
@@ -52,7 +49,7 @@ def insert(
     db.conn.executemany(f"{verb} INTO outbox (seq, created, body) VALUES (?, ?, ?)", rows)
 
 
-def read_seq(db: sqlite_utils.Database) -> int:
+def read_seq(db: Db) -> int:
     """The last seq handed out: the stored mark or the highest row, whichever is higher."""
     row = db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
     meta = int(row[0]) if row else 0
@@ -60,7 +57,7 @@ def read_seq(db: sqlite_utils.Database) -> int:
     return max(meta, int(top))
 
 
-def store_seq(db: sqlite_utils.Database, seq: int) -> None:
+def store_seq(db: Db, seq: int) -> None:
     """Record the last seq handed out (inside the caller's transaction)."""
     db.execute(
         "INSERT INTO meta (key, value) VALUES ('seq', ?) "
@@ -69,7 +66,7 @@ def store_seq(db: sqlite_utils.Database, seq: int) -> None:
     )
 
 
-def counts(db: sqlite_utils.Database) -> tuple[int, int, int]:
+def counts(db: Db) -> tuple[int, int, int]:
     """Rows unsent, rows synced, rows quarantined."""
     unsynced = db.execute("SELECT count(*) FROM outbox WHERE synced_at IS NULL").fetchone()[0]
     synced = db.execute("SELECT count(*) FROM outbox WHERE synced_at IS NOT NULL").fetchone()[0]
@@ -77,14 +74,14 @@ def counts(db: sqlite_utils.Database) -> tuple[int, int, int]:
     return int(unsynced), int(synced), int(rejected)
 
 
-def pages_in_use(db: sqlite_utils.Database) -> int:
+def pages_in_use(db: Db) -> int:
     """Pages of the file holding data (the free list left out)."""
     pages = db.execute("PRAGMA page_count").fetchone()[0]
     free = db.execute("PRAGMA freelist_count").fetchone()[0]
     return int(pages - free)
 
 
-def oldest_unsynced(db: sqlite_utils.Database) -> float | None:
+def oldest_unsynced(db: Db) -> float | None:
     """When the oldest unsent row was committed, or ``None``."""
     row = db.execute(
         "SELECT created FROM outbox WHERE synced_at IS NULL ORDER BY seq LIMIT 1"
@@ -92,7 +89,7 @@ def oldest_unsynced(db: sqlite_utils.Database) -> float | None:
     return None if row is None else float(row[0])
 
 
-def evict_oldest(db: sqlite_utils.Database, n: int, *, synced: bool) -> int:
+def evict_oldest(db: Db, n: int, *, synced: bool) -> int:
     """Delete the ``n`` lowest-seq rows that are synced (or unsent); returns how many."""
     state = "IS NOT NULL" if synced else "IS NULL"
     return int(
@@ -104,7 +101,7 @@ def evict_oldest(db: sqlite_utils.Database, n: int, *, synced: bool) -> int:
     )
 
 
-def expire_synced(db: sqlite_utils.Database, cutoff: float) -> int:
+def expire_synced(db: Db, cutoff: float) -> int:
     """Delete the rows synced before ``cutoff``; returns how many."""
     return int(
         db.execute(
@@ -113,9 +110,7 @@ def expire_synced(db: sqlite_utils.Database, cutoff: float) -> int:
     )
 
 
-def pending(
-    db: sqlite_utils.Database, limit: int, *, before: float | None, since: float | None
-) -> list[PendingRow]:
+def pending(db: Db, limit: int, *, before: float | None, since: float | None) -> list[PendingRow]:
     """Unsent rows, oldest first (``before``/``since``: created before / at or after)."""
     if since is not None:
         cur = db.execute(
@@ -146,7 +141,7 @@ def pending(
     return [PendingRow(*r) for r in cur.fetchall()]
 
 
-def mark_synced(db: sqlite_utils.Database, seqs: Sequence[int], now: float) -> int:
+def mark_synced(db: Db, seqs: Sequence[int], now: float) -> int:
     """Mark the unsent rows among ``seqs`` synced at ``now``; returns how many."""
     done = 0
     for part, marks in _chunks(seqs):
@@ -157,7 +152,7 @@ def mark_synced(db: sqlite_utils.Database, seqs: Sequence[int], now: float) -> i
     return done
 
 
-def mark_synced_through(db: sqlite_utils.Database, highest: int, now: float) -> int:
+def mark_synced_through(db: Db, highest: int, now: float) -> int:
     """Mark every unsent row with ``seq <= highest`` synced; returns how many."""
     return int(
         db.execute(
@@ -166,7 +161,7 @@ def mark_synced_through(db: sqlite_utils.Database, highest: int, now: float) -> 
     )
 
 
-def quarantine(db: sqlite_utils.Database, seqs: Sequence[int], reason: str, now: float) -> int:
+def quarantine(db: Db, seqs: Sequence[int], reason: str, now: float) -> int:
     """Move the unsent rows among ``seqs`` into the quarantine with ``reason``; returns how many."""
     moved = 0
     for part, marks in _chunks(seqs):
@@ -182,7 +177,7 @@ def quarantine(db: sqlite_utils.Database, seqs: Sequence[int], reason: str, now:
     return moved
 
 
-def rejected(db: sqlite_utils.Database, limit: int) -> list[RejectedRow]:
+def rejected(db: Db, limit: int) -> list[RejectedRow]:
     """Quarantined rows, oldest first."""
     cur = db.execute(
         "SELECT seq, created, body, reason, rejected_at FROM quarantine ORDER BY seq LIMIT ?",
@@ -191,7 +186,7 @@ def rejected(db: sqlite_utils.Database, limit: int) -> list[RejectedRow]:
     return [RejectedRow(*r) for r in cur.fetchall()]
 
 
-def requeue(db: sqlite_utils.Database, seqs: Sequence[int] | None) -> int:
+def requeue(db: Db, seqs: Sequence[int] | None) -> int:
     """Put quarantined rows (all, or ``seqs``) back in the outbox; returns how many."""
     where, args = "", list(seqs or [])
     if seqs is not None:
@@ -204,7 +199,7 @@ def requeue(db: sqlite_utils.Database, seqs: Sequence[int] | None) -> int:
     return int(db.execute(f"DELETE FROM quarantine{where}", args).rowcount)
 
 
-def last_body(db: sqlite_utils.Database) -> str | None:
+def last_body(db: Db) -> str | None:
     """The JSON of the newest row (sent or not): where a restarted agent resumes."""
     row = db.execute("SELECT body FROM outbox ORDER BY seq DESC LIMIT 1").fetchone()
     return None if row is None else str(row[0])

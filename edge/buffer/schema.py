@@ -9,36 +9,34 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import sqlite_utils
+from edge.buffer.db import Db
 
-Migration = Callable[[sqlite_utils.Database], None]
+Migration = Callable[[Db], None]
 
 
-def _m1_outbox(db: sqlite_utils.Database) -> None:
+def _m1_outbox(db: Db) -> None:
     """The outbox and the seq high-water mark."""
-    db.create_table("meta", {"key": str, "value": str}, pk="key")
-    db.create_table(
-        "outbox",
-        {"seq": int, "created": float, "body": str, "synced_at": float},
-        pk="seq",
-        not_null={"created", "body"},
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    db.execute(
+        "CREATE TABLE outbox (seq INTEGER PRIMARY KEY, created FLOAT NOT NULL, "
+        "body TEXT NOT NULL, synced_at FLOAT)"
     )
 
 
-def _m2_indexes(db: sqlite_utils.Database) -> None:
+def _m2_indexes(db: Db) -> None:
     """Partial indexes: unsent rows by seq, synced rows by when they were synced."""
     db.execute("CREATE INDEX outbox_unsynced ON outbox(seq, created) WHERE synced_at IS NULL")
     db.execute("CREATE INDEX outbox_synced ON outbox(synced_at) WHERE synced_at IS NOT NULL")
 
 
-def _m3_live_index(db: sqlite_utils.Database) -> None:
+def _m3_live_index(db: Db) -> None:
     """Unsent rows by creation time, so the live rows are found without scanning a backlog."""
     db.execute(
         "CREATE INDEX outbox_unsynced_created ON outbox(created, seq) WHERE synced_at IS NULL"
     )
 
 
-def _m4_quarantine(db: sqlite_utils.Database) -> None:
+def _m4_quarantine(db: Db) -> None:
     """Events the cloud refused for good, kept with the reason (never resent, never dropped)."""
     db.execute(
         "CREATE TABLE quarantine (seq INTEGER PRIMARY KEY, created REAL NOT NULL, "
@@ -50,7 +48,7 @@ MIGRATIONS: tuple[Migration, ...] = (_m1_outbox, _m2_indexes, _m3_live_index, _m
 LATEST = len(MIGRATIONS)
 
 
-def schema_version(db: sqlite_utils.Database) -> int:
+def schema_version(db: Db) -> int:
     """The number of the last migration applied (0 for an empty file)."""
     if "schema_version" not in db.table_names():
         return 0
@@ -58,7 +56,7 @@ def schema_version(db: sqlite_utils.Database) -> int:
     return int(row[0]) if row else 0
 
 
-def migrate(db: sqlite_utils.Database) -> int:
+def migrate(db: Db) -> int:
     """Apply missing migrations in order; returns the version reached."""
     if "schema_version" not in db.table_names():
         with db.atomic():

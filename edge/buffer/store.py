@@ -35,12 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
 from pydantic import ValidationError
 
 from edge.buffer import rows as outbox_rows
 from edge.buffer.acks import EVENTS_REJECTED, OutboxRows
 from edge.buffer.config import BufferConfig
+from edge.buffer.db import Db
 from edge.buffer.opening import Opened, open_outbox, start_anew
 from edge.buffer.policy import HoldQueue, RetentionPolicy, RoomPlan, Usage
 from edge.buffer.recovery import is_corrupt, is_disk_full
@@ -108,7 +108,7 @@ class Buffer(OutboxRows):
 
     # -- opening, corruption ------------------------------------------------
 
-    def _open(self) -> sqlite_utils.Database:
+    def _open(self) -> Db:
         try:
             opened = open_outbox(self.path, self.config.synchronous, self.mark_path)
         except sqlite3.DatabaseError as err:
@@ -117,12 +117,12 @@ class Buffer(OutboxRows):
             return self._replace_corrupt(str(err))
         return self._take(opened)
 
-    def _take(self, opened: Opened) -> sqlite_utils.Database:
+    def _take(self, opened: Opened) -> Db:
         self._seq, self._reserved, self._page_size = opened.seq, opened.reserved, opened.page_size
         self._recount(opened.db)
         return opened.db
 
-    def _replace_corrupt(self, why: str) -> sqlite_utils.Database:
+    def _replace_corrupt(self, why: str) -> Db:
         """Move the corrupt file (and its WAL) aside, salvage what reads, start anew."""
         opened, aside = start_anew(
             self.path, self.config.synchronous, self.mark_path, int(self._clock())
@@ -137,7 +137,7 @@ class Buffer(OutboxRows):
         return self._take(opened)
 
     @property
-    def db(self) -> sqlite_utils.Database:
+    def db(self) -> Db:
         """The underlying database (for tests and read-only inspection)."""
         return self._db
 
@@ -301,7 +301,7 @@ class Buffer(OutboxRows):
     def _usage(self) -> Usage:
         return Usage(self._used_bytes(), self._n_synced, self._n_unsynced)
 
-    def _recount(self, db: sqlite_utils.Database) -> None:
+    def _recount(self, db: Db) -> None:
         """Row counts by state, kept in memory from here on (this is the only writer)."""
         self._n_unsynced, self._n_synced, self._n_rejected = outbox_rows.counts(db)
         if self._n_rejected:
