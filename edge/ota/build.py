@@ -82,6 +82,7 @@ def build_ota(
             data_dir / config.ota.metadata_dir,
             trusted_root=root_file.read_bytes(),
             timeout_s=config.ota.timeout_s,
+            max_bytes_per_s=config.ota.max_download_kib_s * 1024,
         ),
         state_file=data_dir / config.ota.state_file,
         trusted_keys=[key],

@@ -66,6 +66,13 @@ class OtaConfig(BaseModel):
         50, ge=1, le=100_000, description="Windows of the new model the latency median needs."
     )
     timeout_s: int = Field(30, ge=1, le=600, description="Socket timeout of a download.")
+    max_download_kib_s: float = Field(
+        0.0,
+        ge=0,
+        le=1_000_000,
+        description="Cap on a model download, KiB per second, so an update leaves the "
+        "store's uplink to the events (0: no cap).",
+    )
     watch_poll_s: float = Field(
         5.0, gt=0, le=3600, description="How often the decision worker looks for a new bundle."
     )

@@ -7,7 +7,8 @@ looks up ``model-v<N>.tar`` and downloads it from ``/v1/tuf/targets/``: ngclient
 streams it into a temporary file no longer than the signed length and checks its
 hashes before handing it over; a body cut mid-way is resumed with an HTTP Range
 request (:class:`~edge.ota.resume.ResumingFetcher`, up to ``max_resumes`` cuts).
-Any refusal becomes a :class:`FetchError` whose
+python-tuf is imported on the first fetch, not with this module. Any refusal becomes
+a :class:`FetchError` whose
 ``retry`` says whether trying again later could help (a cut or a stall) or not (a
 tampered target, a wrong key, older or expired metadata, a version not published).
 """
@@ -18,12 +19,12 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
-
-from tuf.api import exceptions as tuf_errors
-from tuf.ngclient import FetcherInterface, Updater, UpdaterConfig
+from typing import TYPE_CHECKING
 
 from edge.errors import EdgeError
-from edge.ota.resume import ResumingFetcher
+
+if TYPE_CHECKING:
+    from tuf.ngclient import FetcherInterface, Updater
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ def target_name(version: int) -> str:
 
 def _reason(err: Exception) -> tuple[str, bool]:
     """A short reason for a refusal, and whether to retry."""
+    from tuf.api import exceptions as tuf_errors
+
     kinds: list[tuple[type[Exception], str, bool]] = [
         (tuf_errors.ExpiredMetadataError, "metadata expired (frozen or stale mirror)", False),
         (tuf_errors.EqualVersionNumberError, "metadata replayed (same version)", False),
@@ -72,6 +75,15 @@ def _reason(err: Exception) -> tuple[str, bool]:
     return f"{type(err).__name__}: {str(err)[:200]}", True
 
 
+def _refused_whole(err: Exception) -> bool:
+    """Whether ngclient refused the downloaded whole (length or hashes)."""
+    from tuf.api import exceptions as tuf_errors
+
+    return isinstance(
+        err, (tuf_errors.LengthOrHashMismatchError, tuf_errors.DownloadLengthMismatchError)
+    )
+
+
 class TufFetcher:
     """Downloads model archives from ``base_url``'s TUF repository, verified."""
 
@@ -85,7 +97,9 @@ class TufFetcher:
         max_bytes: int = MAX_ARCHIVE_BYTES,
         fetcher: FetcherInterface | None = None,
         max_resumes: int = 10,
+        max_bytes_per_s: float = 0,
     ) -> None:
+        self.max_bytes_per_s = max_bytes_per_s
         self.base_url = base_url.rstrip("/")
         self.fetcher = fetcher
         self.metadata_dir = Path(metadata_dir)
@@ -94,18 +108,38 @@ class TufFetcher:
         self.max_bytes = max_bytes
         self.max_resumes = max_resumes
 
+    @property
+    def partial_dir(self) -> Path:
+        """Where a target's bytes are kept while it downloads (across restarts)."""
+        return self.metadata_dir.parent / "ota-partial"
+
+    def _target_base(self) -> str:
+        return f"{self.base_url}/v1/tuf/targets/"
+
     def _updater(self, target_dir: Path) -> Updater:
+        # python-tuf and urllib3 are imported when a version is fetched, not at start:
+        # a unit that is not updating does not hold them (about 5 MB)
+        from tuf.ngclient import Updater, UpdaterConfig
+
+        from edge.ota.resume import ResumingFetcher
+
+        if self.fetcher is None:
+            self.fetcher = ResumingFetcher(
+                self.timeout_s,
+                max_resumes=self.max_resumes,
+                app_user_agent="shelfsense",
+                partial_dir=self.partial_dir,
+                keep_prefix=self._target_base(),
+                max_bytes_per_s=self.max_bytes_per_s,
+            )
         self.metadata_dir.mkdir(parents=True, exist_ok=True)
         cached = self.metadata_dir / "root.json"
         return Updater(
             metadata_dir=str(self.metadata_dir),
             metadata_base_url=f"{self.base_url}/v1/tuf/metadata/",
             target_dir=str(target_dir),
-            target_base_url=f"{self.base_url}/v1/tuf/targets/",
-            fetcher=self.fetcher
-            or ResumingFetcher(
-                self.timeout_s, max_resumes=self.max_resumes, app_user_agent="shelfsense"
-            ),
+            target_base_url=self._target_base(),
+            fetcher=self.fetcher,
             config=UpdaterConfig(
                 root_max_length=MAX_METADATA_BYTES,
                 timestamp_max_length=MAX_METADATA_BYTES,
@@ -116,9 +150,20 @@ class TufFetcher:
             bootstrap=None if cached.is_file() else self.trusted_root,
         )
 
+    def _reused(self) -> int:
+        """Bytes the fetcher has taken from kept partial downloads so far."""
+        return int(getattr(self.fetcher, "bytes_reused", 0))
+
+    def _drop_partials(self) -> None:
+        """Forget the kept partial download."""
+        drop = getattr(self.fetcher, "drop_partials", None)
+        if drop is not None:
+            drop()
+
     def fetch(self, version: int) -> bytes:
         """The verified archive of ``version``; raises :class:`FetchError`."""
         name = target_name(version)
+        reused_before = self._reused()
         with tempfile.TemporaryDirectory(prefix=".ota-", dir=self.metadata_dir.parent) as tmp:
             try:
                 updater = self._updater(Path(tmp))
@@ -136,8 +181,15 @@ class TufFetcher:
                 raise
             except Exception as err:
                 reason, retry = _reason(err)
+                if _refused_whole(err):
+                    # what was kept did not make the signed file: it goes; when it came
+                    # from before, the next try starts from the first byte and may pass
+                    self._drop_partials()
+                    if self._reused() > reused_before:
+                        reason, retry = f"{reason} (kept partial download dropped)", True
                 log.warning("model version %d not fetched: %s", version, reason)
                 raise FetchError(reason, retry=retry) from None
+        self._drop_partials()
         return data
 
     def forget(self) -> None:

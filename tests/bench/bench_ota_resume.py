@@ -2,13 +2,18 @@
 
 The real cloud (uvicorn on loopback, SQLite) serves a published v2 whose model is
 ``--bundle-kib`` random KiB; a proxy in front of it (``tests/edge/cut_proxy.py``)
-closes each of the first five target answers after half its body. Three runs in the
+closes each of the first five target answers after half its body. Five runs in the
 same process, each with a fresh metadata folder and proxy:
 
 * ``no cut``: the unit's fetcher (:class:`~edge.ota.resume.ResumingFetcher`), nothing cut;
 * ``restart`` (baseline: what the unit did before): ngclient's stock ``Urllib3Fetcher``,
   each cut a failed download that the OTA client tries again from the first byte;
-* ``resume``: the unit's fetcher, each cut resumed with ``Range: bytes=N-``.
+* ``resume``: the unit's fetcher, each cut resumed with ``Range: bytes=N-``;
+* ``reboot``: each cut ends the download and the agent with it (the fetcher allows no
+  resume); each try is a new fetcher, as after a restart, and goes on from the bytes
+  the one before kept on disk;
+* ``paced``: nothing cut, the unit's fetcher under ``ota.max_download_kib_s = 512``
+  (the seconds should come to about the archive over 512 KiB/s, less one second's burst).
 
 Reported: download attempts, seconds, target body bytes the proxy sent and their
 ratio to the archive. ``python -m tests.bench.bench_ota_resume [--quick] [--bundle-kib K]``.
@@ -34,6 +39,7 @@ from tests.edge.cut_proxy import cut_proxy
 from tests.edge.ota_support import OtaCloud, ota_cloud
 
 CUTS = 5
+PACED_KIB_S = 512
 
 
 @dataclass
@@ -55,20 +61,31 @@ HEADER = "mode     attempts  seconds  body MB  x archive"
 
 
 def _one(cloud: OtaCloud, tmp: Path, mode: str, archive: bytes) -> Row:
-    cuts = 0 if mode == "no cut" else CUTS
+    cuts = 0 if mode in ("no cut", "paced") else CUTS
     with cut_proxy(cloud.live.url, cuts) as proxy:
-        fetcher: FetcherInterface = (
-            Urllib3Fetcher(socket_timeout=10) if mode == "restart" else ResumingFetcher(10)
-        )
         where = tmp / mode.replace(" ", "-")
         where.mkdir()
-        tuf = TufFetcher(
-            proxy.url, where / "tuf", trusted_root=cloud.repo.root_bytes(1), fetcher=fetcher
-        )
+
+        def unit() -> TufFetcher:
+            root = cloud.repo.root_bytes(1)
+            if mode == "reboot":  # the agent's own fetcher, as a fresh process builds it
+                return TufFetcher(proxy.url, where / "tuf", trusted_root=root, max_resumes=0)
+            fetcher: FetcherInterface = (
+                Urllib3Fetcher(socket_timeout=10)
+                if mode == "restart"
+                else ResumingFetcher(
+                    10, max_bytes_per_s=PACED_KIB_S * 1024 if mode == "paced" else 0
+                )
+            )
+            return TufFetcher(proxy.url, where / "tuf", trusted_root=root, fetcher=fetcher)
+
+        tuf = unit()
         started = time.perf_counter()
         attempts = 0
         while True:
             attempts += 1
+            if mode == "reboot" and attempts > 1:
+                tuf = unit()
             try:
                 got = tuf.fetch(2)
                 break
@@ -81,7 +98,7 @@ def _one(cloud: OtaCloud, tmp: Path, mode: str, archive: bytes) -> Row:
 
 
 def run(bundle_kib: int) -> list[Row]:
-    """The three runs on one server; prints and returns the rows."""
+    """The five runs on one server; prints and returns the rows."""
     from tests.cloud.conftest import build_settings
 
     with tempfile.TemporaryDirectory(prefix="bench-ota-resume-") as name:
@@ -100,7 +117,7 @@ def run(bundle_kib: int) -> list[Row]:
             print(f"archive {len(archive) / 1e6:.2f} MB, {CUTS} cuts each after half an answer")
             print(HEADER)
             rows = []
-            for mode in ("no cut", "restart", "resume"):
+            for mode in ("no cut", "restart", "resume", "reboot", "paced"):
                 rows.append(_one(cloud, tmp, mode, archive))
                 print(rows[-1].line(), flush=True)
     return rows

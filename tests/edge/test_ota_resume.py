@@ -74,3 +74,79 @@ def test_more_cuts_than_allowed_fail_to_be_retried(cloud: OtaCloud, tmp_path: Pa
         with pytest.raises(FetchError) as err:
             fetch_through(cloud, tmp_path / "unit", proxy.url, fetcher, 2)
     assert err.value.retry and "cut 4 times" in err.value.reason, err.value.reason
+
+
+def _unit_fetcher(cloud: OtaCloud, where: Path, url: str, max_resumes: int) -> TufFetcher:
+    """The fetcher as the agent builds it (its own resuming fetcher, keeping partials)."""
+    return TufFetcher(
+        url,
+        where / "tuf",
+        trusted_root=cloud.repo.root_bytes(1),
+        timeout_s=5,
+        max_resumes=max_resumes,
+    )
+
+
+def test_a_download_cut_before_a_restart_goes_on_from_the_bytes_kept_on_disk(
+    cloud: OtaCloud, tmp_path: Path
+) -> None:
+    stored = cloud.stored_target(cloud.publish(2)).read_bytes()
+    unit = tmp_path / "unit"
+    unit.mkdir()
+    with cut_proxy(cloud.live.url, cuts=1) as proxy:
+        before = _unit_fetcher(cloud, unit, proxy.url, max_resumes=0)
+        with pytest.raises(FetchError) as err:
+            before.fetch(2)
+        assert err.value.retry, err.value.reason
+        kept = list(before.partial_dir.glob("*.part"))
+        assert len(kept) == 1 and 0 < kept[0].stat().st_size < len(stored)
+        half = kept[0].stat().st_size
+        assert stored.startswith(kept[0].read_bytes())
+
+        after = _unit_fetcher(cloud, unit, proxy.url, max_resumes=0)  # a new process
+        assert after.fetch(2) == stored
+    assert proxy.ranges == [f"bytes={half}-"]
+    assert proxy.body_bytes == len(stored)  # the half before the cut and the rest, once
+    assert getattr(after.fetcher, "bytes_reused", None) == half
+    assert not list(after.partial_dir.glob("*.part"))  # a verified download leaves nothing
+
+
+def test_kept_bytes_that_do_not_make_the_signed_file_are_dropped_and_fetched_again(
+    cloud: OtaCloud, tmp_path: Path
+) -> None:
+    stored = cloud.stored_target(cloud.publish(2)).read_bytes()
+    unit = tmp_path / "unit"
+    unit.mkdir()
+    with cut_proxy(cloud.live.url, cuts=1) as proxy:
+        first = _unit_fetcher(cloud, unit, proxy.url, max_resumes=0)
+        with pytest.raises(FetchError):
+            first.fetch(2)
+        (kept,) = first.partial_dir.glob("*.part")
+        spoilt = bytearray(kept.read_bytes())
+        spoilt[len(spoilt) // 2] ^= 0xFF  # a torn or tampered byte on the card
+        kept.write_bytes(bytes(spoilt))
+
+        second = _unit_fetcher(cloud, unit, proxy.url, max_resumes=0)
+        with pytest.raises(FetchError) as err:
+            second.fetch(2)
+        assert err.value.retry and "kept partial download dropped" in err.value.reason
+        assert not list(second.partial_dir.glob("*.part"))
+        assert second.fetch(2) == stored  # from the first byte, verified
+
+
+def test_metadata_is_never_kept_and_another_versions_partial_goes(
+    cloud: OtaCloud, tmp_path: Path
+) -> None:
+    cloud.publish(2)
+    unit = tmp_path / "unit"
+    unit.mkdir()
+    stale = unit / "ota-partial" / ("0" * 32 + ".part")
+    stale.parent.mkdir()
+    stale.write_bytes(b"a version no longer wanted")
+    fetcher = _unit_fetcher(cloud, unit, cloud.live.url, max_resumes=0)
+    fetcher.fetch(2)
+    resuming = fetcher.fetcher
+    assert isinstance(resuming, ResumingFetcher)
+    assert resuming.partial_path(f"{cloud.live.url}/v1/tuf/metadata/timestamp.json") is None
+    assert resuming.partial_path(f"{cloud.live.url}/v1/tuf/targets/model-v2.tar") is not None
+    assert not stale.exists()
