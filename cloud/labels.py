@@ -2,7 +2,8 @@
 
 Workflow: the backend posts a sale (store, SKU, quantity, time); :func:`match_sale`
 labels unlabelled ``removal`` events of that store and SKU inside the window
-``[sold_at - before, sold_at + after]``, nearest first, until the sale's units
+``[sold_at - before, sold_at + after]`` (a weight that went down, called ``removal``
+by the model that decided or by a candidate shadowing it), nearest first, until the sale's units
 are covered (a sale may stay partly unmatched until late events arrive;
 :func:`match_pending` retries). Staff correct one event with :func:`add_correction`;
 a correction overrides whatever label the event had.
@@ -99,7 +100,10 @@ def match_sale(conn: Connection, sale_id: int, window: SaleWindow) -> list[int]:
             .select_from(events.outerjoin(labels, labels.c.event_id == e.id))
             .where(
                 e.kind == "stock",
-                e.label == "removal",
+                # the removals of the model that decided and of a candidate in shadow
+                # beside it: a sale scores both alike (cloud.shadow_labels)
+                (e.label == "removal") | (e.shadow_label == "removal"),
+                e.units < 0,
                 e.store_id == s.store_id,
                 e.sku == s.sku,
                 e.wall_time >= sold - window.before,

@@ -38,3 +38,19 @@ def test_sale_and_correction_score_both_models(live: Live) -> None:
         assert labelled_shadow(conn, 7) == {"stock": HeadAccuracy(3, 2, 2)}
         assert labelled_shadow(conn, 7, units=["unit-2"]) == {}
         assert labelled_shadow(conn, 8) == {}  # the sale of 3 took the nearest: 1, 2, 3
+
+
+def test_a_sale_labels_a_removal_only_the_candidate_called_so(live: Live) -> None:
+    u = live.client(register_unit(live.store, "unit-1"))
+    be = live.client(make_key(live.store, Role.BACKEND))
+    evs = [
+        shadowed(1, "sensor_fault", "removal"),  # sold: only the candidate is right
+        shadowed(2, "sensor_fault", "sensor_fault"),  # neither said removal: not matched
+    ]
+    assert u.post(URL, json={"device_id": "unit-1", "events": evs}).status_code == 200
+    sale = {"store_id": "store-1", "sku": "A", "quantity": 2, "sold_at": T0.isoformat()}
+    r = be.post("/v1/sales", json=sale)
+    assert r.status_code == 201, r.text
+    assert r.json()["matched_units"] == 1
+    with live.store.writer.connect() as conn:
+        assert labelled_shadow(conn, 7) == {"stock": HeadAccuracy(1, 0, 1)}
