@@ -2,7 +2,8 @@
 
 Workflow, module by module:
 
-1. Opening (:mod:`~edge.buffer.opening`): connect, check, migrate
+1. Opening (:mod:`~edge.buffer.opening`): connect (:mod:`~edge.buffer.db`, the standard
+   library's ``sqlite3`` with atomic transactions), check, migrate
    (:mod:`~edge.buffer.schema`), read the seq; a corrupt file is moved aside and its
    unsent rows salvaged (:mod:`~edge.buffer.recovery`), and the side mark
    (:mod:`~edge.buffer.seqmark`) keeps a new file numbering above every seq handed out.

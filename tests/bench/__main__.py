@@ -28,6 +28,7 @@ BENCHES = (
     "storm",
     "ota",
     "ota_resume",
+    "ota_switch",
 )
 
 

@@ -74,8 +74,14 @@ class Row:
         return self.cpu_s / self.sim_s if self.sim_s > 0 else float("nan")
 
 
-def build_bundle(tmp: Path, arch: str = "student") -> tuple[Path, Path]:
-    """A signed int8 bundle of the ``arch`` shape (random weights); returns it and its key."""
+def build_bundle(
+    tmp: Path, arch: str = "student", *, version: int = 1, key: Any = None
+) -> tuple[Path, Path]:
+    """A signed int8 bundle of the ``arch`` shape (random weights); returns it and its key.
+
+    The weights come from one seed, so bundles of different ``version`` decide alike;
+    ``key``: sign with this Ed25519 key (a new one when None).
+    """
     import torch
 
     from models.bundle import MODEL_ONNX, generate_key, public_key_pem, write_bundle
@@ -90,19 +96,19 @@ def build_bundle(tmp: Path, arch: str = "student") -> tuple[Path, Path]:
     torch.manual_seed(0)
     tok = ShelfTokenizer.default()
     model = build_model(arch, vocab_size=tok.vocab_size, max_len=tok.max_len)
-    fp32, int8 = tmp / "fp32.onnx", tmp / "int8.onnx"
+    fp32, int8 = tmp / f"fp32-v{version}.onnx", tmp / f"int8-v{version}.onnx"
     export_onnx(model, fp32)
     quantize_int8(fp32, int8)
     items = encode_records(split_records(make_records(12, 0), tok), tok)
     golden = golden_batches(OnnxBackend(int8), items, (1, 8))
-    key = generate_key()
-    dest = tmp / "bundle"
+    key = key if key is not None else generate_key()
+    dest = tmp / ("bundle" if version == 1 else f"bundle-v{version}")
     write_bundle(
         dest,
         files={MODEL_ONNX: int8},
         tokenizer=tok,
         golden=golden,
-        version=1,
+        version=version,
         model={"vocab_size": tok.vocab_size, "max_len": tok.max_len},
         metrics={},
         signing_key=key,
