@@ -34,6 +34,7 @@ from edge.calibration_report import CalibrationReporter, http_sender
 from edge.config import Config
 from edge.desired import DesiredPoller, DesiredStateHandler
 from edge.health import Health, health_payload, write_status
+from edge.memory import trim
 from edge.metrics_file import TEXTFILE, write_textfile
 from edge.metrics_file import render as render_metrics
 from edge.ota.build import build_ota
@@ -281,6 +282,7 @@ class Agent:
                     self.mqtt.publish(TOPIC_HEALTH, health_payload(snap), qos=0)
                 if self.http is not None and self.config.health.publish:
                     self._put_health(snap)
+                trim()  # what the last interval freed goes back to the system
             except Exception:
                 log.exception("health pass failed")
             stop.wait(self.config.health.interval_s)

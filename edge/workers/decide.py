@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 from edge import AGENT_VERSION
 from edge.events import WindowDecision
 from edge.health import Health
+from edge.memory import trim
 from models.runtime.config import ModelConfig
 from models.window import EventWindow
 from models.wire import Decider
@@ -136,6 +137,7 @@ def load_model(cfg: ModelConfig, *, health: Health | None = None) -> ModelDecide
 
     runtime = ModelRuntime.from_config(cfg, agent_version=AGENT_VERSION)
     runtime.load(Path(cfg.bundle_dir))
+    trim()  # the load's and the golden check's scratch memory goes back to the system
     if health is not None:
         health.clear("model_refused")
         health.set("model_version", runtime.version)

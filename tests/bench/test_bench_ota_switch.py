@@ -18,7 +18,7 @@ def test_a_clean_switch_reads_as_nothing_missed_or_mixed() -> None:
     assert (run.windows, run.missed, run.twice) == (4, 0, 0)
     assert run.events_by_version == {1: 3, 2: 3}
     assert (run.v1_after_v2, run.seq_gaps) == (0, 0)
-    assert "| switch | 4 | 0 | 0 | v1: 3, v2: 3 | 0 | 0 | 1.50 | 0.75 |" == run.line()
+    assert run.line() == "| switch | 4 | 0 | 0 | v1: 3, v2: 3 | 0 | 0 | 1.50 | 0.75 |"
 
 
 def test_a_window_skipped_repeated_or_decided_by_the_old_model_late_is_counted() -> None:

@@ -84,6 +84,18 @@ def ota_cloud(settings: CloudSettings, tmp: Path) -> Iterator[OtaCloud]:
         yield OtaCloud(live, repo, tmp / "keys", generate_key(), tmp)
 
 
+@contextmanager
+def sqlite_ota_cloud(tmp: Path) -> Iterator[OtaCloud]:
+    """:func:`ota_cloud` on a SQLite file in ``tmp``, without a rate limit, a small pool."""
+    from tests.cloud.conftest import build_settings
+
+    settings = build_settings(
+        database_url=f"sqlite:///{tmp / 'cloud.db'}", rate_per_s=0, db_pool_size=5
+    )
+    with ota_cloud(settings, tmp) as running:
+        yield running
+
+
 @dataclass
 class Unit:
     """A unit's slots and OTA worker; ``reports`` collects what it told the cloud."""

@@ -15,24 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from cloud.settings import CloudSettings
 from cloud.tuf_repo import TufRepository, init_repository
 from edge.ota.slots import Slots
 from edge.ota.state import OtaSettings
 from models.bundle import verify_bundle
 from tests.edge.ota_agent_child import SaysNone
-from tests.edge.ota_support import OtaCloud, Unit, ota_cloud, unit
+from tests.edge.ota_support import OtaCloud, Unit, sqlite_ota_cloud, unit
 from tests.support.waiting import wait_until
 
 
 @pytest.fixture
 def cloud(tmp_path: Path) -> Iterator[OtaCloud]:
-    from tests.cloud.conftest import build_settings
-
-    settings: CloudSettings = build_settings(
-        database_url=f"sqlite:///{tmp_path / 'cloud.db'}", rate_per_s=0, db_pool_size=5
-    )
-    with ota_cloud(settings, tmp_path) as running:
+    with sqlite_ota_cloud(tmp_path) as running:
         yield running
 
 

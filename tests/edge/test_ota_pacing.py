@@ -16,12 +16,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud.settings import CloudSettings
 from edge.config import Config
 from edge.ota.fetch import TufFetcher
 from edge.ota.pacing import Pacer
 from edge.ota.resume import ResumingFetcher
-from tests.edge.ota_support import OtaCloud, ota_cloud
+from tests.edge.ota_support import OtaCloud, sqlite_ota_cloud
 
 
 @given(
@@ -78,12 +77,7 @@ def test_the_config_caps_downloads_in_kib_per_second() -> None:
 
 @pytest.fixture
 def cloud(tmp_path: Path) -> Iterator[OtaCloud]:
-    from tests.cloud.conftest import build_settings
-
-    settings: CloudSettings = build_settings(
-        database_url=f"sqlite:///{tmp_path / 'cloud.db'}", rate_per_s=0, db_pool_size=5
-    )
-    with ota_cloud(settings, tmp_path) as running:
+    with sqlite_ota_cloud(tmp_path) as running:
         yield running
 
 

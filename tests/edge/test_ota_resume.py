@@ -14,21 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from cloud.settings import CloudSettings
 from edge.ota.fetch import FetchError, TufFetcher
 from edge.ota.resume import ResumingFetcher
 from tests.edge.cut_proxy import cut_proxy
-from tests.edge.ota_support import OtaCloud, ota_cloud
+from tests.edge.ota_support import OtaCloud, sqlite_ota_cloud
 
 
 @pytest.fixture
 def cloud(tmp_path: Path) -> Iterator[OtaCloud]:
-    from tests.cloud.conftest import build_settings
-
-    settings: CloudSettings = build_settings(
-        database_url=f"sqlite:///{tmp_path / 'cloud.db'}", rate_per_s=0, db_pool_size=5
-    )
-    with ota_cloud(settings, tmp_path) as running:
+    with sqlite_ota_cloud(tmp_path) as running:
         yield running
 
 
@@ -87,21 +81,26 @@ def _unit_fetcher(cloud: OtaCloud, where: Path, url: str, max_resumes: int) -> T
     )
 
 
+def _cut_once(cloud: OtaCloud, unit: Path, url: str) -> Path:
+    """A download of v2 that a cut ends (no resume allowed); returns the bytes it kept."""
+    unit.mkdir(exist_ok=True)
+    before = _unit_fetcher(cloud, unit, url, max_resumes=0)
+    with pytest.raises(FetchError) as err:
+        before.fetch(2)
+    assert err.value.retry, err.value.reason
+    (kept,) = before.partial_dir.glob("*.part")
+    return kept
+
+
 def test_a_download_cut_before_a_restart_goes_on_from_the_bytes_kept_on_disk(
     cloud: OtaCloud, tmp_path: Path
 ) -> None:
     stored = cloud.stored_target(cloud.publish(2)).read_bytes()
     unit = tmp_path / "unit"
-    unit.mkdir()
     with cut_proxy(cloud.live.url, cuts=1) as proxy:
-        before = _unit_fetcher(cloud, unit, proxy.url, max_resumes=0)
-        with pytest.raises(FetchError) as err:
-            before.fetch(2)
-        assert err.value.retry, err.value.reason
-        kept = list(before.partial_dir.glob("*.part"))
-        assert len(kept) == 1 and 0 < kept[0].stat().st_size < len(stored)
-        half = kept[0].stat().st_size
-        assert stored.startswith(kept[0].read_bytes())
+        kept = _cut_once(cloud, unit, proxy.url)
+        half = kept.stat().st_size
+        assert 0 < half < len(stored) and stored.startswith(kept.read_bytes())
 
         after = _unit_fetcher(cloud, unit, proxy.url, max_resumes=0)  # a new process
         assert after.fetch(2) == stored
@@ -116,12 +115,8 @@ def test_kept_bytes_that_do_not_make_the_signed_file_are_dropped_and_fetched_aga
 ) -> None:
     stored = cloud.stored_target(cloud.publish(2)).read_bytes()
     unit = tmp_path / "unit"
-    unit.mkdir()
     with cut_proxy(cloud.live.url, cuts=1) as proxy:
-        first = _unit_fetcher(cloud, unit, proxy.url, max_resumes=0)
-        with pytest.raises(FetchError):
-            first.fetch(2)
-        (kept,) = first.partial_dir.glob("*.part")
+        kept = _cut_once(cloud, unit, proxy.url)
         spoilt = bytearray(kept.read_bytes())
         spoilt[len(spoilt) // 2] ^= 0xFF  # a torn or tampered byte on the card
         kept.write_bytes(bytes(spoilt))
