@@ -43,7 +43,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy shelfsense models firmware_bridge edge cloud provisioning
 
 unit: $(STAMP) system-deps
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider --durations=20 tests
 
 test: lint typecheck unit
 
