@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -82,6 +83,24 @@ def _refused_whole(err: Exception) -> bool:
     return isinstance(
         err, (tuf_errors.LengthOrHashMismatchError, tuf_errors.DownloadLengthMismatchError)
     )
+
+
+class Progress:
+    """Bytes received of ``total``, told to ``tell`` as a share at each new tenth."""
+
+    def __init__(self, total: int, tell: Callable[[float], None]) -> None:
+        self.total = max(1, total)
+        self.tell = tell
+        self.received = 0
+        self._tenths = 0
+
+    def add(self, n: int) -> None:
+        """``n`` more bytes arrived."""
+        self.received += n
+        tenths = min(10, self.received * 10 // self.total)
+        if tenths > self._tenths:
+            self._tenths = tenths
+            self.tell(min(1.0, self.received / self.total))
 
 
 class TufFetcher:
@@ -160,8 +179,11 @@ class TufFetcher:
         if drop is not None:
             drop()
 
-    def fetch(self, version: int) -> bytes:
-        """The verified archive of ``version``; raises :class:`FetchError`."""
+    def fetch(self, version: int, progress: Callable[[float], None] | None = None) -> bytes:
+        """The verified archive of ``version``; raises :class:`FetchError`.
+
+        ``progress`` is told the share of the archive received at each tenth of it.
+        """
         name = target_name(version)
         reused_before = self._reused()
         with tempfile.TemporaryDirectory(prefix=".ota-", dir=self.metadata_dir.parent) as tmp:
@@ -175,7 +197,16 @@ class TufFetcher:
                     raise FetchError(
                         f"{name} is {info.length} bytes, more than {self.max_bytes}", retry=False
                     )
-                path = updater.download_target(info, filepath=str(Path(tmp) / "archive.tar"))
+                from edge.ota.resume import ResumingFetcher
+
+                counter = self.fetcher if isinstance(self.fetcher, ResumingFetcher) else None
+                if progress is not None and counter is not None:
+                    counter.on_chunk = Progress(info.length, progress).add
+                try:
+                    path = updater.download_target(info, filepath=str(Path(tmp) / "archive.tar"))
+                finally:
+                    if counter is not None:
+                        counter.on_chunk = None
                 data = Path(path).read_bytes()
             except FetchError:
                 raise

@@ -69,6 +69,7 @@ class ResumingFetcher(Urllib3Fetcher):
         self.keep_prefix = keep_prefix
         self.bytes_received = 0  # every body byte read, resumed or dropped (for the bench)
         self.bytes_reused = 0  # bytes taken from a kept partial file instead of the network
+        self.on_chunk: Callable[[int], None] | None = None  # told the size of each chunk
         self.resumes = 0
 
     def partial_path(self, url: str) -> Path | None:
@@ -110,8 +111,10 @@ class ResumingFetcher(Urllib3Fetcher):
         """The URL's bytes; a cut body is resumed from where it stopped."""
         part = self.partial_path(url)
         if part is None:
-            return self._stitched(url, self._request(url, 0))
-        return self._kept(url, part)
+            chunks = self._stitched(url, self._request(url, 0))
+        else:
+            chunks = self._kept(url, part)
+        return chunks if self.on_chunk is None else _counted(chunks, self.on_chunk)
 
     def _kept(self, url: str, part: Path) -> Iterator[bytes]:
         """The bytes kept in ``part`` first, then the rest from the network, appended to it."""
@@ -176,3 +179,9 @@ class ResumingFetcher(Urllib3Fetcher):
             response = self._request(url, got)
             if response.status != 206:  # the whole file again: drop what we have
                 skip = got
+
+
+def _counted(chunks: Iterator[bytes], tell: Callable[[int], None]) -> Iterator[bytes]:
+    for chunk in chunks:
+        tell(len(chunk))
+        yield chunk

@@ -99,6 +99,7 @@ class OtaWorker:
         self._archives: dict[int, bytes] = {}
         self._seen = self._counts()
         self._unsent: OtaReport | None = None
+        self._last_report: OtaReport | None = None
         self.wake = threading.Event()
         self._lock = threading.Lock()
         self._labels: defaultdict[int | None, Counter[str]] = defaultdict(Counter)
@@ -249,7 +250,8 @@ class OtaWorker:
             return []
         if isinstance(action, Fetch):
             try:
-                self._archives = {action.version: self.fetcher.fetch(action.version)}
+                got = self.fetcher.fetch(action.version, progress=self._progress(action.version))
+                self._archives = {action.version: got}
             except FetchError as err:
                 return self.state.fetch_failed(action.version, err.reason, now, retry=err.retry)
             return self.state.fetched(action.version, now)
@@ -318,7 +320,18 @@ class OtaWorker:
         log.info("model version %d in shadow beside version %s", version, self.state.current)
         return []
 
+    def _progress(self, version: int) -> Callable[[float], None]:
+        """Reports the download of ``version`` again, with the share received."""
+
+        def tell(share: float) -> None:
+            last = self._last_report
+            if last is not None and last.state == "downloading" and last.version == version:
+                self._send(last.model_copy(update={"progress": round(share, 3)}))
+
+        return tell
+
     def _send(self, report: OtaReport) -> None:
+        self._last_report = report
         self.health.set("ota_report", report.model_dump(mode="json"))
         try:
             self.report(report)

@@ -50,12 +50,16 @@ def test_fetch_verify_switch_and_keep_the_previous(cloud: OtaCloud, tmp_path: Pa
     cloud.publish(2)
     u = unit(cloud, tmp_path / "unit")
     update(u, 2)
-    assert [r.state for r in u.reports] == [
+    states = [r.state for r in u.reports]
+    assert [s for i, s in enumerate(states) if i == 0 or s != states[i - 1]] == [
         "downloading",
         "verifying",
         "staged",
         "active",
     ]
+    progress = [r.progress for r in u.reports if r.state == "downloading"]
+    assert progress[0] is None and progress[-1] == 1.0  # then the share received
+    assert progress[1:] == sorted(progress[1:])
     assert (u.last().version, u.last().previous_version) == (2, 1)
     assert (u.slots.current_version(), u.slots.previous_version()) == (2, 1)
     assert json.loads((tmp_path / "unit" / "ota.json").read_text())["current"] == 2

@@ -303,6 +303,12 @@ def test_a_fleet_rolls_out_v2_refuses_v3_and_rolls_back_to_v1(tmp_path: Path) ->
         for d in UNITS:
             wait_until(lambda d=d: any(v == 2 for _, v in f.stored(d)), timeout=WAIT)
             steps = [(r["state"], r["version"]) for r in f.reports.of(d)]
+            # a download is reported again with its progress: one step however often
+            steps = [
+                x
+                for i, x in enumerate(steps)
+                if i == 0 or x[0] != "downloading" or x != steps[i - 1]
+            ]
             shadowed = [("shadow", 2), ("shadow", 2)] if d == canary else []
             assert steps == [
                 ("downloading", 2),

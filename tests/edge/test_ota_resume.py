@@ -145,3 +145,17 @@ def test_metadata_is_never_kept_and_another_versions_partial_goes(
     assert resuming.partial_path(f"{cloud.live.url}/v1/tuf/metadata/timestamp.json") is None
     assert resuming.partial_path(f"{cloud.live.url}/v1/tuf/targets/model-v2.tar") is not None
     assert not stale.exists()
+
+
+def test_progress_is_told_at_each_tenth_of_the_archive(cloud: OtaCloud, tmp_path: Path) -> None:
+    stored = cloud.stored_target(cloud.publish(2)).read_bytes()
+    told: list[float] = []
+    fetcher = ResumingFetcher(5, chunk_size=512)
+    tuf = TufFetcher(
+        cloud.live.url, tmp_path / "tuf", trusted_root=cloud.repo.root_bytes(1), fetcher=fetcher
+    )
+    assert tuf.fetch(2, progress=told.append) == stored
+    assert len(stored) > 10 * 512  # so every tenth is a chunk boundary away
+    assert len(told) == 10 and told == sorted(told) and told[-1] == 1.0
+    assert [int(share * 10) for share in told] == list(range(1, 11))
+    assert fetcher.on_chunk is None  # nothing counted after the download
