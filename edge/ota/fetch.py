@@ -27,6 +27,8 @@ from edge.errors import EdgeError
 if TYPE_CHECKING:
     from tuf.ngclient import FetcherInterface, Updater
 
+    from edge.ota.resume import ResumingFetcher
+
 log = logging.getLogger(__name__)
 
 MAX_ARCHIVE_BYTES = 8 * 1024 * 1024  # a bundle is at most 5 MiB; its tar a little more
@@ -169,15 +171,21 @@ class TufFetcher:
             bootstrap=None if cached.is_file() else self.trusted_root,
         )
 
+    def _resuming(self) -> ResumingFetcher | None:
+        """The fetcher when it is the unit's own (it keeps partials, counts, paces)."""
+        from edge.ota.resume import ResumingFetcher
+
+        return self.fetcher if isinstance(self.fetcher, ResumingFetcher) else None
+
     def _reused(self) -> int:
         """Bytes the fetcher has taken from kept partial downloads so far."""
-        return int(getattr(self.fetcher, "bytes_reused", 0))
+        resuming = self._resuming()
+        return resuming.bytes_reused if resuming is not None else 0
 
     def _drop_partials(self) -> None:
         """Forget the kept partial download."""
-        drop = getattr(self.fetcher, "drop_partials", None)
-        if drop is not None:
-            drop()
+        if (resuming := self._resuming()) is not None:
+            resuming.drop_partials()
 
     def fetch(self, version: int, progress: Callable[[float], None] | None = None) -> bytes:
         """The verified archive of ``version``; raises :class:`FetchError`.
@@ -197,9 +205,7 @@ class TufFetcher:
                     raise FetchError(
                         f"{name} is {info.length} bytes, more than {self.max_bytes}", retry=False
                     )
-                from edge.ota.resume import ResumingFetcher
-
-                counter = self.fetcher if isinstance(self.fetcher, ResumingFetcher) else None
+                counter = self._resuming()
                 if progress is not None and counter is not None:
                     counter.on_chunk = Progress(info.length, progress).add
                 try:

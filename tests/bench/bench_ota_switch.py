@@ -30,6 +30,7 @@ the baseline: the time the switch held the decision thread.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -203,7 +204,8 @@ def run_agent(
                 print(f"  {name}: {min(100, share * 10)} % decided", flush=True)
             if gauges.get("sim_done"):
                 break
-            time.sleep(0.05)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.05)  # the next sample, or at once if the agent exits
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
     finally:
