@@ -5,7 +5,8 @@ with a reason and the field at fault; :func:`store_events` then writes it in one
 transaction: the events not stored yet (found under the write lock; ``COPY`` on
 PostgreSQL, insert-or-ignore on ``(device_id, seq)`` on SQLite) and the windows
 some of them carry, the current stock of every slot a stock or level event
-confirmed, and each device's highest contiguous seq. Only after the commit does a
+confirmed, the interest episodes per hour (:mod:`cloud.interest_rollup`), and
+each device's highest contiguous seq. Only after the commit does a
 caller ack anything to a unit.
 
 A slot's current stock is the figure of its device's highest seq stored so far,
@@ -32,6 +33,7 @@ from pydantic_core import to_json
 from sqlalchemy import Connection, and_, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
+from cloud import interest_rollup
 from cloud.store import Store
 from cloud.store.tables import current_stock, device_progress, events, utc_naive
 from models.wire import ShelfEvent, WireWindow
@@ -324,6 +326,7 @@ def store_events(
             carried = [b for b in bodies if b is not None]
             _insert_rows(conn, rows, carried)
             _update_stock(conn, unique)
+            interest_rollup.apply(conn, unique)
         for device_id, seqmap in by_device.items():
             result.highest_contiguous[device_id] = _advance(conn, device_id, set(seqmap), received)
     return result

@@ -1,9 +1,9 @@
 """What the backend reads: stock now, interest per SKU per hour, the event feed.
 
 Stock comes from ``current_stock``, kept at ingest, so it costs one indexed
-read however many events are stored. Interest is grouped in SQL per store, SKU
-(or bay), hour and class over the ``(kind, store, sku, wall_time)`` index, each
-episode counted once however many slots it concerned. The feed pages
+read however many events are stored. Interest likewise comes from the hourly
+tables ingest keeps (:mod:`cloud.interest_rollup`), each episode counted once
+however many slots it concerned: a read costs the hours it asks for. The feed pages
 by event id (ids become visible in order, see :mod:`cloud.ingest`) behind a
 signed cursor (:mod:`cloud.cursor`).
 """
@@ -15,10 +15,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import Connection, case, func, select
+from sqlalchemy import Connection, Table, func, select
 
 from cloud.cursor import CursorCodec
 from cloud.errors import BadRequestError
+from cloud.interest_rollup import hour_of
 from cloud.schemas import (
     EventPublic,
     FeedPage,
@@ -27,7 +28,14 @@ from cloud.schemas import (
     StockSkuPublic,
     StockSlotPublic,
 )
-from cloud.store.tables import current_stock, events, slots, utc_naive
+from cloud.store.tables import (
+    current_stock,
+    events,
+    interest_bay_hours,
+    interest_sku_hours,
+    slots,
+    utc_naive,
+)
 
 MAX_INTEREST_SPAN = timedelta(days=31)
 _EVENTS = TypeAdapter(list[EventPublic])  # one validation call per page, not per row
@@ -96,46 +104,24 @@ def _as_utc(value: Any) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _hour_expr(conn: Connection) -> Any:
-    if conn.dialect.name == "postgresql":
-        return func.date_trunc("hour", events.c.wall_time)
-    return func.strftime("%Y-%m-%d %H:00:00", events.c.wall_time)
-
-
-def _episodes(conn: Connection, key: Any, where: list[Any]) -> Any:
-    """Interest episodes per ``key`` (SKU or bay) and hour: one row per episode and label.
-
-    A unit sends one interest event per slot an episode concerned; an episode that
-    concerned two slots of one SKU, or several slots of one bay, counts once.
-    """
-    e = events.c
-    hour = _hour_expr(conn).label("hour")
-    episode = func.coalesce(e.episode, -e.seq).label("ep")  # no episode: the event alone
-    per_episode = (
+def _hours(table: Table, key: Any, where: list[Any]) -> Any:
+    """The rows of an hours table summed per store, ``key`` (SKU or bay), hour and label."""
+    t = table.c
+    return (
         select(
-            e.store_id,
+            t.store_id,
             key.label("key"),
-            hour,
-            e.label,
-            func.max(e.dwell_s).label("dwell"),
-            func.max(case((e.slot.is_not(None), 1), else_=0)).label("at_slot"),
+            t.hour,
+            t.label,
+            func.sum(t.episodes).label("n"),
+            func.sum(t.dwell_sum).label("dwell_sum"),
+            func.sum(t.dwell_n).label("dwell_n"),
+            func.max(t.dwell_max).label("dwell_max"),
+            func.sum(t.at_slot).label("at_slot"),
         )
-        .where(e.kind == "interest", *where)
-        .group_by(e.store_id, key, hour, e.label, e.device_id, episode)
-        .subquery()
+        .where(*where)
+        .group_by(t.store_id, key, t.hour, t.label)
     )
-    p = per_episode.c
-    return select(
-        p.store_id,
-        p.key,
-        p.hour,
-        p.label,
-        func.count().label("n"),
-        func.sum(p.dwell).label("dwell_sum"),
-        func.count(p.dwell).label("dwell_n"),
-        func.max(p.dwell).label("dwell_max"),
-        func.sum(p.at_slot).label("at_slot"),
-    ).group_by(p.store_id, p.key, p.hour, p.label)
 
 
 def _hourly(conn: Connection, stmt: Any) -> list[tuple[tuple[str, str, datetime], dict[str, Any]]]:
@@ -174,7 +160,9 @@ def interest(
     until: datetime,
     bay: str | None = None,
 ) -> tuple[list[InterestHourPublic], list[InterestBayHourPublic]]:
-    """Interest episodes in ``[since, until)`` per store, SKU and hour, and per bay and hour.
+    """Interest episodes per store, SKU and hour, and per bay and hour, for the hours
+    that overlap ``[since, until)`` (whole hours: the first from its start, the
+    current one as far as it has come).
 
     Per SKU: the episodes that reached or handled one of its slots. Per bay: every
     episode at the bay, with or without a reach. ``sku`` narrows the SKU rows only.
@@ -185,20 +173,25 @@ def interest(
         raise BadRequestError(
             f"at most {MAX_INTEREST_SPAN.days} days per request", field="since", code="bad_range"
         )
-    e = events.c
-    where = [e.wall_time >= utc_naive(since), e.wall_time < utc_naive(until)]
+    first, last = hour_of(since), utc_naive(until)
+    s, b = interest_sku_hours.c, interest_bay_hours.c
+    per_sku = [s.hour >= first, s.hour < last]
+    per_bay = [b.hour >= first, b.hour < last]
     if store is not None:
-        where.append(e.store_id == store)
+        per_sku.append(s.store_id == store)
+        per_bay.append(b.store_id == store)
     if bay is not None:
-        where.append(e.bay_id == bay)
-    per_sku = [*where, e.sku.is_not(None)] + ([e.sku == sku] if sku is not None else [])
+        per_sku.append(s.bay_id == bay)
+        per_bay.append(b.bay_id == bay)
+    if sku is not None:
+        per_sku.append(s.sku == sku)
     skus = [
         InterestHourPublic(store_id=st, sku=key, hour=h, **_figures(a))
-        for (st, key, h), a in _hourly(conn, _episodes(conn, e.sku, per_sku))
+        for (st, key, h), a in _hourly(conn, _hours(interest_sku_hours, s.sku, per_sku))
     ]
     bays = [
         InterestBayHourPublic(store_id=st, bay_id=key, hour=h, reached=a["at_slot"], **_figures(a))
-        for (st, key, h), a in _hourly(conn, _episodes(conn, e.bay_id, where))
+        for (st, key, h), a in _hourly(conn, _hours(interest_bay_hours, b.bay_id, per_bay))
     ]
     return skus, bays
 

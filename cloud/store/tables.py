@@ -119,10 +119,6 @@ api_keys = Table(
     Column("revoked_at", UtcDateTime, nullable=True),
 )
 
-# what an interest read needs, led by its filters: a store's window is read from the index alone
-INTEREST_READ_COLUMNS = ("kind", "store_id", "wall_time", "bay_id", "sku", "label", "device_id",
-                         "episode", "seq", "dwell_s", "slot")  # fmt: skip
-
 events = Table(
     "events",
     metadata,
@@ -155,8 +151,6 @@ events = Table(
     Index("ix_events_store_id_id", "store_id", "id"),
     Index("ix_events_sku_id", "sku", "id"),
     Index("ix_events_kind_store_sku_time", "kind", "store_id", "sku", "wall_time"),
-    # a store's interest over a time window, from the index alone (migration 0009)
-    Index("ix_events_interest_read", *INTEREST_READ_COLUMNS),
     # the few events decided while a candidate ran in shadow, by its version (0014)
     Index(
         "ix_events_shadow_version",
@@ -195,6 +189,65 @@ current_stock = Table(
     Column("device_id", String(64), nullable=False),
     Column("seq", BigInteger, nullable=False),
     Index("ix_current_stock_sku", "sku"),
+)
+
+# interest per hour, kept at ingest (cloud.interest_rollup, migration 0015) -------------
+
+
+def _episode_table(name: str, *key: Column[Any]) -> Table:
+    """Each interest episode once per hour and label (and SKU), with its dwell and reach."""
+    return Table(
+        name,
+        metadata,
+        Column("device_id", String(64), primary_key=True),
+        Column("episode", BigInteger, primary_key=True),  # the event's episode, else -seq
+        Column("hour", UtcDateTime, primary_key=True),
+        *key,
+        Column("label", String(32), primary_key=True),
+        Column("store_id", String(64), nullable=False),
+        Column("bay_id", String(64), nullable=False),
+        Column("dwell_s", Float, nullable=True),  # the longest dwell its events carried
+        Column("at_slot", Integer, nullable=False),  # 1: one of its events named a slot
+    )
+
+
+def _hours_table(name: str, *columns: Column[Any], indexes: tuple[Index, ...]) -> Table:
+    """Interest episodes summed per hour, the figures an interest read answers with."""
+    return Table(
+        name,
+        metadata,
+        *columns,
+        Column("label", String(32), primary_key=True),
+        Column("episodes", BigInteger, nullable=False),
+        Column("dwell_sum", Float, nullable=False),
+        Column("dwell_n", BigInteger, nullable=False),
+        Column("dwell_max", Float, nullable=True),
+        Column("at_slot", BigInteger, nullable=False),
+        *indexes,
+    )
+
+
+interest_sku_episodes = _episode_table(
+    "interest_sku_episodes", Column("sku", String(64), primary_key=True)
+)
+interest_bay_episodes = _episode_table("interest_bay_episodes")
+interest_sku_hours = _hours_table(
+    "interest_sku_hours",
+    Column("store_id", String(64), primary_key=True),
+    Column("sku", String(64), primary_key=True),
+    Column("hour", UtcDateTime, primary_key=True),
+    Column("bay_id", String(64), primary_key=True),
+    indexes=(
+        Index("ix_interest_sku_hours_store_hour", "store_id", "hour"),
+        Index("ix_interest_sku_hours_hour", "hour"),
+    ),
+)
+interest_bay_hours = _hours_table(
+    "interest_bay_hours",
+    Column("store_id", String(64), primary_key=True),
+    Column("hour", UtcDateTime, primary_key=True),
+    Column("bay_id", String(64), primary_key=True),
+    indexes=(Index("ix_interest_bay_hours_hour", "hour"),),
 )
 
 sales = Table(

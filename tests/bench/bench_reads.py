@@ -34,6 +34,7 @@ from urllib.parse import urlencode
 
 from sqlalchemy import text
 
+from cloud import interest_rollup
 from cloud.ingest import EVENT_COLUMNS, driver_params, rebuild_current_stock
 from cloud.keys import Role, create_key
 from cloud.store import Store, open_store
@@ -67,7 +68,7 @@ class Latency:
 
 def load(store: Store, n: int, end: datetime, *, stores: int = STORES, bays: int = BAYS) -> None:
     """Bulk-load ``n`` events over ``stores`` × ``bays`` units (one transaction per 20,000
-    rows), then the current stock."""
+    rows), then the current stock and interest per hour."""
     dialect = store.dialect
     mark = "?" if dialect == "sqlite" else "%s"
     sql = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join([mark] * len(EVENT_COLUMNS))})"
@@ -89,6 +90,8 @@ def load(store: Store, n: int, end: datetime, *, stores: int = STORES, bays: int
     if chunk:
         flush()
     rebuild_current_stock(store)
+    with store.writer.begin() as conn:
+        interest_rollup.rebuild(conn)
     settle(store)
 
 

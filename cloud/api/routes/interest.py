@@ -33,7 +33,8 @@ def get_interest(
 ) -> Response:
     """Per store, SKU and hour: episodes by class, dwell mean and max, touch-to-take conversion.
 
-    ``data`` counts, per SKU, the episodes that reached or handled one of its slots
+    Whole hours: every hour that overlaps ``[since, until)``, the current one as far
+    as it has come. ``data`` counts, per SKU, the episodes that reached or handled one of its slots
     (camera slot zones, weight changes); ``bays`` counts every episode per bay and
     hour, glances and pass-bys without a reach included. ``sku`` narrows ``data``
     only; ``store`` and ``bay`` narrow both. At most 31 days per request.

@@ -1,0 +1,89 @@
+"""Interest per hour kept at ingest: reads cost the hours they ask for, not history.
+
+``/v1/interest`` grouped a window of a store's interest events twice per read
+(episodes per SKU and per bay), about 200 ms for a day of a busy store however
+little had changed. Ingest now keeps each episode once per hour, label (and SKU)
+and the sums per hour (:mod:`cloud.interest_rollup`); this migration creates the
+tables, fills them from the events already stored, and drops
+``ix_events_interest_read`` (0009), which only the old read used and every
+ingested event paid for.
+
+Revision ID: 0015
+Revises: 0014
+Create Date: 2026-12-06
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from cloud.interest_rollup import rebuild
+
+revision = "0015"
+down_revision = "0014"
+branch_labels = None
+depends_on = None
+
+READ_INDEX = ["kind", "store_id", "wall_time", "bay_id", "sku", "label", "device_id",
+              "episode", "seq", "dwell_s", "slot"]  # fmt: skip
+
+
+def _episodes(name: str, *key: sa.Column) -> None:
+    op.create_table(
+        name,
+        sa.Column("device_id", sa.String(64), primary_key=True),
+        sa.Column("episode", sa.BigInteger(), primary_key=True),
+        sa.Column("hour", sa.DateTime(), primary_key=True),
+        *key,
+        sa.Column("label", sa.String(32), primary_key=True),
+        sa.Column("store_id", sa.String(64), nullable=False),
+        sa.Column("bay_id", sa.String(64), nullable=False),
+        sa.Column("dwell_s", sa.Float(), nullable=True),
+        sa.Column("at_slot", sa.Integer(), nullable=False),
+    )
+
+
+def _hours(name: str, *key: sa.Column) -> None:
+    op.create_table(
+        name,
+        *key,
+        sa.Column("label", sa.String(32), primary_key=True),
+        sa.Column("episodes", sa.BigInteger(), nullable=False),
+        sa.Column("dwell_sum", sa.Float(), nullable=False),
+        sa.Column("dwell_n", sa.BigInteger(), nullable=False),
+        sa.Column("dwell_max", sa.Float(), nullable=True),
+        sa.Column("at_slot", sa.BigInteger(), nullable=False),
+    )
+
+
+def upgrade() -> None:
+    """Create the interest tables, fill them from the stored events, drop the old read index."""
+    _episodes("interest_sku_episodes", sa.Column("sku", sa.String(64), primary_key=True))
+    _episodes("interest_bay_episodes")
+    _hours(
+        "interest_sku_hours",
+        sa.Column("store_id", sa.String(64), primary_key=True),
+        sa.Column("sku", sa.String(64), primary_key=True),
+        sa.Column("hour", sa.DateTime(), primary_key=True),
+        sa.Column("bay_id", sa.String(64), primary_key=True),
+    )
+    op.create_index("ix_interest_sku_hours_store_hour", "interest_sku_hours", ["store_id", "hour"])
+    op.create_index("ix_interest_sku_hours_hour", "interest_sku_hours", ["hour"])
+    _hours(
+        "interest_bay_hours",
+        sa.Column("store_id", sa.String(64), primary_key=True),
+        sa.Column("hour", sa.DateTime(), primary_key=True),
+        sa.Column("bay_id", sa.String(64), primary_key=True),
+    )
+    op.create_index("ix_interest_bay_hours_hour", "interest_bay_hours", ["hour"])
+    rebuild(op.get_bind())
+    op.drop_index("ix_events_interest_read", table_name="events")
+
+
+def downgrade() -> None:
+    """Drop the interest tables; bring back the read index."""
+    op.create_index("ix_events_interest_read", "events", READ_INDEX)
+    for name in ("interest_bay_hours", "interest_sku_hours", "interest_bay_episodes",
+                 "interest_sku_episodes"):  # fmt: skip
+        op.drop_table(name)
