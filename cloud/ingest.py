@@ -324,9 +324,9 @@ def store_events(
                 unique, rows = [unique[i] for i in keep], [rows[i] for i in keep]
                 bodies = [bodies[i] for i in keep]
             carried = [b for b in bodies if b is not None]
+            interest_rollup.apply(conn, unique)  # before the insert: it reads earlier events
             _insert_rows(conn, rows, carried)
             _update_stock(conn, unique)
-            interest_rollup.apply(conn, unique)
         for device_id, seqmap in by_device.items():
             result.highest_contiguous[device_id] = _advance(conn, device_id, set(seqmap), received)
     return result

@@ -2,43 +2,80 @@
 
 A unit sends one interest event per slot an episode concerned. A read counts
 episodes, not events: per SKU, each episode that reached or handled one of the
-SKU's slots, once; per bay, every episode once. Ingest therefore keeps, in the
-same transaction as the events:
+SKU's slots, once; per bay, every episode once. Ingest keeps, in the same
+transaction as the events, ``interest_sku_hours`` and ``interest_bay_hours``: per
+store, SKU or bay, hour and label, the episodes, their dwell sum and count, the
+longest dwell, and how many reached a slot.
 
-- ``interest_sku_episodes`` / ``interest_bay_episodes``: each episode once per
-  hour, label (and SKU) with the longest dwell its events carried and whether one
-  of them named a slot: what says whether a later event of the episode is new;
-- ``interest_sku_hours`` / ``interest_bay_hours``: the sums a read answers with
-  (episodes, dwell sum and count, longest dwell, episodes that reached a slot).
+Whether an event's episode is new under a key (hour, label, SKU) is read from
+the events themselves: the episode's interest events stored before the batch
+(``ix_events_interest_episode``, a partial index). An episode seen again only
+grows its longest dwell or its reach. An event without an episode is an episode
+of its own (keyed ``-seq``), new by construction: only events not stored before
+come here.
 
 :func:`changes` is the decision (values in, rows out); :func:`apply` runs it under
-the ingest write lock; :func:`rebuild` recomputes everything from the stored
-events (a restore, a bulk load, the migration that introduced the tables).
-An event without an episode is an episode of its own (keyed ``-seq``).
+the ingest write lock; :func:`rebuild` recomputes the tables from the stored
+events (a restore, a bulk load, the migration that introduced them).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import Connection, Table, case, func, literal, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, case, func, literal, select
 
-from cloud.store.tables import (
-    events,
-    interest_bay_episodes,
-    interest_bay_hours,
-    interest_sku_episodes,
-    interest_sku_hours,
-    utc_naive,
-)
-from models.wire import ShelfEvent
+from cloud.store.tables import events, interest_bay_hours, interest_sku_hours, utc_naive
 
 # (device_id, episode, hour, sku or None for the bay row, label)
 EpisodeKey = tuple[str, int, datetime, str | None, str]
+
+
+class InterestEvent(Protocol):
+    """What counting needs of an event (a wire event, or one read back from the store)."""
+
+    @property
+    def device_id(self) -> str: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def episode(self) -> int | None: ...
+    @property
+    def wall_time(self) -> datetime: ...
+    @property
+    def store(self) -> str: ...
+    @property
+    def bay(self) -> str: ...
+    @property
+    def sku(self) -> str | None: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def label(self) -> str: ...
+    @property
+    def dwell_s(self) -> float | None: ...
+    @property
+    def slot(self) -> int | None: ...
+
+
+class StoredInterest(NamedTuple):
+    """An interest event as :func:`_stored` reads it back."""
+
+    device_id: str
+    seq: int
+    episode: int | None
+    wall_time: datetime
+    store: str
+    bay: str
+    sku: str | None
+    label: str
+    dwell_s: float | None
+    slot: int | None
+    kind: str = "interest"
 
 
 @dataclass(frozen=True)
@@ -83,10 +120,9 @@ class HourDelta:
 
 @dataclass
 class Changes:
-    """Rows to write: episodes new or grown, and what each hour row gains."""
+    """Episodes new or grown (what each becomes), and what each hour row gains."""
 
     episodes: dict[EpisodeKey, Episode]
-    inserted: set[EpisodeKey]
     hours: dict[tuple[str, str | None, datetime, str, str], HourDelta]
 
 
@@ -95,7 +131,7 @@ def hour_of(wall: datetime) -> datetime:
     return utc_naive(wall).replace(minute=0, second=0, microsecond=0)
 
 
-def batch_episodes(evs: Iterable[ShelfEvent]) -> dict[EpisodeKey, Episode]:
+def batch_episodes(evs: Iterable[InterestEvent]) -> dict[EpisodeKey, Episode]:
     """The episodes a batch's interest events speak of, each key once, merged."""
     got: dict[EpisodeKey, Episode] = {}
     for ev in evs:
@@ -115,117 +151,140 @@ def batch_episodes(evs: Iterable[ShelfEvent]) -> dict[EpisodeKey, Episode]:
 
 def changes(batch: Mapping[EpisodeKey, Episode], stored: Mapping[EpisodeKey, Episode]) -> Changes:
     """What a batch changes, given the episodes of the same keys already stored."""
-    out = Changes(episodes={}, inserted=set(), hours={})
+    out = Changes(episodes={}, hours={})
     for key, seen in batch.items():
         old = stored.get(key)
         new = seen if old is None else old.merged(seen)
         if new == old:
             continue
         out.episodes[key] = new
-        if old is None:
-            out.inserted.add(key)
         _dev, _ep, hour, sku, label = key
         row = (new.store_id, sku, hour, new.bay_id, label)
         out.hours.setdefault(row, HourDelta()).add(old, new)
     return out
 
 
-def _stored(conn: Connection, keys: Iterable[EpisodeKey]) -> dict[EpisodeKey, Episode]:
-    """The episodes of ``keys`` already stored (read by device and episode)."""
-    wanted = set(keys)
+def _stored(conn: Connection, wanted: Iterable[EpisodeKey]) -> dict[EpisodeKey, Episode]:
+    """What the events stored so far say of the episodes under ``wanted`` keys.
+
+    Called before the batch's events are inserted, so only earlier events count.
+    """
+    keys = {k for k in wanted if k[1] >= 0}  # -seq: an event without episode, new
     per_device: dict[str, set[int]] = {}
-    for dev, ep, *_rest in wanted:
+    for dev, ep, *_rest in keys:
         per_device.setdefault(dev, set()).add(ep)
-    got: dict[EpisodeKey, Episode] = {}
-    for table, per_sku in ((interest_sku_episodes, True), (interest_bay_episodes, False)):
-        t = table.c
-        for dev, eps in sorted(per_device.items()):
-            ordered = sorted(eps)
-            for i in range(0, len(ordered), 500):
-                stmt = select(table).where(t.device_id == dev, t.episode.in_(ordered[i : i + 500]))
-                for r in conn.execute(stmt):
-                    sku = r.sku if per_sku else None
-                    k = (r.device_id, int(r.episode), utc_naive(r.hour), sku, r.label)
-                    if k in wanted:
-                        got[k] = Episode(r.store_id, r.bay_id, r.dwell_s, int(r.at_slot))
-    return got
+    sql = _sql(conn.dialect.name)
+    rows: list[StoredInterest] = []
+    for dev, eps in sorted(per_device.items()):
+        for seq, ep, wall, *rest in conn.exec_driver_sql(*sql.episodes(dev, sorted(eps))):
+            when = datetime.fromisoformat(wall) if isinstance(wall, str) else wall
+            rows.append(StoredInterest(dev, seq, ep, when, *rest))
+    return {k: e for k, e in batch_episodes(rows).items() if k in keys}
 
 
-def _insert(dialect: str, table: Table) -> Any:
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
-def _upsert_episodes(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    ins = _insert(conn.dialect.name, table)
-    stmt = ins.on_conflict_do_update(
-        index_elements=[c.name for c in table.primary_key.columns],
-        set_={"dwell_s": ins.excluded.dwell_s, "at_slot": ins.excluded.at_slot},
-    )
-    conn.execute(stmt, rows)
-
-
-def _add_hours(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    ins = _insert(conn.dialect.name, table)
-    t, ex = table.c, ins.excluded
-    stmt = ins.on_conflict_do_update(
-        index_elements=[c.name for c in table.primary_key.columns],
-        set_={
-            "episodes": t.episodes + ex.episodes,
-            "dwell_sum": t.dwell_sum + ex.dwell_sum,
-            "dwell_n": t.dwell_n + ex.dwell_n,
-            "dwell_max": case(
-                (t.dwell_max.is_(None), ex.dwell_max),
-                (ex.dwell_max.is_(None), t.dwell_max),
-                (ex.dwell_max > t.dwell_max, ex.dwell_max),
-                else_=t.dwell_max,
-            ),
-            "at_slot": t.at_slot + ex.at_slot,
-        },
-    )
-    conn.execute(stmt, rows)
-
-
-def apply(conn: Connection, evs: Sequence[ShelfEvent]) -> None:
-    """Fold newly stored events into the interest tables (inside the ingest transaction)."""
+def apply(conn: Connection, evs: Sequence[InterestEvent]) -> None:
+    """Count a batch's interest events in the hours tables, inside the ingest transaction,
+    before the events themselves are inserted (none of ``evs`` may be stored yet)."""
     batch = batch_episodes(evs)
     if not batch:
         return
     todo = changes(batch, _stored(conn, batch))
-    per_sku: list[dict[str, Any]] = []
-    per_bay: list[dict[str, Any]] = []
-    for (dev, ep, hour, sku, label), e in sorted(todo.episodes.items(), key=_order):
-        row = {"device_id": dev, "episode": ep, "hour": hour, "label": label, **vars(e)}
-        _split(row, sku, per_sku, per_bay)
-    _write(
-        conn, _upsert_episodes, (interest_sku_episodes, per_sku), (interest_bay_episodes, per_bay)
-    )
-    per_sku, per_bay = [], []
-    for (store_id, sku, hour, bay_id, label), d in sorted(todo.hours.items(), key=_order):
-        row = {"store_id": store_id, "hour": hour, "bay_id": bay_id, "label": label, **vars(d)}
-        _split(row, sku, per_sku, per_bay)
-    _write(conn, _add_hours, (interest_sku_hours, per_sku), (interest_bay_hours, per_bay))
+    dialect = conn.dialect.name
+    per_sku: list[tuple[Any, ...]] = []
+    per_bay: list[tuple[Any, ...]] = []
+    for (store_id, sku, hour, bay_id, label), d in todo.hours.items():
+        h = hour.isoformat(" ", "microseconds") if dialect == "sqlite" else hour
+        sums = (d.episodes, d.dwell_sum, d.dwell_n, d.dwell_max, d.at_slot)
+        if sku is None:
+            per_bay.append((store_id, h, bay_id, label, *sums))
+        else:
+            per_sku.append((store_id, sku, h, bay_id, label, *sums))
+    sql = _sql(dialect)
+    if per_sku:
+        sql.write(conn, sql.add_sku_hours, per_sku)
+    if per_bay:
+        sql.write(conn, sql.add_bay_hours, per_bay)
 
 
-def _split(
-    row: dict[str, Any],
-    sku: str | None,
-    per_sku: list[dict[str, Any]],
-    per_bay: list[dict[str, Any]],
-) -> None:
-    if sku is None:
-        per_bay.append(row)
-    else:
-        per_sku.append({**row, "sku": sku})
+class _Sql:
+    """The statements of :func:`apply`, built once per dialect.
+
+    SQLite takes the hour rows with ``executemany`` of one prepared upsert;
+    PostgreSQL ``COPY``s them into a temporary table and upserts from it in one
+    statement (row by row, even pipelined, each row cost a round of protocol work).
+    """
+
+    def __init__(self, dialect: str) -> None:
+        self.postgresql = dialect == "postgresql"
+        mark = "%s" if self.postgresql else "?"
+        self._episodes = (
+            "SELECT seq, episode, wall_time, store_id, bay_id, sku, label, dwell_s, slot "
+            f"FROM events WHERE device_id = {mark} AND kind = 'interest' "
+            "AND episode IS NOT NULL AND episode "
+        )
+        self.add_sku_hours = self._add("interest_sku_hours", SKU_KEY)
+        self.add_bay_hours = self._add("interest_bay_hours", BAY_KEY)
+
+    def episodes(self, device_id: str, eps: list[int]) -> tuple[str, tuple[Any, ...]]:
+        """The query for a device's stored interest events of episodes ``eps`` (at most a
+        batch's worth), with its parameters."""
+        if self.postgresql:
+            return self._episodes + "= ANY(%s)", (device_id, eps)
+        return self._episodes + f"IN ({', '.join(['?'] * len(eps))})", (device_id, *eps)
+
+    def _add(self, t: str, key: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+        """What upserts ``rows`` into ``t``: statements to run, the last with the rows."""
+        names = ", ".join(c for c, _ in (*key, ("label", "text"), *SUM_TYPES))
+        conflict = ", ".join(c for c, _ in key)
+        update = (
+            f"ON CONFLICT ({conflict}, label) DO UPDATE SET "
+            f"episodes = {t}.episodes + excluded.episodes, "
+            f"dwell_sum = {t}.dwell_sum + excluded.dwell_sum, "
+            f"dwell_n = {t}.dwell_n + excluded.dwell_n, "
+            f"dwell_max = CASE WHEN {t}.dwell_max IS NULL THEN excluded.dwell_max "
+            f"WHEN excluded.dwell_max IS NULL THEN {t}.dwell_max "
+            f"WHEN excluded.dwell_max > {t}.dwell_max THEN excluded.dwell_max "
+            f"ELSE {t}.dwell_max END, "
+            f"at_slot = {t}.at_slot + excluded.at_slot"
+        )
+        if not self.postgresql:
+            marks = ", ".join(["?"] * len(names.split(", ")))
+            return (f"INSERT INTO {t} ({names}) VALUES ({marks}) {update}",)
+        staged = f"{t}_batch"
+        return (
+            f"CREATE TEMP TABLE IF NOT EXISTS {staged} (LIKE {t}) ON COMMIT DELETE ROWS",
+            f"COPY {staged} ({names}) FROM STDIN",
+            f"INSERT INTO {t} ({names}) SELECT {names} FROM {staged} {update}",
+        )
+
+    def write(self, conn: Connection, stmts: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+        """Upsert ``rows`` with the statements of :meth:`_add`."""
+        if not self.postgresql:
+            conn.exec_driver_sql(stmts[0], rows)
+            return
+        create, copy, insert = stmts
+        made = conn.connection.info.setdefault("interest_batch_tables", set())
+        if create not in made:  # a temporary table lives as long as its connection
+            conn.exec_driver_sql(create)
+            made.add(create)
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        with driver.cursor() as cur, cur.copy(copy) as out:
+            for row in rows:
+                out.write_row(row)
+        conn.exec_driver_sql(insert)
 
 
-def _write(conn: Connection, how: Any, *tables: tuple[Table, list[dict[str, Any]]]) -> None:
-    for table, rows in tables:
-        if rows:
-            how(conn, table, rows)
+SKU_KEY = (("store_id", "text"), ("sku", "text"), ("hour", "timestamp"), ("bay_id", "text"))
+BAY_KEY = (("store_id", "text"), ("hour", "timestamp"), ("bay_id", "text"))
+SUM_TYPES = (("episodes", "bigint"), ("dwell_sum", "float8"), ("dwell_n", "bigint"),
+             ("dwell_max", "float8"), ("at_slot", "bigint"))  # fmt: skip
+SUMS = tuple(c for c, _ in SUM_TYPES)
 
 
-def _order(item: tuple[tuple[Any, ...], Any]) -> tuple[str, ...]:
-    return tuple("" if v is None else str(v) for v in item[0])
+@functools.cache
+def _sql(dialect: str) -> _Sql:
+    return _Sql(dialect)
 
 
 def hour_expr(dialect: str, column: Any) -> Any:
@@ -236,34 +295,29 @@ def hour_expr(dialect: str, column: Any) -> Any:
 
 
 def rebuild(conn: Connection) -> None:
-    """Recompute every interest table from the stored interest events."""
-    for table in (interest_sku_hours, interest_bay_hours, interest_sku_episodes,
-                  interest_bay_episodes):  # fmt: skip
-        conn.execute(table.delete())
+    """Recompute the hours tables from the stored interest events."""
     e = events.c
     hour = hour_expr(conn.dialect.name, e.wall_time).label("hour")
-    ep = func.coalesce(e.episode, -e.seq).label("episode")
-    common = [
-        func.min(e.store_id).label("store_id"),
-        func.min(e.bay_id).label("bay_id"),
-        func.max(e.dwell_s).label("dwell_s"),
-        func.max(case((e.slot.is_not(None), 1), else_=0)).label("at_slot"),
-    ]
-    interest = e.kind == "interest"
-    for table, per_sku in ((interest_sku_episodes, True), (interest_bay_episodes, False)):
+    ep = func.coalesce(e.episode, -e.seq)
+    for table, per_sku in ((interest_sku_hours, True), (interest_bay_hours, False)):
+        conn.execute(table.delete())
         keys = [e.device_id, ep, hour, *([e.sku] if per_sku else []), e.label]
-        stmt = select(*keys, *common).where(interest)
-        if per_sku:
-            stmt = stmt.where(e.sku.is_not(None))
-        names = ["device_id", "episode", "hour", *(["sku"] if per_sku else []), "label"]
-        cols = [*names, "store_id", "bay_id", "dwell_s", "at_slot"]
-        conn.execute(table.insert().from_select(cols, stmt.group_by(*keys)))
-    for hours, eps, per_sku in (
-        (interest_sku_hours, interest_sku_episodes, True),
-        (interest_bay_hours, interest_bay_episodes, False),
-    ):
-        p = eps.c
-        keys = [p.store_id, *([p.sku] if per_sku else []), p.hour, p.bay_id, p.label]
+        episodes = (
+            select(
+                func.min(e.store_id).label("store_id"),
+                func.min(e.bay_id).label("bay_id"),
+                *([e.sku.label("sku")] if per_sku else []),
+                hour,
+                e.label.label("label"),
+                func.max(e.dwell_s).label("dwell_s"),
+                func.max(case((e.slot.is_not(None), 1), else_=0)).label("at_slot"),
+            )
+            .where(e.kind == "interest", *([e.sku.is_not(None)] if per_sku else []))
+            .group_by(*keys)
+            .subquery()
+        )
+        p = episodes.c
+        group = [p.store_id, *([p.sku] if per_sku else []), p.hour, p.bay_id, p.label]
         sums = [
             func.count().label("episodes"),
             func.coalesce(func.sum(p.dwell_s), literal(0.0)).label("dwell_sum"),
@@ -271,11 +325,5 @@ def rebuild(conn: Connection) -> None:
             func.max(p.dwell_s).label("dwell_max"),
             func.sum(p.at_slot).label("at_slot"),
         ]
-        names = [c.name for c in keys] + [
-            "episodes",
-            "dwell_sum",
-            "dwell_n",
-            "dwell_max",
-            "at_slot",
-        ]
-        conn.execute(hours.insert().from_select(names, select(*keys, *sums).group_by(*keys)))
+        names = [c.name for c in group] + list(SUMS)
+        conn.execute(table.insert().from_select(names, select(*group, *sums).group_by(*group)))

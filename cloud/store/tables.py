@@ -119,6 +119,8 @@ api_keys = Table(
     Column("revoked_at", UtcDateTime, nullable=True),
 )
 
+INTEREST_EPISODES = text("kind = 'interest' AND episode IS NOT NULL")
+
 events = Table(
     "events",
     metadata,
@@ -151,6 +153,14 @@ events = Table(
     Index("ix_events_store_id_id", "store_id", "id"),
     Index("ix_events_sku_id", "sku", "id"),
     Index("ix_events_kind_store_sku_time", "kind", "store_id", "sku", "wall_time"),
+    # an episode's interest events stored before a batch, for cloud.interest_rollup (0015)
+    Index(
+        "ix_events_interest_episode",
+        "device_id",
+        "episode",
+        sqlite_where=INTEREST_EPISODES,
+        postgresql_where=INTEREST_EPISODES,
+    ),
     # the few events decided while a candidate ran in shadow, by its version (0014)
     Index(
         "ix_events_shadow_version",
@@ -191,24 +201,7 @@ current_stock = Table(
     Index("ix_current_stock_sku", "sku"),
 )
 
-# interest per hour, kept at ingest (cloud.interest_rollup, migration 0015) -------------
-
-
-def _episode_table(name: str, *key: Column[Any]) -> Table:
-    """Each interest episode once per hour and label (and SKU), with its dwell and reach."""
-    return Table(
-        name,
-        metadata,
-        Column("device_id", String(64), primary_key=True),
-        Column("episode", BigInteger, primary_key=True),  # the event's episode, else -seq
-        Column("hour", UtcDateTime, primary_key=True),
-        *key,
-        Column("label", String(32), primary_key=True),
-        Column("store_id", String(64), nullable=False),
-        Column("bay_id", String(64), nullable=False),
-        Column("dwell_s", Float, nullable=True),  # the longest dwell its events carried
-        Column("at_slot", Integer, nullable=False),  # 1: one of its events named a slot
-    )
+# interest per hour, kept at ingest (cloud.interest_rollup, migration 0015) --------------
 
 
 def _hours_table(name: str, *columns: Column[Any], indexes: tuple[Index, ...]) -> Table:
@@ -227,10 +220,6 @@ def _hours_table(name: str, *columns: Column[Any], indexes: tuple[Index, ...]) -
     )
 
 
-interest_sku_episodes = _episode_table(
-    "interest_sku_episodes", Column("sku", String(64), primary_key=True)
-)
-interest_bay_episodes = _episode_table("interest_bay_episodes")
 interest_sku_hours = _hours_table(
     "interest_sku_hours",
     Column("store_id", String(64), primary_key=True),

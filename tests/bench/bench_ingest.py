@@ -7,14 +7,15 @@ three ways, in batches of ``--batch`` events, one transaction per batch:
   into ``events`` and ``windows`` (the baseline: no checks, no stock, no progress,
   no HTTP);
 * ``store_events``: the service's store path (duplicate check, insert-or-ignore,
-  current stock, highest contiguous seq) on already-parsed events;
+  current stock, interest per hour, highest contiguous seq) on already-parsed events;
 * ``HTTP``: gzip JSON batches posted to ``shelfsense cloud serve`` (a separate
   process with two uvicorn workers) by four client threads: parsing,
   validation, auth and the store path (``BENCH_WORKERS`` / ``BENCH_CLIENTS``
   change those numbers).
 
-The events are a fleet's mix; interest events (60 %) carry their window, as units
-send them. Each way writes its own device ids so nothing collides. Rounds alternate the
+The events are a fleet's mix at a busy bay's pace (each unit's two batches span
+two hours); interest events (60 %) carry their episode (one to three events each)
+and their window, as units send them. Each way writes its own device ids so nothing collides. Rounds alternate the
 ways; medians are reported, with ratios to the baseline (the service must keep
 at least half of the baseline's rate). Run:
 ``.venv/bin/python -m tests.bench.bench_ingest [--quick]``.
@@ -36,6 +37,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from cloud.ingest import event_row, store_events
@@ -72,7 +74,10 @@ def make_batches(n: int, batch: int, prefix: str, seed: int) -> list[list[ShelfE
     """``n`` events of devices named with ``prefix``, cut into batches per device."""
     per_device: dict[str, list[ShelfEvent]] = {}
     units = max(1, n // (2 * batch))  # two full batches per unit
-    gen = traffic.events(n, seed=seed, device_prefix=prefix, stores=1, bays=units, windows=True)
+    gen = traffic.events(  # a busy bay's pace: a unit's two batches span two hours
+        n, seed=seed, device_prefix=prefix, stores=1, bays=units, windows=True, episodes=True,
+        span=timedelta(hours=2),
+    )  # fmt: skip
     for ev in gen:
         per_device.setdefault(ev.device_id, []).append(ev)
     out = []

@@ -79,10 +79,13 @@ def events(
     end: datetime | None = None,
     device_prefix: str = "",
     windows: bool = False,
+    episodes: bool = False,
 ) -> Iterator[ShelfEvent]:
     """``n`` events spread over the fleet and ``span`` up to ``end``, seqs 1.. per device.
 
     ``windows``: interest events carry the window they were decided on, as units send it.
+    ``episodes``: interest events carry an episode as a unit's do, one to three events
+    (slots) per episode with its label and dwell; otherwise none (each its own episode).
     """
     rng = random.Random(seed)
     units = fleet_shape(stores, bays, slots)
@@ -91,6 +94,7 @@ def events(
     step = span / max(n, 1)
     seqs: dict[str, int] = {}
     stock: dict[tuple[str, int], int] = {}
+    open_episodes: dict[str, tuple[int, str, float, int]] = {}  # id, label, dwell, events left
     for i in range(n):
         device, store, bay = units[rng.randrange(len(units))]
         device = device_prefix + device
@@ -103,6 +107,14 @@ def events(
         if r < 0.6:
             kind, label = "interest", rng.choice(INTEREST)
             fields = {"dwell_s": round(rng.expovariate(1 / 8), 2), "slot": slot}
+            if episodes:
+                ep, label, dwell, left = open_episodes.get(
+                    device, (seq, label, fields["dwell_s"], 0)
+                )
+                if left == 0:  # a new episode, numbered by the seq of its first event
+                    ep, label, dwell, left = seq, label, fields["dwell_s"], rng.randint(1, 3)
+                open_episodes[device] = (ep, label, dwell, left - 1)
+                fields.update(episode=ep, dwell_s=dwell)
             if windows:
                 fields["window"] = window(rng, bay, slot, float(i), fields["dwell_s"], t.hour)
         else:

@@ -2,9 +2,10 @@
 
 ``/v1/interest`` grouped a window of a store's interest events twice per read
 (episodes per SKU and per bay), about 200 ms for a day of a busy store however
-little had changed. Ingest now keeps each episode once per hour, label (and SKU)
-and the sums per hour (:mod:`cloud.interest_rollup`); this migration creates the
-tables, fills them from the events already stored, and drops
+little had changed. Ingest now keeps the sums per store, SKU or bay, hour and label
+(:mod:`cloud.interest_rollup`), finding an episode's earlier events through a
+partial index; this migration creates the tables and the index, fills the tables
+from the events already stored, and drops
 ``ix_events_interest_read`` (0009), which only the old read used and every
 ingested event paid for.
 
@@ -25,23 +26,9 @@ down_revision = "0014"
 branch_labels = None
 depends_on = None
 
+INTEREST_EPISODES = sa.text("kind = 'interest' AND episode IS NOT NULL")
 READ_INDEX = ["kind", "store_id", "wall_time", "bay_id", "sku", "label", "device_id",
               "episode", "seq", "dwell_s", "slot"]  # fmt: skip
-
-
-def _episodes(name: str, *key: sa.Column) -> None:
-    op.create_table(
-        name,
-        sa.Column("device_id", sa.String(64), primary_key=True),
-        sa.Column("episode", sa.BigInteger(), primary_key=True),
-        sa.Column("hour", sa.DateTime(), primary_key=True),
-        *key,
-        sa.Column("label", sa.String(32), primary_key=True),
-        sa.Column("store_id", sa.String(64), nullable=False),
-        sa.Column("bay_id", sa.String(64), nullable=False),
-        sa.Column("dwell_s", sa.Float(), nullable=True),
-        sa.Column("at_slot", sa.Integer(), nullable=False),
-    )
 
 
 def _hours(name: str, *key: sa.Column) -> None:
@@ -58,9 +45,15 @@ def _hours(name: str, *key: sa.Column) -> None:
 
 
 def upgrade() -> None:
-    """Create the interest tables, fill them from the stored events, drop the old read index."""
-    _episodes("interest_sku_episodes", sa.Column("sku", sa.String(64), primary_key=True))
-    _episodes("interest_bay_episodes")
+    """Create the hours tables and the episode index, fill the tables from the stored
+    events, drop the old read index."""
+    op.create_index(
+        "ix_events_interest_episode",
+        "events",
+        ["device_id", "episode"],
+        sqlite_where=INTEREST_EPISODES,
+        postgresql_where=INTEREST_EPISODES,
+    )
     _hours(
         "interest_sku_hours",
         sa.Column("store_id", sa.String(64), primary_key=True),
@@ -84,6 +77,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Drop the interest tables; bring back the read index."""
     op.create_index("ix_events_interest_read", "events", READ_INDEX)
-    for name in ("interest_bay_hours", "interest_sku_hours", "interest_bay_episodes",
-                 "interest_sku_episodes"):  # fmt: skip
-        op.drop_table(name)
+    op.drop_table("interest_bay_hours")
+    op.drop_table("interest_sku_hours")
+    op.drop_index("ix_events_interest_episode", table_name="events")
