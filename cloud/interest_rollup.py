@@ -29,7 +29,13 @@ from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import Connection, case, func, literal, select
 
-from cloud.store.tables import events, interest_bay_hours, interest_sku_hours, utc_naive
+from cloud.store.tables import (
+    events,
+    interest_bay_hours,
+    interest_sku_hours,
+    interest_versions,
+    utc_naive,
+)
 
 # (device_id, episode, hour, sku or None for the bay row, label)
 EpisodeKey = tuple[str, int, datetime, str | None, str]
@@ -204,6 +210,9 @@ def apply(conn: Connection, evs: Sequence[InterestEvent]) -> None:
         sql.write(conn, sql.add_sku_hours, per_sku)
     if per_bay:
         sql.write(conn, sql.add_bay_hours, per_bay)
+    stores = sorted({store_id for store_id, *_rest in todo.hours})
+    if stores:
+        conn.exec_driver_sql(sql.bump, [(s,) for s in stores])
 
 
 class _Sql:
@@ -221,6 +230,10 @@ class _Sql:
             "SELECT seq, episode, wall_time, store_id, bay_id, sku, label, dwell_s, slot "
             f"FROM events WHERE device_id = {mark} AND kind = 'interest' "
             "AND episode IS NOT NULL AND episode "
+        )
+        self.bump = (
+            f"INSERT INTO interest_versions (store_id, version) VALUES ({mark}, 1) "
+            "ON CONFLICT (store_id) DO UPDATE SET version = interest_versions.version + 1"
         )
         self.add_sku_hours = self._add("interest_sku_hours", SKU_KEY)
         self.add_bay_hours = self._add("interest_bay_hours", BAY_KEY)
@@ -294,8 +307,19 @@ def hour_expr(dialect: str, column: Any) -> Any:
     return func.strftime("%Y-%m-%d %H:00:00.000000", column)
 
 
+def version(conn: Connection, store: str | None) -> int:
+    """A figure that grows whenever ingest changes ``store``'s interest (any store's: None)."""
+    v = interest_versions.c
+    if store is None:
+        got = conn.execute(select(func.coalesce(func.sum(v.version), 0))).scalar()
+    else:
+        got = conn.execute(select(v.version).where(v.store_id == store)).scalar()
+    return int(got or 0)
+
+
 def rebuild(conn: Connection) -> None:
-    """Recompute the hours tables from the stored interest events."""
+    """Recompute the hours tables from the stored interest events; every store's
+    version grows, so no cached answer outlives it."""
     e = events.c
     hour = hour_expr(conn.dialect.name, e.wall_time).label("hour")
     ep = func.coalesce(e.episode, -e.seq)
@@ -327,3 +351,12 @@ def rebuild(conn: Connection) -> None:
         ]
         names = [c.name for c in group] + list(SUMS)
         conn.execute(table.insert().from_select(names, select(*group, *sums).group_by(*group)))
+    v = interest_versions.c
+    conn.execute(interest_versions.update().values(version=v.version + 1))
+    known = select(v.store_id)
+    fresh = (
+        select(interest_bay_hours.c.store_id, literal(1))
+        .where(interest_bay_hours.c.store_id.not_in(known))
+        .distinct()
+    )
+    conn.execute(interest_versions.insert().from_select(["store_id", "version"], fresh))

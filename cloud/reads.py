@@ -10,7 +10,6 @@ signed cursor (:mod:`cloud.cursor`).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -125,17 +124,25 @@ def _hours(table: Table, key: Any, where: list[Any]) -> Any:
 
 
 def _hourly(conn: Connection, stmt: Any) -> list[tuple[tuple[str, str, datetime], dict[str, Any]]]:
-    acc: dict[tuple[str, str, datetime], dict[str, Any]] = defaultdict(
-        lambda: {"counts": {}, "dwell_sum": 0.0, "dwell_n": 0, "dwell_max": None, "at_slot": 0}
-    )
-    for r in conn.execute(stmt):
-        a = acc[(r.store_id, r.key, _as_utc(r.hour))]
-        a["counts"][r.label] = int(r.n)
-        a["dwell_sum"] += float(r.dwell_sum or 0.0)
-        a["dwell_n"] += int(r.dwell_n)
-        a["at_slot"] += int(r.at_slot or 0)
-        if r.dwell_max is not None:
-            a["dwell_max"] = max(a["dwell_max"] or 0.0, float(r.dwell_max))
+    """Rows of :func:`_hours` folded per store, key and hour (the labels into ``counts``)."""
+    acc: dict[tuple[str, str, datetime], dict[str, Any]] = {}
+    for store_id, key, hour, label, n, dwell_sum, dwell_n, dwell_max, at_slot in conn.execute(stmt):
+        k = (store_id, key, _as_utc(hour))
+        a = acc.get(k)
+        if a is None:
+            a = acc[k] = {
+                "counts": {},
+                "dwell_sum": 0.0,
+                "dwell_n": 0,
+                "dwell_max": None,
+                "at_slot": 0,
+            }
+        a["counts"][label] = int(n)
+        a["dwell_sum"] += float(dwell_sum or 0.0)
+        a["dwell_n"] += int(dwell_n)
+        a["at_slot"] += int(at_slot or 0)
+        if dwell_max is not None and (a["dwell_max"] is None or dwell_max > a["dwell_max"]):
+            a["dwell_max"] = float(dwell_max)
     return sorted(acc.items())
 
 
@@ -149,6 +156,19 @@ def _figures(a: dict[str, Any]) -> dict[str, Any]:
         "dwell_max_s": a["dwell_max"],
         "touch_to_take": take / (touch + take) if touch + take else None,
     }
+
+
+def interest_hours(since: datetime, until: datetime) -> tuple[datetime, datetime]:
+    """The hours an interest read over ``[since, until)`` answers: ``[first, end)`` in
+    whole hours (naive UTC); the answer depends on nothing else of the two times."""
+    if until <= since:
+        raise BadRequestError("'until' must be after 'since'", field="until", code="bad_range")
+    if until - since > MAX_INTEREST_SPAN:
+        raise BadRequestError(
+            f"at most {MAX_INTEREST_SPAN.days} days per request", field="since", code="bad_range"
+        )
+    end = hour_of(until)
+    return hour_of(since), end if end == utc_naive(until) else end + timedelta(hours=1)
 
 
 def interest(
@@ -167,13 +187,7 @@ def interest(
     Per SKU: the episodes that reached or handled one of its slots. Per bay: every
     episode at the bay, with or without a reach. ``sku`` narrows the SKU rows only.
     """
-    if until <= since:
-        raise BadRequestError("'until' must be after 'since'", field="until", code="bad_range")
-    if until - since > MAX_INTEREST_SPAN:
-        raise BadRequestError(
-            f"at most {MAX_INTEREST_SPAN.days} days per request", field="since", code="bad_range"
-        )
-    first, last = hour_of(since), utc_naive(until)
+    first, last = interest_hours(since, until)
     s, b = interest_sku_hours.c, interest_bay_hours.c
     per_sku = [s.hour >= first, s.hour < last]
     per_bay = [b.hour >= first, b.hour < last]
@@ -185,12 +199,15 @@ def interest(
         per_bay.append(b.bay_id == bay)
     if sku is not None:
         per_sku.append(s.sku == sku)
+    # built from the database's own figures, typed as the models want: no validation pass
     skus = [
-        InterestHourPublic(store_id=st, sku=key, hour=h, **_figures(a))
+        InterestHourPublic.model_construct(store_id=st, sku=key, hour=h, **_figures(a))
         for (st, key, h), a in _hourly(conn, _hours(interest_sku_hours, s.sku, per_sku))
     ]
     bays = [
-        InterestBayHourPublic(store_id=st, bay_id=key, hour=h, reached=a["at_slot"], **_figures(a))
+        InterestBayHourPublic.model_construct(
+            store_id=st, bay_id=key, hour=h, reached=a["at_slot"], **_figures(a)
+        )
         for (st, key, h), a in _hourly(conn, _hours(interest_bay_hours, b.bay_id, per_bay))
     ]
     return skus, bays

@@ -45,8 +45,10 @@ def _matches(request: Request, tag: str) -> bool:
 class VersionedCache:
     """Answers keyed by query, valid while a change counter stays where it was."""
 
-    def __init__(self, max_entries: int = 4096) -> None:
+    def __init__(self, max_entries: int = 4096, max_bytes: int = 32 << 20) -> None:
         self.max_entries = max_entries
+        self.max_bytes = max_bytes  # bodies held at most; one over an eighth of it is not kept
+        self._bytes = 0
         self._entries: dict[Hashable, tuple[int, bytes]] = {}
         self._lock = threading.Lock()
         self.hits = 0
@@ -73,8 +75,13 @@ class VersionedCache:
         else:
             self.misses += 1
             body = compute().model_dump_json().encode()
-            with self._lock:
-                if len(self._entries) >= self.max_entries:
-                    self._entries.clear()
-                self._entries[key] = (version, body)
+            if len(body) <= self.max_bytes // 8:
+                with self._lock:
+                    full = self._bytes + len(body) > self.max_bytes
+                    if full or len(self._entries) >= self.max_entries:
+                        self._entries.clear()
+                        self._bytes = 0
+                    old = self._entries.get(key)
+                    self._bytes += len(body) - (len(old[1]) if old else 0)
+                    self._entries[key] = (version, body)
         return Response(body, media_type="application/json", headers=headers)

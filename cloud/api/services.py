@@ -113,6 +113,7 @@ class Services:
     bounds: TimeBounds
     window: SaleWindow
     stock_cache: VersionedCache
+    interest_cache: VersionedCache
     auth_failures: TokenBuckets  # per source address
     claim_attempts: TokenBuckets  # per source address
     claim_guesses: TokenBuckets  # unknown codes, per first character of the code
@@ -172,6 +173,7 @@ class Services:
             bounds=TimeBounds.of(settings.max_future_s, settings.max_past_days),
             window=SaleWindow.of(settings),
             stock_cache=VersionedCache(),
+            interest_cache=VersionedCache(),
             auth_failures=TokenBuckets(settings.auth_fail_per_s, settings.auth_fail_burst),
             claim_attempts=TokenBuckets(settings.claim_per_s, settings.claim_burst),
             claim_guesses=TokenBuckets(settings.claim_fail_per_s, settings.claim_fail_burst),

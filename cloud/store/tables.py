@@ -239,6 +239,14 @@ interest_bay_hours = _hours_table(
     indexes=(Index("ix_interest_bay_hours_hour", "hour"),),
 )
 
+interest_versions = Table(
+    "interest_versions",
+    metadata,
+    Column("store_id", String(64), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+)
+"""Grows whenever ingest changes a store's interest: what cached interest answers are keyed by."""
+
 sales = Table(
     "sales",
     metadata,

@@ -20,10 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from cloud.ingest import store_events
+from cloud.ingest import EVENT_COLUMNS, driver_params, store_events
 from cloud.interest_rollup import Episode, changes, hour_of, rebuild
 from cloud.reads import interest
 from cloud.store import Store, open_store
+from cloud.store.engine import make_engine, migrate
 from cloud.store.tables import interest_bay_hours, interest_sku_hours
 from models.wire import ShelfEvent
 from tests.cloud.support import event
@@ -187,3 +188,66 @@ def test_a_later_event_of_a_counted_episode_only_grows_its_dwell_and_reach() -> 
     got = changes({key: Episode("s", "b", 4.0, 0)}, {key: Episode("s", "b", None, 0)})
     delta = got.hours[("s", None, H, "b", "touch")]
     assert (delta.episodes, delta.dwell_sum, delta.dwell_n) == (0, 4.0, 1)
+
+
+def _stored_before() -> list[ShelfEvent]:
+    """Events of two units: an episode over two slots and into the next hour, one
+    episode without a slot, events without an episode, a stock event."""
+    rows = [  # unit, seq, minutes after T0, episode, label, slot, dwell
+        ("u1", 1, 0, 7, "take", 0, 4.0),
+        ("u1", 2, 1, 7, "take", 1, 6.0),
+        ("u1", 3, 12, 7, "take", 1, 6.0),  # T0 + 12 min: the next hour
+        ("u1", 4, 13, 8, "glance", None, None),
+        ("u2", 1, 2, None, "touch", 2, 1.5),
+        ("u2", 2, 2, None, "touch", 2, 2.5),
+    ]
+    evs = [
+        ShelfEvent.model_validate(
+            {
+                **event(
+                    f"mig-{unit}",
+                    seq,
+                    t=T0 + timedelta(minutes=minutes),
+                    kind="interest",
+                    label=label,
+                    store="mig",
+                    bay=f"bay-{unit}",
+                    slot=slot,
+                    sku=None if slot is None else SKUS[slot],
+                    units=None,
+                    dwell_s=dwell,
+                ),
+                "episode": episode,
+            }
+        )
+        for unit, seq, minutes, episode, label, slot, dwell in rows
+    ]
+    stock = event("mig-u1", 5, t=T0, store="mig", bay="bay-u1", stock_units=3)
+    return [*evs, ShelfEvent.model_validate(stock)]
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"])
+def test_migrating_a_store_with_events_counts_their_interest(
+    db: str, tmp_path, request: pytest.FixtureRequest
+) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}" if db == "sqlite" else request.getfixturevalue("pg_url")
+    engine = make_engine(url, pool_size=2)
+    migrate(engine, "0014")  # the schema before interest was kept at ingest
+    evs = _stored_before()
+    mark = "?" if db == "sqlite" else "%s"
+    insert = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join([mark] * len(EVENT_COLUMNS))})"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(insert, driver_params(evs, db, datetime.now(UTC)))
+    engine.dispose()
+    store = open_store(url, pool_size=2)  # migrates to head, filling the hours tables
+    try:
+        with store.engine.connect() as conn:
+            skus, bays = interest(
+                conn, store=evs[0].store, sku=None, since=T0, until=T0 + timedelta(hours=1)
+            )
+        want_skus, want_bays = _expected(evs)
+        _check(skus, want_skus, "sku")
+        _check(bays, want_bays, "bay_id")
+        assert sum(b.episodes for b in bays) == 5  # u1: 7 in each of two hours, 8; u2: 2 alone
+    finally:
+        store.dispose()

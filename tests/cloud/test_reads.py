@@ -220,3 +220,36 @@ def test_interest_counts_an_episode_once_per_sku_and_every_episode_per_bay(
     assert [d["sku"] for d in narrowed["data"]] == ["B"] and narrowed["bays"][0]["episodes"] == 3
     other = be.get("/v1/interest", params={"since": T0.isoformat(), "bay": "bay-2"}).json()
     assert other == {"data": [], "count": 0, "bays": []}
+
+
+@pytest.mark.parametrize("server", ["live", "pg_live"])
+def test_a_cached_interest_answer_lasts_until_the_stores_interest_changes(
+    server: str, request: pytest.FixtureRequest
+) -> None:
+    live: Live = request.getfixturevalue(server)
+    u1 = live.client(register_unit(live.store, "unit-1"))
+    u2 = live.client(register_unit(live.store, "unit-2", "store-2"))
+    be = live.client(make_key(live.store, Role.BACKEND))
+
+    def glance(unit: str, seq: int, store: str) -> dict:
+        return event(unit, seq, t=T0, kind="interest", label="glance", store=store,
+                     slot=None, sku=None, units=None)  # fmt: skip
+
+    post(u1, "unit-1", [glance("unit-1", 1, "store-1")])
+    q = {"store": "store-1", "since": (T0 - timedelta(minutes=5)).isoformat()}
+    first = be.get("/v1/interest", params=q)
+    assert first.json()["bays"][0]["episodes"] == 1
+    tag = first.headers["etag"]
+    # the same hours asked another way (since later in the hour): the same answer, a 304
+    later = {**q, "since": (T0 - timedelta(minutes=1)).isoformat()}
+    assert be.get("/v1/interest", params=later, headers={"If-None-Match": tag}).status_code == 304
+    # another store's interest leaves this store's answer as it was
+    post(u2, "unit-2", [glance("unit-2", 1, "store-2")])
+    assert be.get("/v1/interest", params=q, headers={"If-None-Match": tag}).status_code == 304
+    # this store's new interest is read at once
+    post(u1, "unit-1", [glance("unit-1", 2, "store-1")])
+    again = be.get("/v1/interest", params=q, headers={"If-None-Match": tag})
+    assert again.status_code == 200 and again.json()["bays"][0]["episodes"] == 2
+    # a bad range is refused even where a cached answer covers the same hours
+    bad = {**q, "until": (T0 - timedelta(minutes=10)).isoformat()}
+    assert be.get("/v1/interest", params=bad).status_code == 400

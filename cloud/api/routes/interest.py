@@ -1,4 +1,9 @@
-"""``/v1/interest``: shelf-interest per SKU per hour, with ETags."""
+"""``/v1/interest``: shelf-interest per SKU per hour, with ETags.
+
+Answers are cached per query and whole hours until the next ingest that changes
+the store's interest (``interest_versions``), so a poll that finds nothing new costs
+one tiny read.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from cloud.api.deps import ConnDep, ReaderKey
+from cloud.api.deps import ConnDep, ReaderKey, ServicesDep
 from cloud.api.errors import AUTH_ERRORS
-from cloud.api.etag import NOT_MODIFIED, etag_response
+from cloud.api.etag import NOT_MODIFIED
 from cloud.api.params import BayQ, SkuQ, StoreQ
 from cloud.checks import aware
-from cloud.reads import interest
+from cloud.interest_rollup import version
+from cloud.reads import interest, interest_hours
 from cloud.schemas import Instant, InterestPublic
 
 router = APIRouter(
@@ -25,6 +31,7 @@ def get_interest(
     request: Request,
     _key: ReaderKey,
     conn: ConnDep,
+    services: ServicesDep,
     store: StoreQ = None,
     sku: SkuQ = None,
     bay: BayQ = None,
@@ -41,5 +48,11 @@ def get_interest(
     """
     end = aware(until) if until is not None else datetime.now(UTC)
     start = aware(since) if since is not None else end - timedelta(hours=24)
-    data, bays = interest(conn, store=store, sku=sku, bay=bay, since=start, until=end)
-    return etag_response(request, InterestPublic(data=data, count=len(data), bays=bays))
+    hours = interest_hours(start, end)  # the range is checked before any cached answer
+
+    def compute() -> InterestPublic:
+        data, bays = interest(conn, store=store, sku=sku, bay=bay, since=start, until=end)
+        return InterestPublic(data=data, count=len(data), bays=bays)
+
+    key = ("interest", store, sku, bay, *hours)
+    return services.interest_cache.respond(request, version(conn, store), key, compute)

@@ -5,7 +5,7 @@
 little had changed. Ingest now keeps the sums per store, SKU or bay, hour and label
 (:mod:`cloud.interest_rollup`), finding an episode's earlier events through a
 partial index; this migration creates the tables and the index, fills the tables
-from the events already stored, and drops
+from the events already stored, keeps a version per store for cached answers, and drops
 ``ix_events_interest_read`` (0009), which only the old read used and every
 ingested event paid for.
 
@@ -70,6 +70,11 @@ def upgrade() -> None:
         sa.Column("bay_id", sa.String(64), primary_key=True),
     )
     op.create_index("ix_interest_bay_hours_hour", "interest_bay_hours", ["hour"])
+    op.create_table(
+        "interest_versions",
+        sa.Column("store_id", sa.String(64), primary_key=True),
+        sa.Column("version", sa.BigInteger(), nullable=False),
+    )
     rebuild(op.get_bind())
     op.drop_index("ix_events_interest_read", table_name="events")
 
@@ -77,6 +82,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Drop the interest tables; bring back the read index."""
     op.create_index("ix_events_interest_read", "events", READ_INDEX)
+    op.drop_table("interest_versions")
     op.drop_table("interest_bay_hours")
     op.drop_table("interest_sku_hours")
     op.drop_index("ix_events_interest_episode", table_name="events")
