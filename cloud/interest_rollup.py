@@ -86,7 +86,7 @@ class StoredInterest(NamedTuple):
 
 @dataclass(frozen=True)
 class Episode:
-    """What is kept of one episode under one key: where it was, its dwell, its reach."""
+    """One episode under one key, as counting needs it: where, its longest dwell, its reach."""
 
     store_id: str
     bay_id: str
