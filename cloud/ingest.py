@@ -35,7 +35,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from cloud import interest_rollup
 from cloud.store import Store
-from cloud.store.tables import current_stock, device_progress, events, utc_naive
+from cloud.store.tables import (
+    SQLITE_TIME_SEP,
+    copy_rows,
+    current_stock,
+    device_progress,
+    driver_time,
+    events,
+    utc_naive,
+)
 from models.wire import ShelfEvent, WireWindow
 
 FEED_LOCK_KEY = 0x5E1F5E45  # pg_advisory_xact_lock key serialising ingest writers
@@ -92,13 +100,6 @@ EVENT_COLUMNS = (
     "model_version", "decided_by", "historical", "features", "shadow_version", "shadow_label",
 )  # fmt: skip
 ZERO = timedelta(0)
-SQLITE_TIME_SEP = " "  # SQLAlchemy stores DateTime in SQLite as 'YYYY-MM-DD HH:MM:SS.ffffff'
-
-
-def driver_time(value: datetime, dialect: str) -> Any:
-    """A UTC time as the DB-API driver should get it (SQLite: SQLAlchemy's text format)."""
-    naive = utc_naive(value)
-    return naive.isoformat(SQLITE_TIME_SEP, "microseconds") if dialect == "sqlite" else naive
 
 
 def driver_params(
@@ -274,16 +275,9 @@ def _insert_rows(
         if windows:
             conn.exec_driver_sql(sql.insert_windows, windows)
         return
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    with driver.cursor() as cur:
-        with cur.copy(COPY_EVENTS) as copy:
-            for row in rows:
-                copy.write_row(row)
-        if windows:
-            with cur.copy(COPY_WINDOWS) as copy:
-                for row in windows:
-                    copy.write_row(row)
+    copy_rows(conn, COPY_EVENTS, rows)
+    if windows:
+        copy_rows(conn, COPY_WINDOWS, windows)
 
 
 COPY_EVENTS = f"COPY events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"

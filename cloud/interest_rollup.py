@@ -30,6 +30,8 @@ from typing import Any, NamedTuple, Protocol
 from sqlalchemy import Connection, case, func, literal, select
 
 from cloud.store.tables import (
+    copy_rows,
+    driver_time,
     events,
     interest_bay_hours,
     interest_sku_hours,
@@ -199,7 +201,7 @@ def apply(conn: Connection, evs: Sequence[InterestEvent]) -> None:
     per_sku: list[tuple[Any, ...]] = []
     per_bay: list[tuple[Any, ...]] = []
     for (store_id, sku, hour, bay_id, label), d in todo.hours.items():
-        h = hour.isoformat(" ", "microseconds") if dialect == "sqlite" else hour
+        h = driver_time(hour, dialect)
         sums = (d.episodes, d.dwell_sum, d.dwell_n, d.dwell_max, d.at_slot)
         if sku is None:
             per_bay.append((store_id, h, bay_id, label, *sums))
@@ -280,11 +282,7 @@ class _Sql:
         if create not in made:  # a temporary table lives as long as its connection
             conn.exec_driver_sql(create)
             made.add(create)
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        with driver.cursor() as cur, cur.copy(copy) as out:
-            for row in rows:
-                out.write_row(row)
+        copy_rows(conn, copy, rows)
         conn.exec_driver_sql(insert)
 
 

@@ -6,6 +6,7 @@ compare them the same way; :class:`UtcDateTime` puts the zone back on read.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,6 +43,24 @@ def utc_naive(value: datetime) -> datetime:
     if value.utcoffset() == _ZERO:  # already UTC (the common case): no conversion
         return value.replace(tzinfo=None)
     return value.astimezone(UTC).replace(tzinfo=None)
+
+
+SQLITE_TIME_SEP = " "  # SQLAlchemy stores DateTime in SQLite as 'YYYY-MM-DD HH:MM:SS.ffffff'
+
+
+def driver_time(value: datetime, dialect: str) -> Any:
+    """A UTC time as the DB-API driver should get it (SQLite: SQLAlchemy's text format)."""
+    naive = utc_naive(value)
+    return naive.isoformat(SQLITE_TIME_SEP, "microseconds") if dialect == "sqlite" else naive
+
+
+def copy_rows(conn: Any, statement: str, rows: Iterable[tuple[Any, ...]]) -> None:
+    """``COPY … FROM STDIN`` ``rows`` through a PostgreSQL connection's driver."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cur, cur.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 class UtcDateTime(TypeDecorator[datetime]):
