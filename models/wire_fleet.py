@@ -193,7 +193,7 @@ class SetupAnnouncement(WireModel):
     url: str = Field(
         ...,
         max_length=200,
-        pattern=r"^https?://[A-Za-z0-9.:\[\]_-]+(/[^\s]*)?$",
+        pattern=r"^https?://[A-Za-z0-9.:\[\]_-]+(/[!-~]*)?$",  # ASCII: one meaning in every regex dialect
         description="The page's address on the store network.",
     )
     pin: str = Field(..., pattern=r"^[0-9]{6}$", description="This setup mode's one-time PIN.")
