@@ -42,8 +42,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy shelfsense models firmware_bridge edge cloud provisioning
 
+# One test process per core (at most 4: each runs its own servers and PostgreSQL
+# schemas); a test that waits on a subprocess leaves its core to the other.
 unit: $(STAMP) system-deps
-	$(PY) -m pytest -q -p no:cacheprovider --durations=20 tests
+	$(PY) -m pytest -q -p no:cacheprovider -n auto --maxprocesses=4 --dist worksteal \
+	  --durations=20 tests
 
 test: lint typecheck unit
 

@@ -7,11 +7,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.support.mosquitto import Broker, mosquitto_binary, run_mosquitto
 from tests.support.postgres import pg_schema
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+# No timing assertions in tests: on a loaded machine an example may take longer than
+# hypothesis's default 200 ms deadline without anything being wrong.
+settings.register_profile("shelfsense", deadline=None)
+settings.load_profile("shelfsense")
 
 
 @pytest.fixture

@@ -117,19 +117,35 @@ def test_run_under_systemd_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         "NOTIFY_SOCKET": str(path),
         "WATCHDOG_USEC": "400000",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "shelfsense", "edge", "run", "--config", str(cfg)],
-        cwd=REPO,
-        env=env,
-        stderr=subprocess.PIPE,
-    )
+    log = tmp_path / "stderr.log"
+    with log.open("wb") as err:  # a file, not a pipe nobody reads: a full pipe would block
+        proc = subprocess.Popen(
+            # -X faulthandler: a SIGABRT writes every thread's stack to stderr
+            [
+                sys.executable,
+                "-X",
+                "faulthandler",
+                *("-m", "shelfsense", "edge", "run"),
+                "--config",
+                str(cfg),
+            ],
+            cwd=REPO,
+            env=env,
+            stderr=err,
+        )
     try:
         got = [sock.recv(100)]
         assert got[0] == b"READY=1"
         got.append(sock.recv(100))
         assert got[1] == b"WATCHDOG=1"
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(20) == 0
+        try:
+            code = proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            proc.wait(10)
+            raise AssertionError(f"still running 60 s after SIGTERM:\n{log.read_text()}") from None
+        assert code == 0, log.read_text()
         while got[-1] != b"STOPPING=1":
             got.append(sock.recv(100))
     finally:
