@@ -187,30 +187,57 @@ def interest(
     Per SKU: the episodes that reached or handled one of its slots. Per bay: every
     episode at the bay, with or without a reach. ``sku`` narrows the SKU rows only.
     """
-    first, last = interest_hours(since, until)
-    s, b = interest_sku_hours.c, interest_bay_hours.c
-    per_sku = [s.hour >= first, s.hour < last]
-    per_bay = [b.hour >= first, b.hour < last]
+    hours = interest_hours(since, until)
+    return (
+        interest_skus(conn, hours, store=store, sku=sku, bay=bay),
+        interest_bays(conn, hours, store=store, bay=bay),
+    )
+
+
+def interest_skus(
+    conn: Connection,
+    hours: tuple[datetime, datetime],
+    *,
+    store: str | None,
+    sku: str | None,
+    bay: str | None = None,
+) -> list[InterestHourPublic]:
+    """The per-SKU half of :func:`interest`, over ``hours`` from :func:`interest_hours`."""
+    s = interest_sku_hours.c
+    where = [s.hour >= hours[0], s.hour < hours[1]]
     if store is not None:
-        per_sku.append(s.store_id == store)
-        per_bay.append(b.store_id == store)
+        where.append(s.store_id == store)
     if bay is not None:
-        per_sku.append(s.bay_id == bay)
-        per_bay.append(b.bay_id == bay)
+        where.append(s.bay_id == bay)
     if sku is not None:
-        per_sku.append(s.sku == sku)
+        where.append(s.sku == sku)
     # built from the database's own figures, typed as the models want: no validation pass
-    skus = [
+    return [
         InterestHourPublic.model_construct(store_id=st, sku=key, hour=h, **_figures(a))
-        for (st, key, h), a in _hourly(conn, _hours(interest_sku_hours, s.sku, per_sku))
+        for (st, key, h), a in _hourly(conn, _hours(interest_sku_hours, s.sku, where))
     ]
-    bays = [
+
+
+def interest_bays(
+    conn: Connection,
+    hours: tuple[datetime, datetime],
+    *,
+    store: str | None,
+    bay: str | None = None,
+) -> list[InterestBayHourPublic]:
+    """The per-bay half of :func:`interest`, over ``hours`` from :func:`interest_hours`."""
+    b = interest_bay_hours.c
+    where = [b.hour >= hours[0], b.hour < hours[1]]
+    if store is not None:
+        where.append(b.store_id == store)
+    if bay is not None:
+        where.append(b.bay_id == bay)
+    return [
         InterestBayHourPublic.model_construct(
             store_id=st, bay_id=key, hour=h, reached=a["at_slot"], **_figures(a)
         )
-        for (st, key, h), a in _hourly(conn, _hours(interest_bay_hours, b.bay_id, per_bay))
+        for (st, key, h), a in _hourly(conn, _hours(interest_bay_hours, b.bay_id, where))
     ]
-    return skus, bays
 
 
 def feed(

@@ -59,29 +59,40 @@ class VersionedCache:
         request: Request,
         version: int,
         key: Hashable,
-        compute: Callable[[], BaseModel],
+        compute: Callable[[], BaseModel | bytes],
     ) -> Response:
-        """304, the cached body, or ``compute()`` serialised and cached, with a version ETag."""
+        """304, the cached body, or ``compute()`` (a model, or its JSON) cached, with a
+        version ETag."""
         digest = hashlib.blake2b(repr(key).encode(), digest_size=8).hexdigest()
         tag = f'"v{version}-{digest}"'
         headers = {"ETag": tag, "Cache-Control": "no-cache"}
         if _matches(request, tag):
             return Response(status_code=304, headers=headers)
+
+        def body() -> bytes:
+            got = compute()
+            return got if isinstance(got, bytes) else got.model_dump_json().encode()
+
+        return Response(
+            self.get(version, key, body), media_type="application/json", headers=headers
+        )
+
+    def get(self, version: int, key: Hashable, compute: Callable[[], bytes]) -> bytes:
+        """The bytes kept under ``key`` at ``version``, or ``compute()``'s, then kept."""
         with self._lock:
             hit = self._entries.get(key)
         if hit is not None and hit[0] == version:
             self.hits += 1
-            body = hit[1]
-        else:
-            self.misses += 1
-            body = compute().model_dump_json().encode()
-            if len(body) <= self.max_bytes // 8:
-                with self._lock:
-                    full = self._bytes + len(body) > self.max_bytes
-                    if full or len(self._entries) >= self.max_entries:
-                        self._entries.clear()
-                        self._bytes = 0
-                    old = self._entries.get(key)
-                    self._bytes += len(body) - (len(old[1]) if old else 0)
-                    self._entries[key] = (version, body)
-        return Response(body, media_type="application/json", headers=headers)
+            return hit[1]
+        self.misses += 1
+        body = compute()
+        if len(body) <= self.max_bytes // 8:
+            with self._lock:
+                full = self._bytes + len(body) > self.max_bytes
+                if full or len(self._entries) >= self.max_entries:
+                    self._entries.clear()
+                    self._bytes = 0
+                old = self._entries.get(key)
+                self._bytes += len(body) - (len(old[1]) if old else 0)
+                self._entries[key] = (version, body)
+        return body

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from cloud.keys import Role
+from cloud.reads import interest
+from cloud.schemas import InterestPublic
 from tests.cloud.support import Live, event, make_key, register_unit
 
 URL = "/v1/ingest/events"
@@ -253,3 +255,51 @@ def test_a_cached_interest_answer_lasts_until_the_stores_interest_changes(
     # a bad range is refused even where a cached answer covers the same hours
     bad = {**q, "until": (T0 - timedelta(minutes=10)).isoformat()}
     assert be.get("/v1/interest", params=bad).status_code == 400
+
+
+@pytest.mark.parametrize("server", ["live", "pg_live"])
+def test_an_interest_answer_per_sku_shares_the_stores_bay_half(
+    server: str, request: pytest.FixtureRequest
+) -> None:
+    live: Live = request.getfixturevalue(server)
+    u = live.client(register_unit(live.store, "unit-1"))
+    be = live.client(make_key(live.store, Role.BACKEND))
+    evs = [
+        event(
+            "unit-1",
+            i + 1,
+            t=T0 + timedelta(minutes=i),
+            kind="interest",
+            label=label,
+            slot=slot,
+            sku=sku,
+            units=None,
+            dwell_s=1.5 * i,
+        )
+        for i, (label, slot, sku) in enumerate(
+            [("touch", 0, "A"), ("take", 1, "B"), ("glance", None, None), ("touch", 1, "B")]
+        )
+    ]
+    post(u, "unit-1", [{**e, "episode": i + 1} for i, e in enumerate(evs)])
+    cache = live.server.config.app.state.services.interest_cache
+    since = (T0 - timedelta(hours=1)).isoformat()
+    answers = {}
+    for sku in ("A", "B", "C"):
+        misses = cache.misses
+        r = be.get("/v1/interest", params={"store": "store-1", "sku": sku, "since": since})
+        assert r.status_code == 200, r.text
+        answers[sku] = r
+        # the per-SKU answer is new each time; the bay half is computed once for the store
+        assert cache.misses - misses == (2 if sku == "A" else 1)
+    with live.store.writer.connect() as conn:
+        for sku, r in answers.items():
+            data, bays = interest(conn, store="store-1", sku=sku, since=T0 - timedelta(hours=1),
+                                  until=datetime.now(UTC))  # fmt: skip
+            # byte for byte what the model would have written
+            assert (
+                r.content
+                == InterestPublic(data=data, count=len(data), bays=bays).model_dump_json().encode()
+            )
+    assert [d["sku"] for d in answers["B"].json()["data"]] == ["B"]
+    assert answers["B"].json()["data"][0]["counts"] == {"take": 1, "touch": 1}
+    assert answers["C"].json()["data"] == [] and answers["C"].json()["bays"][0]["episodes"] == 4
