@@ -51,6 +51,7 @@ class VersionedCache:
         self._bytes = 0
         self._entries: dict[Hashable, tuple[int, bytes]] = {}
         self._lock = threading.Lock()
+        self._flights: dict[Hashable, threading.Lock] = {}  # one computation per key at a time
         self.hits = 0
         self.misses = 0
 
@@ -78,21 +79,45 @@ class VersionedCache:
         )
 
     def get(self, version: int, key: Hashable, compute: Callable[[], bytes]) -> bytes:
-        """The bytes kept under ``key`` at ``version``, or ``compute()``'s, then kept."""
+        """The bytes kept under ``key`` at ``version``, or ``compute()``'s, then kept.
+
+        Requests that miss on the same key together wait for one computation (a
+        store's answers after its interest changed, say) instead of each doing it."""
+        body = self._hit(version, key)
+        if body is not None:
+            return body
+        with self._lock:
+            flight = self._flights.setdefault(key, threading.Lock())
+        try:
+            with flight:
+                body = self._hit(version, key)  # computed while this request waited
+                if body is not None:
+                    return body
+                self.misses += 1
+                body = compute()
+                self._keep(version, key, body)
+                return body
+        finally:
+            with self._lock:
+                if self._flights.get(key) is flight and not flight.locked():
+                    del self._flights[key]
+
+    def _hit(self, version: int, key: Hashable) -> bytes | None:
         with self._lock:
             hit = self._entries.get(key)
-        if hit is not None and hit[0] == version:
-            self.hits += 1
-            return hit[1]
-        self.misses += 1
-        body = compute()
-        if len(body) <= self.max_bytes // 8:
-            with self._lock:
-                full = self._bytes + len(body) > self.max_bytes
-                if full or len(self._entries) >= self.max_entries:
-                    self._entries.clear()
-                    self._bytes = 0
-                old = self._entries.get(key)
-                self._bytes += len(body) - (len(old[1]) if old else 0)
-                self._entries[key] = (version, body)
-        return body
+            if hit is not None and hit[0] == version:
+                self.hits += 1
+                return hit[1]
+        return None
+
+    def _keep(self, version: int, key: Hashable, body: bytes) -> None:
+        if len(body) > self.max_bytes // 8:
+            return
+        with self._lock:
+            full = self._bytes + len(body) > self.max_bytes
+            if full or len(self._entries) >= self.max_entries:
+                self._entries.clear()
+                self._bytes = 0
+            old = self._entries.get(key)
+            self._bytes += len(body) - (len(old[1]) if old else 0)
+            self._entries[key] = (version, body)
