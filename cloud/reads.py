@@ -13,15 +13,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import TypeAdapter
+from pydantic import ConfigDict, TypeAdapter
+from pydantic_core import to_json
 from sqlalchemy import Connection, Table, func, select
+from typing_extensions import TypedDict
 
 from cloud.cursor import CursorCodec
 from cloud.errors import BadRequestError
 from cloud.interest_rollup import hour_of
 from cloud.schemas import (
     EventPublic,
-    FeedPage,
     InterestBayHourPublic,
     InterestHourPublic,
     StockSkuPublic,
@@ -37,7 +38,13 @@ from cloud.store.tables import (
 )
 
 MAX_INTEREST_SPAN = timedelta(days=31)
-_EVENTS = TypeAdapter(list[EventPublic])  # one validation call per page, not per row
+# A feed page's rows are checked as plain dicts with EventPublic's fields and types, in
+# one call per page, and written straight to JSON: a quarter of building the models.
+EventRow = TypedDict(  # type: ignore[misc]
+    "EventRow", {name: f.annotation for name, f in EventPublic.model_fields.items()}
+)
+EventRow.__pydantic_config__ = ConfigDict(extra="forbid", allow_inf_nan=False)  # type: ignore[attr-defined]
+_EVENT_ROWS = TypeAdapter(list[EventRow])
 _SLOTS = TypeAdapter(list[StockSlotPublic])
 FEED_COLUMNS = [events.c[name] for name in EventPublic.model_fields]
 
@@ -250,8 +257,9 @@ def feed(
     since: datetime | None,
     cursor: str | None,
     limit: int,
-) -> FeedPage:
-    """One page of events in arrival order after ``cursor``, under the filters."""
+) -> bytes:
+    """One page of events in arrival order after ``cursor``, under the filters, as
+    :class:`~cloud.schemas.FeedPage`'s JSON."""
     filters = {
         "store": store,
         "sku": sku,
@@ -270,8 +278,12 @@ def feed(
     if since is not None:
         stmt = stmt.where(e.wall_time >= utc_naive(since))
     stmt = stmt.order_by(e.id).limit(limit)
-    data = _EVENTS.validate_python([r._asdict() for r in conn.execute(stmt)])
-    last = data[-1].id if data else after
-    return FeedPage.model_construct(
-        data=data, count=len(data), next_cursor=codec.encode(last, filters)
+    raw = [r._asdict() for r in conn.execute(stmt)]
+    rows = _EVENT_ROWS.validate_python(raw)
+    last = raw[-1]["id"] if raw else after
+    cursor_json = to_json(codec.encode(last, filters))
+    return b'{"data":%b,"count":%d,"next_cursor":%b}' % (
+        _EVENT_ROWS.dump_json(rows),
+        len(rows),
+        cursor_json,
     )

@@ -21,9 +21,10 @@ NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
 }
 
 
-def etag_response(request: Request, model: BaseModel) -> Response:
-    """``model`` as JSON with a strong ETag, or 304 when the caller already has it."""
-    body = model.model_dump_json().encode()
+def etag_response(request: Request, model: BaseModel | bytes) -> Response:
+    """``model`` as JSON (or JSON already written) with a strong ETag, or 304 when the
+    caller already has it."""
+    body = model if isinstance(model, bytes) else model.model_dump_json().encode()
     tag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
     headers = {"ETag": tag, "Cache-Control": "no-cache"}
     inm = request.headers.get("if-none-match")

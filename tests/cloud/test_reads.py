@@ -8,7 +8,7 @@ import pytest
 
 from cloud.keys import Role
 from cloud.reads import interest
-from cloud.schemas import InterestPublic
+from cloud.schemas import FeedPage, InterestPublic
 from tests.cloud.support import Live, event, make_key, register_unit
 
 URL = "/v1/ingest/events"
@@ -303,3 +303,32 @@ def test_an_interest_answer_per_sku_shares_the_stores_bay_half(
     assert [d["sku"] for d in answers["B"].json()["data"]] == ["B"]
     assert answers["B"].json()["data"][0]["counts"] == {"take": 1, "touch": 1}
     assert answers["C"].json()["data"] == [] and answers["C"].json()["bays"][0]["episodes"] == 4
+
+
+@pytest.mark.parametrize("server", ["live", "pg_live"])
+def test_a_feed_page_is_byte_for_byte_what_the_models_write(
+    server: str, request: pytest.FixtureRequest
+) -> None:
+    live: Live = request.getfixturevalue(server)
+    u = live.client(register_unit(live.store, "unit-1"))
+    be = live.client(make_key(live.store, Role.BACKEND))
+    interest = {"kind": "interest", "label": "touch", "units": None, "dwell_s": 0.1 + 0.2}
+    post(
+        u,
+        "unit-1",
+        [
+            event("unit-1", 1, t=T0 + timedelta(microseconds=1), sku='Ünïcode "1"'),
+            {**event("unit-1", 2, t=T0, slot=None, sku=None, **interest), "episode": 7},
+            {**event("unit-1", 3, t=T0 + timedelta(hours=1), units=-2), "grams": -301.25},
+        ],
+    )
+    r = be.get("/v1/events", params={"limit": 2})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    page = FeedPage.model_validate_json(r.content)
+    assert r.content == page.model_dump_json().encode()
+    assert [e.seq for e in page.data] == [1, 2] and page.count == 2
+    assert page.data[0].sku == 'Ünïcode "1"' and page.data[1].dwell_s == 0.1 + 0.2
+    assert page.data[0].wall_time == T0 + timedelta(microseconds=1)
+    rest = be.get("/v1/events", params={"limit": 2, "cursor": page.next_cursor})
+    assert [e["seq"] for e in rest.json()["data"]] == [3]
+    assert rest.content == FeedPage.model_validate_json(rest.content).model_dump_json().encode()
