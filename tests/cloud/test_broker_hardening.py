@@ -114,8 +114,9 @@ class Client:
 
     def publish(self, name: str, payload: bytes | str, *, retain: bool = False) -> Any:
         """Publish at QoS 1; the PUBACK reason code, or None when the broker hung up instead."""
+        with self.cond:  # counted before sending: the broker may hang up before publish returns
+            n = len(self.disconnects)
         info = self.c.publish(name, payload, qos=1, retain=retain)
-        n = len(self.disconnects)
         self.wait(lambda: info.mid in self.pubacks or len(self.disconnects) > n)
         return self.pubacks.get(info.mid)
 
