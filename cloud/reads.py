@@ -110,9 +110,22 @@ def _as_utc(value: Any) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _hours(table: Table, key: Any, where: list[Any]) -> Any:
-    """The rows of an hours table summed per store, ``key`` (SKU or bay), hour and label."""
+def _hours(
+    table: Table,
+    key: Any,
+    hours: tuple[datetime, datetime],
+    *,
+    store: str | None,
+    bay: str | None,
+    sku: str | None = None,
+) -> Any:
+    """The rows of an hours table in ``hours`` summed per store, ``key`` (SKU or bay),
+    hour and label, narrowed to ``store``, ``bay`` and (per-SKU table) ``sku``."""
     t = table.c
+    where = [t.hour >= hours[0], t.hour < hours[1]]
+    for column, value in (("store_id", store), ("bay_id", bay), ("sku", sku)):
+        if value is not None:
+            where.append(t[column] == value)
     return (
         select(
             t.store_id,
@@ -210,18 +223,12 @@ def interest_skus(
     bay: str | None = None,
 ) -> list[InterestHourPublic]:
     """The per-SKU half of :func:`interest`, over ``hours`` from :func:`interest_hours`."""
-    s = interest_sku_hours.c
-    where = [s.hour >= hours[0], s.hour < hours[1]]
-    if store is not None:
-        where.append(s.store_id == store)
-    if bay is not None:
-        where.append(s.bay_id == bay)
-    if sku is not None:
-        where.append(s.sku == sku)
+    t = interest_sku_hours
+    stmt = _hours(t, t.c.sku, hours, store=store, bay=bay, sku=sku)
     # built from the database's own figures, typed as the models want: no validation pass
     return [
         InterestHourPublic.model_construct(store_id=st, sku=key, hour=h, **_figures(a))
-        for (st, key, h), a in _hourly(conn, _hours(interest_sku_hours, s.sku, where))
+        for (st, key, h), a in _hourly(conn, stmt)
     ]
 
 
@@ -233,17 +240,12 @@ def interest_bays(
     bay: str | None = None,
 ) -> list[InterestBayHourPublic]:
     """The per-bay half of :func:`interest`, over ``hours`` from :func:`interest_hours`."""
-    b = interest_bay_hours.c
-    where = [b.hour >= hours[0], b.hour < hours[1]]
-    if store is not None:
-        where.append(b.store_id == store)
-    if bay is not None:
-        where.append(b.bay_id == bay)
+    t = interest_bay_hours
     return [
         InterestBayHourPublic.model_construct(
             store_id=st, bay_id=key, hour=h, reached=a["at_slot"], **_figures(a)
         )
-        for (st, key, h), a in _hourly(conn, _hours(interest_bay_hours, b.bay_id, where))
+        for (st, key, h), a in _hourly(conn, _hours(t, t.c.bay_id, hours, store=store, bay=bay))
     ]
 
 
