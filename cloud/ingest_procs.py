@@ -27,6 +27,7 @@ from typing import Any
 
 from cloud.checks import TimeBounds
 from cloud.errors import StoreError
+from cloud.heap import settle_for_serving
 from cloud.settings import CloudSettings
 from cloud.store import Store, open_store
 from models.wire import BatchAck
@@ -69,6 +70,7 @@ def _start(settings_json: str, nice: int, parent: int, gathering: Any) -> None:
         bounds=TimeBounds.of(settings.max_future_s, settings.max_past_days),
         max_decoded_bytes=settings.max_decoded_bytes,
     )
+    settle_for_serving()
 
 
 def _ready() -> int:

@@ -83,6 +83,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from cloud.api.app import CONFIG_ENV, create_app
+    from cloud.heap import settle_for_serving
     from cloud.store.engine import make_engine, migrate
 
     settings = settings_of(args)
@@ -136,6 +137,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         return 0
     app = create_app(settings, mqtt=args.mqtt)
+    settle_for_serving()
     uvicorn.run(app, host=settings.host, port=settings.port, **run)
     return 0
 
@@ -156,6 +158,7 @@ def cmd_mqtt_ingest(args: argparse.Namespace) -> int:
     import threading
 
     from cloud.fleet_ingest import FleetStateWorker
+    from cloud.heap import settle_for_serving
     from cloud.mqtt_ingest import IngestWorker
     from cloud.store import open_store
 
@@ -167,6 +170,7 @@ def cmd_mqtt_ingest(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     worker.start()
     fleet_worker.start()
+    settle_for_serving()
     with contextlib.suppress(KeyboardInterrupt):
         done.wait()
     fleet_worker.stop()

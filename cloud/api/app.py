@@ -170,4 +170,8 @@ def create_app(
 
 def app_from_env() -> FastAPI:
     """The app from the environment (``SHELFSENSE_CLOUD_*``, file in ``SHELFSENSE_CLOUD_CONFIG``)."""
-    return create_app(build_settings(os.environ.get(CONFIG_ENV) or None))
+    from cloud.heap import settle_for_serving
+
+    app = create_app(build_settings(os.environ.get(CONFIG_ENV) or None))
+    settle_for_serving()
+    return app
