@@ -65,16 +65,23 @@ def _check_storable(ev: ShelfEvent, where: str) -> None:
 
 def check_event(ev: ShelfEvent, *, now: datetime, bounds: TimeBounds, where: str) -> None:
     """Refuse an event stamped too far in the future or the past, or holding unstorable values."""
+    _check_event(ev, now + bounds.max_future, now - bounds.max_past, bounds, where)
+
+
+def _check_event(
+    ev: ShelfEvent, latest: datetime, earliest: datetime, bounds: TimeBounds, where: str
+) -> None:
+    """:func:`check_event` with the window of accepted times worked out by the caller."""
     _check_storable(ev, where)
     t = aware(ev.wall_time)
-    if t > now + bounds.max_future:
+    if t > latest:
         raise InvalidEventError(
             f"event seq {ev.seq} is stamped {t.isoformat()}, more than "
             f"{bounds.max_future.total_seconds():.0f} s ahead of the cloud clock",
             field=f"{where}.wall_time",
             code="event_from_future",
         )
-    if t < now - bounds.max_past:
+    if t < earliest:
         raise InvalidEventError(
             f"event seq {ev.seq} is stamped {t.isoformat()}, older than "
             f"{bounds.max_past.days} days",
@@ -96,6 +103,7 @@ def check_batch(
             field="device_id",
             code="device_mismatch",
         )
+    latest, earliest = now + bounds.max_future, now - bounds.max_past
     for i, ev in enumerate(batch.events):
         if ev.device_id != batch.device_id:
             raise InvalidEventError(
@@ -103,4 +111,4 @@ def check_batch(
                 field=f"events.{i}.device_id",
                 code="device_mismatch",
             )
-        check_event(ev, now=now, bounds=bounds, where=f"events.{i}")
+        _check_event(ev, latest, earliest, bounds, f"events.{i}")

@@ -111,8 +111,12 @@ def driver_params(
     out = []
     for ev in evs:
         wall = ev.wall_time
-        wall = wall.replace(tzinfo=None) if wall.utcoffset() == ZERO else utc_naive(wall)
-        wall_param = wall.isoformat(SQLITE_TIME_SEP, "microseconds") if sqlite_ else wall
+        if wall.tzinfo is not None and wall.utcoffset() != ZERO:
+            wall = utc_naive(wall)
+        if sqlite_:  # the text SQLAlchemy writes; an aware UTC time's "+00:00" cut off
+            wall_param: Any = wall.isoformat(SQLITE_TIME_SEP, "microseconds")[:26]
+        else:
+            wall_param = wall if wall.tzinfo is None else wall.replace(tzinfo=None)
         features = to_json(ev.features).decode() if ev.features else "{}"
         out.append(_row_values(ev, wall_param, received, features))
     return out

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import Connection, case, func, literal, select
@@ -86,9 +86,11 @@ class StoredInterest(NamedTuple):
     kind: str = "interest"
 
 
-@dataclass(frozen=True)
-class Episode:
-    """One episode under one key, as counting needs it: where, its longest dwell, its reach."""
+class Episode(NamedTuple):
+    """One episode under one key, as counting needs it: where, its longest dwell, its reach.
+
+    A named tuple: a batch makes one per interest event and key.
+    """
 
     store_id: str
     bay_id: str
@@ -100,7 +102,10 @@ class Episode:
         dwell = self.dwell_s
         if other.dwell_s is not None and (dwell is None or other.dwell_s > dwell):
             dwell = other.dwell_s
-        return replace(self, dwell_s=dwell, at_slot=max(self.at_slot, other.at_slot))
+        at_slot = self.at_slot if self.at_slot >= other.at_slot else other.at_slot
+        if dwell is self.dwell_s and at_slot == self.at_slot:
+            return self
+        return Episode(self.store_id, self.bay_id, dwell, at_slot)
 
 
 @dataclass
@@ -136,7 +141,12 @@ class Changes:
 
 def hour_of(wall: datetime) -> datetime:
     """The UTC hour ``wall`` falls in (naive, as stored)."""
+    if wall.tzinfo is None or wall.utcoffset() == _ZERO:  # UTC already: no conversion
+        return datetime(wall.year, wall.month, wall.day, wall.hour)
     return utc_naive(wall).replace(minute=0, second=0, microsecond=0)
+
+
+_ZERO = timedelta(0)
 
 
 def batch_episodes(evs: Iterable[InterestEvent]) -> dict[EpisodeKey, Episode]:
@@ -147,13 +157,14 @@ def batch_episodes(evs: Iterable[InterestEvent]) -> dict[EpisodeKey, Episode]:
             continue
         ep = ev.episode if ev.episode is not None else -ev.seq
         hour = hour_of(ev.wall_time)
-        seen = Episode(ev.store, ev.bay, ev.dwell_s, int(ev.slot is not None))
-        keys: list[EpisodeKey] = [(ev.device_id, ep, hour, None, ev.label)]
+        seen = Episode(ev.store, ev.bay, ev.dwell_s, 0 if ev.slot is None else 1)
+        key: EpisodeKey = (ev.device_id, ep, hour, None, ev.label)
+        have = got.get(key)
+        got[key] = seen if have is None else have.merged(seen)
         if ev.sku is not None:
-            keys.append((ev.device_id, ep, hour, ev.sku, ev.label))
-        for k in keys:
-            have = got.get(k)
-            got[k] = seen if have is None else have.merged(seen)
+            key = (ev.device_id, ep, hour, ev.sku, ev.label)
+            have = got.get(key)
+            got[key] = seen if have is None else have.merged(seen)
     return got
 
 
