@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ConfigDict, TypeAdapter
 from pydantic_core import to_json
-from sqlalchemy import Connection, Table, func, select
+from sqlalchemy import Connection, Table, Text, func, select, type_coerce
 from typing_extensions import TypedDict
 
 from cloud.cursor import CursorCodec
@@ -46,7 +46,26 @@ EventRow = TypedDict(  # type: ignore[misc]
 EventRow.__pydantic_config__ = ConfigDict(extra="forbid", allow_inf_nan=False)  # type: ignore[attr-defined]
 _EVENT_ROWS = TypeAdapter(list[EventRow])
 _SLOTS = TypeAdapter(list[StockSlotPublic])
-FEED_COLUMNS = [events.c[name] for name in EventPublic.model_fields]
+FEED_NAMES = tuple(EventPublic.model_fields)
+_FEED_TIMES = tuple(i for i, n in enumerate(FEED_NAMES) if n in ("wall_time", "received_at"))
+# the stored values as the driver gives them: the times are made UTC here, not row by row
+FEED_COLUMNS = [
+    type_coerce(events.c[name], Text) if i in _FEED_TIMES else events.c[name]
+    for i, name in enumerate(FEED_NAMES)
+]
+
+
+def _feed_row(row: Any, sqlite: bool) -> dict[str, Any]:
+    """A fetched feed row as EventPublic's fields, its times as UTC (text on SQLite,
+    ``YYYY-MM-DD HH:MM:SS.ffffff`` as stored, read by the validator)."""
+    out = dict(zip(FEED_NAMES, row, strict=True))
+    for i in _FEED_TIMES:
+        name, value = FEED_NAMES[i], row[i]
+        if sqlite and isinstance(value, str):
+            out[name] = f"{value[:10]}T{value[11:]}Z"
+        elif isinstance(value, datetime) and value.tzinfo is None:
+            out[name] = value.replace(tzinfo=UTC)
+    return out
 
 
 def stock_slots(
@@ -280,7 +299,8 @@ def feed(
     if since is not None:
         stmt = stmt.where(e.wall_time >= utc_naive(since))
     stmt = stmt.order_by(e.id).limit(limit)
-    raw = [r._asdict() for r in conn.execute(stmt)]
+    sqlite = conn.dialect.name == "sqlite"
+    raw = [_feed_row(r, sqlite) for r in conn.execute(stmt).all()]
     rows = _EVENT_ROWS.validate_python(raw)
     last = raw[-1]["id"] if raw else after
     cursor_json = to_json(codec.encode(last, filters))
