@@ -131,8 +131,15 @@ def storm(
             history.setdefault(ev.device_id, []).append(ev)
         else:
             by_device.setdefault(ev.device_id, []).append(ev.model_dump(mode="json"))
+    print(
+        f"{len(home):,} units, {sum(map(len, history.values())):,} events stored before the "
+        f"outage, {sum(map(len, by_device.values())):,} in backlogs",
+        file=sys.stderr,
+        flush=True,
+    )
     tokens = register_fleet(store, home)
     held = preload(store, history)
+    print(f"{held:,} events stored; the backlogs go now", file=sys.stderr, flush=True)
     reader = make_key(store, Role.BACKEND)
     fleet = [FleetUnit(d, tokens[d], evs) for d, evs in by_device.items()]
     sent = sum(len(u.backlog) for u in fleet)
@@ -187,6 +194,8 @@ def preload(store: Store, history: dict[str, list[ShelfEvent]]) -> int:
             chunk = [bind(ev, regs[device], where="history") for ev in evs[i : i + 500]]
             store_events(store, chunk, now=datetime.now(UTC))
             n += len(chunk)
+            if n % 100_000 < len(chunk):
+                print(f"  {n:,} events stored before the outage", file=sys.stderr, flush=True)
     return n
 
 

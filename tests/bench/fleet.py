@@ -18,6 +18,7 @@ import json
 import multiprocessing
 import random
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -231,11 +232,31 @@ async def drain_all(url: str, units: list[FleetUnit], *, batch: int, seed: int) 
         base_url=url, limits=limits, timeout=httpx.Timeout(TIMEOUT_S)
     ) as client:
         t0 = time.perf_counter()
-        await asyncio.gather(
-            *(drain_unit(client, u, batch, report, seed + i) for i, u in enumerate(units))
-        )
+        total = sum(len(u.backlog) for u in units)
+        shown = asyncio.create_task(_show_progress(report, total, t0))
+        try:
+            await asyncio.gather(
+                *(drain_unit(client, u, batch, report, seed + i) for i, u in enumerate(units))
+            )
+        finally:
+            shown.cancel()
         report.drain_s = time.perf_counter() - t0
     return report
+
+
+async def _show_progress(report: FleetReport, total: int, t0: float) -> None:
+    """A line on stderr every :data:`PROGRESS_S` seconds: events acked of all, posts, 503s."""
+    while True:
+        await asyncio.sleep(PROGRESS_S)
+        print(
+            f"  {time.perf_counter() - t0:6.0f} s: {report.acked_events:,} of {total:,} events "
+            f"acked, {report.posts:,} posts, {report.overloaded:,} answered 503",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+PROGRESS_S = 15.0
 
 
 def run_fleet(
