@@ -173,6 +173,8 @@ def storm(
         "503": report.overloaded,
         "timeouts": report.timeouts,
         "other 5xx": report.errors_5xx,
+        "connection errors": ", ".join(f"{n} {k}" for k, n in report.transport_errors.items())
+        or "0",
         "read errors": report.read_errors + quiet_errors,
         "RSS MB": round(peak[0] / 2**20) if peak else 0,
     }

@@ -42,6 +42,7 @@ class FleetReport:
     timeouts: int = 0
     errors_5xx: int = 0  # 5xx other than a 503 overloaded
     resent_events: int = 0  # events sent again after a timeout or an error
+    transport_errors: dict[str, int] = field(default_factory=dict)  # by exception type
     reads: dict[str, list[float]] = field(default_factory=dict)  # seconds per read, by route
     read_errors: int = 0
 
@@ -136,7 +137,9 @@ async def drain_unit(
             failures += 1
             await asyncio.sleep(full_jitter(failures, rng))
             continue
-        except httpx.TransportError:
+        except httpx.TransportError as err:
+            name = type(err).__name__
+            report.transport_errors[name] = report.transport_errors.get(name, 0) + 1
             sent_before |= seqs
             failures += 1
             await asyncio.sleep(full_jitter(failures, rng))
