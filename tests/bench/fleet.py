@@ -41,7 +41,7 @@ class FleetReport:
     overloaded: int = 0  # 503 with Retry-After
     timeouts: int = 0
     errors_5xx: int = 0  # 5xx other than a 503 overloaded
-    resent_events: int = 0  # events sent again after a timeout or an error
+    resent_events: int = 0  # events acked after an earlier try that may have delivered them
     transport_errors: dict[str, int] = field(default_factory=dict)  # by exception type
     reads: dict[str, list[float]] = field(default_factory=dict)  # seconds per read, by route
     read_errors: int = 0
@@ -127,7 +127,6 @@ async def drain_unit(
             body = json.dumps({"device_id": unit.device_id, "events": chunk}).encode()
             made = (key, gzip.compress(body, compresslevel=6))
         body = made[1]
-        report.resent_events += len(seqs & sent_before)
         report.posts += 1
         try:
             resp = await client.post("/v1/ingest/events", content=body, headers=headers)
@@ -147,6 +146,9 @@ async def drain_unit(
         if resp.status_code == 200:
             ack = resp.json()
             done = set(ack["stored"]) | set(ack["duplicates"])
+            # once per event: those an earlier try may have delivered (timeout, error, 5xx);
+            # a 503 answered before the body was read delivered nothing
+            report.resent_events += len(done & sent_before)
             report.acked_events += len(done)
             pending = [ev for ev in pending if ev["seq"] not in done]
             failures = 0
