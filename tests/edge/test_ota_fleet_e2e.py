@@ -286,7 +286,9 @@ def test_a_fleet_rolls_out_v2_refuses_v3_and_rolls_back_to_v1(tmp_path: Path) ->
         ]
         canary = shown[0]["shadow"][0]["device_id"]
         figures = f.reported(canary)  # kept by the cloud after the canary went active
-        assert figures["shadow_windows"] >= SHADOW_WINDOWS and figures["latency_ratio"] > 0
+        # the canary shadows the windows asked for or until its shadow time is up, whichever
+        # comes first: a loaded machine makes fewer windows in that time, never none
+        assert figures["shadow_windows"] >= 1 and figures["latency_ratio"] > 0
         assert figures["shadow_agreement"] == min(figures["shadow_heads"].values())
         asked = op.get(f"/v1/devices/{canary}/desired").json()  # the canary was asked to shadow
         assert (asked["shadow_windows"], asked["min_shadow_agreement"]) == (SHADOW_WINDOWS, 0.0)
