@@ -121,8 +121,8 @@ async def drain_unit(
     made: tuple[tuple[int, ...], bytes] = ((), b"")  # the last body, sent again until acked
     while pending:
         chunk = pending[:batch]
-        seqs = {ev["seq"] for ev in chunk}
         key = tuple(ev["seq"] for ev in chunk)
+        seqs = set(key)
         if made[0] != key:  # encoded once per batch, not per try: a unit's own CPU is not ours
             body = json.dumps({"device_id": unit.device_id, "events": chunk}).encode()
             made = (key, gzip.compress(body, compresslevel=6))
