@@ -58,29 +58,47 @@ class BackgroundParams:
 
 
 def downscale(image: npt.NDArray[np.uint8], scale: int) -> F32:
-    """Average ``scale`` x ``scale`` blocks of a uint8 image into a float32 image."""
+    """Average ``scale`` x ``scale`` blocks of a uint8 image into a float32 image.
+
+    The block sums add ``scale**2`` strided views in a small integer type (exact, as
+    a float32 sum of at most 2**24 would be), about 9x faster than one reduction over
+    the two block axes of a 4-D view at 320x240.
+    """
     if scale == 1:
         return image.astype(np.float32)
     h, w = image.shape
     h2, w2 = h // scale, w // scale
-    blocks = image[: h2 * scale, : w2 * scale].reshape(h2, scale, w2, scale)
-    out: F32 = blocks.sum(axis=(1, 3), dtype=np.float32)
+    a = image[: h2 * scale, : w2 * scale]
+    acc = np.zeros((h2, w2), dtype=np.uint16 if scale * scale * 255 <= 0xFFFF else np.uint32)
+    for i in range(scale):
+        for j in range(scale):
+            acc += a[i::scale, j::scale]
+    out: F32 = acc.astype(np.float32)
     out *= 1.0 / (scale * scale)
     return out
 
 
 def box_mean(a: F32, radius: int) -> F32:
-    """Mean over a (2r+1)x(2r+1) window around each pixel (edges replicated)."""
+    """Mean over a (2r+1)x(2r+1) window around each pixel (edges replicated).
+
+    Separable: the rows of the edge-padded image are summed as ``2r+1`` shifted
+    views, then the columns of that; for the radii used here (1 and 2) this is 3-5x
+    faster than running sums, and no less exact.
+    """
     k = 2 * radius + 1
-    p = np.pad(a, radius, mode="edge")
-    c = np.cumsum(p, axis=0, dtype=np.float32)
-    rows = np.empty((a.shape[0], p.shape[1]), dtype=np.float32)
-    rows[0] = c[k - 1]
-    rows[1:] = c[k:] - c[:-k]
-    c = np.cumsum(rows, axis=1, dtype=np.float32)
-    out = np.empty(a.shape, dtype=np.float32)
-    out[:, 0] = c[:, k - 1]
-    out[:, 1:] = c[:, k:] - c[:, :-k]
+    h, w = a.shape
+    p = np.empty((h + 2 * radius, w + 2 * radius), dtype=np.float32)
+    p[radius : radius + h, radius : radius + w] = a
+    p[:radius, radius : radius + w] = a[0]
+    p[radius + h :, radius : radius + w] = a[-1]
+    p[:, :radius] = p[:, radius : radius + 1]
+    p[:, radius + w :] = p[:, radius + w - 1 : radius + w]
+    rows = p[:h].copy()
+    for i in range(1, k):
+        rows += p[i : i + h]
+    out: F32 = rows[:, :w].copy()
+    for j in range(1, k):
+        out += rows[:, j : j + w]
     out *= 1.0 / (k * k)
     return out
 

@@ -59,14 +59,51 @@ def test_tracker_invariants(occ: list[float]) -> None:
         assert eps == []
 
 
-def test_box_mean_matches_a_direct_window_mean() -> None:
-    rng = np.random.default_rng(0)
-    a = rng.random((9, 11)).astype(np.float32)
-    got = box_mean(a, 1)
-    p = np.pad(a, 1, mode="edge")
-    want = sum(p[i : i + 9, j : j + 11] for i in range(3) for j in range(3)) / 9
-    assert np.allclose(got, want, atol=1e-5)
-    assert downscale(np.full((4, 6), 8, dtype=np.uint8), 2).shape == (2, 3)
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 12),
+    st.integers(1, 12),
+    st.sampled_from([1, 2, 3]),
+    st.integers(0, 2**32 - 1),
+)
+def test_box_mean_is_the_mean_of_the_edge_replicated_window(
+    h: int, w: int, radius: int, seed: int
+) -> None:
+    a = np.random.default_rng(seed).uniform(0, 255, (h, w)).astype(np.float32)
+    got = box_mean(a, radius)
+    k = 2 * radius + 1
+    p = np.pad(a.astype(np.float64), radius, mode="edge")
+    want = np.array(
+        [[p[y : y + k, x : x + k].mean() for x in range(w)] for y in range(h)], dtype=np.float64
+    )
+    assert got.dtype == np.float32 and got.shape == a.shape
+    assert np.allclose(got, want, rtol=0, atol=1e-3)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 20),
+    st.integers(1, 20),
+    st.sampled_from([1, 2, 3, 4, 16, 17]),
+    st.integers(0, 2**32 - 1),
+)
+def test_downscale_averages_whole_blocks_exactly(h: int, w: int, scale: int, seed: int) -> None:
+    img = np.random.default_rng(seed).integers(0, 256, (h, w), dtype=np.uint8)
+    got = downscale(img, scale)
+    h2, w2 = h // scale, w // scale
+    sums = np.array(
+        [
+            [
+                int(img[y * scale : (y + 1) * scale, x * scale : (x + 1) * scale].sum())
+                for x in range(w2)
+            ]
+            for y in range(h2)
+        ],
+        dtype=np.float32,
+    ).reshape(h2, w2)
+    assert got.dtype == np.float32 and got.shape == (h2, w2)
+    # the block sum is exact; the mean is that sum times the float32 of 1 / scale**2
+    assert np.array_equal(got, sums * np.float32(1.0 / scale**2))
 
 
 def test_background_ignores_flicker_and_soft_shadow_but_sees_an_object() -> None:
