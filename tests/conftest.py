@@ -10,6 +10,7 @@ import pytest
 from hypothesis import settings
 
 from tests.support.mosquitto import Broker, mosquitto_binary, run_mosquitto
+from tests.support.ordering import reorder
 from tests.support.postgres import pg_schema
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
@@ -34,3 +35,8 @@ def pg_url() -> Iterator[str]:
     """An SQLAlchemy URL to a fresh schema on the test PostgreSQL."""
     with pg_schema() as url:
         yield url
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Long tests (``@pytest.mark.slow(seconds=…)``) start first, spread over the workers."""
+    reorder(config, items)

@@ -7,6 +7,7 @@ import pytest
 from tests.bench.bench_agent import main
 
 
+@pytest.mark.slow(seconds=40)
 def test_quick_agent_bench_runs_every_row(capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("torch")  # the bench exports the model bundle it installs
     rows = main(["--quick"])

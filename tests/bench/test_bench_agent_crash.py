@@ -12,6 +12,7 @@ from tests.bench.bench_agent_crash import FULL, QUICK, SEED, main, report, run
 from tests.edge.soak_cloud import same_event
 
 
+@pytest.mark.slow(seconds=20)
 def test_quick_agent_crash_soak_against_the_real_cloud_loses_and_duplicates_nothing(
     tmp_path: Path,
 ) -> None:

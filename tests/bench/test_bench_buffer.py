@@ -10,6 +10,7 @@ from tests.bench.bench_buffer import (
 )
 
 
+@pytest.mark.slow(seconds=10)
 @pytest.mark.mqtt
 def test_quick_buffer_bench_loses_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     res = main(["--quick"])

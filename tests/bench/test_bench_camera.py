@@ -7,6 +7,7 @@ import pytest
 from tests.bench import bench_camera
 
 
+@pytest.mark.slow(seconds=15)
 def test_quick_bench_meets_accuracy_targets(capsys: pytest.CaptureFixture[str]) -> None:
     figures = bench_camera.main(["--quick"])
     acc = figures["accuracy"]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.bench import bench_console
 
 
+@pytest.mark.slow(seconds=20)
 def test_bench_console_reads_every_page_without_errors(capsys) -> None:
     rows = bench_console.run(True, pg=False, sizes=(2_000, 0.4, 3))  # PostgreSQL: tests/cloud
     table = capsys.readouterr().out

@@ -9,6 +9,7 @@ import pytest
 from tests.bench.bench_model import main
 
 
+@pytest.mark.slow(seconds=95)
 def test_quick_model_bench(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # At quick size (26 held-out windows) the int8/teacher ratio swings with the training
     # seed (0.86-1.34 over seeds 0-3); seed 1 trains a student the metric gates pass, so the

@@ -172,6 +172,7 @@ def app_live(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Live]:
             yield live
 
 
+@pytest.mark.slow(seconds=60)
 def test_api_conforms_to_its_schema_in_every_role(app_live: Live) -> None:
     live = app_live
     unit = register_unit(live.store, "unit-0007", store_id="store-12", bay="bay-3")

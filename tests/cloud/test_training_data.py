@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from cloud.ingest import store_events
 from cloud.keys import Role
 from cloud.labels import add_correction
@@ -152,6 +154,7 @@ def test_a_malformed_window_refuses_its_batch(live: Live) -> None:
     assert count_events(live.store, "unit-2") == 0
 
 
+@pytest.mark.slow(seconds=30)
 def test_cloud_train_reads_the_store(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cloud.db'}"
     store = open_store(url, pool_size=2)

@@ -16,6 +16,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from edge.agent import Agent
 from edge.config import load_config, parse_config
 from edge.metrics_file import TEXTFILE
@@ -87,6 +89,7 @@ def test_sim_agent_events_reach_cloud_and_match_truth(tmp_path: Path) -> None:
     assert agent.health.counter("events_decided") == len(rows)
 
 
+@pytest.mark.slow(seconds=20)
 def test_kill_9_and_restart_lose_and_duplicate_nothing(tmp_path: Path) -> None:
     rng = random.Random(11)
     with open_cloud(tmp_path, "reference-cloud") as ref:

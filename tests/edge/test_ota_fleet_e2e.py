@@ -256,6 +256,7 @@ def _runs(versions: list[int | None]) -> list[int | None]:
     return [v for i, v in enumerate(versions) if i == 0 or versions[i - 1] != v]
 
 
+@pytest.mark.slow(seconds=60)
 def test_a_fleet_rolls_out_v2_refuses_v3_and_rolls_back_to_v1(tmp_path: Path) -> None:
     with fleet(tmp_path) as f:
         op = f.op

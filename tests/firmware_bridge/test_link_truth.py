@@ -67,6 +67,7 @@ def _n(blocks: list[ReadingBlock]) -> int:
     return sum(len(b) for b in blocks)
 
 
+@pytest.mark.slow(seconds=10)
 def test_link_health_ok_damaged_silent_and_unplugged() -> None:
     rng = np.random.default_rng(4)
     block = ReadingBlock(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from edge.dataset import simulate_dataset
 from firmware_bridge.sim.scenario import load_scenario
 
@@ -29,6 +31,7 @@ def test_crowd_scenarios_are_busier_than_the_heldout_store() -> None:
         assert sc.faults.stuck_per_hour > 0 and sc.faults.offset_jump_per_hour > 0
 
 
+@pytest.mark.slow(seconds=20)
 def test_crowded_runs_are_deterministic_and_crowded() -> None:
     a, _ = simulate_dataset("crowded", 7, 240.0)
     b, _ = simulate_dataset("crowded", 7, 240.0)

@@ -30,6 +30,7 @@ TINY = [
 ]
 
 
+@pytest.mark.slow(seconds=30)
 def test_cloud_train_produces_a_gated_bundle(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "train.jsonl", make_records(300, seed=21))
     write_jsonl(tmp_path / "held.jsonl", make_records(200, seed=22))

@@ -41,6 +41,7 @@ def test_demo_runs_weight_and_camera(capsys: pytest.CaptureFixture[str]) -> None
     assert "presence" in out and "weight" in out
 
 
+@pytest.mark.slow(seconds=160)
 @pytest.mark.timeout(900)  # a hang guard: 150 to 300 s alone on 2 shared cores
 def test_demo_loop_trains_serves_and_syncs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -90,6 +90,7 @@ def assert_within_a_gram_at_500(bench: SimBay, data_dir: Path) -> None:
         assert abs(cals[channel].grams(float(np.mean(fresh.counts[:, channel]))) - truth) <= 1.0
 
 
+@pytest.mark.slow(seconds=12)
 def test_staff_calibrate_three_slots_at_the_terminal(
     bay: tuple[SimBay, PtyMcu], tmp_path: Path
 ) -> None:

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from cloud.keys import Role
 from edge.health import STATUS_FILE
@@ -45,6 +46,7 @@ def stock_events(live: Live, device_id: str) -> list[dict[str, object]]:
     return [e for e in feed["data"] if e["device_id"] == device_id]
 
 
+@pytest.mark.slow(seconds=30)
 def test_claim_then_calibrate_at_the_terminal_puts_the_unit_into_service(
     cloud: Live,  # noqa: F811
     bay: tuple[SimBay, PtyMcu],  # noqa: F811

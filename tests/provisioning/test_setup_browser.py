@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pytest
 
 from cloud.keys import Role
 from edge.signals.calibration import CalibrationStore
@@ -47,6 +48,7 @@ def live_grams(page: Any, slot: int) -> float | None:
     return float(found.group(1)) if found else None
 
 
+@pytest.mark.slow(seconds=25)
 def test_staff_set_up_a_unit_from_a_phone(cloud: Live, tmp_path: Path) -> None:  # noqa: F811
     code = str(make_code(cloud)["code"])
     with (

@@ -28,6 +28,7 @@ from tests.support.terminal import Terminal
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow(seconds=25)
 def test_the_console_shows_the_pin_and_setup_ends_with_finish(
     cloud: Live,  # noqa: F811
     tmp_path: Path,
