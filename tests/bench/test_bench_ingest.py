@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.bench import bench_ingest
 
 
+@pytest.mark.slow(seconds=15)
 def test_bench_ingest_runs_and_stores_every_event(capsys) -> None:
     figs = bench_ingest.run(True, sizes=(1_000, 250, 1))  # raises if a way lost or doubled events
     table = capsys.readouterr().out

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from cloud.keys import Role
 from cloud.settings import build_settings
@@ -36,6 +37,7 @@ def _failures(live: Live) -> dict[str, int]:
     return failures
 
 
+@pytest.mark.slow(seconds=20)
 def test_ten_thousand_guesses_from_one_source(tmp_path: Path) -> None:
     with serve(_settings(tmp_path)) as live:  # type: ignore[arg-type]
         real = _open_code(live)
