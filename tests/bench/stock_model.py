@@ -29,11 +29,11 @@ class Bundle:
 
 def bundle_for_bench(work: Path, scenario: str, seed: int) -> Bundle:
     """The demo's recipe first; a larger training set if that student fails its gates."""
-    from shelfsense.demo_loop import train_bundle_for_demo
+    from shelfsense.demo_loop import GATE_MINUTES, TRAIN_MINUTES, train_bundle_for_demo
 
     demo = (
         f"demo recipe: tiny student, 3 epochs, {scenario} seeds {seed + 100}-{seed + 102} "
-        f"x 15 min, gated on heldout seed {seed + 200} x 15 min"
+        f"x {TRAIN_MINUTES} min, gated on heldout seed {seed + 200} x {GATE_MINUTES} min"
     )
     path, pub = train_bundle_for_demo(work / "demo", scenario, seed)
     if path is not None:
@@ -42,7 +42,7 @@ def bundle_for_bench(work: Path, scenario: str, seed: int) -> Bundle:
     path, pub = _train_larger(work / "larger", scenario, seed)
     larger = (
         f"larger set: tiny student, 3 epochs, {scenario} seeds {seed + 100}-{seed + 105} "
-        f"x 30 min, gated on heldout seed {seed + 200} x 30 min"
+        f"x 30 min, gated on heldout seed {seed + 200} x {GATE_MINUTES} min"
     )
     if path is not None:
         return Bundle(path, pub, larger)
@@ -53,12 +53,13 @@ def _train_larger(work: Path, scenario: str, seed: int) -> tuple[Path | None, Pa
     from edge.dataset import simulate_dataset
     from models.bundle import generate_key, public_key_pem
     from models.train.pipeline import TrainConfig, train_bundle
+    from shelfsense.demo_loop import GATE_MINUTES
 
     train: list[Any] = []
     for s in range(seed + 100, seed + 106):
         recs, _ = simulate_dataset(scenario, s, 1800.0)
         train += recs
-    held, _ = simulate_dataset("heldout", seed + 200, 1800.0)
+    held, _ = simulate_dataset("heldout", seed + 200, GATE_MINUTES * 60.0)
     key = generate_key()
     cfg = dataclasses.replace(
         TrainConfig.recipe(
