@@ -159,3 +159,53 @@ def live_once(tmp_path_factory):
 def test_http_client_gets_json_errors_for_unknown_routes(live: Live) -> None:
     r = httpx.get(live.url + "/v1/nothing-here")
     assert (r.status_code, r.json()["code"]) == (404, "not_found")
+
+
+def test_every_bounded_body_route_documents_the_body_errors_it_answers(live: Live) -> None:
+    """A route that reads its body under the bound answers 413 and 415 before its handler
+    runs, whatever the method: each such route says so in the schema, and does it."""
+    from cloud.api.routes.ingest import BoundedBodyRoute
+    from cloud.keys import Role
+    from cloud.loopback import make_key
+
+    with live.client() as anon:
+        spec = anon.get("/openapi.json").json()
+    bounded = [
+        (route.path, method.lower())
+        for router in _routers()
+        if router.route_class is BoundedBodyRoute
+        for route in router.routes
+        if isinstance(route, BoundedBodyRoute)
+        for method in route.methods
+    ]
+    assert {p for p, _ in bounded} >= {URL, "/v1/devices", "/v1/devices/{device_id}/groups"}
+    for path, method in bounded:
+        documented = spec["paths"][path][method]["responses"]
+        assert {"413", "415"} <= set(documented), f"{method.upper()} {path}: {sorted(documented)}"
+    operator = make_key(live.store, Role.OPERATOR)
+    register_unit(live.store, "unit-1")
+    with live.client(operator) as c:
+        r = c.post(
+            "/v1/devices/unit-1/groups",
+            content=json.dumps({"group": "north"}).encode(),
+            headers={"Content-Type": "application/json", "Content-Encoding": "3)%g#s"},
+        )
+        assert (r.status_code, r.json()["code"]) == (415, "unsupported_encoding")
+        ok = c.post("/v1/devices/unit-1/groups", json={"group": "north"})
+        assert ok.status_code == 200 and "north" in ok.json()
+
+
+def _routers() -> list:
+    """Every APIRouter the route modules define."""
+    import importlib
+    import pkgutil
+
+    from fastapi import APIRouter
+
+    import cloud.api.routes as pkg
+
+    found = []
+    for info in pkgutil.iter_modules(pkg.__path__):
+        module = importlib.import_module(f"{pkg.__name__}.{info.name}")
+        found += [v for v in vars(module).values() if isinstance(v, APIRouter)]
+    return found

@@ -128,7 +128,15 @@ def content_encoding(request: Request) -> str:
 
 
 class BoundedBodyRoute(APIRoute):
-    """A route whose body is size-bounded and may be gzip-encoded."""
+    """A route whose body is size-bounded and may be gzip-encoded.
+
+    Every request through it, whatever its method, has its body read under the bound and
+    its Content-Encoding checked first, so every such route documents 413 and 415.
+    """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        kwargs["responses"] = {**responses(413, 415), **(kwargs.get("responses") or {})}
+        super().__init__(path, endpoint, **kwargs)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         original = super().get_route_handler()
