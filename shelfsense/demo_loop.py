@@ -34,8 +34,13 @@ STORE = "store-1"
 BAY = "bay-1"
 
 
-def train_bundle_for_demo(work: Path, scenario: str, seed: int) -> tuple[Path | None, Path]:
+def train_bundle_for_demo(
+    work: Path, scenario: str, seed: int, *, runs: int = 3, train_minutes: float = TRAIN_MINUTES
+) -> tuple[Path | None, Path]:
     """Train on simulated data from the real pipeline: (bundle dir or None, public key file).
+
+    ``runs`` training runs of ``train_minutes`` each (seeds ``seed + 100`` on), gated on
+    ``GATE_MINUTES`` of the held-out store (seed ``seed + 200``).
 
     The bundle is None when the student did not pass its gates (among them: not worse
     than the fitted rules on the held-out store, every class predicted and judged): the
@@ -48,8 +53,8 @@ def train_bundle_for_demo(work: Path, scenario: str, seed: int) -> tuple[Path | 
 
     print("== Model: training data from the pipeline (twin → signals → camera → windows)")
     train: list[Any] = []
-    for s in (seed + 100, seed + 101, seed + 102):
-        recs, stats = simulate_dataset(scenario, s, TRAIN_MINUTES * 60.0)
+    for s in range(seed + 100, seed + 100 + runs):
+        recs, stats = simulate_dataset(scenario, s, train_minutes * 60.0)
         train += recs
         print(f"   {scenario} seed {s}: {stats.windows} windows, {stats.detected_changes} changes")
     held, stats = simulate_dataset("heldout", seed + 200, GATE_MINUTES * 60.0)

@@ -11,7 +11,6 @@ ones) and says which recipe gave the bundle, or that none did.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ def bundle_for_bench(work: Path, scenario: str, seed: int) -> Bundle:
     if path is not None:
         return Bundle(path, pub, demo)
     print("   the demo recipe's student failed its gates: trying a larger training set")
-    path, pub = _train_larger(work / "larger", scenario, seed)
+    path, pub = train_bundle_for_demo(work / "larger", scenario, seed, runs=6, train_minutes=30)
     larger = (
         f"larger set: tiny student, 3 epochs, {scenario} seeds {seed + 100}-{seed + 105} "
         f"x 30 min, gated on heldout seed {seed + 200} x {GATE_MINUTES} min"
@@ -47,33 +46,6 @@ def bundle_for_bench(work: Path, scenario: str, seed: int) -> Bundle:
     if path is not None:
         return Bundle(path, pub, larger)
     return Bundle(None, pub, f"none passed its gates ({demo}; {larger})")
-
-
-def _train_larger(work: Path, scenario: str, seed: int) -> tuple[Path | None, Path]:
-    from edge.dataset import simulate_dataset
-    from models.bundle import generate_key, public_key_pem
-    from models.train.pipeline import TrainConfig, train_bundle
-    from shelfsense.demo_loop import GATE_MINUTES
-
-    train: list[Any] = []
-    for s in range(seed + 100, seed + 106):
-        recs, _ = simulate_dataset(scenario, s, 1800.0)
-        train += recs
-    held, _ = simulate_dataset("heldout", seed + 200, GATE_MINUTES * 60.0)
-    key = generate_key()
-    cfg = dataclasses.replace(
-        TrainConfig.recipe(
-            "tiny", "student", epochs=3.0, progress=False, threads=1, min_labelled=5
-        ),
-        class_weight_power=0.0,
-    )
-    res = train_bundle(train, held, work / "train", signing_key=key, config=cfg)
-    for check, ok, detail in res.gates.checks:
-        print(f"   [{'x' if ok else ' '}] {check}: {detail}")
-    work.mkdir(parents=True, exist_ok=True)
-    pub = work / "trusted.pem"
-    pub.write_bytes(public_key_pem(key))
-    return res.bundle, pub
 
 
 @dataclass

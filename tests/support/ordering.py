@@ -40,7 +40,7 @@ def spread(items: list[pytest.Item], shares: int) -> list[pytest.Item]:
     )
     long_idx = {i for _, i in long}
     rest = [it for i, it in enumerate(items) if i not in long_idx]
-    # the scheduler gives the first share len // n items, the next len(rest) // (n - 1) ...
+    # the scheduler gives the first share len // n items, the next (what is left) // (n - 1) ...
     sizes = []
     left = len(items)
     for k in range(shares):

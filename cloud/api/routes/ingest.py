@@ -178,7 +178,7 @@ EVENTS_PATH = "/v1/ingest/events"  # the path admission control guards
 @router.post(
     "/events",
     response_model=BatchAck,
-    responses=responses(400, 401, 403, 413, 415, 422, 429, 503),
+    responses=responses(400, 401, 403, 422, 429, 503),  # 413 and 415 come with the route class
     openapi_extra={"requestBody": BODY},
 )
 async def post_events(request: Request, key: UnitKey, services: ServicesDep) -> BatchAck:
