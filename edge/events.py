@@ -161,7 +161,15 @@ def window_events(
             )
     candidate = shadow[1].stock if shadow and len(shadow[1].stock) == len(w.changes) else None
     for i, (c, (label, conf)) in enumerate(zip(w.changes, decision.stock, strict=True)):
-        upd = book.apply(c.slot, label, c.units, grams=c.grams, level_g=c.level_g, t=c.t_settled)
+        upd = book.apply(
+            c.slot,
+            label,
+            c.units,
+            grams=c.grams,
+            level_g=c.level_g,
+            t=c.t_settled,
+            settle_s=c.t_settled - c.t_start,
+        )
         load = book.features(c.slot) if c.slot in book.state else {}
         if upd.relabelled is not None:  # the book found the addition is not stock
             label = upd.label or label

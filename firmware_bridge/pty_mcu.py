@@ -215,11 +215,11 @@ class PtyMcu:
         if self.realtime and not select.select([], [self._master], [], 0)[1]:
             self.frames_dropped += 1  # the buffer is full: the frame is lost, seq moves on
         else:
-            self._write(frame)
-            self.frames_sent += 1
-            if self.record:
+            if self.record:  # before the write: a reader never holds a frame not yet listed
                 sent = SentFrame(self._seq, mcu_us, tuple(counts), tuple(status), not fault)
                 self.sent.append(sent)
+            self._write(frame)
+            self.frames_sent += 1
         self._seq = (self._seq + 1) & 0xFFFF
 
     def _write(self, data: bytes) -> None:

@@ -61,9 +61,26 @@ class SignalsConfig(BaseModel):
         "baseline on the way (a unit lifted and set back, a hand leaning) is still reported, "
         "as a change of 0 units; 0 turns this off.",
     )
+    stuck_s: float = Field(
+        default=0.25,
+        ge=0,
+        le=5,
+        description="A channel repeating one raw code this long is stuck: its samples are "
+        "left out until it answers again (keep it below settle_s); 0 turns this off.",
+    )
     max_change_s: float = Field(
         default=120.0,
         ge=5,
         le=3600,
         description="A change that never settles is closed after this long (low confidence).",
     )
+
+    @property
+    def instant_s(self) -> float:
+        """Longest start-to-settle of a step that moved within one sample.
+
+        The settle window plus one sample and a half: no hand places or takes an item
+        that fast without the weight swinging on the way, so such a step is the cell's
+        own (an offset jump), not stock.
+        """
+        return self.settle_s + 1.5 / self.rate_hz

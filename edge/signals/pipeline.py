@@ -8,7 +8,9 @@ and every settled step of at least ``min_units`` of the slot's unit weight becom
 (halves away from zero) and the slot's absolute load after it (``level_g``, grams above
 the calibration's empty-slot tare). A smaller step whose weight went at least ``touch_g`` from the
 baseline on the way becomes a change of 0 units: the shelf was handled (a unit lifted
-and set back, a hand leaning on it) and no stock moved. Blocks may have any size; state
+and set back, a hand leaning on it) and no stock moved. A channel repeating one raw code is stuck
+(:mod:`edge.signals.stuck`): its samples are left out until it answers again, so what
+moved meanwhile is reported once, from the true load. Blocks may have any size; state
 carries across them.
 """
 
@@ -25,6 +27,7 @@ from edge.signals.calibration import ChannelCalibration
 from edge.signals.config import SignalsConfig
 from edge.signals.filters import Decimator
 from edge.signals.settle import Settled, SettleTracker
+from edge.signals.stuck import StuckFilter
 from models.types import ReadingBlock, WeightChange
 
 
@@ -82,6 +85,8 @@ class WeightPipeline:
             factor=factor,
             method=cfg.filter,
         )
+        run = round(cfg.stuck_s * sps)
+        self._stuck = StuckFilter(len(slots), max(2, run)) if cfg.stuck_s > 0 else None
         self._tracker = SettleTracker(
             len(slots),
             rate_hz=self.rate_hz,
@@ -103,6 +108,8 @@ class WeightPipeline:
             counts, valid = block.counts[:, :n], block.valid[:, :n]
         else:
             counts, valid = block.counts[:, self._cols], block.valid[:, self._cols]
+        if self._stuck is not None:
+            valid = self._stuck.push(counts, valid)
         t, grams, ok = self._decimator.push(block.t, counts, valid)
         settled = self._tracker.push(t, grams, ok)
         out = [c for c in (self._change(s) for s in settled) if c is not None]
@@ -119,6 +126,12 @@ class WeightPipeline:
     def levels(self) -> dict[int, float]:
         """Current settled load of each slot in grams (NaN until it first settled)."""
         return {s.slot: float(b) for s, b in zip(self.slots, self._tracker.base, strict=True)}
+
+    def stuck_channels(self) -> list[int]:
+        """Channels whose ADC repeats one code right now (their samples are left out)."""
+        if self._stuck is None:
+            return []
+        return [s.channel for s, st in zip(self.slots, self._stuck.stuck, strict=True) if st]
 
     def _change(self, s: Settled) -> WeightChange | None:
         unit = self._units[s.lane]

@@ -5,7 +5,8 @@ cells, HX711 boards on GPIO, or an MCU over serial), paces them in sim mode, run
 :class:`~edge.signals.WeightPipeline` and leaves the settled changes in the
 :class:`~edge.workers.timeline.Inbox`, with the slots' settled absolute loads every few
 seconds (what level reports count from). Health gets a ``loadcells`` component (how many
-of the slots' channels gave valid samples in the last block) and counters. A failing
+of the slots' channels gave valid samples in the last block and are not stuck, naming
+the stuck ones) and counters. A failing
 block read is logged, counted and retried; the camera has no say in any of this.
 """
 
@@ -69,10 +70,13 @@ class WeightWorker:
             self.health.count("weight_changes", len(changes))
         if len(block):
             cols = self._channels[self._channels < block.channels]
-            ok = int(block.valid[:, cols].any(axis=0).sum())
-            self.health.component(
-                "loadcells", ok == len(self._channels), f"{ok}/{len(self._channels)} channels"
-            )
+            stuck = self.pipeline.stuck_channels()
+            live = block.valid[:, cols].any(axis=0) & ~np.isin(cols, stuck)
+            ok = int(live.sum())
+            detail = f"{ok}/{len(self._channels)} channels"
+            if stuck:
+                detail += f", stuck (one code repeated): {', '.join(map(str, stuck))}"
+            self.health.component("loadcells", ok == len(self._channels), detail)
         return len(changes)
 
     def run(self, stop: threading.Event) -> None:

@@ -12,7 +12,9 @@
    ``heldout`` seed 101 and ``crowded`` seed 201, 18 minutes each (a smoke run: its
    gate set is too small to judge crowded buckets, which the guard then leaves to
    the rules for stock). Runs are generated two at a time and cached
-   as JSONL (``--cache``). ``--seed`` sets the training seed (weights, data order).
+   as JSONL (``--cache``, in a folder named by a digest of the code that shapes windows,
+   so a change to it makes them again). ``--seed`` sets the training seed (weights, data
+   order). Progress lines go to stderr.
 2. **Training** through :func:`models.train.pipeline.train_bundle`: teacher ``small``
    (4 x 256) and student ``student`` (2 x 128) (``--quick``: ``tiny`` / ``student-tiny``),
    every stage at half the recipe's epochs, classes weighted by inverse square-root
@@ -42,6 +44,7 @@ Run: ``.venv/bin/python -m tests.bench.bench_model [--quick]``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import subprocess
@@ -79,6 +82,11 @@ class BenchResult:
     crowded_scores: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
+def note(msg: str) -> None:
+    """A progress line on stderr (the table goes to stdout)."""
+    print(f"[bench_model {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
 def _one_run(args: tuple[str, int, float, str]) -> str:
     scenario, seed, hours, path = args
     from edge.dataset import simulate_dataset
@@ -89,10 +97,24 @@ def _one_run(args: tuple[str, int, float, str]) -> str:
     return path
 
 
+WINDOW_SOURCES = ("edge", "firmware_bridge/sim", "models")
+"""Code that shapes the windows: a cached run made by other code is made again."""
+
+
+def source_digest() -> str:
+    """Short digest of every Python file under :data:`WINDOW_SOURCES`."""
+    h = hashlib.sha256()
+    for top in WINDOW_SOURCES:
+        for p in sorted((ROOT / top).rglob("*.py")):
+            h.update(str(p.relative_to(ROOT)).encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def dataset(runs: list[tuple[str, int, float]], cache: Path) -> list[Any]:
-    """Windows of the given runs, generated (two at a time) unless cached."""
+    """Windows of the given runs, generated (two at a time) unless cached for this code."""
     from models.dataset import read_jsonl
 
+    cache = cache / source_digest()
     cache.mkdir(parents=True, exist_ok=True)
     paths = [cache / f"{sc}-{seed}-{hours:g}h.jsonl" for sc, seed, hours in runs]
     todo = [
@@ -101,8 +123,10 @@ def dataset(runs: list[tuple[str, int, float]], cache: Path) -> list[Any]:
         if not p.exists()
     ]
     if todo:
+        note(f"data: simulating {len(todo)} of {len(runs)} runs (two at a time) into {cache}")
         with ProcessPoolExecutor(max_workers=2) as pool:
-            list(pool.map(_one_run, todo))
+            for i, done in enumerate(pool.map(_one_run, todo), 1):
+                note(f"data: {i}/{len(todo)} {Path(done).name}")
     out: list[Any] = []
     for p in paths:
         out += read_jsonl(p)
@@ -318,14 +342,16 @@ def run(
     }
     teacher_p, student_p = ("tiny", "student-tiny") if quick else ("small", "student")
     key = generate_key()
-    common = {"progress": False, "threads": 1, "min_labelled": 5 if quick else 40, "seed": seed}
+    common = {"progress": not quick, "threads": 1, "min_labelled": 5 if quick else 40, "seed": seed}
     if quick:  # 26 held-out windows cannot hold every stock class: the shop gates would refuse
         common["shop_gates"] = False
         r.data["shop gates"] = "off (quick size: the gate set is too small to judge every class)"
     transfer = DistillArgs(hidden_weight=1.0, attention_weight=1.0)
     epochs = 3.0 if quick else 0.5
     cfg = TrainConfig.recipe(teacher_p, student_p, epochs=epochs, distill_args=transfer, **common)
+    note(f"training on {len(train)} windows, gated on {len(held)} (teacher {teacher_p})")
     res = train_bundle(train, held, out_dir / "kd+transfer", signing_key=key, config=cfg)
+    note("trained; scoring buckets, decoding, latency and memory")
     r.scores = {
         n: {h: s.head(h).macro_f1 for h in ("interest", "stock")} for n, s in res.scores.items()
     }

@@ -192,8 +192,8 @@ def test_rules_decide_interest_only_with_someone_there() -> None:
     p = Presence("bay", 0.0, 8.0, 8.0, 0.5, 0)
     take, lone = RulesDecider().decide(
         [
-            _window((WeightChange(0, -100.0, -1, 1, 2, 0.9),), p),
-            _window((WeightChange(0, -100.0, -1, 1, 2, 0.9),), None),
+            _window((WeightChange(0, -100.0, -1, 1, 3, 0.9),), p),
+            _window((WeightChange(0, -100.0, -1, 1, 3, 0.9),), None),
         ]
     )
     assert take.interest == "take" and take.stock == (("removal", 0.9),)

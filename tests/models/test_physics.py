@@ -32,7 +32,7 @@ logit_rows = arrays(np.float32, (1, N), elements=any_logit)
 
 
 def _change(units: int, grams: float, slot: int = 0) -> WeightChange:
-    return WeightChange(slot, grams, units, 1.0, 2.0, 0.9)
+    return WeightChange(slot, grams, units, 1.0, 3.5, 0.9)  # a hand takes a few seconds
 
 
 def _window(*changes: WeightChange, presence: bool = True) -> EventWindow:
