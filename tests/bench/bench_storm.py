@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psutil
 from sqlalchemy import func, select
@@ -39,9 +40,11 @@ from cloud.tenancy import bind, registrations
 from models.wire import ShelfEvent
 from tests.bench.fleet import (
     ROUTES,
+    Batch,
     FleetReport,
     FleetUnit,
     ReadPlan,
+    encode_batch,
     quantile_ms,
     read_quietly,
     run_fleet,
@@ -113,36 +116,50 @@ def storm(
 ) -> tuple[dict[str, object], list[dict[str, object]]]:
     """One storm on the database at ``url``: its figures, and the reads quiet and during the drain."""
     store = open_store(url, pool_size=2)
-    by_device: dict[str, list[dict[str, object]]] = {}
-    history: dict[str, list[ShelfEvent]] = {}
-    home: dict[str, tuple[str, str]] = {}
     end = datetime.now(UTC) - timedelta(minutes=1)
     outage = end - SPAN / 2  # the older half is stored before; the newer half is the backlog
     stores, bays = max(1, units // 10), min(units, 10)  # a chain of 10-bay stores
+    home = {d: (st, b) for d, st, b in traffic.fleet_shape(stores, bays, slots=8)}
+    home = {"storm-" + d: where for d, where in home.items()}
+    tokens = register_fleet(store, home)
+    with store.engine.connect() as conn:
+        regs = registrations(conn, list(home))
+    # streamed: history stored and backlogs encoded 500 at a time, never all in memory
     skus: dict[str, set[str]] = {}
+    history: dict[str, list[ShelfEvent]] = {}
+    backlog: dict[str, list[dict[str, object]]] = {}
+    encoded: dict[str, list[Batch]] = {d: [] for d in home}
+    held = sent = 0
     for ev in traffic.events(
         2 * units * per_unit, seed=7, device_prefix="storm-", stores=stores, bays=bays,
         span=SPAN, end=end,
     ):  # fmt: skip
-        home[ev.device_id] = (ev.store, ev.bay)
         if ev.sku:
             skus.setdefault(ev.store, set()).add(ev.sku)
         if ev.wall_time < outage:
-            history.setdefault(ev.device_id, []).append(ev)
+            got = history.setdefault(ev.device_id, [])
+            got.append(ev)
+            if len(got) == batch:
+                held += preload(store, regs, history.pop(ev.device_id), held)
         else:
-            by_device.setdefault(ev.device_id, []).append(ev.model_dump(mode="json"))
+            evs = backlog.setdefault(ev.device_id, [])
+            evs.append(ev.model_dump(mode="json"))
+            if len(evs) == batch:
+                encoded[ev.device_id].append(encode_batch(ev.device_id, backlog.pop(ev.device_id)))
+                sent += batch
+    for rest in history.values():
+        held += preload(store, regs, rest, held)
+    for device, evs in backlog.items():
+        encoded[device].append(encode_batch(device, evs))
+        sent += len(evs)
     print(
-        f"{len(home):,} units, {sum(map(len, history.values())):,} events stored before the "
-        f"outage, {sum(map(len, by_device.values())):,} in backlogs",
+        f"{len(home):,} units, {held:,} events stored before the outage, {sent:,} in "
+        "backlogs; the backlogs go now",
         file=sys.stderr,
         flush=True,
     )
-    tokens = register_fleet(store, home)
-    held = preload(store, history)
-    print(f"{held:,} events stored; the backlogs go now", file=sys.stderr, flush=True)
     reader = make_key(store, Role.BACKEND)
-    fleet = [FleetUnit(d, tokens[d], evs) for d, evs in by_device.items()]
-    sent = sum(len(u.backlog) for u in fleet)
+    fleet = [FleetUnit(d, tokens[d], encoded=batches) for d, batches in encoded.items() if batches]
     plan = ReadPlan(  # interest over the day before the outage: the same rows quiet or not
         stores=tuple((st, tuple(sorted(ss))) for st, ss in sorted(skus.items())),
         interest_since=(outage - timedelta(hours=24)).isoformat(),
@@ -186,19 +203,20 @@ def storm(
     return row, [*reads, ratio]
 
 
-def preload(store: Store, history: dict[str, list[ShelfEvent]]) -> int:
-    """Store every unit's events from before the outage (the store path, no HTTP); how many."""
-    with store.engine.connect() as conn:
-        regs = registrations(conn, list(history))
-    n = 0
-    for device, evs in history.items():
-        for i in range(0, len(evs), 500):
-            chunk = [bind(ev, regs[device], where="history") for ev in evs[i : i + 500]]
-            store_events(store, chunk, now=datetime.now(UTC))
-            n += len(chunk)
-            if n % 100_000 < len(chunk):
-                print(f"  {n:,} events stored before the outage", file=sys.stderr, flush=True)
-    return n
+def preload(store: Store, regs: dict[str, Any], evs: list[ShelfEvent], before: int) -> int:
+    """Store one unit's events from before the outage (the store path, no HTTP); how many.
+
+    ``before``: how many were stored already (for the progress line every 100,000).
+    """
+    chunk = [bind(ev, regs[ev.device_id], where="history") for ev in evs]
+    store_events(store, chunk, now=datetime.now(UTC))
+    if (before + len(chunk)) // 100_000 > before // 100_000:
+        print(
+            f"  {before + len(chunk):,} events stored before the outage",
+            file=sys.stderr,
+            flush=True,
+        )
+    return len(chunk)
 
 
 def table(rows: list[dict[str, object]]) -> str:

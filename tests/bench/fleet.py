@@ -91,13 +91,34 @@ class ReadPlan:
 ROUTES = ("stock", "interest", "feed")
 
 
+Batch = tuple[tuple[int, ...], bytes]
+"""The seqs of a batch and its request body (gzip JSON), encoded once."""
+
+
+def encode_batch(device_id: str, events: list[dict[str, Any]]) -> Batch:
+    """The body a unit posts for ``events`` (gzip JSON), with their seqs."""
+    body = json.dumps({"device_id": device_id, "events": events}).encode()
+    return tuple(ev["seq"] for ev in events), gzip.compress(body, compresslevel=6)
+
+
 @dataclass
 class FleetUnit:
-    """One unit's identity and backlog (wire events as JSON-ready dicts, oldest first)."""
+    """One unit's identity and backlog, oldest first.
+
+    ``encoded``: batches already encoded (a large backlog kept as compressed bodies,
+    about a twentieth of its events as dicts), sent first, each as it is; ``backlog``:
+    wire events as JSON-ready dicts, batched as they are drained.
+    """
 
     device_id: str
     token: str
-    backlog: list[dict[str, Any]]
+    backlog: list[dict[str, Any]] = field(default_factory=list)
+    encoded: list[Batch] = field(default_factory=list)
+
+    @property
+    def events(self) -> int:
+        """Events in the backlog, encoded or not."""
+        return len(self.backlog) + sum(len(seqs) for seqs, _ in self.encoded)
 
 
 def full_jitter(attempt: int, rng: random.Random) -> float:
@@ -108,8 +129,9 @@ def full_jitter(attempt: int, rng: random.Random) -> float:
 async def drain_unit(
     client: httpx.AsyncClient, unit: FleetUnit, batch: int, report: FleetReport, seed: int
 ) -> None:
-    """Post the unit's backlog until every event is acked."""
+    """Post the unit's backlog (its encoded batches first) until every event is acked."""
     rng = random.Random(seed)
+    encoded = list(unit.encoded)
     pending = list(unit.backlog)
     failures = 0
     sent_before: set[int] = set()
@@ -118,15 +140,16 @@ async def drain_unit(
         "Content-Type": "application/json",
         "Content-Encoding": "gzip",
     }
-    made: tuple[tuple[int, ...], bytes] = ((), b"")  # the last body, sent again until acked
-    while pending:
-        chunk = pending[:batch]
-        key = tuple(ev["seq"] for ev in chunk)
-        seqs = set(key)
-        if made[0] != key:  # encoded once per batch, not per try: a unit's own CPU is not ours
-            body = json.dumps({"device_id": unit.device_id, "events": chunk}).encode()
-            made = (key, gzip.compress(body, compresslevel=6))
-        body = made[1]
+    made: Batch = ((), b"")  # the last body, sent again until acked
+    while encoded or pending:
+        if encoded:
+            made = encoded[0]
+        else:
+            chunk = pending[:batch]
+            key = tuple(ev["seq"] for ev in chunk)
+            if made[0] != key:  # encoded once per batch, not per try: a unit's CPU is not ours
+                made = encode_batch(unit.device_id, chunk)
+        seqs, body = set(made[0]), made[1]
         report.posts += 1
         try:
             resp = await client.post("/v1/ingest/events", content=body, headers=headers)
@@ -150,7 +173,12 @@ async def drain_unit(
             # a 503 answered before the body was read delivered nothing
             report.resent_events += len(done & sent_before)
             report.acked_events += len(done)
-            pending = [ev for ev in pending if ev["seq"] not in done]
+            if encoded:
+                if not seqs <= done:  # batches are all or nothing: a partial ack is a bug
+                    raise RuntimeError(f"{unit.device_id}: {len(seqs - done)} events not acked")
+                encoded.pop(0)
+            else:
+                pending = [ev for ev in pending if ev["seq"] not in done]
             failures = 0
             continue
         if resp.status_code in (429, 503) and "retry-after" in resp.headers:
@@ -242,7 +270,7 @@ async def drain_all(url: str, units: list[FleetUnit], *, batch: int, seed: int) 
         base_url=url, limits=limits, timeout=httpx.Timeout(TIMEOUT_S)
     ) as client:
         t0 = time.perf_counter()
-        total = sum(len(u.backlog) for u in units)
+        total = sum(u.events for u in units)
         shown = asyncio.create_task(_show_progress(report, total, t0))
         try:
             await asyncio.gather(
