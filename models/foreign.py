@@ -13,9 +13,13 @@ only when two things hold, and :func:`judge_addition` says which one failed:
    within the tolerance, and that is itself whole units of its own slot, means a
    shopper moved that item here: ``moved``, even when the grams also happen to be
    whole units of this slot (a 1,500 g bottle on a 150 g crisps slot is exactly ten
-   bags). A removal from the *same* slot that matches wins over any other slot's:
-   an item taken and brought back is a ``return``. Each removal explains one
-   addition at most.
+   bags). A matching removal from the *same* slot makes it a ``return``. Where
+   several removals match, the latest explains the addition: three 85 g units taken
+   from this slot 40 s ago and a 255 g jar taken from another 13 s ago, then 255 g
+   left here, is the jar (the shopper who just took it), not the three units brought
+   back by someone else; in a crowded bay of near-equal weights the own slot's older
+   removal used to win and the jar was counted as stock until the next recount.
+   Each removal explains one addition at most.
 
 An addition of whole own units that matches no recent removal stays stock, even when
 it equals one unit of another SKU of the bay: staff put ten 150 g bags on a slot far
@@ -120,7 +124,7 @@ def judge_addition(
     if grams <= ITEM_NOISE * tol.noise_g:
         return None  # within the noise: no item at all
     recent = [r for r in removals if t - window_s <= r.t <= t and math.isfinite(r.grams)]
-    recent.sort(key=lambda r: (r.slot != slot, -r.t))
+    recent.sort(key=lambda r: (-r.t, r.slot != slot))  # the latest first; a tie: this slot
     for r in recent:
         u = unit_grams.get(r.slot, 0.0)
         if r.foreign:  # a foreign item taken off its slot: home here when whole own units

@@ -59,10 +59,18 @@ def test_a_bottle_moved_onto_the_crisps_slot_is_not_ten_bags() -> None:
 
 def test_an_item_taken_and_brought_back_is_a_return() -> None:
     book = bay()
-    book.apply(4, "removal", -1, grams=-100.2, level_g=7 * 100.0, t=10.0)
-    book.apply(3, "removal", -2, grams=-99.9, level_g=8 * 50.0, t=12.0)  # same weight
+    book.apply(3, "removal", -2, grams=-99.9, level_g=8 * 50.0, t=10.0)  # same weight
+    book.apply(4, "removal", -1, grams=-100.2, level_g=7 * 100.0, t=12.0)
     upd = book.apply(4, "return", 1, grams=100.1, level_g=8 * 100.0, t=30.0)
     assert (upd.units, upd.label, upd.relabelled) == (8, "return", None)
+
+
+def test_the_latest_removal_of_the_same_weight_explains_an_addition() -> None:
+    book = bay()
+    book.apply(4, "removal", -1, grams=-100.2, level_g=7 * 100.0, t=10.0)
+    book.apply(3, "removal", -2, grams=-99.9, level_g=8 * 50.0, t=12.0)  # two gums, later
+    upd = book.apply(4, "return", 1, grams=100.1, level_g=8 * 100.0, t=30.0)
+    assert (upd.units, upd.label, upd.relabelled, upd.reason) == (7, "misplaced", "return", "moved")
 
 
 def test_a_removal_matching_a_foreign_item_takes_the_item_not_stock() -> None:

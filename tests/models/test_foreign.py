@@ -29,11 +29,17 @@ def test_whole_units_matching_a_removal_from_another_slot_is_a_moved_item() -> N
     assert alone is not None and not alone.foreign
 
 
-def test_a_removal_from_the_same_slot_wins_a_return() -> None:
+def test_the_latest_matching_removal_explains_an_addition() -> None:
     own = Removal(5, -100.2, 90.0)
     other = Removal(4, -99.9, 95.0)  # two 50 g units elsewhere weigh the same
-    v = judge_addition(5, 100.1, 100.0, UNITS, [other, own])
-    assert v is not None and not v.foreign and v.matched == own
+    v = judge_addition(5, 100.1, 100.0, UNITS, [own, other])
+    assert v is not None and v.foreign and v.reason == "moved" and v.matched == other
+    back = Removal(5, -100.2, 97.0)  # taken from this slot after the other: brought back
+    v = judge_addition(5, 100.1, 100.0, UNITS, [other, back])
+    assert v is not None and not v.foreign and v.matched == back
+    tie = Removal(5, -100.2, 95.0)  # at the same moment: this slot's own unit
+    v = judge_addition(5, 100.1, 100.0, UNITS, [other, tie])
+    assert v is not None and not v.foreign and v.matched == tie
 
 
 def test_old_or_later_removals_explain_nothing() -> None:

@@ -84,11 +84,16 @@ def test_an_item_moved_from_another_slot_is_misplaced_even_in_whole_units() -> N
 
 
 def test_an_item_taken_and_brought_back_to_its_slot_is_a_return() -> None:
-    out = WeightChange(5, -100.2, -1, 1, 4, 0.95)
-    elsewhere = WeightChange(4, -99.8, -2, 2, 5, 0.95)  # two 50 g units weigh the same
+    elsewhere = WeightChange(4, -99.8, -2, 1, 4, 0.95)  # two 50 g units weigh the same
+    out = WeightChange(5, -100.2, -1, 2, 5, 0.95)
     back = WeightChange(5, 100.0, 1, 20, 24, 0.95)
-    w = _window(SHOPPER, out, elsewhere, back, units={5: 100.0, 4: 50.0})
+    w = _window(SHOPPER, elsewhere, out, back, units={5: 100.0, 4: 50.0})
     assert RuleBaseline().predict(w)[1] == ["removal", "removal", "return"]
+    # the other way round the two gums were taken last: they are what was left here
+    first = WeightChange(5, -100.2, -1, 1, 4, 0.95)
+    then = WeightChange(4, -99.8, -2, 2, 5, 0.95)
+    w = _window(SHOPPER, first, then, back, units={5: 100.0, 4: 50.0})
+    assert RuleBaseline().predict(w)[1] == ["removal", "removal", "misplaced"]
 
 
 def test_an_addition_off_whole_units_is_misplaced_whatever_its_confidence() -> None:
@@ -100,7 +105,7 @@ def test_an_addition_off_whole_units_is_misplaced_whatever_its_confidence() -> N
 def test_with_nobody_seen_only_whole_units_within_the_noise_are_stock() -> None:
     missed = WeightChange(11, -1280.5, -2, 1, 4, 0.6)  # two 640 g units, camera saw no one
     assert RuleBaseline().predict(_window(None, missed, units={11: 640.0}))[1] == ["removal"]
-    jump = WeightChange(11, -1250.0, -2, 1, 2, 0.9)  # 30 g off: a cell jumping
+    jump = WeightChange(11, -1250.0, -2, 1, 4, 0.9)  # 30 g off: a cell creeping
     assert RuleBaseline().predict(_window(None, jump, units={11: 640.0}))[1] == ["sensor_fault"]
     strict = RuleBaseline(stock=StockRules(blind_whole_units=False))
     assert strict.predict(_window(None, missed, units={11: 640.0}))[1] == ["sensor_fault"]
