@@ -47,6 +47,10 @@ class StuckFilter:
         else:
             prev[0] = self._last
         same = c == prev
+        if not same.any():  # a live cell: every code moved (the usual case, and cheap)
+            self._last, self.stuck[:] = c[-1].copy(), False
+            self._len[:] = 1
+            return valid
         idx = np.arange(n, dtype=np.int64)[:, None]
         reset = np.maximum.accumulate(np.where(same, -1, idx), axis=0)
         length = np.where(reset < 0, self._len[None, :] + idx + 1, idx - reset + 1)
