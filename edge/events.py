@@ -10,10 +10,10 @@ change (signed units and grams as weighed, units on the slot after as the scale 
 them, with the slot's load, foreign grams and any implausible-state flags in
 ``features``), and a ``level`` event whenever a slot turns ``low``, ``out`` or back to
 ``ok``. Whether added weight is stock the book judges (see :mod:`edge.stock`): where it
-overrules the decided label (an addition booked as a foreign item, a ``misplaced``
-one that is whole own units, a step of the cell itself), the event carries the booked
-label and ``features`` say what was decided (``decided``) and why (``relabel_reason``:
-``fit``, ``moved``, ``whole`` or ``instant``); :func:`level_report` writes the ``level`` events of a periodic report. The first event of a
+overrules the decided label (an addition booked as a foreign item, or a ``misplaced``
+one that is whole own units), the event carries the booked label and ``features``
+say what was decided (``decided``) and why (``relabel_reason``: ``fit``, ``moved`` or
+``whole``); :func:`level_report` writes the ``level`` events of a periodic report. The first event of a
 window carries the window itself (``window``) so the cloud can train on what units
 saw; the others follow it with the same ``episode``. Each event's ``decided_by`` names
 who decided its head: where the bundle's guard (:mod:`models.guard`) hands a crowded
@@ -161,15 +161,7 @@ def window_events(
             )
     candidate = shadow[1].stock if shadow and len(shadow[1].stock) == len(w.changes) else None
     for i, (c, (label, conf)) in enumerate(zip(w.changes, decision.stock, strict=True)):
-        upd = book.apply(
-            c.slot,
-            label,
-            c.units,
-            grams=c.grams,
-            level_g=c.level_g,
-            t=c.t_settled,
-            settle_s=c.t_settled - c.t_start,
-        )
+        upd = book.apply(c.slot, label, c.units, grams=c.grams, level_g=c.level_g, t=c.t_settled)
         load = book.features(c.slot) if c.slot in book.state else {}
         if upd.relabelled is not None:  # the book found the addition is not stock
             label = upd.label or label

@@ -25,10 +25,7 @@ slot and is not one unit of another SKU of the bay: a restock the decider mistoo
 for a foreign item does not leave the slot short until a recount. A removal whose
 weight fits a foreign item on the slot (within the tolerance) at least as well as
 whole own units takes that item away, not stock. Recent removals are kept in memory
-only: a restarted unit judges its first additions on fit alone. A step that moved
-within one sample (``instant_s``, from the signal path's settle time) had no hand in
-it: it is booked as ``sensor_fault`` (reason ``instant``) whatever was decided, so an
-offset jump of a cell that happens to be whole units is not counted as stock.
+only: a restarted unit judges its first additions on fit alone.
 
 Where no whole unit of the slot's own SKU moved (a report, a 0-unit change, a foreign
 item or a fault), the count moves only when the load is more than half a unit plus
@@ -87,7 +84,6 @@ class StockBook:
         self.slots = {s.slot: s for s in slots}
         self.config = config or StockConfig()
         self.tolerance = tolerance or Tolerance()
-        self.instant_s = 0.0  # a step this quick is the cell's own (0: not judged)
         self.removals: list[Removal] = []  # recent weight losses, for moved items
         start = dict(initial or {})
         self.state: dict[int, SlotState] = {n: SlotState() for n in self.slots}
@@ -142,32 +138,20 @@ class StockBook:
         grams: float = 0.0,
         level_g: float | None = None,
         t: float = 0.0,
-        settle_s: float | None = None,
     ) -> StockUpdate:
         """Book one decided change; unknown slots are left alone (moved 0).
 
         ``units`` and ``grams`` are the change as weighed (signed), ``level_g`` the
-        slot's absolute load after it (``None``: not known), ``t`` its sensor time,
-        ``settle_s`` how long it took from its start to its settle (``None``: unknown).
+        slot's absolute load after it (``None``: not known), ``t`` its sensor time.
         """
         if slot not in self.state:
             return StockUpdate(slot, 0, None, None)
         decided = label
-        reason: str | None
-        if self._instant(label, settle_s):
-            label, reason = "sensor_fault", "instant"
-        else:
-            label, reason = self._relabel(slot, label, units, grams, t)
+        label, reason = self._relabel(slot, label, units, grams, t)
         upd = self._book(slot, label, units, grams, level_g, t)
         if label == decided:
             return replace(upd, label=label)
         return replace(upd, label=label, relabelled=decided, reason=reason)
-
-    def _instant(self, label: str, settle_s: float | None) -> bool:
-        """The step moved within one sample: the cell's own, whatever was decided."""
-        return (
-            label != "sensor_fault" and settle_s is not None and 0.0 <= settle_s <= self.instant_s
-        )
 
     def _judge(self, slot: int, grams: float, t: float) -> Verdict | None:
         """Whether an addition is stock; the removal that explains it is used up."""

@@ -52,8 +52,7 @@ class StockUpdate:
 
     ``label`` is the label the change was booked under; ``relabelled`` the decided one
     when the book overruled it (``None`` otherwise), ``reason`` why (``fit``,
-    ``moved``: not stock; ``whole``: stock; ``instant``: the step moved within one
-    sample, the cell's own, booked as ``sensor_fault``).
+    ``moved``: not stock; ``whole``: stock).
     """
 
     slot: int

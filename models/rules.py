@@ -6,10 +6,7 @@ slot handled with no unit moved (a change of 0 units), or a long reach -> ``touc
 long and busy -> ``browse``; a stop -> ``glance``; else ``pass_by``). Stock is a
 decision list per change over signed grams, units, fit to the slot's unit weight,
 confidence and whether anyone was there (with nobody seen a change is ``sensor_fault``
-unless it is whole units of its slot within the noise: a removal the camera missed;
-a step that settled within one sample of its start, ``instant_s``, the signal path's
-settle time at its defaults plus one sample and a half, is ``sensor_fault`` whoever was
-there: no hand moves an item that fast without the weight swinging on the way),
+unless it is whole units of its slot within the noise: a removal the camera missed),
 and whether added weight is the slot's own stock at all
 (:func:`models.foreign.judge_addition` over the window's removals: with someone there,
 an addition off whole units, or matching an item just taken from another slot of the
@@ -64,7 +61,6 @@ class StockRules:
     restock_units: int = 3
     fault_confidence: float = 0.3
     blind_whole_units: bool = True  # nobody seen, whole own units within the noise: stock
-    instant_s: float = 1.15  # settled this soon after it began: the cell's own step
 
 
 def _fit_of(w: EventWindow, c: WeightChange) -> float:
@@ -149,8 +145,6 @@ def _whole_within_noise(w: EventWindow, c: WeightChange) -> bool:
 def _stock_list(r: StockRules, w: EventWindow, c: WeightChange) -> str:
     if abs(c.grams) < r.noise_grams:
         return "none"
-    if 0.0 <= c.t_settled - c.t_start <= r.instant_s:
-        return "sensor_fault"  # moved within one sample: no hand does that
     if w.presence is not None and c.grams > 0:
         v = _verdict(w, c)
         if v is not None and v.foreign:
@@ -258,7 +252,6 @@ class RuleBaseline:
             "restock_units": [2, 3, 4, 5, 6, 8],
             "fault_confidence": _grid(confs, lo=0.0, hi=0.5),
             "blind_whole_units": [True, False],
-            "instant_s": [0.0, StockRules().instant_s],
         }
         best_i = _search(InterestRules(), i_grid, score_i, rounds) if irec else InterestRules()
         best_s = _search(StockRules(), s_grid, score_s, rounds) if srec else StockRules()

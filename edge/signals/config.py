@@ -74,13 +74,3 @@ class SignalsConfig(BaseModel):
         le=3600,
         description="A change that never settles is closed after this long (low confidence).",
     )
-
-    @property
-    def instant_s(self) -> float:
-        """Longest start-to-settle of a step that moved within one sample.
-
-        The settle window plus one sample and a half: no hand places or takes an item
-        that fast without the weight swinging on the way, so such a step is the cell's
-        own (an offset jump), not stock.
-        """
-        return self.settle_s + 1.5 / self.rate_hz

@@ -156,7 +156,6 @@ def add_sensing(
         note, played = "", False
     # whole units are judged within the noise the signal path allows a settled level
     book.tolerance = Tolerance(noise_g=cfg.signals.settle_band_g)
-    book.instant_s = cfg.signals.instant_s  # a step this quick had no hand in it
     names = ["weight", "camera"] if camera else ["weight"]
     pace = Pace(speed, origin=origin_t, parties=names) if sim else None
     pipeline = WeightPipeline(slot_signals(slots), calibrations, sps=sps, config=cfg.signals)

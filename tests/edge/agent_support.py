@@ -40,11 +40,11 @@ class Acks(Protocol):
     def highest_contiguous(self, device_id: str) -> int: ...
 
 
-def unit(tmp: Path, base_url: str) -> dict[str, Any]:
-    """Config of a sim unit (busy scenario, simulated camera) syncing over HTTP to ``base_url``."""
+def unit(tmp: Path, base_url: str, scenario: str = "busy") -> dict[str, Any]:
+    """Config of a sim unit (``scenario``, simulated camera) syncing over HTTP to ``base_url``."""
     return {
         "unit": {"device_id": DEVICE, "data_dir": str(tmp), "store": STORE, "bay": BAY},
-        "loadcells": {"source": "sim", "sim_scenario": "busy", "sim_seed": SEED},
+        "loadcells": {"source": "sim", "sim_scenario": scenario, "sim_seed": SEED},
         "camera": {"source": "sim", **CAMERA},
         "sync": {"mode": "http", "base_url": base_url, "idle_s": 0.05},
         "health": {"interval_s": 0.2},
@@ -78,12 +78,19 @@ def decided(bodies: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
 
 
 def run_in_process(
-    tmp: Path, store: Acks, base_url: str, *, hours: float = HOURS, api_key: str = API_KEY
+    tmp: Path,
+    store: Acks,
+    base_url: str,
+    *,
+    hours: float = HOURS,
+    api_key: str = API_KEY,
+    scenario: str = "busy",
 ) -> tuple[Agent, Any]:
-    """Play ``hours`` of the twin unpaced in this process until the cloud holds every event;
-    return the stopped agent and its :class:`edge.workers.build.Sensing`."""
+    """Play ``hours`` of the twin (``scenario``) unpaced in this process until the cloud
+    holds every event; return the stopped agent and its :class:`edge.workers.build.Sensing`."""
     agent = Agent(
-        parse_config(unit(tmp, base_url)), identity=Identity(device_id=DEVICE, api_key=api_key)
+        parse_config(unit(tmp, base_url, scenario)),
+        identity=Identity(device_id=DEVICE, api_key=api_key),
     )
     sensing = add_sensing(agent, speed=0, sim_hours=hours)
     agent.start()

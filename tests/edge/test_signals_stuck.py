@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from edge.signals import SignalsConfig, SlotSignal, WeightPipeline
 from edge.signals.stuck import StuckFilter
 from models.types import ReadingBlock, WeightChange
-from tests.edge.test_signals_pipeline import OFFSETS, SCALES, SPS, cals, handle, run, steady
+from tests.edge.test_signals_pipeline import OFFSETS, SCALES, SPS, cals, handle, steady
 
 
 def frozen_run(
@@ -86,27 +86,11 @@ def test_a_cell_frozen_halfway_through_a_lift_reports_the_unit_once_it_answers()
     assert c.units == -1 and abs(c.grams + 100) < 3
     assert c.t_start < 11.2 and c.t_settled > 42  # from the last quiet level to the true one
     assert named[15] == [0] and named[-1] == []  # named while frozen, not after
-    assert c.t_settled - c.t_start > SignalsConfig().instant_s  # not mistaken for a jump
     # without the filter the frozen halfway weight settles as a change of its own, and
-    # the true load comes back later as a second, instant one (what an offset jump does)
+    # the true load comes back later as a second one, a step as if from nowhere
     old, _ = frozen_mid_lift(0.0)
     assert len(old) == 2 and old[0].units == 0 and old[0].t_settled < 42
-    assert old[1].t_start > 41.5 and old[1].t_settled - old[1].t_start <= SignalsConfig().instant_s
-
-
-def test_an_offset_jump_settles_within_instant_s_and_a_hand_never_does() -> None:
-    rng = np.random.default_rng(3)
-    cfg = SignalsConfig()
-    jump = np.concatenate([steady(700, 10, rng), steady(1200, 10, rng)])[:, None]
-    (c,) = run(jump, [500.0], config=cfg)
-    assert c.units == 1 and c.t_settled - c.t_start <= cfg.instant_s
-    for seed in range(5):
-        r = np.random.default_rng(seed)
-        placed = np.concatenate(
-            [steady(700, 10, r), handle(700, 1200, 1.0 + seed * 0.5, r), steady(1200, 10, r)]
-        )[:, None]
-        (h,) = run(placed, [500.0], config=cfg)
-        assert h.units == 1 and h.t_settled - h.t_start > cfg.instant_s
+    assert old[1].t_start > 41.5 and old[1].grams < -100
 
 
 def test_the_weight_worker_reports_a_stuck_channel_in_health_until_it_answers() -> None:

@@ -181,27 +181,3 @@ def test_own_stock_labels_count_what_the_load_holds(
             assert book.level(0) == want_floor
         elif truth > 4:
             assert book.level(0) == "ok"
-
-
-@given(
-    label=st.sampled_from(STOCK_LABELS),
-    units=st.integers(-5, 5),
-    settle_s=st.floats(0.0, 1.15),
-)
-def test_a_step_that_moved_within_one_sample_never_moves_the_count(
-    label: str, units: int, settle_s: float
-) -> None:
-    book = StockBook([slot(0, capacity=20)], {0: 8})
-    book.instant_s = 1.15
-    grams = units * UG + 2.7  # an offset jump that happens to be whole units
-    upd = book.apply(0, label, units, grams=grams, level_g=8 * UG + grams, t=5.0, settle_s=settle_s)
-    assert upd.units == 8 and upd.label == "sensor_fault"
-    if label != "sensor_fault":
-        assert (upd.relabelled, upd.reason) == (label, "instant")
-    # a hand takes longer: the same change is stock
-    later = StockBook([slot(0, capacity=20)], {0: 8})
-    later.instant_s = 1.15
-    decided = "removal" if units < 0 else "return" if units > 0 else "none"
-    level = 8 * UG + grams
-    moved = later.apply(0, decided, units, grams=grams, level_g=level, t=5.0, settle_s=2.5)
-    assert moved.units == 8 + units and moved.label == decided
