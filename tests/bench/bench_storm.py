@@ -159,7 +159,7 @@ def storm(
         flush=True,
     )
     reader = make_key(store, Role.BACKEND)
-    fleet = [FleetUnit(d, tokens[d], encoded=batches) for d, batches in encoded.items() if batches]
+    fleet = [FleetUnit(d, tokens[d], batches) for d, batches in encoded.items() if batches]
     plan = ReadPlan(  # interest over the day before the outage: the same rows quiet or not
         stores=tuple((st, tuple(sorted(ss))) for st, ss in sorted(skus.items())),
         interest_since=(outage - timedelta(hours=24)).isoformat(),
@@ -173,7 +173,7 @@ def storm(
         watcher.start()
         quiet, quiet_errors = read_quietly(base, reader, readers, quiet_s, plan)
         report: FleetReport = run_fleet(
-            base, fleet, batch=batch, reader_token=reader, readers=readers, plan=plan
+            base, fleet, reader_token=reader, readers=readers, plan=plan
         )
         stop.set()
         watcher.join()

@@ -103,22 +103,25 @@ def encode_batch(device_id: str, events: list[dict[str, Any]]) -> Batch:
 
 @dataclass
 class FleetUnit:
-    """One unit's identity and backlog, oldest first.
-
-    ``encoded``: batches already encoded (a large backlog kept as compressed bodies,
-    about a twentieth of its events as dicts), sent first, each as it is; ``backlog``:
-    wire events as JSON-ready dicts, batched as they are drained.
-    """
+    """One unit's identity and backlog: its batches, oldest first, each encoded once
+    (a large backlog kept as compressed bodies, about a twentieth of its events as
+    dicts) and sent as it is until acked, as a unit's outbox does."""
 
     device_id: str
     token: str
-    backlog: list[dict[str, Any]] = field(default_factory=list)
-    encoded: list[Batch] = field(default_factory=list)
+    batches: list[Batch] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, device_id: str, token: str, events: list[dict[str, Any]], batch: int) -> FleetUnit:
+        """A unit whose backlog is ``events`` (wire events as JSON-ready dicts), ``batch``
+        to a request."""
+        chunks = (events[i : i + batch] for i in range(0, len(events), batch))
+        return cls(device_id, token, [encode_batch(device_id, c) for c in chunks])
 
     @property
     def events(self) -> int:
-        """Events in the backlog, encoded or not."""
-        return len(self.backlog) + sum(len(seqs) for seqs, _ in self.encoded)
+        """Events in the backlog."""
+        return sum(len(seqs) for seqs, _ in self.batches)
 
 
 def full_jitter(attempt: int, rng: random.Random) -> float:
@@ -127,12 +130,11 @@ def full_jitter(attempt: int, rng: random.Random) -> float:
 
 
 async def drain_unit(
-    client: httpx.AsyncClient, unit: FleetUnit, batch: int, report: FleetReport, seed: int
+    client: httpx.AsyncClient, unit: FleetUnit, report: FleetReport, seed: int
 ) -> None:
-    """Post the unit's backlog (its encoded batches first) until every event is acked."""
+    """Post the unit's batches, in order, until every event is acked."""
     rng = random.Random(seed)
-    encoded = list(unit.encoded)
-    pending = list(unit.backlog)
+    queue = list(unit.batches)
     failures = 0
     sent_before: set[int] = set()
     headers = {
@@ -140,16 +142,8 @@ async def drain_unit(
         "Content-Type": "application/json",
         "Content-Encoding": "gzip",
     }
-    made: Batch = ((), b"")  # the last body, sent again until acked
-    while encoded or pending:
-        if encoded:
-            made = encoded[0]
-        else:
-            chunk = pending[:batch]
-            key = tuple(ev["seq"] for ev in chunk)
-            if made[0] != key:  # encoded once per batch, not per try: a unit's CPU is not ours
-                made = encode_batch(unit.device_id, chunk)
-        seqs, body = set(made[0]), made[1]
+    while queue:
+        seqs, body = set(queue[0][0]), queue[0][1]
         report.posts += 1
         try:
             resp = await client.post("/v1/ingest/events", content=body, headers=headers)
@@ -173,12 +167,9 @@ async def drain_unit(
             # a 503 answered before the body was read delivered nothing
             report.resent_events += len(done & sent_before)
             report.acked_events += len(done)
-            if encoded:
-                if not seqs <= done:  # batches are all or nothing: a partial ack is a bug
-                    raise RuntimeError(f"{unit.device_id}: {len(seqs - done)} events not acked")
-                encoded.pop(0)
-            else:
-                pending = [ev for ev in pending if ev["seq"] not in done]
+            if not seqs <= done:  # batches are all or nothing: a partial ack is a bug
+                raise RuntimeError(f"{unit.device_id}: {len(seqs - done)} events not acked")
+            queue.pop(0)
             failures = 0
             continue
         if resp.status_code in (429, 503) and "retry-after" in resp.headers:
@@ -262,7 +253,7 @@ def _reader_process(
     out.put(asyncio.run(read_until(url, token, readers, stop, plan)))
 
 
-async def drain_all(url: str, units: list[FleetUnit], *, batch: int, seed: int) -> FleetReport:
+async def drain_all(url: str, units: list[FleetUnit], *, seed: int) -> FleetReport:
     """Drain every unit's backlog at once; the report (reads not included)."""
     report = FleetReport()
     limits = httpx.Limits(max_connections=len(units) + 10)
@@ -274,7 +265,7 @@ async def drain_all(url: str, units: list[FleetUnit], *, batch: int, seed: int) 
         shown = asyncio.create_task(_show_progress(report, total, t0))
         try:
             await asyncio.gather(
-                *(drain_unit(client, u, batch, report, seed + i) for i, u in enumerate(units))
+                *(drain_unit(client, u, report, seed + i) for i, u in enumerate(units))
             )
         finally:
             shown.cancel()
@@ -301,7 +292,6 @@ def run_fleet(
     url: str,
     units: list[FleetUnit],
     *,
-    batch: int,
     reader_token: str,
     readers: int,
     seed: int = 0,
@@ -317,7 +307,7 @@ def run_fleet(
     proc = ctx.Process(target=_reader_process, args=(url, reader_token, readers, stop, out, plan))
     proc.start()
     try:
-        report = asyncio.run(drain_all(url, units, batch=batch, seed=seed))
+        report = asyncio.run(drain_all(url, units, seed=seed))
     finally:
         stop.set()
     report.reads, report.read_errors = out.get(timeout=60)

@@ -21,11 +21,11 @@ def test_a_tiny_fleet_drains_through_admission_control(tmp_path: Path) -> None:
     )
     with serve(settings) as live:
         units = [
-            FleetUnit(d, register_unit(live.store, d), [event(d, s) for s in range(1, 121)])
+            FleetUnit.of(d, register_unit(live.store, d), [event(d, s) for s in range(1, 121)], 50)
             for d in (f"fleet-{i}" for i in range(6))
         ]
         reader = make_key(live.store, Role.BACKEND)
-        report = run_fleet(live.url, units, batch=50, reader_token=reader, readers=2)
+        report = run_fleet(live.url, units, reader_token=reader, readers=2)
         assert count_events(live.store) == 6 * 120
         assert report.acked_events == 6 * 120
         assert report.errors_5xx == 0 and report.read_errors == 0

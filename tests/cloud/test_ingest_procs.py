@@ -56,13 +56,11 @@ def test_ingest_processes_store_every_event_once_and_refuse_as_before(tmp_path: 
         for pid in pids:  # lower priority than the server that reads
             assert psutil.Process(pid).nice() == min(19, os.nice(0) + live.settings.ingest_nice)
         units = [
-            FleetUnit(
-                d, register_unit(live.store, d), [ev for ev in batch(d, range(1, 121))["events"]]
-            )
+            FleetUnit.of(d, register_unit(live.store, d), batch(d, range(1, 121))["events"], 40)
             for d in (f"proc-{i}" for i in range(6))
         ]
         reader = make_key(live.store, Role.BACKEND)
-        report = run_fleet(live.url, units, batch=40, reader_token=reader, readers=2)
+        report = run_fleet(live.url, units, reader_token=reader, readers=2)
         assert count_events(live.store) == 6 * 120
         assert report.acked_events == 6 * 120
         assert report.errors_5xx == 0 and report.read_errors == 0
@@ -176,10 +174,10 @@ def test_ingest_processes_on_postgresql_store_every_event_once(pg_url: str) -> N
     with serve(settings) as live:
         assert len(ingest_pids(live)) == 2
         units = [
-            FleetUnit(d, register_unit(live.store, d), batch(d, range(1, 101))["events"])
+            FleetUnit.of(d, register_unit(live.store, d), batch(d, range(1, 101))["events"], 30)
             for d in (f"pg-{i}" for i in range(5))
         ]
         reader = make_key(live.store, Role.BACKEND)
-        report = run_fleet(live.url, units, batch=30, reader_token=reader, readers=2)
+        report = run_fleet(live.url, units, reader_token=reader, readers=2)
         assert count_events(live.store) == 5 * 100
         assert report.acked_events == 5 * 100 and report.errors_5xx == 0
